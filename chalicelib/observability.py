@@ -1,0 +1,108 @@
+"""Structured logs and metrics (powertools), with secrets redacted before any line is written."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "ephemera"
+REDACTED = "[redacted]"
+# Keys whose values never reach a log line, however they got there (PROTOCOL field names and
+# the usual suspects). Error codes are logged as `error_code`, never `code`.
+SENSITIVE_KEYS = frozenset({
+    "access_token", "authorization", "body", "code", "cookie", "jwt_secret", "otp",
+    "password", "refresh_token", "secret", "ticket", "token",
+})
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter, minus the values of sensitive keys at any depth."""
+
+    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
+        return super().serialize(redact(log))
+
+
+def redact(value: Any) -> Any:
+    """A copy of `value` with every sensitive key's value replaced by a marker."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if str(key).lower() in SENSITIVE_KEYS else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(item) for item in value]
+    return value
+
+
+logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
+# Flushing without a namespace raises, so there is always one.
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Ephemera"), service=SERVICE
+)
+
+
+def set_user(user_id: str) -> None:
+    """Tag the rest of this invocation's log lines with the authenticated user."""
+    logger.append_keys(user_id=user_id)
+
+
+def log_invocation(event: Any, get_response: Callable[[Any], Any]) -> Any:
+    """Chalice middleware for every handler: one log line and the metrics per invocation."""
+    logger.clear_state()  # appended keys are shared state: start each invocation clean
+    logger.append_keys(**describe_event(event))
+    started = time.perf_counter()
+    status: int | None = None
+    try:
+        response = get_response(event)
+        status = _status_of(response)
+        return response
+    except Exception:
+        status = 500
+        logger.exception("invocation failed")
+        raise
+    finally:
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        logger.info("invocation", extra={"status": status, "duration_ms": duration_ms})
+        metrics.add_metric(name="Invocations", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=duration_ms)
+        if status is not None and status >= 500:
+            metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+        metrics.flush_metrics()
+        logger.clear_state()
+
+
+def describe_event(event: Any) -> dict[str, Any]:
+    """Request id and route of a Chalice event (REST request, WebSocket event or schedule)."""
+    if event is None:  # a REST event Chalice could not route
+        return {"route": "unknown"}
+    context = getattr(event, "context", None)
+    if hasattr(event, "method") and isinstance(context, dict):  # chalice.app.Request
+        return {
+            "request_id": context.get("requestId"),
+            "route": f"{event.method} {context.get('resourcePath')}",
+        }
+    if hasattr(event, "connection_id"):  # chalice.app.WebsocketEvent
+        request_context = event.to_dict().get("requestContext", {})
+        return {
+            "request_id": request_context.get("requestId"),
+            "route": request_context.get("routeKey"),
+            "connection_id": event.connection_id,
+        }
+    return {  # scheduled and other Lambda events
+        "request_id": getattr(context, "aws_request_id", None),
+        "route": type(event).__name__,
+    }
+
+
+def _status_of(response: Any) -> int | None:
+    if hasattr(response, "status_code"):
+        return int(response.status_code)
+    if isinstance(response, dict) and "statusCode" in response:
+        return int(response["statusCode"])
+    return None

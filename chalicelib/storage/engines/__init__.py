@@ -1,0 +1,23 @@
+"""Pick the engine for a database URL's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chalicelib.config import DatabaseSettings
+from chalicelib.storage.engines.base import Connection, Cursor, Engine, Row
+
+__all__ = ["Connection", "Cursor", "Engine", "Row", "create_engine"]
+
+
+def create_engine(
+    settings: DatabaseSettings, *, password: Callable[[], str | None] | None = None
+) -> Engine:
+    """The engine for `settings`; imports only the driver it needs (cold starts)."""
+    if settings.engine == "mysql":
+        from chalicelib.storage.engines.mysql import MysqlEngine
+
+        return MysqlEngine(settings, password=password)
+    from chalicelib.storage.engines.sqlite import SqliteEngine
+
+    return SqliteEngine(settings)

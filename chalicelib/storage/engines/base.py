@@ -1,0 +1,70 @@
+"""The dialect seam: every difference between MySQL/MariaDB and SQLite lives in an engine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+class Cursor(Protocol):
+    """The DB-API cursor subset storage code uses. SQL is written with `%s` placeholders."""
+
+    rowcount: int
+    lastrowid: int | None
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
+    def fetchone(self) -> Row | None: ...
+    def fetchall(self) -> Sequence[Row]: ...
+    def close(self) -> None: ...
+
+
+class Connection(Protocol):
+    """The DB-API connection subset the `Database` uses."""
+
+    def cursor(self) -> Cursor: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Engine(ABC):
+    """One object per database kind, holding every dialect difference (Synapse's pattern)."""
+
+    name: str
+
+    @abstractmethod
+    def connect(self) -> Connection:
+        """Open a new connection with autocommit off and rows as dicts."""
+
+    @abstractmethod
+    def begin(self, cur: Cursor, *, write: bool) -> None:
+        """Start a transaction; `write` ones take the write lock up front where that matters."""
+
+    @abstractmethod
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        """True when `exc` is a unique or primary key violation."""
+
+    @abstractmethod
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """True when `exc` means the connection is dead and a new one may succeed."""
+
+    @abstractmethod
+    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str) -> int | None:
+        """Take the conversation's next seq if `member_id` is a participant, else None.
+
+        One statement: the membership check is folded into the counter update, and the new
+        value comes back without a second query.
+        """
+
+    def prepare_schema(self, cur: Cursor) -> None:  # noqa: B027 - optional hook
+        """Run before migrations (e.g. set the database's default character set)."""
+
+    @contextmanager
+    def migration_lock(self, cur: Cursor) -> Iterator[None]:
+        """Keep two migrators apart; engines whose write transactions suffice do nothing."""
+        yield

@@ -1,0 +1,90 @@
+"""MySQL 8 / MariaDB 10.11 through PyMySQL (production: RDS or Aurora, via RDS Proxy)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pymysql
+import pymysql.cursors
+
+from chalicelib.config import DatabaseSettings
+from chalicelib.storage.engines.base import Connection, Cursor, Engine
+
+ER_DUP_ENTRY = 1062
+# Codes that mean "this connection is dead": server gone away, lost connection, killed
+# (MariaDB 1927), dropped for inactivity (MySQL 4031), and the client-side "not connected".
+DISCONNECT_CODES = frozenset({2006, 2013, 2014, 2045, 2055, 1927, 4031})
+MIGRATION_LOCK = "ephemera.migrate"
+
+
+class MysqlEngine(Engine):
+    name = "mysql"
+
+    def __init__(
+        self, settings: DatabaseSettings, *, password: Callable[[], str | None] | None = None
+    ) -> None:
+        self._settings = settings
+        # Called on every connect, so a rotated secret is picked up when a connection is replaced.
+        self._password = password or (lambda: settings.password)
+
+    def connect(self) -> Connection:
+        return pymysql.connect(
+            host=self._settings.host,
+            port=self._settings.port,
+            user=self._settings.user,
+            password=self._password() or "",
+            database=self._settings.name,
+            charset="utf8mb4",
+            autocommit=False,
+            cursorclass=pymysql.cursors.DictCursor,
+            connect_timeout=5,
+            # READ COMMITTED: a statement sees what others committed before it, so the loser of
+            # a unique-key race can read the winner's row in the same transaction; it also
+            # takes no gap locks, which keeps the expiry engine's deletes out of the send path.
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        )
+
+    def begin(self, cur: Cursor, *, write: bool) -> None:
+        cur.execute("BEGIN")
+
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        return isinstance(exc, pymysql.err.IntegrityError) and _code(exc) == ER_DUP_ENTRY
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        if isinstance(exc, pymysql.err.InterfaceError):
+            return True  # PyMySQL's "(0, '')": the socket is already closed on our side
+        return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in DISCONNECT_CODES
+
+    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str) -> int | None:
+        # LAST_INSERT_ID(expr) hands the new value back in the OK packet (cursor.lastrowid):
+        # one round trip, and no row updated when the sender is not a participant.
+        cur.execute(
+            "UPDATE conversations c"
+            " JOIN participants p ON p.conversation_id = c.id AND p.user_id = %s"
+            " SET c.last_seq = LAST_INSERT_ID(c.last_seq + 1)"
+            " WHERE c.id = %s",
+            (member_id, conversation_id),
+        )
+        return int(cur.lastrowid) if cur.rowcount == 1 else None
+
+    def prepare_schema(self, cur: Cursor) -> None:
+        # Tables inherit the database default: 4-byte UTF-8 for bodies and byte-wise
+        # comparison for ids, phones and client_msg_id (as in SQLite).
+        cur.execute("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+
+    @contextmanager
+    def migration_lock(self, cur: Cursor) -> Iterator[None]:
+        # MySQL DDL commits implicitly, so a transaction cannot keep two migrators apart.
+        cur.execute("SELECT GET_LOCK(%s, 60) AS got", (MIGRATION_LOCK,))
+        if (cur.fetchone() or {}).get("got") != 1:
+            raise TimeoutError("another migration holds the lock")
+        try:
+            yield
+        finally:
+            cur.execute("SELECT RELEASE_LOCK(%s)", (MIGRATION_LOCK,))
+            cur.fetchall()
+
+
+def _code(exc: BaseException) -> int | None:
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None

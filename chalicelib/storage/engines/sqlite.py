@@ -1,0 +1,112 @@
+"""Embedded SQLite: the zero-set-up database of `make run`. Never deployed as a backend."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import DatabaseSettings
+from chalicelib.storage.engines.base import Connection, Cursor, Engine, Row
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class SqliteCursor:
+    """Adapts sqlite3 to the storage code's dialect: `%s` placeholders and dict rows."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self._cursor.lastrowid
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> SqliteCursor:
+        self._cursor.execute(sql.replace("%s", "?"), tuple(params))
+        return self
+
+    def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> SqliteCursor:
+        self._cursor.executemany(sql.replace("%s", "?"), [tuple(p) for p in params])
+        return self
+
+    def fetchone(self) -> Row | None:
+        row = self._cursor.fetchone()
+        return dict(row) if row is not None else None
+
+    def fetchall(self) -> list[Row]:
+        return [dict(row) for row in self._cursor.fetchall()]
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
+class SqliteConnection:
+    """A sqlite3 connection in autocommit mode: transactions are begun explicitly."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def cursor(self) -> SqliteCursor:
+        return SqliteCursor(self._connection.cursor())
+
+    def commit(self) -> None:
+        if self._connection.in_transaction:
+            self._connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._connection.in_transaction:
+            self._connection.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class SqliteEngine(Engine):
+    name = "sqlite"
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self._path = settings.path
+
+    def connect(self) -> Connection:
+        if self._path != ":memory:":
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            self._path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
+        connection.row_factory = sqlite3.Row
+        # WAL lets readers run beside the one writer; busy_timeout makes writers queue.
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        return SqliteConnection(connection)
+
+    def begin(self, cur: Cursor, *, write: bool) -> None:
+        # IMMEDIATE takes the write lock now: a deferred transaction that later writes can
+        # fail with SQLITE_BUSY instead of waiting its turn.
+        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def is_duplicate_key(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError) and getattr(
+            exc, "sqlite_errorname", ""
+        ) in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        return False  # a file has no connection to lose
+
+    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str) -> int | None:
+        cur.execute(
+            "UPDATE conversations SET last_seq = last_seq + 1"
+            " WHERE id = %s AND EXISTS ("
+            "   SELECT 1 FROM participants WHERE conversation_id = %s AND user_id = %s)"
+            " RETURNING last_seq",
+            (conversation_id, conversation_id, member_id),
+        )
+        rows = cur.fetchall()  # drain RETURNING so the statement is finished before COMMIT
+        return int(rows[0]["last_seq"]) if rows else None

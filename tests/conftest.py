@@ -1,0 +1,150 @@
+"""Shared fixtures: a throwaway MariaDB database per run, fresh SQLite files, fixed clocks.
+
+MariaDB is not optional: without a reachable server the run stops with an error (never a skip).
+Tables are emptied before each test instead of rolling back, because the code under test
+commits its own transactions.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from chalicelib import bootstrap
+from chalicelib.clock import FixedClock
+from chalicelib.config import DatabaseSettings, parse_database_url
+from chalicelib.storage.database import Database
+from chalicelib.storage.engines import create_engine
+from chalicelib.storage.migrate import migrate
+
+# The server, not a database: each run makes its own database on it and drops it at the end.
+MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+KEEP_TABLES = {"schema_migrations"}
+
+
+def _server_settings() -> DatabaseSettings:
+    return parse_database_url(MYSQL_SERVER_URL.rstrip("/") + "/mysql")
+
+
+def _server_connection() -> pymysql.connections.Connection:
+    settings = _server_settings()
+    return pymysql.connect(
+        host=settings.host, port=settings.port, user=settings.user,
+        password=settings.password or "", autocommit=True, connect_timeout=5,
+    )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    try:
+        _server_connection().close()
+    except pymysql.err.MySQLError as exc:
+        pytest.exit(
+            f"MariaDB is required for the tests and is not reachable at {MYSQL_SERVER_URL}"
+            f" ({exc}). Start it (see README) or point TEST_MYSQL_URL at one.",
+            returncode=1,
+        )
+
+
+class MysqlServer:
+    """Creates and drops throwaway databases on the test server."""
+
+    def create_database(self, prefix: str = "ephemera_test") -> str:
+        name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
+        with _server_connection() as connection, connection.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        with _server_connection() as connection, connection.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+    def url(self, name: str) -> str:
+        return f"{MYSQL_SERVER_URL.rstrip('/')}/{name}"
+
+    def connect(self, name: str) -> pymysql.connections.Connection:
+        """A plain autocommit connection, for tests that check the database with plain SQL."""
+        settings = parse_database_url(self.url(name))
+        return pymysql.connect(
+            host=settings.host, port=settings.port, user=settings.user,
+            password=settings.password or "", database=name, autocommit=True,
+            cursorclass=pymysql.cursors.DictCursor, charset="utf8mb4",
+        )
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> MysqlServer:
+    return MysqlServer()
+
+
+@pytest.fixture(scope="session")
+def mysql_database(mysql_server: MysqlServer) -> Iterator[str]:
+    """The run's migrated MariaDB database, dropped at the end of the run."""
+    name = mysql_server.create_database()
+    engine = create_engine(parse_database_url(mysql_server.url(name)))
+    migrate(engine)
+    yield name
+    mysql_server.drop_database(name)
+
+
+@pytest.fixture
+def empty_mysql_database(mysql_server: MysqlServer) -> Iterator[str]:
+    """A database with no schema at all, dropped after the test."""
+    name = mysql_server.create_database("ephemera_empty")
+    yield name
+    mysql_server.drop_database(name)
+
+
+@pytest.fixture
+def mysql_db(mysql_server: MysqlServer, mysql_database: str) -> Iterator[Database]:
+    """A `Database` on the run's MariaDB database, every table emptied first."""
+    with mysql_server.connect(mysql_database) as connection, connection.cursor() as cur:
+        cur.execute("SHOW TABLES")
+        for row in cur.fetchall():
+            table = next(iter(row.values()))
+            if table not in KEEP_TABLES:
+                cur.execute(f"DELETE FROM `{table}`")
+    db = Database(create_engine(parse_database_url(mysql_server.url(mysql_database))))
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    """A `Database` on a fresh, migrated SQLite file."""
+    engine = create_engine(parse_database_url(f"sqlite:///{tmp_path / 'ephemera.db'}"))
+    migrate(engine)
+    db = Database(engine)
+    yield db
+    db.close()
+
+
+@pytest.fixture(params=["mysql", "sqlite"])
+def db(request: pytest.FixtureRequest) -> Database:
+    """The storage contract runs on both engines: each test taking `db` runs twice."""
+    return request.getfixturevalue(f"{request.param}_db")
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def app_env(
+    monkeypatch: pytest.MonkeyPatch, mysql_server: MysqlServer, mysql_database: str,
+    mysql_db: Database,
+) -> Iterator[str]:
+    """Environment for invoking `app.py` against the run's MariaDB database (stage local)."""
+    monkeypatch.setenv("STAGE", "local")
+    monkeypatch.setenv("DATABASE_URL", mysql_server.url(mysql_database))
+    monkeypatch.setenv("JWT_SECRET", TEST_JWT_SECRET)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "EphemeraTest")
+    bootstrap.reset()
+    yield mysql_database
+    bootstrap.reset()
