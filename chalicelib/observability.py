@@ -83,8 +83,9 @@ def describe_event(event: Any) -> dict[str, Any]:
         return {"route": "unknown"}
     context = getattr(event, "context", None)
     if hasattr(event, "method") and isinstance(context, dict):  # chalice.app.Request
+        lambda_request_id = getattr(getattr(event, "lambda_context", None), "aws_request_id", None)
         return {
-            "request_id": context.get("requestId"),
+            "request_id": context.get("requestId") or lambda_request_id,
             "route": f"{event.method} {context.get('resourcePath')}",
         }
     if hasattr(event, "connection_id"):  # chalice.app.WebsocketEvent

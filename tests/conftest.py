@@ -7,10 +7,13 @@ commits its own transactions.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
@@ -148,3 +151,17 @@ def app_env(
     bootstrap.reset()
     yield mysql_database
     bootstrap.reset()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """What the real powertools handler writes, parsed: call it to get the lines so far."""
+    from chalicelib.observability import logger
+
+    handler = logger.registered_handler
+    buffer = io.StringIO()
+    original = handler.setStream(buffer)
+    logger.clear_state()
+    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+    handler.setStream(original)
+    logger.clear_state()

@@ -1,0 +1,49 @@
+"""Log lines are structured, tagged per invocation, and never carry secrets or bodies."""
+
+from __future__ import annotations
+
+import json
+
+from chalicelib.observability import REDACTED, logger, redact, set_user
+
+
+def test_sensitive_keys_are_redacted_at_any_depth():
+    record = {
+        "message": "sent",
+        "body": "hello there",
+        "frame": {"action": "send", "Body": "hi", "ticket": "t.k.n"},
+        "items": [{"code": "123456"}, {"seq": 4}],
+        "seq": 4,
+    }
+
+    assert redact(record) == {
+        "message": "sent",
+        "body": REDACTED,
+        "frame": {"action": "send", "Body": REDACTED, "ticket": REDACTED},
+        "items": [{"code": REDACTED}, {"seq": 4}],
+        "seq": 4,
+    }
+
+
+def test_the_logger_writes_no_secret_even_when_handed_one(log_lines):
+    logger.info("verify", extra={
+        "otp": "424242", "refresh_token": "rt-abcdef", "access_token": "at-ghijkl",
+        "authorization": "Bearer zzz-top-secret", "password": "hunter2", "seq": 9,
+    })
+
+    (line,) = log_lines()
+    for secret in ("424242", "rt-abcdef", "at-ghijkl", "zzz-top-secret", "hunter2"):
+        assert secret not in json.dumps(line)
+    assert line["seq"] == 9
+    assert line["otp"] == REDACTED
+
+
+def test_set_user_tags_the_following_lines(log_lines):
+    set_user("01USER")
+    logger.info("did a thing")
+    logger.clear_state()
+    logger.info("next invocation")
+
+    first, second = log_lines()
+    assert first["user_id"] == "01USER"
+    assert "user_id" not in second
