@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chalicelib.observability import REDACTED, logger, redact, set_user
+from chalicelib.observability import REDACTED, describe_event, logger, redact, set_user
 
 
 def test_sensitive_keys_are_redacted_at_any_depth():
@@ -47,3 +47,18 @@ def test_set_user_tags_the_following_lines(log_lines):
     first, second = log_lines()
     assert first["user_id"] == "01USER"
     assert "user_id" not in second
+
+
+def test_websocket_events_are_described_by_route_key_and_connection():
+    from chalice.app import WebsocketEvent
+
+    event = WebsocketEvent({
+        "requestContext": {"routeKey": "$default", "connectionId": "L0SM9cOFvHcCIhw=",
+                           "domainName": "abc.execute-api.eu-west-1.amazonaws.com",
+                           "stage": "api", "requestId": "req-1", "apiId": "abc"},
+        "body": '{"action": "send", "body": "secret words"}',
+    }, None)
+
+    assert describe_event(event) == {
+        "request_id": "req-1", "route": "$default", "connection_id": "L0SM9cOFvHcCIhw=",
+    }
