@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,15 @@ def test_statements_split_on_semicolons_at_line_ends_and_skip_comment_lines(tmp_
 
     assert migration.statements() == ["CREATE TABLE a (\n id INTEGER\n)",
                                       "CREATE INDEX a_id ON a (id)"]
+
+
+def test_the_migrate_command_applies_then_reports_nothing_to_do(tmp_path):
+    env = {**os.environ, "STAGE": "local", "JWT_SECRET": "j" * 40,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+
+    def run() -> str:
+        return subprocess.run([sys.executable, "-m", "chalicelib.storage.migrate"], env=env,
+                              check=True, capture_output=True, text=True).stdout
+
+    assert run().startswith(f"applied {len(available_migrations())} migration(s)")
+    assert run().startswith("applied 0 migration(s): none; schema at " + latest_version())
