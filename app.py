@@ -3,22 +3,112 @@
 from __future__ import annotations
 
 from chalice import Chalice, Rate, Response
+from chalice.app import WebsocketEvent
 
 from chalicelib import bootstrap, observability
-from chalicelib.replies import json_response, rest
-from chalicelib.services import expiry, health
+from chalicelib.errors import EphemeraError
+from chalicelib.inputs import json_object, source_ip
+from chalicelib.replies import handshake_refusal, json_response, no_content, rest
+from chalicelib.services import expiry, health, sockets
+from chalicelib.services.auth import Principal
 
 bootstrap.fail_fast_in_lambda()
 app = Chalice(app_name="ephemera")
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(observability.log_invocation, "all")
+
+
+def body() -> dict:
+    return json_object(app.current_request.raw_body)
+
+
+def caller() -> Principal:
+    return bootstrap.get_auth().authenticate(app.current_request.headers.get("authorization"))
 
 
 @app.route("/health", methods=["GET"])
 @rest
 def get_health() -> Response:
     report = health.check(bootstrap.get_db())
-    body = {"ok": report.ok, "schema_version": report.schema_version}
-    return json_response(body, status=200 if report.ok else 503)
+    reply = {"ok": report.ok, "schema_version": report.schema_version}
+    return json_response(reply, status=200 if report.ok else 503)
+
+
+# --- authentication ---------------------------------------------------------------------
+
+
+@app.route("/auth/otp", methods=["POST"])
+@rest
+def request_code() -> Response:
+    ip = source_ip(app.current_request.context)
+    reply = bootstrap.get_auth().request_code(body().get("phone"), client_ip=ip)
+    return json_response(reply, status=202)
+
+
+@app.route("/auth/verify", methods=["POST"])
+@rest
+def verify_code() -> Response:
+    fields = body()
+    session = bootstrap.get_auth().verify_code(
+        fields.get("challenge_id"), fields.get("code"), fields.get("device_name"))
+    return json_response(session.to_reply())
+
+
+@app.route("/auth/refresh", methods=["POST"])
+@rest
+def refresh_session() -> Response:
+    session = bootstrap.get_auth().refresh(body().get("refresh_token"))
+    return json_response(session.to_reply())
+
+
+@app.route("/auth/logout", methods=["POST"])
+@rest
+def logout() -> Response:
+    bootstrap.get_auth().logout(caller())
+    return no_content()
+
+
+@app.route("/devices", methods=["GET"])
+@rest
+def list_devices() -> Response:
+    return json_response({"devices": bootstrap.get_auth().list_devices(caller())})
+
+
+@app.route("/devices/{device_id}", methods=["DELETE"])
+@rest
+def revoke_device(device_id: str) -> Response:
+    bootstrap.get_auth().revoke_device(caller(), device_id)
+    return no_content()
+
+
+@app.route("/ws/ticket", methods=["POST"])
+@rest
+def issue_ticket() -> Response:
+    reply = bootstrap.get_auth().issue_ticket(caller(), bootstrap.ws_public_url())
+    return json_response(reply)
+
+
+# --- WebSocket --------------------------------------------------------------------------
+
+
+@app.on_ws_connect()
+def ws_connect(event: WebsocketEvent) -> Response:
+    query = event.to_dict().get("queryStringParameters") or {}
+    try:
+        sockets.open_connection(query.get("ticket"), event.connection_id,
+                                db=bootstrap.get_db(), tokens=bootstrap.get_tokens(),
+                                clock=bootstrap.get_clock())
+    except EphemeraError as error:
+        return handshake_refusal(error)
+    return Response(body="", status_code=200)
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: WebsocketEvent) -> None:
+    sockets.close_connection(event.connection_id, db=bootstrap.get_db())
+
+
+# --- schedule ---------------------------------------------------------------------------
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="scheduled_cleanup")

@@ -9,8 +9,15 @@ from __future__ import annotations
 import os
 from functools import cache
 
+from chalicelib.adapters.push import ApiGatewayPush, Push
+from chalicelib.adapters.sms import OutboxSmsSender, SmsSender, SnsSmsSender
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Config
+from chalicelib.crypto import Keys
+from chalicelib.errors import ConfigError
+from chalicelib.services.auth import AuthService
+from chalicelib.services.limits import Limiter, NoLimits
+from chalicelib.services.tokens import Tokens
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 
@@ -37,6 +44,57 @@ def get_db() -> Database:
     return Database(create_engine(settings, password=password))
 
 
+@cache
+def get_keys() -> Keys:
+    config = get_config()
+    if config.jwt_secret is not None:
+        return Keys.from_secret(config.jwt_secret)
+    from chalicelib.adapters.secrets import get_secret_string
+
+    return Keys.from_secret(get_secret_string(config.jwt_secret_arn or ""))
+
+
+@cache
+def get_tokens() -> Tokens:
+    config = get_config()
+    return Tokens(key=get_keys().jwt, issuer=config.jwt_issuer, audience=config.jwt_audience,
+                  clock=get_clock())
+
+
+@cache
+def get_sms() -> SmsSender:
+    config = get_config()
+    if config.sms_mode == "console":
+        return OutboxSmsSender(db=get_db(), clock=get_clock(), stage=config.stage)
+    return SnsSmsSender()
+
+
+@cache
+def get_push() -> Push:
+    return ApiGatewayPush(get_config().ws_management_endpoint)
+
+
+@cache
+def get_limiter() -> Limiter:
+    return NoLimits()
+
+
+@cache
+def get_auth() -> AuthService:
+    return AuthService(
+        db=get_db(), clock=get_clock(), keys=get_keys(), tokens=get_tokens(), sms=get_sms(),
+        push=get_push(), limiter=get_limiter(),
+        allowed_countries=get_config().otp_allowed_countries,
+    )
+
+
+def ws_public_url() -> str:
+    url = get_config().ws_public_url
+    if not url:
+        raise ConfigError("WS_PUBLIC_URL must be set to hand out WebSocket tickets")
+    return url
+
+
 def fail_fast_in_lambda() -> None:
     """In a Lambda, read the configuration during the cold start, so a missing or malformed
     variable fails the init with its name instead of the first request."""
@@ -44,9 +102,13 @@ def fail_fast_in_lambda() -> None:
         get_config()
 
 
+ACCESSORS = (get_config, get_clock, get_db, get_keys, get_tokens, get_sms, get_push,
+             get_limiter, get_auth)
+
+
 def reset() -> None:
     """Close and forget every cached collaborator (tests that change the environment)."""
     if get_db.cache_info().currsize:
         get_db().close()
-    for accessor in (get_config, get_clock, get_db):
+    for accessor in ACCESSORS:
         accessor.cache_clear()

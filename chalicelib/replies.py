@@ -44,6 +44,17 @@ def error_frame(error: EphemeraError, req: Any = None) -> dict[str, Any]:
     return frame
 
 
+def handshake_refusal(error: EphemeraError) -> Response:
+    """How `$connect` refuses: API Gateway answers the upgrade with this status (401, 403,
+    429), and nothing reaches the client but the status."""
+    status = error.status if error.status in (401, 403, 429) else 500
+    return Response(body="", status_code=status)
+
+
+def no_content() -> Response:
+    return Response(body="", status_code=204)
+
+
 def rest(view: Callable[P, Response]) -> Callable[P, Response]:
     """Wrap a route so domain errors become their reply and anything else a logged 500.
 

@@ -25,6 +25,11 @@ from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
 
+# Chalice's WebSocket handlers need a region; boto3 clients need (dummy) credentials.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
 # The server, not a database: each run makes its own database on it and drops it at the end.
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
 TEST_JWT_SECRET = "test-secret-" + "x" * 40

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chalicelib.storage.database import Transaction
 
@@ -22,7 +22,6 @@ class Device:
     user_id: str
     name: str
     token_version: int
-    refresh_hash: str | None
     created_at: int
     last_used_at: int
     revoked_at: int | None
@@ -56,19 +55,67 @@ def get_user_by_phone(txn: Transaction, phone: str) -> User | None:
 
 def insert_device(txn: Transaction, device: Device) -> None:
     txn.execute(
-        "INSERT INTO devices (id, user_id, name, token_version, refresh_hash, created_at,"
-        " last_used_at, revoked_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (device.id, device.user_id, device.name, device.token_version, device.refresh_hash,
-         device.created_at, device.last_used_at, device.revoked_at),
+        "INSERT INTO devices (id, user_id, name, token_version, created_at, last_used_at,"
+        " revoked_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (device.id, device.user_id, device.name, device.token_version, device.created_at,
+         device.last_used_at, device.revoked_at),
     )
 
 
 def get_device(txn: Transaction, device_id: str) -> Device | None:
     txn.execute(
-        "SELECT id, user_id, name, token_version, refresh_hash, created_at, last_used_at,"
-        " revoked_at FROM devices WHERE id = %s",
+        "SELECT id, user_id, name, token_version, created_at, last_used_at, revoked_at"
+        " FROM devices WHERE id = %s",
         (device_id,),
     )
     row = txn.fetchone()
     return Device(**row) if row else None
 
+
+
+def get_or_create_user(txn: Transaction, *, new_id: str, phone: str, now_ms: int,
+                       activate: bool) -> User:
+    """The user with `phone`, created (pending, or active if `activate`) when there is none.
+
+    A concurrent creator may win the unique phone key: then its row is read instead.
+    """
+    existing = get_user_by_phone(txn, phone)
+    if existing is None:
+        user = User(id=new_id, phone=phone, created_at=now_ms,
+                    activated_at=now_ms if activate else None, last_seen_at=None)
+        try:
+            insert_user(txn, user)
+            return user
+        except Exception as exc:
+            if not txn.engine.is_duplicate_key(exc):
+                raise
+        existing = get_user_by_phone(txn, phone)
+        assert existing is not None  # the row that beat us to the key
+    if activate and existing.activated_at is None:
+        txn.execute("UPDATE users SET activated_at = %s WHERE id = %s AND activated_at IS NULL",
+                    (now_ms, existing.id))
+        existing = replace(existing, activated_at=now_ms)
+    return existing
+
+
+def list_live_devices(txn: Transaction, user_id: str) -> list[Device]:
+    txn.execute(
+        "SELECT id, user_id, name, token_version, created_at, last_used_at, revoked_at"
+        " FROM devices WHERE user_id = %s AND revoked_at IS NULL ORDER BY created_at, id",
+        (user_id,),
+    )
+    return [Device(**row) for row in txn.fetchall()]
+
+
+def revoke_device(txn: Transaction, device_id: str, now_ms: int) -> bool:
+    """Revoke now: bumping token_version voids every access token already issued."""
+    txn.execute(
+        "UPDATE devices SET revoked_at = %s, token_version = token_version + 1"
+        " WHERE id = %s AND revoked_at IS NULL",
+        (now_ms, device_id),
+    )
+    return txn.rowcount == 1
+
+
+def touch_device(txn: Transaction, device_id: str, now_ms: int) -> None:
+    txn.execute("UPDATE devices SET last_used_at = %s WHERE id = %s", (now_ms, device_id))

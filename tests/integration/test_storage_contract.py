@@ -62,7 +62,7 @@ def send(db, conversation, sender, *, expires_at: int, body: str = "hi") -> Mess
 def test_users_and_devices_read_back_as_written(db):
     alice = make_user(db, "+14155550101")
     device = Device(id=new_id(), user_id=alice.id, name="phone", token_version=0,
-                    refresh_hash="ab" * 32, created_at=NOW, last_used_at=NOW, revoked_at=None)
+                    created_at=NOW, last_used_at=NOW, revoked_at=None)
     db.run_transaction("test.insert_device", users.insert_device, device)
 
     assert db.run_read("t", users.get_user, alice.id) == alice

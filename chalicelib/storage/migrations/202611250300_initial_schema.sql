@@ -17,13 +17,12 @@ CREATE TABLE users (
 CREATE UNIQUE INDEX users_phone ON users (phone);
 
 -- A logged-in device. `token_version` is in every access token and checked on every request,
--- so bumping it (or setting revoked_at) revokes at once. The refresh token is stored hashed.
+-- so bumping it (or setting revoked_at) revokes at once.
 CREATE TABLE devices (
     id VARCHAR(26) NOT NULL PRIMARY KEY,
     user_id VARCHAR(26) NOT NULL,
     name VARCHAR(64) NOT NULL,
     token_version INTEGER NOT NULL DEFAULT 0,
-    refresh_hash CHAR(64) NULL,
     created_at BIGINT NOT NULL,
     last_used_at BIGINT NOT NULL,
     revoked_at BIGINT NULL

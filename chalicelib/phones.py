@@ -1,0 +1,35 @@
+"""Phone numbers in any common format, normalised to E.164 with libphonenumber."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from chalicelib.errors import InvalidInput
+
+# Numbers that can receive an SMS. (libphonenumber cannot tell US and Canadian mobiles from
+# landlines, hence FIXED_LINE_OR_MOBILE.)
+SMS_CAPABLE = frozenset({
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+})
+MAX_INPUT_LENGTH = 32
+
+
+def normalize_phone(raw: object, allowed_countries: tuple[str, ...] = ()) -> str:
+    """The E.164 form of `raw` ("+14155550101"), or `InvalidInput` if it is not a valid
+    mobile number in international form (or is outside `allowed_countries`, when given)."""
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_INPUT_LENGTH:
+        raise InvalidInput("phone must be a phone number in international form, e.g. +14155550101")
+    text = raw.strip()
+    if text.startswith("00"):  # the international call prefix most of the world dials
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidInput("phone is not a number in international form (+country code)") from exc
+    is_mobile = phonenumbers.number_type(number) in SMS_CAPABLE
+    if not phonenumbers.is_valid_number(number) or not is_mobile:
+        raise InvalidInput("phone is not a valid mobile number")
+    if allowed_countries and phonenumbers.region_code_for_number(number) not in allowed_countries:
+        raise InvalidInput("we cannot send codes to numbers in that country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,258 @@
+"""Phone login with one-time codes, per-device sessions, refresh rotation and revocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.adapters.push import Push
+from chalicelib.adapters.sms import SmsSender
+from chalicelib.clock import Clock
+from chalicelib.crypto import Keys, keyed_hash, random_digits, random_token, same, sha256_hex
+from chalicelib.errors import InvalidInput, NotFound, Unauthorized
+from chalicelib.ids import new_id
+from chalicelib.observability import logger, set_user
+from chalicelib.phones import normalize_phone
+from chalicelib.services.limits import Limiter
+from chalicelib.services.tokens import ACCESS_TTL_S, TICKET_TTL_S, Tokens
+from chalicelib.storage import connections, otp, sessions, users
+from chalicelib.storage.database import Database, Transaction
+from chalicelib.storage.otp import OtpChallenge
+from chalicelib.storage.sessions import RefreshToken
+from chalicelib.storage.users import Device, User
+
+OTP_LENGTH = 6
+OTP_TTL_S = 5 * 60
+OTP_ATTEMPTS = 5
+RESEND_AFTER_S = 30
+REFRESH_TTL_S = 30 * 24 * 3600
+DEVICE_NAME_MAX = 64
+MAX_TOKEN_LENGTH = 4096
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an authenticated user on one of their devices."""
+
+    user_id: str
+    device_id: str
+
+
+@dataclass(frozen=True)
+class Session:
+    """A fresh token pair for one device."""
+
+    access_token: str
+    refresh_token: str
+    user: User
+    device_id: str
+
+    def to_reply(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "refresh_token": self.refresh_token,
+            "expires_in": ACCESS_TTL_S,
+            "user": {"id": self.user.id, "phone": self.user.phone},
+            "device_id": self.device_id,
+        }
+
+
+@dataclass
+class _Outcome:
+    """What a transaction decided; the service acts on it after the commit."""
+
+    session: Session | None = None
+    attempts_left: int | None = None
+    closed_connections: list[str] = field(default_factory=list)
+
+
+class AuthService:
+    def __init__(self, *, db: Database, clock: Clock, keys: Keys, tokens: Tokens,
+                 sms: SmsSender, push: Push, limiter: Limiter,
+                 allowed_countries: tuple[str, ...] = ()) -> None:
+        self._db = db
+        self._clock = clock
+        self._keys = keys
+        self._tokens = tokens
+        self._sms = sms
+        self._push = push
+        self._limiter = limiter
+        self._allowed_countries = allowed_countries
+
+    # --- one-time codes -------------------------------------------------------------------
+
+    def request_code(self, raw_phone: object, *, client_ip: str) -> dict[str, Any]:
+        """Text a new code to the phone; the reply is the same whether it has an account."""
+        phone = normalize_phone(raw_phone, self._allowed_countries)
+        phone_key = keyed_hash(self._keys.phone, phone)
+        self._limiter.check("otp_per_phone", phone_key)
+        self._limiter.check("otp_per_ip", client_ip)
+        now = self._clock.now_ms()
+        challenge_id = new_id()
+        code = random_digits(OTP_LENGTH)
+        challenge = OtpChallenge(
+            id=challenge_id, phone=phone, phone_key=phone_key,
+            code_hash=self._code_hash(challenge_id, code), attempts_left=OTP_ATTEMPTS,
+            created_at=now, expires_at=now + OTP_TTL_S * 1000, consumed_at=None,
+        )
+        self._db.run_transaction("auth.request_code", _replace_challenge_txn, challenge)
+        self._sms.send_code(phone, code)
+        return {"challenge_id": challenge_id, "expires_in": OTP_TTL_S,
+                "resend_after": RESEND_AFTER_S}
+
+    def verify_code(self, challenge_id: object, code: object, device_name: object) -> Session:
+        """Exchange a code for a session on a new device (creating the user on first login)."""
+        challenge_id = _short_string(challenge_id, "challenge_id", 64)
+        if not isinstance(code, str) or len(code) != OTP_LENGTH or not code.isdigit():
+            raise InvalidInput(f"code must be the {OTP_LENGTH} digits we sent")
+        name = _device_name(device_name)
+        outcome = self._db.run_transaction(
+            "auth.verify_code", self._verify_txn, challenge_id, code, name, self._clock.now_ms(),
+        )
+        if outcome.session is None:
+            if outcome.attempts_left is None:
+                raise Unauthorized("this code has expired or was used; ask for a new one")
+            raise Unauthorized("wrong code", attempts_left=outcome.attempts_left)
+        set_user(outcome.session.user.id)
+        return outcome.session
+
+    def _verify_txn(self, txn: Transaction, challenge_id: str, code: str, device_name: str,
+                    now: int) -> _Outcome:
+        challenge = otp.spend_attempt(txn, challenge_id, now)
+        if challenge is None:
+            return _Outcome()
+        if not same(challenge.code_hash, self._code_hash(challenge.id, code)):
+            return _Outcome(attempts_left=challenge.attempts_left)
+        otp.consume_challenge(txn, challenge.id, now)
+        user = users.get_or_create_user(txn, new_id=new_id(), phone=challenge.phone, now_ms=now,
+                                        activate=True)
+        device = Device(id=new_id(), user_id=user.id, name=device_name, token_version=0,
+                        created_at=now, last_used_at=now, revoked_at=None)
+        users.insert_device(txn, device)
+        return _Outcome(session=self._new_session_txn(txn, user, device, now))
+
+    # --- sessions -----------------------------------------------------------------------
+
+    def refresh(self, refresh_token: object) -> Session:
+        """Rotate a refresh token. Presenting one that was already rotated means it was
+        copied: the device is revoked and its sockets closed."""
+        token = _short_string(refresh_token, "refresh_token", MAX_TOKEN_LENGTH)
+        outcome = self._db.run_transaction(
+            "auth.refresh", self._refresh_txn, sha256_hex(token), self._clock.now_ms(),
+        )
+        self._close_sockets(outcome.closed_connections)
+        if outcome.session is None:
+            raise Unauthorized("refresh token is not valid; log in again")
+        set_user(outcome.session.user.id)
+        return outcome.session
+
+    def _refresh_txn(self, txn: Transaction, token_hash: str, now: int) -> _Outcome:
+        stored = sessions.get_refresh_token(txn, token_hash)
+        if stored is None or stored.expires_at <= now:
+            return _Outcome()
+        device = users.get_device(txn, stored.device_id)
+        if device is None or device.revoked_at is not None:
+            return _Outcome()
+        if stored.rotated_at is not None or not sessions.mark_rotated(txn, token_hash, now):
+            logger.warning("rotated refresh token presented again; revoking the device",
+                           extra={"device_id": device.id})
+            return _Outcome(closed_connections=_revoke_txn(txn, device.id, now))
+        user = users.get_user(txn, device.user_id)
+        assert user is not None
+        users.touch_device(txn, device.id, now)
+        return _Outcome(session=self._new_session_txn(txn, user, device, now))
+
+    def _new_session_txn(self, txn: Transaction, user: User, device: Device,
+                         now: int) -> Session:
+        refresh_token = random_token()
+        sessions.insert_refresh_token(txn, RefreshToken(
+            token_hash=sha256_hex(refresh_token), device_id=device.id, created_at=now,
+            expires_at=now + REFRESH_TTL_S * 1000, rotated_at=None,
+        ))
+        access_token = self._tokens.access_token(user.id, device.id, device.token_version)
+        return Session(access_token, refresh_token, user, device.id)
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller of a REST request, from `Authorization: Bearer <access token>`; the
+        device's token version is checked, so a revocation takes effect at once."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("send Authorization: Bearer <access_token>")
+        claims = self._tokens.read_access_token(token.strip())
+        device = self._db.run_read("auth.authenticate", users.get_device, claims.device_id)
+        if (device is None or device.revoked_at is not None
+                or device.user_id != claims.user_id
+                or device.token_version != claims.token_version):
+            raise Unauthorized("this session has ended; log in again")
+        set_user(claims.user_id)
+        return Principal(claims.user_id, claims.device_id)
+
+    # --- devices ------------------------------------------------------------------------
+
+    def list_devices(self, principal: Principal) -> list[dict[str, Any]]:
+        devices = self._db.run_read("auth.list_devices", users.list_live_devices,
+                                    principal.user_id)
+        return [{"id": d.id, "name": d.name, "created_at": d.created_at,
+                 "last_used_at": d.last_used_at, "current": d.id == principal.device_id}
+                for d in devices]
+
+    def logout(self, principal: Principal) -> None:
+        self.revoke_device(principal, principal.device_id)
+
+    def revoke_device(self, principal: Principal, device_id: str) -> None:
+        """Revoke one of the caller's devices and close its sockets; another user's device
+        is `not_found`, never revealed."""
+        closed = self._db.run_transaction("auth.revoke_device", _revoke_own_device_txn,
+                                          principal.user_id, device_id, self._clock.now_ms())
+        if closed is None:
+            raise NotFound("no such device")
+        self._close_sockets(closed)
+
+    # --- WebSocket tickets --------------------------------------------------------------
+
+    def issue_ticket(self, principal: Principal, ws_url: str) -> dict[str, Any]:
+        self._limiter.check("ticket_per_user", principal.user_id)
+        ticket = self._tokens.ticket(principal.user_id, principal.device_id)
+        return {"ticket": ticket, "url": ws_url, "expires_in": TICKET_TTL_S}
+
+    def _close_sockets(self, connection_ids: list[str]) -> None:
+        for connection_id in connection_ids:
+            self._push.disconnect(connection_id)
+
+    def _code_hash(self, challenge_id: str, code: str) -> str:
+        return keyed_hash(self._keys.otp, challenge_id, code)
+
+
+def _replace_challenge_txn(txn: Transaction, challenge: OtpChallenge) -> None:
+    otp.supersede_live_challenges(txn, challenge.phone_key, challenge.created_at)
+    otp.insert_challenge(txn, challenge)
+
+
+def _revoke_own_device_txn(txn: Transaction, user_id: str, device_id: str,
+                           now: int) -> list[str] | None:
+    device = users.get_device(txn, device_id)
+    if device is None or device.user_id != user_id or device.revoked_at is not None:
+        return None
+    return _revoke_txn(txn, device_id, now)
+
+
+def _revoke_txn(txn: Transaction, device_id: str, now: int) -> list[str]:
+    """Revoke the device, forget its refresh tokens, drop its connections (ids returned so
+    the caller closes the sockets after the commit)."""
+    users.revoke_device(txn, device_id, now)
+    sessions.delete_device_tokens(txn, device_id)
+    return connections.delete_device_connections(txn, device_id)
+
+
+def _short_string(value: object, name: str, max_length: int) -> str:
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise InvalidInput(f"{name} must be a non-empty string")
+    return value
+
+
+def _device_name(value: object) -> str:
+    if value is None:
+        return "Unnamed device"
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > DEVICE_NAME_MAX:
+        raise InvalidInput(f"device_name must be 1 to {DEVICE_NAME_MAX} characters")
+    return value.strip()

@@ -1,0 +1,52 @@
+"""Live WebSocket connections: connection id -> user and device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.storage.database import Transaction
+
+
+@dataclass(frozen=True)
+class ConnectionRow:
+    id: str
+    user_id: str
+    device_id: str
+    connected_at: int
+    last_seen_at: int
+
+
+def insert_connection(txn: Transaction, connection: ConnectionRow) -> None:
+    txn.execute(
+        "INSERT INTO connections (id, user_id, device_id, connected_at, last_seen_at)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (connection.id, connection.user_id, connection.device_id, connection.connected_at,
+         connection.last_seen_at),
+    )
+
+
+def get_connection(txn: Transaction, connection_id: str) -> ConnectionRow | None:
+    txn.execute(
+        "SELECT id, user_id, device_id, connected_at, last_seen_at FROM connections"
+        " WHERE id = %s",
+        (connection_id,),
+    )
+    row = txn.fetchone()
+    return ConnectionRow(**row) if row else None
+
+
+def delete_connection(txn: Transaction, connection_id: str) -> ConnectionRow | None:
+    """Remove a connection's row and return what it was (None if already gone)."""
+    connection = get_connection(txn, connection_id)
+    if connection is not None:
+        txn.execute("DELETE FROM connections WHERE id = %s", (connection_id,))
+    return connection
+
+
+def delete_device_connections(txn: Transaction, device_id: str) -> list[str]:
+    """Remove every connection of a device; return their ids so the sockets can be closed."""
+    txn.execute("SELECT id FROM connections WHERE device_id = %s ORDER BY id", (device_id,))
+    ids = [row["id"] for row in txn.fetchall()]
+    if ids:
+        txn.execute("DELETE FROM connections WHERE device_id = %s", (device_id,))
+    return ids

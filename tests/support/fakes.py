@@ -1,0 +1,39 @@
+"""Recording stand-ins for the adapters, for service tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RecordingSms:
+    """Keeps what would have been texted, so a test can read the code like a person would."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def send_code(self, phone: str, code: str) -> None:
+        self.sent.append((phone, code))
+
+    def last_code(self, phone: str) -> str:
+        return next(code for to, code in reversed(self.sent) if to == phone)
+
+
+class RecordingPush:
+    """Records frames and disconnects; ids in `gone` answer as API Gateway does for dead ones."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, dict[str, Any]]] = []
+        self.disconnected: list[str] = []
+        self.gone: set[str] = set()
+
+    def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
+        if connection_id in self.gone:
+            return False
+        self.frames.append((connection_id, frame))
+        return True
+
+    def disconnect(self, connection_id: str) -> bool:
+        if connection_id in self.gone:
+            return False
+        self.disconnected.append(connection_id)
+        return True
