@@ -247,8 +247,10 @@ def test_logout_revokes_this_device_only_and_closes_its_sockets(auth, sms, db, t
     assert auth.authenticate(f"Bearer {laptop.access_token}").device_id == laptop.device_id
 
 
-def test_devices_list_my_live_devices_and_mark_the_current_one(auth, sms):
-    phone, laptop = login(auth, sms), login(auth, sms, device="laptop")
+def test_devices_list_my_live_devices_and_mark_the_current_one(auth, sms, clock):
+    phone = login(auth, sms)
+    clock.advance(seconds=1)
+    laptop = login(auth, sms, device="laptop")
     caller = auth.authenticate(f"Bearer {laptop.access_token}")
 
     listed = auth.list_devices(caller)
