@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-STATE := .ephemera
 
 # Chalice's WebSocket handlers and `chalice package` need a region; moto needs credentials.
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -21,19 +20,10 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# A JWT secret for the local stage, made once and kept out of git.
-$(STATE)/jwt_secret:
-	mkdir -p $(STATE)
-	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $@
-
-run: export STAGE := local
-run: export DATABASE_URL ?= sqlite:///$(STATE)/local.db
-run: export POWERTOOLS_METRICS_DISABLED ?= true
-run: install $(STATE)/jwt_secret
-	JWT_SECRET=$$(cat $(STATE)/jwt_secret) $(BIN)/python -m chalicelib.storage.migrate
-	@echo "Ephemera (REST API) on http://$(HOST):$(PORT)/  -  try http://$(HOST):$(PORT)/health"
-	JWT_SECRET=$$(cat $(STATE)/jwt_secret) $(BIN)/chalice local --stage local \
-		--host $(HOST) --port $(PORT)
+# The whole stack on one port (REST, WebSocket, management API, schedule, web client), on the
+# embedded SQLite database unless DATABASE_URL says otherwise. Ctrl-C stops it.
+run: install
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m local_stack
 
 # Each run makes its own MariaDB database (see tests/conftest.py) and drops it at the end.
 test: install lint
@@ -51,4 +41,4 @@ bench: install
 	$(BIN)/python -m bench.storage
 
 clean:
-	rm -rf $(VENV) $(STATE) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache

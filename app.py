@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from chalice import Chalice, Rate, Response
 from chalice.app import WebsocketEvent
 
@@ -18,6 +21,16 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(observability.log_invocation, "all")
 
 
+def api_route(path: str, method: str) -> Callable[[Callable[..., Response]], Any]:
+    """A REST route whose failures keep the protocol's error shape. Any content type is let
+    through: bodies are parsed here, and what is not JSON gets `bad_request`, not a 415."""
+
+    def register(view: Callable[..., Response]) -> Any:
+        return app.route(path, methods=[method], content_types=["*/*"])(rest(view))
+
+    return register
+
+
 def body() -> dict:
     return json_object(app.current_request.raw_body)
 
@@ -26,8 +39,7 @@ def caller() -> Principal:
     return bootstrap.get_auth().authenticate(app.current_request.headers.get("authorization"))
 
 
-@app.route("/health", methods=["GET"])
-@rest
+@api_route("/health", "GET")
 def get_health() -> Response:
     report = health.check(bootstrap.get_db())
     reply = {"ok": report.ok, "schema_version": report.schema_version}
@@ -37,16 +49,14 @@ def get_health() -> Response:
 # --- authentication ---------------------------------------------------------------------
 
 
-@app.route("/auth/otp", methods=["POST"])
-@rest
+@api_route("/auth/otp", "POST")
 def request_code() -> Response:
     ip = source_ip(app.current_request.context)
     reply = bootstrap.get_auth().request_code(body().get("phone"), client_ip=ip)
     return json_response(reply, status=202)
 
 
-@app.route("/auth/verify", methods=["POST"])
-@rest
+@api_route("/auth/verify", "POST")
 def verify_code() -> Response:
     fields = body()
     session = bootstrap.get_auth().verify_code(
@@ -54,35 +64,30 @@ def verify_code() -> Response:
     return json_response(session.to_reply())
 
 
-@app.route("/auth/refresh", methods=["POST"])
-@rest
+@api_route("/auth/refresh", "POST")
 def refresh_session() -> Response:
     session = bootstrap.get_auth().refresh(body().get("refresh_token"))
     return json_response(session.to_reply())
 
 
-@app.route("/auth/logout", methods=["POST"])
-@rest
+@api_route("/auth/logout", "POST")
 def logout() -> Response:
     bootstrap.get_auth().logout(caller())
     return no_content()
 
 
-@app.route("/devices", methods=["GET"])
-@rest
+@api_route("/devices", "GET")
 def list_devices() -> Response:
     return json_response({"devices": bootstrap.get_auth().list_devices(caller())})
 
 
-@app.route("/devices/{device_id}", methods=["DELETE"])
-@rest
+@api_route("/devices/{device_id}", "DELETE")
 def revoke_device(device_id: str) -> Response:
     bootstrap.get_auth().revoke_device(caller(), device_id)
     return no_content()
 
 
-@app.route("/ws/ticket", methods=["POST"])
-@rest
+@api_route("/ws/ticket", "POST")
 def issue_ticket() -> Response:
     reply = bootstrap.get_auth().issue_ticket(caller(), bootstrap.ws_public_url())
     return json_response(reply)

@@ -1,0 +1,155 @@
+"""Wires the local stack together on one port: `/ws`, `/local/@connections/{id}`, `/dev/*`,
+the web client at `/`, and every other path to the Chalice app's REST routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from chalicelib import bootstrap
+from chalicelib.errors import EphemeraError
+from chalicelib.phones import normalize_phone
+from chalicelib.storage import outbox
+from local_stack.events import WebsocketEventConverter, scheduled_event
+from local_stack.lambdas import LambdaPool, scheduled_functions
+from local_stack.management import LocalManagementApi
+from local_stack.rest import LocalRestGateway
+from local_stack.websocket import LocalWebsocketGateway
+
+log = logging.getLogger("local_stack")
+
+WEB_DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    host: str
+    port: int
+    workers: int
+    expiry_interval_s: int
+    idle_timeout_s: int
+    max_connection_s: int
+    web_dist: Path = WEB_DIST
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws"
+
+
+def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
+    from app import app as chalice_app  # routes and schedules only; handlers run in workers
+
+    domain = f"{settings.host}:{settings.port}"
+    gateway = LocalWebsocketGateway(
+        pool, WebsocketEventConverter(domain), routes=set(chalice_app.websocket_handlers),
+        idle_timeout_s=settings.idle_timeout_s, max_connection_s=settings.max_connection_s,
+    )
+    rest = LocalRestGateway(chalice_app, pool, domain_name=domain)
+    web_client = LocalWebClient(settings)
+    application = web.Application(client_max_size=10 * 1024 * 1024)  # API Gateway's payload cap
+    application.router.add_get("/ws", gateway.handle_upgrade)
+    LocalManagementApi(gateway).add_routes(application.router)
+    application.router.add_get("/dev/outbox", dev_outbox)
+
+    async def everything_else(request: web.Request) -> web.StreamResponse:
+        response = await rest.handle(request)
+        if response is not None:
+            return response
+        return web_client.serve(request) or rest.not_found(request)
+
+    application.router.add_route("*", "/{tail:.*}", everything_else)
+
+    async def background(app_: web.Application) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(gateway.enforce_limits_forever())]
+        tasks += [asyncio.create_task(run_schedule(pool, name, settings.expiry_interval_s))
+                  for name in scheduled_functions()]
+        yield
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def close_sockets(app_: web.Application) -> None:
+        # On shutdown, before aiohttp waits for handlers: an open socket's handler only ends
+        # when the socket does (each close still sends its $disconnect).
+        await gateway.close_all()
+
+    application.cleanup_ctx.append(background)
+    application.on_shutdown.append(close_sockets)
+    return application
+
+
+async def run_schedule(pool: LambdaPool, function: str, interval_s: int) -> None:
+    """Fire a scheduled function every `interval_s`, never two runs at once (as the deployed
+    function's reserved concurrency of 1 ensures)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            result = await pool.invoke(function, scheduled_event(function))
+            log.info("cron %s -> %s", function, json.dumps(result))
+        except Exception:
+            log.exception("cron %s failed", function)
+
+
+async def dev_outbox(request: web.Request) -> web.Response:
+    """`GET /dev/outbox?phone=` (stage local only): what the console SMS sender "sent"."""
+    raw = request.query.get("phone", "")
+    if raw.startswith(" "):  # an unencoded '+' in a query string arrives as a space
+        raw = "+" + raw.lstrip()
+    try:
+        phone = normalize_phone(raw)
+    except EphemeraError as error:
+        return web.json_response({"error": error.to_error()}, status=error.status)
+    sent = await asyncio.to_thread(
+        bootstrap.get_db().run_read, "dev.outbox", outbox.sms_for_phone, phone)
+    return web.json_response({"messages": [
+        {"phone": sms.phone, "code": sms.code, "text": sms.text, "sent_at": sms.sent_at}
+        for sms in sent
+    ]})
+
+
+class LocalWebClient:
+    """The built web client (`web/dist`), with the stack's addresses injected into its page.
+    Until a client is built, `/` says how to reach the API instead."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self._dist = settings.web_dist
+        self._config = {"apiBaseUrl": settings.base_url, "wsUrl": settings.ws_url,
+                        "stage": "local"}
+
+    def serve(self, request: web.Request) -> web.StreamResponse | None:
+        if request.method not in ("GET", "HEAD"):
+            return None
+        relative = request.path.lstrip("/")
+        if relative:
+            candidate = (self._dist / relative).resolve()
+            if candidate.is_file() and self._dist.resolve() in candidate.parents:
+                return web.FileResponse(candidate)
+            if "." in relative.rsplit("/", 1)[-1] or "text/html" not in request.headers.get(
+                    "Accept", ""):
+                return None  # a missing asset or API path, not a page of the client
+        return web.Response(text=self._index(), content_type="text/html")
+
+    def _index(self) -> str:
+        index = self._dist / "index.html"
+        script = f"<script>window.EPHEMERA_CONFIG = {json.dumps(self._config)};</script>"
+        if index.is_file():
+            return index.read_text(encoding="utf-8").replace("</head>", f"{script}</head>", 1)
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Ephemera (local)</title>"
+            f"{script}</head><body><h1>Ephemera is running</h1>"
+            "<p>The web client is not built yet. The REST API is at this address, the WebSocket"
+            f" at <code>{self._config['wsUrl']}</code>; try <a href='/health'>/health</a>.</p>"
+            "</body></html>"
+        )

@@ -1,0 +1,169 @@
+"""`LocalWebsocketGateway`: sockets in, `$connect`/`$default`/`$disconnect` events out, with
+API Gateway's limits (frame size, idle timeout, maximum connection age)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from local_stack.events import WebsocketEventConverter
+from local_stack.lambdas import LambdaPool
+
+log = logging.getLogger("local_stack")
+
+MAX_FRAME_BYTES = 32 * 1024  # API Gateway's frame limit; this stack holds a whole message to it
+
+
+def new_connection_id() -> str:
+    """Shaped like API Gateway's ids ("L0SM9cOFvHcCIhw="): 16 characters ending in '=', case
+    significant, never '/', so URL-encoding bugs show up here rather than in AWS."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(11)).decode()
+
+
+@dataclass
+class LocalConnection:
+    id: str
+    socket: web.WebSocketResponse
+    source_ip: str
+    user_agent: str | None
+    connected_at_ms: int
+    opened: float = field(default_factory=time.monotonic)
+    last_active: float = field(default_factory=time.monotonic)
+    last_active_at_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+    close_reason: str = ""
+
+    def touch(self) -> None:
+        self.last_active = time.monotonic()
+        self.last_active_at_ms = time.time_ns() // 1_000_000
+
+
+class LocalWebsocketGateway:
+    def __init__(self, pool: LambdaPool, converter: WebsocketEventConverter, *,
+                 routes: set[str], idle_timeout_s: int, max_connection_s: int) -> None:
+        self._pool = pool
+        self._routes = routes
+        self._converter = converter
+        self._idle_timeout_s = idle_timeout_s
+        self._max_connection_s = max_connection_s
+        self.connections: dict[str, LocalConnection] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def handle_upgrade(self, request: web.Request) -> web.StreamResponse:
+        connection_id = new_connection_id()
+        connected_at = time.time_ns() // 1_000_000
+        source_ip = request.remote or "127.0.0.1"
+        headers = dict(request.headers)
+        query: dict[str, list[str]] = {}
+        for key, value in request.query.items():
+            query.setdefault(key, []).append(value)
+        event = self._converter.connect(connection_id, connected_at, headers=headers,
+                                        query=query, source_ip=source_ip)
+        reply = await self._pool.invoke("$connect", event) or {}
+        status = int(reply.get("statusCode", 200))
+        log.info("ws   %s connect -> %s", connection_id, status)
+        if status != 200:
+            # API Gateway answers the upgrade request itself with the handler's status.
+            return web.Response(status=status)
+
+        socket = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True)
+        await socket.prepare(request)
+        connection = LocalConnection(connection_id, socket, source_ip,
+                                     headers.get("User-Agent"), connected_at)
+        self.connections[connection_id] = connection
+        try:
+            await self._read_frames(connection)
+        finally:
+            await self._disconnected(connection)
+        return socket
+
+    async def _read_frames(self, connection: LocalConnection) -> None:
+        async for frame in connection.socket:
+            connection.touch()
+            if frame.type == WSMsgType.TEXT:
+                self._spawn(self._deliver(connection, frame.data))
+            elif frame.type == WSMsgType.BINARY:
+                self._spawn(self._deliver(connection, frame.data.decode("utf-8", "replace")))
+            elif frame.type == WSMsgType.ERROR:
+                connection.close_reason = f"Error: {connection.socket.exception()}"
+                break
+
+    async def _deliver(self, connection: LocalConnection, body: str) -> None:
+        started = time.perf_counter()
+        event = self._converter.message(connection.id, connection.connected_at_ms, body,
+                                        source_ip=connection.source_ip)
+        if "$default" not in self._routes:
+            # What API Gateway answers when no route takes a message.
+            await self.post(connection.id, json.dumps({
+                "message": "Forbidden", "connectionId": connection.id,
+                "requestId": event["requestContext"]["requestId"]}).encode())
+            return
+        try:
+            await self._pool.invoke("$default", event)
+            outcome = "ok"
+        except Exception as exc:
+            outcome = f"failed ({type(exc).__name__})"
+            log.exception("ws   %s $default failed", connection.id)
+        log.info("ws   %s frame %d B -> $default %s (%.1f ms)", connection.id,
+                 len(body.encode()), outcome, (time.perf_counter() - started) * 1000)
+
+    async def _disconnected(self, connection: LocalConnection) -> None:
+        self.connections.pop(connection.id, None)
+        code = connection.socket.close_code or WSCloseCode.ABNORMAL_CLOSURE
+        reason = connection.close_reason or f"Client-side close frame status code '{code}'"
+        log.info("ws   %s closed %s (%s)", connection.id, code, reason)
+        event = self._converter.disconnect(connection.id, connection.connected_at_ms,
+                                           status_code=int(code), reason=reason,
+                                           source_ip=connection.source_ip)
+        try:
+            await self._pool.invoke("$disconnect", event)
+        except Exception:
+            log.exception("ws   %s $disconnect failed", connection.id)
+
+    # --- what the management API and the limits do to a connection ----------------------
+
+    async def post(self, connection_id: str, data: bytes) -> bool:
+        connection = self.connections.get(connection_id)
+        if connection is None or connection.socket.closed:
+            return False
+        await connection.socket.send_str(data.decode("utf-8"))
+        connection.touch()
+        return True
+
+    async def close(self, connection_id: str, *, code: int = WSCloseCode.OK,
+                    reason: str = "Connection deleted") -> bool:
+        connection = self.connections.get(connection_id)
+        if connection is None:
+            return False
+        connection.close_reason = reason
+        await connection.socket.close(code=code, message=reason.encode()[:120])
+        return True
+
+    async def enforce_limits_forever(self) -> None:
+        """Close sockets idle for too long or open for too long, as API Gateway does."""
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for connection in list(self.connections.values()):
+                if now - connection.opened >= self._max_connection_s:
+                    await self.close(connection.id, code=WSCloseCode.GOING_AWAY,
+                                     reason="Going away: maximum connection duration")
+                elif now - connection.last_active >= self._idle_timeout_s:
+                    await self.close(connection.id, code=WSCloseCode.GOING_AWAY,
+                                     reason="Going away: idle timeout")
+
+    async def close_all(self) -> None:
+        for connection_id in list(self.connections):
+            await self.close(connection_id, code=WSCloseCode.GOING_AWAY, reason="Stack stopping")
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
