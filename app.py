@@ -12,7 +12,15 @@ from chalicelib import bootstrap, observability
 from chalicelib.errors import EphemeraError
 from chalicelib.inputs import json_object, source_ip
 from chalicelib.replies import handshake_refusal, json_response, no_content, rest
-from chalicelib.services import expiry, health, sockets
+from chalicelib.services import (
+    conversations,
+    expiry,
+    frames,
+    health,
+    messaging,
+    presence,
+    sockets,
+)
 from chalicelib.services.auth import Principal
 
 bootstrap.fail_fast_in_lambda()
@@ -93,6 +101,35 @@ def issue_ticket() -> Response:
     return json_response(reply)
 
 
+# --- conversations ----------------------------------------------------------------------
+
+
+@api_route("/conversations", "POST")
+def create_conversation() -> Response:
+    view, created = conversations.create(caller().user_id, body(), bootstrap.get_realtime())
+    return json_response(view, status=201 if created else 200)
+
+
+@api_route("/conversations", "GET")
+def list_conversations() -> Response:
+    return json_response(conversations.list_for(caller().user_id, bootstrap.get_realtime()))
+
+
+@api_route("/conversations/{conversation_id}", "PATCH")
+def update_conversation(conversation_id: str) -> Response:
+    view = conversations.update(caller().user_id, conversation_id, body(),
+                                bootstrap.get_realtime())
+    return json_response(view)
+
+
+@api_route("/conversations/{conversation_id}/messages", "GET")
+def conversation_history(conversation_id: str) -> Response:
+    query = app.current_request.query_params or {}
+    page = messaging.history(caller().user_id, conversation_id, dict(query),
+                             bootstrap.get_realtime())
+    return json_response(page)
+
+
 # --- WebSocket --------------------------------------------------------------------------
 
 
@@ -101,16 +138,22 @@ def ws_connect(event: WebsocketEvent) -> Response:
     query = event.to_dict().get("queryStringParameters") or {}
     try:
         sockets.open_connection(query.get("ticket"), event.connection_id,
-                                db=bootstrap.get_db(), tokens=bootstrap.get_tokens(),
-                                clock=bootstrap.get_clock())
+                                tokens=bootstrap.get_tokens(), rt=bootstrap.get_realtime())
     except EphemeraError as error:
         return handshake_refusal(error)
     return Response(body="", status_code=200)
 
 
+@app.on_ws_message()
+def ws_message(event: WebsocketEvent) -> None:
+    # The raw body, not event.body: Chalice turns a missing body into the string "None".
+    frames.handle_frame(event.to_dict().get("body"), event.connection_id,
+                        bootstrap.get_realtime())
+
+
 @app.on_ws_disconnect()
 def ws_disconnect(event: WebsocketEvent) -> None:
-    sockets.close_connection(event.connection_id, db=bootstrap.get_db())
+    sockets.close_connection(event.connection_id, rt=bootstrap.get_realtime())
 
 
 # --- schedule ---------------------------------------------------------------------------
@@ -118,8 +161,12 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="scheduled_cleanup")
 def scheduled_cleanup(event: object) -> dict[str, int | bool]:
+    config = bootstrap.get_config()
     report = expiry.purge_expired(db=bootstrap.get_db(), clock=bootstrap.get_clock())
-    observability.logger.info("expiry run", extra={
-        "deleted": report.deleted, "batches": report.batches, "finished": report.finished,
-    })
-    return {"deleted": report.deleted, "batches": report.batches, "finished": report.finished}
+    stale = presence.sweep_stale_connections(
+        idle_timeout_s=config.ws_idle_timeout_s, max_connection_s=config.ws_max_connection_s,
+        rt=bootstrap.get_realtime())
+    figures = {"deleted": report.deleted, "batches": report.batches,
+               "finished": report.finished, "stale_connections": stale}
+    observability.logger.info("scheduled cleanup", extra=figures)
+    return figures

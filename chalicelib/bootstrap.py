@@ -17,6 +17,7 @@ from chalicelib.crypto import Keys
 from chalicelib.errors import ConfigError
 from chalicelib.services.auth import AuthService
 from chalicelib.services.limits import Limiter, NoLimits
+from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import Tokens
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
@@ -80,12 +81,14 @@ def get_limiter() -> Limiter:
 
 
 @cache
+def get_realtime() -> Realtime:
+    return Realtime(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter())
+
+
+@cache
 def get_auth() -> AuthService:
-    return AuthService(
-        db=get_db(), clock=get_clock(), keys=get_keys(), tokens=get_tokens(), sms=get_sms(),
-        push=get_push(), limiter=get_limiter(),
-        allowed_countries=get_config().otp_allowed_countries,
-    )
+    return AuthService(rt=get_realtime(), keys=get_keys(), tokens=get_tokens(), sms=get_sms(),
+                       allowed_countries=get_config().otp_allowed_countries)
 
 
 def ws_public_url() -> str:
@@ -103,7 +106,7 @@ def fail_fast_in_lambda() -> None:
 
 
 ACCESSORS = (get_config, get_clock, get_db, get_keys, get_tokens, get_sms, get_push,
-             get_limiter, get_auth)
+             get_limiter, get_realtime, get_auth)
 
 
 def reset() -> None:

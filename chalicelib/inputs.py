@@ -28,3 +28,27 @@ def json_object(raw: bytes | str | None) -> dict[str, Any]:
 def source_ip(request_context: dict[str, Any]) -> str:
     """The client's address as API Gateway saw it (never a header the client could forge)."""
     return str(request_context.get("identity", {}).get("sourceIp") or "unknown")
+
+
+def string_field(source: dict[str, Any], name: str, *, max_length: int,
+                 required: bool = True) -> str | None:
+    """A non-empty string of at most `max_length` characters, or `bad_request`."""
+    value = source.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise InvalidInput(f"{name} must be a string of 1 to {max_length} characters")
+    return value
+
+
+def int_field(source: dict[str, Any], name: str, *, minimum: int = 0,
+              maximum: int | None = None, default: int | None = None) -> int:
+    """A whole number in range (JSON booleans are not numbers here), or `bad_request`."""
+    value = source.get(name, default)
+    if isinstance(value, str) and value.isdigit():  # query strings arrive as text
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum or (
+            maximum is not None and value > maximum):
+        upper = f" to {maximum}" if maximum is not None else " or more"
+        raise InvalidInput(f"{name} must be a whole number from {minimum}{upper}")
+    return value

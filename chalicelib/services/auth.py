@@ -5,18 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.adapters.push import Push
 from chalicelib.adapters.sms import SmsSender
-from chalicelib.clock import Clock
 from chalicelib.crypto import Keys, keyed_hash, random_digits, random_token, same, sha256_hex
 from chalicelib.errors import InvalidInput, NotFound, Unauthorized
 from chalicelib.ids import new_id
 from chalicelib.observability import logger, set_user
 from chalicelib.phones import normalize_phone
-from chalicelib.services.limits import Limiter
+from chalicelib.services import presence
+from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import ACCESS_TTL_S, TICKET_TTL_S, Tokens
 from chalicelib.storage import connections, otp, sessions, users
-from chalicelib.storage.database import Database, Transaction
+from chalicelib.storage.database import Transaction
 from chalicelib.storage.otp import OtpChallenge
 from chalicelib.storage.sessions import RefreshToken
 from chalicelib.storage.users import Device, User
@@ -64,19 +63,19 @@ class _Outcome:
     session: Session | None = None
     attempts_left: int | None = None
     closed_connections: list[str] = field(default_factory=list)
+    went_offline: str | None = None  # a user whose last connection the revocation closed
 
 
 class AuthService:
-    def __init__(self, *, db: Database, clock: Clock, keys: Keys, tokens: Tokens,
-                 sms: SmsSender, push: Push, limiter: Limiter,
+    def __init__(self, *, rt: Realtime, keys: Keys, tokens: Tokens, sms: SmsSender,
                  allowed_countries: tuple[str, ...] = ()) -> None:
-        self._db = db
-        self._clock = clock
+        self._rt = rt
+        self._db = rt.db
+        self._clock = rt.clock
+        self._limiter = rt.limiter
         self._keys = keys
         self._tokens = tokens
         self._sms = sms
-        self._push = push
-        self._limiter = limiter
         self._allowed_countries = allowed_countries
 
     # --- one-time codes -------------------------------------------------------------------
@@ -140,7 +139,7 @@ class AuthService:
         outcome = self._db.run_transaction(
             "auth.refresh", self._refresh_txn, sha256_hex(token), self._clock.now_ms(),
         )
-        self._close_sockets(outcome.closed_connections)
+        self._after_revocation(outcome)
         if outcome.session is None:
             raise Unauthorized("refresh token is not valid; log in again")
         set_user(outcome.session.user.id)
@@ -156,7 +155,7 @@ class AuthService:
         if stored.rotated_at is not None or not sessions.mark_rotated(txn, token_hash, now):
             logger.warning("rotated refresh token presented again; revoking the device",
                            extra={"device_id": device.id})
-            return _Outcome(closed_connections=_revoke_txn(txn, device.id, now))
+            return _revoke_txn(txn, device, now)
         user = users.get_user(txn, device.user_id)
         assert user is not None
         users.touch_device(txn, device.id, now)
@@ -202,11 +201,11 @@ class AuthService:
     def revoke_device(self, principal: Principal, device_id: str) -> None:
         """Revoke one of the caller's devices and close its sockets; another user's device
         is `not_found`, never revealed."""
-        closed = self._db.run_transaction("auth.revoke_device", _revoke_own_device_txn,
-                                          principal.user_id, device_id, self._clock.now_ms())
-        if closed is None:
+        outcome = self._db.run_transaction("auth.revoke_device", _revoke_own_device_txn,
+                                           principal.user_id, device_id, self._clock.now_ms())
+        if outcome is None:
             raise NotFound("no such device")
-        self._close_sockets(closed)
+        self._after_revocation(outcome)
 
     # --- WebSocket tickets --------------------------------------------------------------
 
@@ -215,9 +214,14 @@ class AuthService:
         ticket = self._tokens.ticket(principal.user_id, principal.device_id)
         return {"ticket": ticket, "url": ws_url, "expires_in": TICKET_TTL_S}
 
-    def _close_sockets(self, connection_ids: list[str]) -> None:
-        for connection_id in connection_ids:
-            self._push.disconnect(connection_id)
+    def _after_revocation(self, outcome: _Outcome) -> None:
+        """Close the revoked device's sockets (their rows are already gone, so they can do
+        nothing more) and announce offline if they were the user's last."""
+        for connection_id in outcome.closed_connections:
+            self._rt.push.disconnect(connection_id)
+        if outcome.went_offline is not None:
+            presence.announce(outcome.went_offline, online=False,
+                              last_seen_at=self._clock.now_ms(), rt=self._rt)
 
     def _code_hash(self, challenge_id: str, code: str) -> str:
         return keyed_hash(self._keys.otp, challenge_id, code)
@@ -229,19 +233,23 @@ def _replace_challenge_txn(txn: Transaction, challenge: OtpChallenge) -> None:
 
 
 def _revoke_own_device_txn(txn: Transaction, user_id: str, device_id: str,
-                           now: int) -> list[str] | None:
+                           now: int) -> _Outcome | None:
     device = users.get_device(txn, device_id)
     if device is None or device.user_id != user_id or device.revoked_at is not None:
         return None
-    return _revoke_txn(txn, device_id, now)
+    return _revoke_txn(txn, device, now)
 
 
-def _revoke_txn(txn: Transaction, device_id: str, now: int) -> list[str]:
-    """Revoke the device, forget its refresh tokens, drop its connections (ids returned so
-    the caller closes the sockets after the commit)."""
-    users.revoke_device(txn, device_id, now)
-    sessions.delete_device_tokens(txn, device_id)
-    return connections.delete_device_connections(txn, device_id)
+def _revoke_txn(txn: Transaction, device: Device, now: int) -> _Outcome:
+    """Revoke the device, forget its refresh tokens and drop its connections (the caller
+    closes the sockets after the commit)."""
+    users.lock_user(txn, device.user_id, now)  # presence: see services/presence.py
+    users.revoke_device(txn, device.id, now)
+    sessions.delete_device_tokens(txn, device.id)
+    closed = connections.delete_device_connections(txn, device.id)
+    went_offline = bool(closed) and not connections.connection_ids_of_user(txn, device.user_id)
+    return _Outcome(closed_connections=closed,
+                    went_offline=device.user_id if went_offline else None)
 
 
 def _short_string(value: object, name: str, max_length: int) -> str:

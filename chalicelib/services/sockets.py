@@ -2,42 +2,47 @@
 
 from __future__ import annotations
 
-from chalicelib.clock import Clock
 from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.observability import set_user
+from chalicelib.services import presence
 from chalicelib.services.auth import Principal
+from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import Tokens
-from chalicelib.storage import connections, sessions, users
+from chalicelib.storage import sessions, users
 from chalicelib.storage.connections import ConnectionRow
-from chalicelib.storage.database import Database, Transaction
+from chalicelib.storage.database import Transaction
 
 
-def open_connection(ticket: object, connection_id: str, *, db: Database, tokens: Tokens,
-                    clock: Clock) -> Principal:
+def open_connection(ticket: object, connection_id: str, *, tokens: Tokens,
+                    rt: Realtime) -> Principal:
     """Admit a socket presenting `?ticket=`: signature, audience and expiry are checked, the
     ticket is used up, the device must still be live; only then is the connection stored.
     Any failure raises and stores nothing (the transaction rolls the ticket's use back)."""
     if not isinstance(ticket, str) or not ticket:
         raise Unauthorized("a ticket is required: open the socket as url?ticket=...")
     claims = tokens.read_ticket(ticket)
-    now = clock.now_ms()
+    now = rt.clock.now_ms()
 
-    def admit_txn(txn: Transaction) -> None:
+    def admit_txn(txn: Transaction) -> bool:
         if not sessions.consume_ticket(txn, claims.jti, claims.expires_at_ms):
             raise Unauthorized("this ticket was already used")
         device = users.get_device(txn, claims.device_id)
         if device is None or device.revoked_at is not None or device.user_id != claims.user_id:
             raise Forbidden("this device has been logged out")
-        connections.insert_connection(txn, ConnectionRow(
+        return presence.connection_opened_txn(txn, ConnectionRow(
             id=connection_id, user_id=claims.user_id, device_id=claims.device_id,
             connected_at=now, last_seen_at=now,
         ))
 
-    db.run_transaction("sockets.open", admit_txn)
+    came_online = rt.db.run_transaction("sockets.open", admit_txn)
     set_user(claims.user_id)
+    if came_online:
+        # Others learn now; this socket is not open until $connect returns, and pushing to it
+        # from here would fail.
+        presence.announce(claims.user_id, online=True, last_seen_at=now, rt=rt)
     return Principal(claims.user_id, claims.device_id)
 
 
-def close_connection(connection_id: str, *, db: Database) -> None:
+def close_connection(connection_id: str, *, rt: Realtime) -> None:
     """Forget a closed socket (harmless if its row is already gone)."""
-    db.run_transaction("sockets.close", connections.delete_connection, connection_id)
+    presence.close_connection(connection_id, rt)

@@ -50,3 +50,37 @@ def delete_device_connections(txn: Transaction, device_id: str) -> list[str]:
     if ids:
         txn.execute("DELETE FROM connections WHERE device_id = %s", (device_id,))
     return ids
+
+
+def touch_connection(txn: Transaction, connection_id: str, now_ms: int) -> None:
+    txn.execute("UPDATE connections SET last_seen_at = %s WHERE id = %s", (now_ms, connection_id))
+
+
+def connection_ids_of_user(txn: Transaction, user_id: str) -> list[str]:
+    txn.execute("SELECT id FROM connections WHERE user_id = %s ORDER BY id", (user_id,))
+    return [row["id"] for row in txn.fetchall()]
+
+
+def connection_ids_of_contacts(txn: Transaction, user_id: str) -> list[str]:
+    """Connections of everyone who shares a conversation with the user (not the user's own):
+    who may see the user's presence."""
+    txn.execute(
+        "SELECT DISTINCT k.id FROM participants mine"
+        " JOIN participants theirs ON theirs.conversation_id = mine.conversation_id"
+        "  AND theirs.user_id <> mine.user_id"
+        " JOIN connections k ON k.user_id = theirs.user_id"
+        " WHERE mine.user_id = %s ORDER BY k.id",
+        (user_id,),
+    )
+    return [row["id"] for row in txn.fetchall()]
+
+
+def stale_connections(txn: Transaction, *, idle_before_ms: int, opened_before_ms: int,
+                      limit: int) -> list[ConnectionRow]:
+    """Connections API Gateway has certainly closed: idle too long, or open too long."""
+    txn.execute(
+        "SELECT id, user_id, device_id, connected_at, last_seen_at FROM connections"
+        " WHERE last_seen_at < %s OR connected_at < %s ORDER BY last_seen_at LIMIT %s",
+        (idle_before_ms, opened_before_ms, limit),
+    )
+    return [ConnectionRow(**row) for row in txn.fetchall()]

@@ -96,3 +96,104 @@ def allocate_seq(txn: Transaction, conversation_id: str, sender_id: str) -> int 
     conversation): the membership check and the counter are one statement, one row lock."""
     return txn.engine.allocate_seq(txn, conversation_id, sender_id)
 
+
+
+def get_participant(txn: Transaction, conversation_id: str, user_id: str) -> Participant | None:
+    txn.execute(
+        "SELECT conversation_id, user_id, role, joined_seq, read_seq, delivered_seq, joined_at"
+        " FROM participants WHERE conversation_id = %s AND user_id = %s",
+        (conversation_id, user_id),
+    )
+    row = txn.fetchone()
+    return Participant(**row) if row else None
+
+
+def conversations_of_user(txn: Transaction, user_id: str) -> list[tuple[Conversation, Participant]]:
+    """Every conversation the user is in, with their own participant row; the most recently
+    created or changed first."""
+    txn.execute(
+        "SELECT c.id, c.kind, c.direct_key, c.title, c.ttl_seconds, c.last_seq, c.created_by,"
+        " c.created_at, c.updated_at, p.role, p.joined_seq, p.read_seq, p.delivered_seq,"
+        " p.joined_at"
+        " FROM participants p JOIN conversations c ON c.id = p.conversation_id"
+        " WHERE p.user_id = %s ORDER BY c.updated_at DESC, c.id DESC",
+        (user_id,),
+    )
+    pairs = []
+    for row in txn.fetchall():
+        participant = Participant(row["id"], user_id, row.pop("role"), row.pop("joined_seq"),
+                                  row.pop("read_seq"), row.pop("delivered_seq"),
+                                  row.pop("joined_at"))
+        pairs.append((Conversation(**row), participant))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Member:
+    """A participant as other members see them."""
+
+    conversation_id: str
+    user_id: str
+    phone: str
+    role: str
+    read_seq: int
+    delivered_seq: int
+    last_seen_at: int | None
+    online: bool
+
+
+def members_of(txn: Transaction, conversation_ids: list[str]) -> list[Member]:
+    """Members of these conversations with their cursors and presence, in one query."""
+    if not conversation_ids:
+        return []
+    placeholders = ", ".join(["%s"] * len(conversation_ids))  # only placeholders go in
+    sql = (
+        "SELECT p.conversation_id, p.user_id, u.phone, p.role, p.read_seq, p.delivered_seq,"  # noqa: S608
+        " u.last_seen_at,"
+        " EXISTS (SELECT 1 FROM connections k WHERE k.user_id = p.user_id) AS online"
+        " FROM participants p JOIN users u ON u.id = p.user_id"
+        " WHERE p.conversation_id IN (" + placeholders + ")"
+        " ORDER BY p.conversation_id, p.joined_at, p.user_id"
+    )
+    txn.execute(sql, conversation_ids)
+    return [Member(**{**row, "online": bool(row["online"])}) for row in txn.fetchall()]
+
+
+def update_settings(txn: Transaction, conversation_id: str, *, title: str | None,
+                    set_title: bool, ttl_seconds: int | None, now_ms: int) -> None:
+    if set_title:
+        txn.execute("UPDATE conversations SET title = %s, updated_at = %s WHERE id = %s",
+                    (title, now_ms, conversation_id))
+    if ttl_seconds is not None:
+        txn.execute("UPDATE conversations SET ttl_seconds = %s, updated_at = %s WHERE id = %s",
+                    (ttl_seconds, now_ms, conversation_id))
+
+
+def advance_cursor(txn: Transaction, conversation_id: str, user_id: str, cursor: str,
+                   seq: int) -> int | None:
+    """Move the member's `read_seq` or `delivered_seq` forward to `seq` (capped at the
+    conversation's last_seq), never back. The new value if it moved, else None."""
+    column = {"read": "read_seq", "delivered": "delivered_seq"}[cursor]
+    capped = ("(SELECT CASE WHEN %s < c.last_seq THEN %s ELSE c.last_seq END"
+              " FROM conversations c WHERE c.id = participants.conversation_id)")
+    txn.execute(
+        f"UPDATE participants SET {column} = {capped}"  # noqa: S608 - column from a fixed map
+        f" WHERE conversation_id = %s AND user_id = %s AND {column} < {capped}",
+        (seq, seq, conversation_id, user_id, seq, seq),
+    )
+    if txn.rowcount != 1:
+        return None
+    txn.execute(f"SELECT {column} AS value FROM participants"  # noqa: S608 - fixed map
+                " WHERE conversation_id = %s AND user_id = %s", (conversation_id, user_id))
+    row = txn.fetchone()
+    return int(row["value"]) if row else None
+
+
+def connections_of_conversation(txn: Transaction, conversation_id: str) -> list[tuple[str, str]]:
+    """(connection id, user id) of every live connection of every participant."""
+    txn.execute(
+        "SELECT k.id, k.user_id FROM participants p JOIN connections k ON k.user_id = p.user_id"
+        " WHERE p.conversation_id = %s ORDER BY k.id",
+        (conversation_id,),
+    )
+    return [(row["id"], row["user_id"]) for row in txn.fetchall()]

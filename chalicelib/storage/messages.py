@@ -76,3 +76,80 @@ def delete_expired_batch(txn: Transaction, *, now_ms: int, limit: int) -> list[D
     )
     return [DeletedMessage(r["conversation_id"], r["seq"]) for r in rows]
 
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """What a send was, kept (without its body) so that a retry gets the same answer."""
+
+    sender_id: str
+    client_msg_id: str
+    conversation_id: str
+    message_id: str
+    seq: int
+    body_hash: str
+    created_at: int
+    message_expires_at: int
+    keep_until: int
+
+
+def insert_idempotency_key(txn: Transaction, key: IdempotencyKey) -> None:
+    """Raises the engine's duplicate-key error when this sender used the id before."""
+    txn.execute(
+        "INSERT INTO idempotency_keys (sender_id, client_msg_id, conversation_id, message_id,"
+        " seq, body_hash, created_at, message_expires_at, keep_until)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (key.sender_id, key.client_msg_id, key.conversation_id, key.message_id, key.seq,
+         key.body_hash, key.created_at, key.message_expires_at, key.keep_until),
+    )
+
+
+def get_idempotency_key(txn: Transaction, sender_id: str,
+                        client_msg_id: str) -> IdempotencyKey | None:
+    txn.execute(
+        "SELECT sender_id, client_msg_id, conversation_id, message_id, seq, body_hash,"
+        " created_at, message_expires_at, keep_until FROM idempotency_keys"
+        " WHERE sender_id = %s AND client_msg_id = %s",
+        (sender_id, client_msg_id),
+    )
+    row = txn.fetchone()
+    return IdempotencyKey(**row) if row else None
+
+
+def newest_message(txn: Transaction, conversation_id: str, *, after_seq: int,
+                   now_ms: int) -> Message | None:
+    """The newest unexpired message with seq > after_seq (walks the (conversation, seq)
+    index backwards)."""
+    txn.execute(
+        "SELECT id, conversation_id, seq, sender_id, sender_device_id, client_msg_id, body,"
+        " created_at, expires_at FROM messages"
+        " WHERE conversation_id = %s AND seq > %s AND expires_at > %s"
+        " ORDER BY seq DESC LIMIT 1",
+        (conversation_id, after_seq, now_ms),
+    )
+    row = txn.fetchone()
+    return Message(**row) if row else None
+
+
+def oldest_available_seq(txn: Transaction, conversation_id: str, *, after_seq: int,
+                         now_ms: int) -> int | None:
+    txn.execute(
+        "SELECT MIN(seq) AS seq FROM messages"
+        " WHERE conversation_id = %s AND seq > %s AND expires_at > %s",
+        (conversation_id, after_seq, now_ms),
+    )
+    row = txn.fetchone()
+    return int(row["seq"]) if row and row["seq"] is not None else None
+
+
+def unread_count(txn: Transaction, conversation_id: str, user_id: str, *, read_seq: int,
+                 now_ms: int) -> int:
+    """Invariant 6, computed, never stored: messages after my read cursor, not mine, not
+    expired. An index range on (conversation_id, seq), so it cannot drift."""
+    txn.execute(
+        "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s AND seq > %s"
+        " AND sender_id <> %s AND expires_at > %s",
+        (conversation_id, read_seq, user_id, now_ms),
+    )
+    row = txn.fetchone()
+    return int(row["n"]) if row else 0

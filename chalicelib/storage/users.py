@@ -119,3 +119,9 @@ def revoke_device(txn: Transaction, device_id: str, now_ms: int) -> bool:
 
 def touch_device(txn: Transaction, device_id: str, now_ms: int) -> None:
     txn.execute("UPDATE devices SET last_used_at = %s WHERE id = %s", (now_ms, device_id))
+
+
+def lock_user(txn: Transaction, user_id: str, now_ms: int) -> None:
+    """Take the user's row lock (and note activity): connects and disconnects of one user's
+    devices run one at a time, so exactly one of them sees "first" or "last"."""
+    txn.execute("UPDATE users SET last_seen_at = %s WHERE id = %s", (now_ms, user_id))

@@ -11,6 +11,7 @@ from chalicelib.errors import InvalidInput, NotFound, Unauthorized
 from chalicelib.services import sockets
 from chalicelib.services.auth import OTP_ATTEMPTS, OTP_TTL_S, AuthService
 from chalicelib.services.limits import NoLimits
+from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import Tokens
 from chalicelib.storage import users
 from tests.support.fakes import RecordingPush, RecordingSms
@@ -35,9 +36,13 @@ def tokens(clock) -> Tokens:
 
 
 @pytest.fixture
-def auth(db, clock, sms, push, tokens) -> AuthService:
-    return AuthService(db=db, clock=clock, keys=KEYS, tokens=tokens, sms=sms, push=push,
-                       limiter=NoLimits())
+def rt(db, clock, push) -> Realtime:
+    return Realtime(db=db, push=push, clock=clock, limiter=NoLimits())
+
+
+@pytest.fixture
+def auth(rt, sms, tokens) -> AuthService:
+    return AuthService(rt=rt, keys=KEYS, tokens=tokens, sms=sms)
 
 
 def login(auth: AuthService, sms: RecordingSms, phone: str = PHONE, device: str = "phone"):
@@ -188,14 +193,14 @@ def test_refresh_rotates_the_pair_and_the_old_access_token_keeps_working(auth, s
 
 
 def test_a_reused_refresh_token_revokes_the_device_and_closes_its_sockets(
-    auth, sms, db, tokens, clock, push
+    auth, sms, db, tokens, rt, push
 ):
     session = login(auth, sms)
     other = login(auth, sms, device="laptop")
     for device_session, connection_id in ((session, "conn-phone="), (other, "conn-laptop=")):
         ticket = auth.issue_ticket(auth.authenticate(f"Bearer {device_session.access_token}"),
                                    "ws://x")["ticket"]
-        sockets.open_connection(ticket, connection_id, db=db, tokens=tokens, clock=clock)
+        sockets.open_connection(ticket, connection_id, tokens=tokens, rt=rt)
     rotated = auth.refresh(session.refresh_token)
 
     with pytest.raises(Unauthorized):
@@ -228,13 +233,13 @@ def test_an_expired_refresh_token_is_refused(auth, sms, clock):
         auth.refresh(session.refresh_token)
 
 
-def test_logout_revokes_this_device_only_and_closes_its_sockets(auth, sms, db, tokens, clock,
+def test_logout_revokes_this_device_only_and_closes_its_sockets(auth, sms, db, tokens, rt,
                                                                push):
     phone, laptop = login(auth, sms), login(auth, sms, device="laptop")
     for device_session, connection_id in ((phone, "conn-phone="), (laptop, "conn-laptop=")):
         principal = auth.authenticate(f"Bearer {device_session.access_token}")
         ticket = auth.issue_ticket(principal, "ws://x")["ticket"]
-        sockets.open_connection(ticket, connection_id, db=db, tokens=tokens, clock=clock)
+        sockets.open_connection(ticket, connection_id, tokens=tokens, rt=rt)
 
     auth.logout(auth.authenticate(f"Bearer {phone.access_token}"))
 

@@ -1,0 +1,38 @@
+"""Fan-out: many frames to many connections at once, reporting the connections that are gone.
+
+Each push is a network round trip in AWS, so a group send's pushes go out concurrently on a
+small pool kept per container, instead of one after another.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from chalicelib.adapters.push import Push
+from chalicelib.observability import logger
+
+PUSH_CONCURRENCY = 8
+_pool = ThreadPoolExecutor(max_workers=PUSH_CONCURRENCY, thread_name_prefix="push")
+
+Frame = dict[str, Any]
+
+
+def deliver(push: Push, frames: list[tuple[str, Frame]]) -> list[str]:
+    """Send each (connection id, frame); return the ids API Gateway says are gone. A push that
+    fails otherwise is logged and skipped: the device catches up with `sync`."""
+    if not frames:
+        return []
+    if len(frames) == 1:
+        return [cid for cid, frame in frames if not _send(push, cid, frame)]
+    futures = [(cid, _pool.submit(_send, push, cid, frame)) for cid, frame in frames]
+    return [cid for cid, future in futures if not future.result()]
+
+
+def _send(push: Push, connection_id: str, frame: Frame) -> bool:
+    try:
+        return push.send(connection_id, frame)
+    except Exception:  # noqa: BLE001 - one failed push must not stop the others
+        logger.warning("push failed", exc_info=True,
+                       extra={"connection_id": connection_id, "frame_type": frame.get("type")})
+        return True  # not known to be gone; keep the connection

@@ -1,0 +1,77 @@
+"""The `$default` route: parse a client frame, dispatch on `action`, answer failures with an
+`error` frame that echoes `req`. A bad frame changes nothing and the socket stays open."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
+from chalicelib.observability import logger
+from chalicelib.replies import INTERNAL, error_frame
+from chalicelib.services import messaging
+from chalicelib.services.delivery import deliver
+from chalicelib.services.realtime import Caller, Realtime, caller_of
+
+MAX_FRAME_BYTES = 32 * 1024
+REQ_MAX_LENGTH = 64
+
+Action = Callable[[Caller, dict[str, Any], Realtime], None]
+
+
+def ping(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
+    """Heartbeat: the connection's activity was refreshed on the way in; answer `pong`."""
+    pong: dict[str, Any] = {"type": "pong", "server_time": rt.clock.now_ms()}
+    if frame.get("req") is not None:
+        pong["req"] = frame["req"]
+    deliver(rt.push, [(caller.connection_id, pong)])
+
+
+ACTIONS: dict[str, Action] = {
+    "send": messaging.send,
+    "ack": messaging.ack,
+    "read": messaging.read,
+    "sync": messaging.sync,
+    "ping": ping,
+}
+
+
+def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
+    req = None
+    try:
+        frame = parse_frame(raw)
+        req = frame.get("req")
+        action = ACTIONS.get(frame.get("action"))  # type: ignore[arg-type]
+        if action is None:
+            raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
+        caller = caller_of(connection_id, rt, force_touch=frame["action"] == "ping")
+        logger.append_keys(action=frame["action"])
+        action(caller, frame, rt)
+    except EphemeraError as error:
+        deliver(rt.push, [(connection_id, error_frame(error, req))])
+    except Exception:  # noqa: BLE001 - the one place an unknown failure becomes `internal`
+        logger.exception("frame failed")
+        deliver(rt.push, [(connection_id, error_frame(INTERNAL, req))])
+
+
+def parse_frame(raw: str | None) -> dict[str, Any]:
+    """The frame as a JSON object with a well-formed `req` (or none), else `bad_request`.
+    (A missing body reaches `$default` as nothing at all, or as Chalice's string "None".)"""
+    if raw is None or raw == "None" or not raw.strip():
+        raise InvalidInput("send a JSON object with an action")
+    if len(raw.encode("utf-8")) > MAX_FRAME_BYTES:
+        raise TooLarge("frames are limited to 32 KB")
+    try:
+        frame = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput("the frame is not valid JSON") from exc
+    if not isinstance(frame, dict):
+        raise InvalidInput("the frame must be a JSON object")
+    req = frame.get("req")
+    if req is not None and not (
+            (isinstance(req, str) and len(req) <= REQ_MAX_LENGTH)
+            or (isinstance(req, int) and not isinstance(req, bool))):
+        raise InvalidInput(f"req must be a string of at most {REQ_MAX_LENGTH} characters or a "
+                           "number")
+    return frame
