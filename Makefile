@@ -13,11 +13,16 @@ export POWERTOOLS_METRICS_NAMESPACE ?= Ephemera
 
 .PHONY: install run test lint migrate bench clean
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed tools/asyncapi/node_modules/.installed
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# The AsyncAPI parser validates docs/asyncapi.yaml in the tests (its CLI needs Node 24).
+tools/asyncapi/node_modules/.installed: tools/asyncapi/package-lock.json
+	npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The whole stack on one port (REST, WebSocket, management API, schedule, web client), on the
@@ -41,4 +46,4 @@ bench: install
 	$(BIN)/python -m bench.storage
 
 clean:
-	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache
+	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache tools/asyncapi/node_modules

@@ -1,0 +1,107 @@
+"""A small world of users, devices and live connections for messaging tests: frames go in
+through the real `$default` dispatcher, pushes land in a recording adapter."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.ids import new_id
+from chalicelib.services import conversations, frames, presence
+from chalicelib.services.realtime import Caller, Realtime
+from chalicelib.storage import users
+from chalicelib.storage.connections import ConnectionRow
+from chalicelib.storage.users import Device, User
+from tests.support.fakes import RecordingPush
+
+
+@dataclass(frozen=True)
+class Person:
+    user: User
+    phone: str
+
+    @property
+    def id(self) -> str:
+        return self.user.id
+
+
+# Phones unique across the whole run, so worlds built on one database never share people.
+_phone_numbers = itertools.count(1)
+
+
+class World:
+    def __init__(self, rt: Realtime, push: RecordingPush) -> None:
+        self.rt = rt
+        self.push = push
+
+    # --- people and their devices ---------------------------------------------------------
+
+    def person(self) -> Person:
+        phone = f"+1415555{next(_phone_numbers) % 10_000:04d}"
+        now = self.rt.clock.now_ms()
+        user = self.rt.db.run_transaction("t", users.get_or_create_user, new_id=new_id(),
+                                          phone=phone, now_ms=now, activate=True)
+        return Person(user, phone)
+
+    def device(self, person: Person) -> Caller:
+        """A new device of `person` with a live connection."""
+        now = self.rt.clock.now_ms()
+        device = Device(new_id(), person.id, "device", 0, now, now, None)
+        self.rt.db.run_transaction("t", users.insert_device, device)
+        connection_id = new_id()[-15:] + "="
+        came_online = self.rt.db.run_transaction("t", presence.connection_opened_txn,
+                                                 ConnectionRow(connection_id, person.id,
+                                                               device.id, now, now))
+        if came_online:
+            presence.announce(person.id, online=True, last_seen_at=now, rt=self.rt)
+        return Caller(connection_id, person.id, device.id)
+
+    def disconnect(self, caller: Caller) -> None:
+        presence.close_connection(caller.connection_id, self.rt)
+
+    def chat(self, owner: Person, *others: Person, ttl_seconds: int = 3600) -> str:
+        fields = {"members": [p.phone for p in others], "ttl_seconds": ttl_seconds}
+        if len(others) > 1 or not others:
+            fields["title"] = "group"
+        view, _ = conversations.create(owner.id, fields, self.rt)
+        return view["id"]
+
+    # --- frames -----------------------------------------------------------------------------
+
+    def frame(self, caller: Caller, action: str, **fields: Any) -> None:
+        # Raw UTF-8, as clients send it (PROTOCOL.md): \u escapes would triple a body.
+        raw = json.dumps({"action": action, **fields}, ensure_ascii=False)
+        frames.handle_frame(raw, caller.connection_id, self.rt)
+
+    def raw(self, caller: Caller, raw: str | None) -> None:
+        frames.handle_frame(raw, caller.connection_id, self.rt)
+
+    def send(self, caller: Caller, conversation_id: str, body: str = "hello",
+             client_msg_id: str | None = None, req: Any = None) -> None:
+        fields = {"conversation_id": conversation_id, "body": body,
+                  "client_msg_id": client_msg_id or new_id()}
+        if req is not None:
+            fields["req"] = req
+        self.frame(caller, "send", **fields)
+
+    def received(self, caller: Caller, frame_type: str | None = None) -> list[dict[str, Any]]:
+        return [frame for cid, frame in self.push.frames
+                if cid == caller.connection_id and (frame_type is None
+                                                    or frame["type"] == frame_type)]
+
+    def last(self, caller: Caller, frame_type: str) -> dict[str, Any]:
+        found = self.received(caller, frame_type)
+        assert found, f"no {frame_type} frame for {caller.connection_id}: {self.push.frames}"
+        return found[-1]
+
+    def forget_frames(self) -> None:
+        self.push.frames.clear()
+
+    def count(self, table: str) -> int:
+        def count_txn(txn):
+            txn.execute(f"SELECT COUNT(*) AS n FROM {table}")
+            return txn.fetchone()["n"]
+
+        return self.rt.db.run_read("t", count_txn)
