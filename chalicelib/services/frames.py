@@ -45,7 +45,9 @@ def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
         action = ACTIONS.get(frame.get("action"))  # type: ignore[arg-type]
         if action is None:
             raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
-        caller = caller_of(connection_id, rt, force_touch=frame["action"] == "ping")
+        named = frame.get("conversation_id")
+        caller = caller_of(connection_id, rt, force_touch=frame["action"] == "ping",
+                           conversation_id=named if isinstance(named, str) else None)
         logger.append_keys(action=frame["action"])
         action(caller, frame, rt)
     except EphemeraError as error:

@@ -56,7 +56,8 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     (sender, client_msg_id) key, insert. A retry, or the loser of a race between two copies,
     hits the key: its transaction rolls back (seq included, so no gap) and it answers with
     the original's ids. Pushes happen after the commit; a failed push loses nothing, since
-    the device catches up with `sync`.
+    the device catches up with `sync`. (The TTL came with the caller: a TTL changed in the
+    same instant may or may not apply to this message, as for any send racing a PATCH.)
     """
     request = _parse_send(frame)
     now = rt.clock.now_ms()
@@ -98,16 +99,19 @@ def _send_txn(txn: Transaction, caller: Caller, request: _Send, body_hash: str,
     seq = conversations.allocate_seq(txn, request.conversation_id, caller.user_id)
     if seq is None:
         return None
-    conversation = conversations.get_conversation(txn, request.conversation_id)
-    assert conversation is not None  # we hold its row lock
+    ttl_s = caller.conversation_ttl_s
+    if ttl_s is None:  # read with the caller before the conversation existed: read it now
+        ttl_s = conversations.get_conversation(txn, request.conversation_id).ttl_seconds
     message = Message(
-        id=new_id(now), conversation_id=conversation.id, seq=seq, sender_id=caller.user_id,
-        sender_device_id=caller.device_id, client_msg_id=request.client_msg_id,
-        body=request.body, created_at=now, expires_at=now + conversation.ttl_seconds * 1000,
+        id=new_id(now), conversation_id=request.conversation_id, seq=seq,
+        sender_id=caller.user_id, sender_device_id=caller.device_id,
+        client_msg_id=request.client_msg_id, body=request.body, created_at=now,
+        expires_at=now + ttl_s * 1000,
     )
     messages.insert_idempotency_key(txn, IdempotencyKey(
         sender_id=caller.user_id, client_msg_id=request.client_msg_id,
-        conversation_id=conversation.id, message_id=message.id, seq=seq, body_hash=body_hash,
+        conversation_id=request.conversation_id, message_id=message.id, seq=seq,
+        body_hash=body_hash,
         created_at=now, message_expires_at=message.expires_at,
         keep_until=max(now + IDEMPOTENCY_WINDOW_MS, message.expires_at),
     ))

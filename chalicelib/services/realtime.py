@@ -10,7 +10,7 @@ from chalicelib.errors import Unauthorized
 from chalicelib.observability import set_user
 from chalicelib.services.limits import Limiter
 from chalicelib.storage import connections
-from chalicelib.storage.database import Database, Transaction
+from chalicelib.storage.database import Database
 
 # A connection's last_seen_at is refreshed at most this often by ordinary frames (ping always
 # refreshes it); well inside API Gateway's 10-minute idle limit that housekeeping checks.
@@ -29,28 +29,28 @@ class Realtime:
 
 @dataclass(frozen=True)
 class Caller:
-    """The user and device behind a WebSocket connection."""
+    """The user and device behind a WebSocket connection. `conversation_ttl_s` is the TTL of
+    the conversation the frame names, read along with the connection (a send needs it, and
+    this saves it a round trip); None when the frame names none that exists."""
 
     connection_id: str
     user_id: str
     device_id: str
+    conversation_ttl_s: int | None = None
 
 
-def caller_of(connection_id: str, rt: Realtime, *, force_touch: bool = False) -> Caller:
-    """Who sent a frame, from the connection row stored at `$connect`; refreshes the row's
-    activity when it is getting old. A connection with no row (revoked, swept) is refused."""
+def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None = None,
+              force_touch: bool = False) -> Caller:
+    """Who sent a frame, from the connection row stored at `$connect` (one read). The row's
+    activity is refreshed when it is getting old, or always for a ping. A connection with no
+    row (revoked, swept) is refused."""
     now = rt.clock.now_ms()
-
-    def load_txn(txn: Transaction) -> Caller | None:
-        row = connections.get_connection(txn, connection_id)
-        if row is None:
-            return None
-        if force_touch or now - row.last_seen_at >= TOUCH_EVERY_MS:
-            connections.touch_connection(txn, connection_id, now)
-        return Caller(connection_id, row.user_id, row.device_id)
-
-    caller = rt.db.run_transaction("realtime.caller", load_txn)
-    if caller is None:
+    row, ttl = rt.db.run_read("realtime.caller", connections.load_caller, connection_id,
+                              conversation_id)
+    if row is None:
         raise Unauthorized("this connection is not logged in; open a new one with a ticket")
-    set_user(caller.user_id)
-    return caller
+    if force_touch or now - row.last_seen_at >= TOUCH_EVERY_MS:
+        rt.db.run_transaction("realtime.touch", connections.touch_connection, connection_id,
+                              now)
+    set_user(row.user_id)
+    return Caller(connection_id, row.user_id, row.device_id, ttl)

@@ -84,3 +84,20 @@ def stale_connections(txn: Transaction, *, idle_before_ms: int, opened_before_ms
         (idle_before_ms, opened_before_ms, limit),
     )
     return [ConnectionRow(**row) for row in txn.fetchall()]
+
+
+def load_caller(txn: Transaction, connection_id: str,
+                conversation_id: str | None) -> tuple[ConnectionRow | None, int | None]:
+    """A connection's row and, in the same round trip, the TTL of the conversation a frame
+    names (a send needs it; None when there is no such conversation)."""
+    txn.execute(
+        "SELECT k.id, k.user_id, k.device_id, k.connected_at, k.last_seen_at,"
+        " c.ttl_seconds FROM connections k LEFT JOIN conversations c ON c.id = %s"
+        " WHERE k.id = %s",
+        (conversation_id, connection_id),
+    )
+    row = txn.fetchone()
+    if row is None:
+        return None, None
+    ttl = row.pop("ttl_seconds")
+    return ConnectionRow(**row), int(ttl) if ttl is not None else None

@@ -50,12 +50,13 @@ class Transaction:
 class Database:
     """Runs transaction functions `func(txn, ...)` and commits them explicitly.
 
-    A Lambda container handles one event at a time, so one connection per container would do;
-    connections are kept per thread so that tests and tools may share a `Database` between
-    threads. A connection found dead (idle timeout, failover, KILL) is replaced and the
-    transaction run again once: the server rolled back whatever the dead one had begun, so a
-    transaction function must only touch the database. A failure during COMMIT itself is
-    ambiguous and is raised, never retried.
+    Two connections per container (per thread, so tests and tools may share a `Database`
+    between threads): a writer whose transactions commit explicitly, and an autocommit reader
+    for `run_read`, whose statements need no BEGIN or COMMIT round trip (at READ COMMITTED a
+    read transaction sees each statement's own snapshot anyway). A connection found dead (idle
+    timeout, failover, KILL) is replaced and the function run again once: the server rolled
+    back whatever the dead one had begun, so a transaction function must only touch the
+    database. A failure during COMMIT itself is ambiguous and is raised, never retried.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -81,36 +82,39 @@ class Database:
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Like `run_transaction`, for functions that only read (no write lock taken)."""
+        """Run a function that only reads, on the autocommit reader connection."""
         return self._run(name, func, False, *args, **kwargs)
 
     def _run(self, name: str, func: Callable[..., T], write: bool, *args, **kwargs) -> T:
         started = time.perf_counter()
         for attempt in (1, 2):
-            connection = self._connection()
+            connection = self._connection(write)
             txn = Transaction(name, connection.cursor(), self.engine)
             try:
-                self.engine.begin(txn, write=write)
+                if write:
+                    self.engine.begin(txn, write=True)
                 result = func(txn, *args, **kwargs)
             except Exception as exc:
                 if self.engine.is_disconnect(exc):
-                    self._discard(connection)
+                    self._discard(connection, write)
                     if attempt == 1:
                         logger.warning("database connection lost; reconnecting",
                                        extra={"txn": name})
                         continue
                     raise
-                _rollback_quietly(connection)
+                if write:
+                    _rollback_quietly(connection)
                 if self.engine.is_duplicate_key(exc):
                     raise Conflict("that already exists") from exc
                 raise
-            try:
-                connection.commit()
-            except Exception as exc:
-                if self.engine.is_disconnect(exc):
-                    self._discard(connection)
-                raise
-            logger.debug("transaction committed", extra={
+            if write:
+                try:
+                    connection.commit()
+                except Exception as exc:
+                    if self.engine.is_disconnect(exc):
+                        self._discard(connection, write)
+                    raise
+            logger.debug("transaction done", extra={
                 "txn": name, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             })
             return result
@@ -124,17 +128,18 @@ class Database:
             _close_quietly(connection)
         self._local = threading.local()
 
-    def _connection(self) -> Connection:
-        connection = getattr(self._local, "connection", None)
+    def _connection(self, write: bool) -> Connection:
+        role = "writer" if write else "reader"
+        connection = getattr(self._local, role, None)
         if connection is None:
-            connection = self.engine.connect()
-            self._local.connection = connection
+            connection = self.engine.connect(autocommit=not write)
+            setattr(self._local, role, connection)
             with self._all_lock:
                 self._all.append(connection)
         return connection
 
-    def _discard(self, connection: Connection) -> None:
-        self._local.connection = None
+    def _discard(self, connection: Connection, write: bool) -> None:
+        setattr(self._local, "writer" if write else "reader", None)
         with self._all_lock:
             if connection in self._all:
                 self._all.remove(connection)

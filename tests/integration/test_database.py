@@ -34,7 +34,7 @@ def test_a_killed_server_connection_is_replaced_on_the_next_call(mysql_db, mysql
 def test_a_write_after_the_connection_was_killed_lands_once(mysql_db, mysql_server,
                                                            mysql_database):
     with mysql_server.connect(mysql_database) as admin, admin.cursor() as cur:
-        cur.execute("KILL %s", (mysql_db.run_read("t", connection_id),))
+        cur.execute("KILL %s", (mysql_db.run_transaction("t", connection_id),))
     user = User(new_id(), "+14155550101", NOW, NOW, None)
 
     mysql_db.run_transaction("t", users.insert_user, user)
@@ -42,6 +42,10 @@ def test_a_write_after_the_connection_was_killed_lands_once(mysql_db, mysql_serv
     with mysql_server.connect(mysql_database) as admin, admin.cursor() as cur:
         cur.execute("SELECT COUNT(*) AS n FROM users WHERE phone = %s", (user.phone,))
         assert cur.fetchone()["n"] == 1
+
+
+def test_reads_and_writes_use_their_own_connections(mysql_db):
+    assert mysql_db.run_read("t", connection_id) != mysql_db.run_transaction("t", connection_id)
 
 
 def test_a_failing_transaction_leaves_nothing_behind(db):

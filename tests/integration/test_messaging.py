@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from chalicelib.services import messaging
+from chalicelib.services import conversations, messaging
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
@@ -371,3 +371,17 @@ def test_history_pages_forward_and_hides_expired_messages(world, clock):
     assert first["has_more"] is True
     assert [m["body"] for m in rest["messages"]] == ["later 2", "later 3"]
     assert rest["has_more"] is False
+
+
+def test_a_ttl_change_applies_to_messages_sent_afterwards(world):
+    alice, bob = world.person(), world.person()
+    phone = world.device(alice)
+    chat = world.chat(alice, bob, ttl_seconds=3600)
+    world.send(phone, chat, body="before")
+
+    conversations.update(alice.id, chat, {"ttl_seconds": 60}, world.rt)
+    world.send(phone, chat, body="after")
+
+    before, after = world.received(phone, "sent")
+    assert before["expires_at"] - before["created_at"] == 3600 * 1000
+    assert after["expires_at"] - after["created_at"] == 60 * 1000

@@ -38,8 +38,8 @@ class Engine(ABC):
     name: str
 
     @abstractmethod
-    def connect(self) -> Connection:
-        """Open a new connection with autocommit off and rows as dicts."""
+    def connect(self, *, autocommit: bool = False) -> Connection:
+        """Open a new connection with rows as dicts; autocommit off unless asked (readers)."""
 
     @abstractmethod
     def begin(self, cur: Cursor, *, write: bool) -> None:

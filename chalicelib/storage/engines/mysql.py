@@ -28,7 +28,7 @@ class MysqlEngine(Engine):
         # Called on every connect, so a rotated secret is picked up when a connection is replaced.
         self._password = password or (lambda: settings.password)
 
-    def connect(self) -> Connection:
+    def connect(self, *, autocommit: bool = False) -> Connection:
         return pymysql.connect(
             host=self._settings.host,
             port=self._settings.port,
@@ -36,7 +36,7 @@ class MysqlEngine(Engine):
             password=self._password() or "",
             database=self._settings.name,
             charset="utf8mb4",
-            autocommit=False,
+            autocommit=autocommit,
             cursorclass=pymysql.cursors.DictCursor,
             connect_timeout=5,
             # READ COMMITTED: a statement sees what others committed before it, so the loser of

@@ -73,7 +73,9 @@ class SqliteEngine(Engine):
     def __init__(self, settings: DatabaseSettings) -> None:
         self._path = settings.path
 
-    def connect(self) -> Connection:
+    def connect(self, *, autocommit: bool = False) -> Connection:
+        # sqlite3 runs in autocommit mode either way (isolation_level=None): writers begin
+        # their transactions explicitly, readers never do.
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(
