@@ -108,16 +108,24 @@ def empty_mysql_database(mysql_server: MysqlServer) -> Iterator[str]:
     mysql_server.drop_database(name)
 
 
+def empty_tables(db: Database) -> None:
+    """Delete every row but the schema's record (rollback-per-test cannot work: the code under
+    test commits)."""
+
+    def empty(txn) -> None:
+        txn.execute("SHOW TABLES")
+        for table in [next(iter(row.values())) for row in txn.fetchall()]:
+            if table not in KEEP_TABLES:
+                txn.execute(f"DELETE FROM `{table}`")
+
+    db.run_transaction("test.empty_tables", empty)
+
+
 @pytest.fixture
 def mysql_db(mysql_server: MysqlServer, mysql_database: str) -> Iterator[Database]:
     """A `Database` on the run's MariaDB database, every table emptied first."""
-    with mysql_server.connect(mysql_database) as connection, connection.cursor() as cur:
-        cur.execute("SHOW TABLES")
-        for row in cur.fetchall():
-            table = next(iter(row.values()))
-            if table not in KEEP_TABLES:
-                cur.execute(f"DELETE FROM `{table}`")
     db = Database(create_engine(parse_database_url(mysql_server.url(mysql_database))))
+    empty_tables(db)
     yield db
     db.close()
 

@@ -20,7 +20,11 @@ import pytest
 import urllib3
 from websockets.sync.client import ClientConnection, connect
 
-from tests.conftest import TEST_JWT_SECRET
+from chalicelib.config import parse_database_url
+from chalicelib.storage.database import Database
+from chalicelib.storage.engines import create_engine
+from chalicelib.storage.migrate import migrate
+from tests.conftest import TEST_JWT_SECRET, empty_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE_TIMEOUT_S = 3
@@ -144,9 +148,19 @@ class StackClient:
 
 
 @pytest.fixture(scope="session")
-def running_stack(mysql_server, mysql_database) -> Iterator[RunningStack]:
+def stack_database(mysql_server) -> Iterator[str]:
+    """The stack's own database: its schedule deletes and sweeps every second, so it must not
+    share a database with tests that plant old rows on purpose."""
+    name = mysql_server.create_database("ephemera_e2e")
+    migrate(create_engine(parse_database_url(mysql_server.url(name))))
+    yield name
+    mysql_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def running_stack(mysql_server, stack_database) -> Iterator[RunningStack]:
     stack = RunningStack({
-        "DATABASE_URL": mysql_server.url(mysql_database),
+        "DATABASE_URL": mysql_server.url(stack_database),
         "WS_IDLE_TIMEOUT_S": str(IDLE_TIMEOUT_S),
         "EXPIRY_INTERVAL_S": str(EXPIRY_INTERVAL_S),
     })
@@ -158,8 +172,27 @@ def running_stack(mysql_server, mysql_database) -> Iterator[RunningStack]:
 
 
 @pytest.fixture
-def stack(running_stack, mysql_db) -> Iterator[StackClient]:
+def stack_db(mysql_server, stack_database) -> Iterator[Database]:
+    """The stack's database, every table emptied before the test."""
+    db = Database(create_engine(parse_database_url(mysql_server.url(stack_database))))
+    empty_tables(db)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def stack(running_stack, stack_db) -> Iterator[StackClient]:
     """A client of the session's stack, on a database emptied for this test."""
     client = StackClient(running_stack)
     yield client
     client.close_sockets()
+
+
+@pytest.fixture
+def fresh_database_url(mysql_server) -> Iterator[str]:
+    """A migrated database of its own, for a test that starts a stack of its own."""
+    name = mysql_server.create_database("ephemera_e2e_own")
+    url = mysql_server.url(name)
+    migrate(create_engine(parse_database_url(url)))
+    yield url
+    mysql_server.drop_database(name)

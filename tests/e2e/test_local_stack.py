@@ -16,12 +16,12 @@ from tests.e2e.conftest import IDLE_TIMEOUT_S, RunningStack, StackClient
 ALICE, BOB = "+14155550101", "+14155550102"
 
 
-def connection_rows(mysql_db) -> list[dict]:
+def connection_rows(stack_db) -> list[dict]:
     def select(txn):
         txn.execute("SELECT id, user_id, device_id FROM connections ORDER BY connected_at")
         return txn.fetchall()
 
-    return mysql_db.run_read("t", select)
+    return stack_db.run_read("t", select)
 
 
 def wait_for(condition, timeout_s: float = 10, interval_s: float = 0.1):
@@ -40,23 +40,23 @@ def management_client(stack: StackClient):
                         aws_secret_access_key="local")
 
 
-def test_two_users_log_in_by_sms_and_open_two_sockets_each(stack, mysql_db):
+def test_two_users_log_in_by_sms_and_open_two_sockets_each(stack, stack_db):
     alice_phone, alice_laptop = stack.login(ALICE), stack.login(ALICE, "laptop")
     bob_phone, bob_laptop = stack.login(BOB), stack.login(BOB, "laptop")
 
     sockets = [stack.open_socket(s) for s in (alice_phone, alice_laptop, bob_phone, bob_laptop)]
 
-    rows = connection_rows(mysql_db)
+    rows = connection_rows(stack_db)
     assert [(r["user_id"], r["device_id"]) for r in rows] == [
         (s.user_id, s.device_id) for s in (alice_phone, alice_laptop, bob_phone, bob_laptop)]
     for client_socket in sockets:
         client_socket.close()
-    wait_for(lambda: connection_rows(mysql_db) == [])
+    wait_for(lambda: connection_rows(stack_db) == [])
 
 
-def test_the_management_api_posts_to_gets_and_deletes_a_live_connection(stack, mysql_db):
+def test_the_management_api_posts_to_gets_and_deletes_a_live_connection(stack, stack_db):
     client_socket = stack.open_socket(stack.login(ALICE))
-    (row,) = connection_rows(mysql_db)
+    (row,) = connection_rows(stack_db)
     management = management_client(stack)
 
     management.post_to_connection(ConnectionId=row["id"], Data=b'{"type":"pong","req":"1"}')
@@ -69,15 +69,15 @@ def test_the_management_api_posts_to_gets_and_deletes_a_live_connection(stack, m
     assert described["ConnectedAt"].year >= 2026
     with pytest.raises(ConnectionClosed):
         client_socket.recv(timeout=5)
-    wait_for(lambda: connection_rows(mysql_db) == [])
+    wait_for(lambda: connection_rows(stack_db) == [])
     with pytest.raises(management.exceptions.GoneException):
         management.post_to_connection(ConnectionId=row["id"], Data=b"{}")
 
 
-def test_connection_ids_look_like_api_gateways(stack, mysql_db):
+def test_connection_ids_look_like_api_gateways(stack, stack_db):
     stack.open_socket(stack.login(ALICE))
 
-    (row,) = connection_rows(mysql_db)
+    (row,) = connection_rows(stack_db)
 
     assert len(row["id"]) == 16 and row["id"].endswith("=") and "/" not in row["id"]
 
@@ -92,16 +92,16 @@ def test_a_gone_id_raises_gone_exception_from_boto3(stack):
 
 
 @pytest.mark.parametrize("query", ["", "?ticket=", "?ticket=forged.ticket.value"])
-def test_a_handshake_with_a_bad_ticket_is_refused_and_leaves_no_row(stack, mysql_db, query):
+def test_a_handshake_with_a_bad_ticket_is_refused_and_leaves_no_row(stack, stack_db, query):
     with pytest.raises(InvalidStatus) as refused:
         connect(f"{stack.base_url.replace('http', 'ws')}/ws{query}", open_timeout=10,
                 legacy=True)
 
     assert refused.value.response.status_code == 401
-    assert connection_rows(mysql_db) == []
+    assert connection_rows(stack_db) == []
 
 
-def test_a_ticket_opens_one_socket_only(stack, mysql_db):
+def test_a_ticket_opens_one_socket_only(stack, stack_db):
     ticket = stack.ticket(stack.login(ALICE))
     url = f"{ticket['url']}?ticket={ticket['ticket']}"
     first = connect(url, open_timeout=10, legacy=True)
@@ -110,11 +110,11 @@ def test_a_ticket_opens_one_socket_only(stack, mysql_db):
         connect(url, open_timeout=10, legacy=True)
 
     assert refused.value.response.status_code == 401
-    assert len(connection_rows(mysql_db)) == 1
+    assert len(connection_rows(stack_db)) == 1
     first.close()
 
 
-def test_a_frame_over_32_kb_closes_the_socket_with_1009(stack, mysql_db):
+def test_a_frame_over_32_kb_closes_the_socket_with_1009(stack, stack_db):
     client_socket = stack.open_socket(stack.login(ALICE))
 
     client_socket.send(json.dumps({"action": "ping", "pad": "x" * 33_000}))
@@ -122,24 +122,23 @@ def test_a_frame_over_32_kb_closes_the_socket_with_1009(stack, mysql_db):
     with pytest.raises(ConnectionClosed) as closed:
         client_socket.recv(timeout=5)
     assert closed.value.rcvd.code == 1009
-    wait_for(lambda: connection_rows(mysql_db) == [])
+    wait_for(lambda: connection_rows(stack_db) == [])
 
 
-def test_an_idle_socket_is_closed_and_its_row_removed(stack, mysql_db):
+def test_an_idle_socket_is_closed_and_its_row_removed(stack, stack_db):
     client_socket = stack.open_socket(stack.login(ALICE))
 
     with pytest.raises(ConnectionClosed) as closed:
         client_socket.recv(timeout=IDLE_TIMEOUT_S + 5)
 
     assert closed.value.rcvd.code == 1001
-    wait_for(lambda: connection_rows(mysql_db) == [])
+    wait_for(lambda: connection_rows(stack_db) == [])
 
 
-def test_a_socket_is_closed_at_the_maximum_connection_duration_even_when_busy(mysql_server,
-                                                                            mysql_database,
-                                                                            mysql_db):
-    stack = RunningStack({"DATABASE_URL": mysql_server.url(mysql_database),
-                          "WS_MAX_CONNECTION_S": "2"})
+def test_a_socket_is_closed_at_the_maximum_connection_duration_even_when_busy(
+    fresh_database_url,
+):
+    stack = RunningStack({"DATABASE_URL": fresh_database_url, "WS_MAX_CONNECTION_S": "2"})
     try:
         stack.wait_until_ready()
         client = StackClient(stack)
@@ -155,7 +154,7 @@ def test_a_socket_is_closed_at_the_maximum_connection_duration_even_when_busy(my
         stack.stop()
 
 
-def test_logout_closes_that_devices_socket_and_not_the_other(stack, mysql_db):
+def test_logout_closes_that_devices_socket_and_not_the_other(stack, stack_db):
     phone, laptop = stack.login(ALICE), stack.login(ALICE, "laptop")
     phone_socket, laptop_socket = stack.open_socket(phone), stack.open_socket(laptop)
 
@@ -164,24 +163,24 @@ def test_logout_closes_that_devices_socket_and_not_the_other(stack, mysql_db):
     assert status == 204
     with pytest.raises(ConnectionClosed):
         phone_socket.recv(timeout=5)
-    assert [r["device_id"] for r in connection_rows(mysql_db)] == [laptop.device_id]
+    assert [r["device_id"] for r in connection_rows(stack_db)] == [laptop.device_id]
     laptop_socket.ping().wait(5)  # still open
 
 
-def test_the_schedule_runs_the_expiry_engine(stack, mysql_db):
+def test_the_schedule_runs_the_expiry_engine(stack, stack_db):
     def insert_expired(txn):
         txn.execute(
             "INSERT INTO messages (id, conversation_id, seq, sender_id, sender_device_id,"
             " client_msg_id, body, created_at, expires_at)"
             " VALUES ('01EXPIREDMESSAGE0000000000', 'c', 1, 'u', 'd', 'client-1', 'x', 1, 2)")
 
-    mysql_db.run_transaction("t", insert_expired)
+    stack_db.run_transaction("t", insert_expired)
 
     def messages_left(txn):
         txn.execute("SELECT COUNT(*) AS n FROM messages")
         return txn.fetchone()["n"]
 
-    wait_for(lambda: mysql_db.run_read("t", messages_left) == 0, timeout_s=10)
+    wait_for(lambda: stack_db.run_read("t", messages_left) == 0, timeout_s=10)
 
 
 def test_rest_errors_keep_the_protocol_shape_whatever_the_content_type(stack):
