@@ -44,6 +44,7 @@ migrate: install
 bench: install
 	$(BIN)/python -m bench.import_time
 	$(BIN)/python -m bench.storage
+	$(BIN)/python -m bench.send_path
 
 clean:
 	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache tools/asyncapi/node_modules
