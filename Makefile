@@ -11,7 +11,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export POWERTOOLS_METRICS_NAMESPACE ?= Ephemera
 
-.PHONY: install run test lint migrate bench clean
+.PHONY: install run test lint migrate expire bench clean
 
 install: $(BIN)/.installed tools/asyncapi/node_modules/.installed
 
@@ -40,6 +40,10 @@ lint: install
 # DATABASE_URL (and DB_SECRET_ARN outside stage local) say which database.
 migrate: install
 	$(BIN)/python -m chalicelib.storage.migrate
+
+# One run of the scheduled cleanup by hand (DATABASE_URL says where), figures printed.
+expire: install
+	$(BIN)/python -m chalicelib.services.expiry
 
 bench: install
 	$(BIN)/python -m bench.import_time

@@ -18,7 +18,6 @@ from chalicelib.services import (
     frames,
     health,
     messaging,
-    presence,
     sockets,
 )
 from chalicelib.services.auth import Principal
@@ -160,13 +159,7 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="scheduled_cleanup")
-def scheduled_cleanup(event: object) -> dict[str, int | bool]:
+def scheduled_cleanup(event: object) -> dict[str, Any]:
     config = bootstrap.get_config()
-    report = expiry.purge_expired(db=bootstrap.get_db(), clock=bootstrap.get_clock())
-    stale = presence.sweep_stale_connections(
-        idle_timeout_s=config.ws_idle_timeout_s, max_connection_s=config.ws_max_connection_s,
-        rt=bootstrap.get_realtime())
-    figures = {"deleted": report.deleted, "batches": report.batches,
-               "finished": report.finished, "stale_connections": stale}
-    observability.logger.info("scheduled cleanup", extra=figures)
-    return figures
+    return expiry.run_cleanup(bootstrap.get_realtime(), idle_timeout_s=config.ws_idle_timeout_s,
+                              max_connection_s=config.ws_max_connection_s)

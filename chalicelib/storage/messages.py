@@ -24,6 +24,7 @@ class Message:
 class DeletedMessage:
     conversation_id: str
     seq: int
+    sender_id: str
 
 
 def insert_message(txn: Transaction, message: Message) -> None:
@@ -62,7 +63,7 @@ def delete_expired_batch(txn: Transaction, *, now_ms: int, limit: int) -> list[D
     transaction is short and locks only the rows it removes.
     """
     txn.execute(
-        "SELECT id, conversation_id, seq FROM messages WHERE expires_at <= %s"
+        "SELECT id, conversation_id, seq, sender_id FROM messages WHERE expires_at <= %s"
         " ORDER BY expires_at LIMIT %s",
         (now_ms, limit),
     )
@@ -74,7 +75,7 @@ def delete_expired_batch(txn: Transaction, *, now_ms: int, limit: int) -> list[D
         f"DELETE FROM messages WHERE id IN ({placeholders})",  # noqa: S608
         [row["id"] for row in rows],
     )
-    return [DeletedMessage(r["conversation_id"], r["seq"]) for r in rows]
+    return [DeletedMessage(r["conversation_id"], r["seq"], r["sender_id"]) for r in rows]
 
 
 
@@ -153,3 +154,20 @@ def unread_count(txn: Transaction, conversation_id: str, user_id: str, *, read_s
     )
     row = txn.fetchone()
     return int(row["n"]) if row else 0
+
+
+def expired_backlog(txn: Transaction, now_ms: int) -> tuple[int, int | None]:
+    """How many messages have expired but are still stored, and the oldest one's expiry
+    (index-only reads on `expires_at`)."""
+    txn.execute("SELECT COUNT(*) AS n, MIN(expires_at) AS oldest FROM messages"
+                " WHERE expires_at <= %s", (now_ms,))
+    row = txn.fetchone() or {}
+    oldest = row.get("oldest")
+    return int(row.get("n") or 0), int(oldest) if oldest is not None else None
+
+
+def lowest_stored_seq(txn: Transaction, conversation_id: str) -> int | None:
+    txn.execute("SELECT MIN(seq) AS seq FROM messages WHERE conversation_id = %s",
+                (conversation_id,))
+    row = txn.fetchone()
+    return int(row["seq"]) if row and row["seq"] is not None else None

@@ -130,3 +130,25 @@ def test_a_bad_frame_gets_an_error_and_the_socket_keeps_working(stack, two_users
 
     assert error["code"] == "bad_request"
     assert alice.wait_for("pong", req="p")["server_time"] > 0
+
+
+def test_the_schedule_deletes_expired_messages_and_live_clients_are_told(stack, two_users,
+                                                                          stack_db):
+    (alice_phone, _), (bob_phone, _), chat = two_users
+    alice, bob = Socket(stack.open_socket(alice_phone)), Socket(stack.open_socket(bob_phone))
+    alice.send(action="send", conversation_id=chat, client_msg_id="short-life", body="bye")
+    seq = alice.wait_for("sent")["seq"]
+
+    def expire_now(txn):  # as if its TTL ended a moment ago (the minimum TTL is 10 s)
+        txn.execute("UPDATE messages SET expires_at = %s WHERE conversation_id = %s",
+                    (int(time.time() * 1000) - 1, chat))
+
+    stack_db.run_transaction("t", expire_now)
+
+    for client in (alice, bob):
+        frame = client.wait_for("expired", timeout_s=10, conversation_id=chat)
+        assert (frame["ranges"], frame["up_to_seq"]) == ([[seq, seq]], seq)
+    assert bob.wait_for("unread", conversation_id=chat)["count"] == 0
+    status, page, _ = stack.request("GET", f"/conversations/{chat}/messages",
+                                    token=bob_phone.access_token)
+    assert (status, page["messages"]) == (200, [])

@@ -183,8 +183,8 @@ def test_delete_expired_removes_only_expired_messages_in_batches(db):
     second = db.run_transaction("t", messages.delete_expired_batch, now_ms=NOW, limit=3)
     third = db.run_transaction("t", messages.delete_expired_batch, now_ms=NOW, limit=3)
 
-    assert first == [DeletedMessage(chat.id, seq) for seq in (1, 2, 3)]
-    assert second == [DeletedMessage(chat.id, 4)]
+    assert first == [DeletedMessage(chat.id, seq, alice.id) for seq in (1, 2, 3)]
+    assert second == [DeletedMessage(chat.id, 4, alice.id)]
     assert third == []
     left = db.run_read("t", messages.messages_after, chat.id, after_seq=0, now_ms=0, limit=10)
     assert [m.seq for m in left] == [5, 6]
