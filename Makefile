@@ -49,6 +49,7 @@ bench: install
 	$(BIN)/python -m bench.import_time
 	$(BIN)/python -m bench.storage
 	$(BIN)/python -m bench.send_path
+	$(BIN)/python -m bench.expiry
 
 clean:
 	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache tools/asyncapi/node_modules
