@@ -16,7 +16,7 @@ from chalicelib.config import Config
 from chalicelib.crypto import Keys
 from chalicelib.errors import ConfigError
 from chalicelib.services.auth import AuthService
-from chalicelib.services.limits import Limiter, NoLimits
+from chalicelib.services.limits import Limiter, SlidingWindowLimiter, load_policies
 from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import Tokens
 from chalicelib.storage.database import Database
@@ -77,7 +77,8 @@ def get_push() -> Push:
 
 @cache
 def get_limiter() -> Limiter:
-    return NoLimits()
+    return SlidingWindowLimiter(db=get_db(), clock=get_clock(),
+                                policies=load_policies(os.environ))
 
 
 @cache
@@ -103,6 +104,7 @@ def fail_fast_in_lambda() -> None:
     variable fails the init with its name instead of the first request."""
     if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
         get_config()
+        load_policies(os.environ)
 
 
 ACCESSORS = (get_config, get_clock, get_db, get_keys, get_tokens, get_sms, get_push,

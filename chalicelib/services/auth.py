@@ -84,8 +84,6 @@ class AuthService:
         """Text a new code to the phone; the reply is the same whether it has an account."""
         phone = normalize_phone(raw_phone, self._allowed_countries)
         phone_key = keyed_hash(self._keys.phone, phone)
-        self._limiter.check("otp_per_phone", phone_key)
-        self._limiter.check("otp_per_ip", client_ip)
         now = self._clock.now_ms()
         challenge_id = new_id()
         code = random_digits(OTP_LENGTH)
@@ -94,7 +92,8 @@ class AuthService:
             code_hash=self._code_hash(challenge_id, code), attempts_left=OTP_ATTEMPTS,
             created_at=now, expires_at=now + OTP_TTL_S * 1000, consumed_at=None,
         )
-        self._db.run_transaction("auth.request_code", _replace_challenge_txn, challenge)
+        self._db.run_transaction("auth.request_code", self._request_code_txn, challenge,
+                                 client_ip)
         self._sms.send_code(phone, code)
         return {"challenge_id": challenge_id, "expires_in": OTP_TTL_S,
                 "resend_after": RESEND_AFTER_S}
@@ -120,6 +119,8 @@ class AuthService:
         challenge = otp.spend_attempt(txn, challenge_id, now)
         if challenge is None:
             return _Outcome()
+        # Guesses per number across its challenges; a denial rolls the spent attempt back.
+        self._limiter.check_txn(txn, [("verify_per_phone", challenge.phone_key)], now)
         if not same(challenge.code_hash, self._code_hash(challenge.id, code)):
             return _Outcome(attempts_left=challenge.attempts_left)
         otp.consume_challenge(txn, challenge.id, now)
@@ -210,7 +211,7 @@ class AuthService:
     # --- WebSocket tickets --------------------------------------------------------------
 
     def issue_ticket(self, principal: Principal, ws_url: str) -> dict[str, Any]:
-        self._limiter.check("ticket_per_user", principal.user_id)
+        self._limiter.check([("ticket_per_user", principal.user_id)])
         ticket = self._tokens.ticket(principal.user_id, principal.device_id)
         return {"ticket": ticket, "url": ws_url, "expires_in": TICKET_TTL_S}
 
@@ -223,13 +224,19 @@ class AuthService:
             presence.announce(outcome.went_offline, online=False,
                               last_seen_at=self._clock.now_ms(), rt=self._rt)
 
+    def _request_code_txn(self, txn: Transaction, challenge: OtpChallenge,
+                          client_ip: str) -> None:
+        """Limits first (a denial stores and sends nothing), then the one live challenge."""
+        self._limiter.check_txn(txn, [
+            ("otp_per_phone", challenge.phone_key), ("otp_per_phone_daily", challenge.phone_key),
+            ("otp_per_ip", client_ip)], challenge.created_at)
+        otp.supersede_live_challenges(txn, challenge.phone_key, challenge.created_at)
+        otp.insert_challenge(txn, challenge)
+
     def _code_hash(self, challenge_id: str, code: str) -> str:
         return keyed_hash(self._keys.otp, challenge_id, code)
 
 
-def _replace_challenge_txn(txn: Transaction, challenge: OtpChallenge) -> None:
-    otp.supersede_live_challenges(txn, challenge.phone_key, challenge.created_at)
-    otp.insert_challenge(txn, challenge)
 
 
 def _revoke_own_device_txn(txn: Transaction, user_id: str, device_id: str,

@@ -49,6 +49,8 @@ def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
         caller = caller_of(connection_id, rt, force_touch=frame["action"] == "ping",
                            conversation_id=named if isinstance(named, str) else None)
         logger.append_keys(action=frame["action"])
+        if action is not messaging.send:  # sends have their own policies, in their transaction
+            rt.limiter.check([("frames_per_connection", connection_id)])
         action(caller, frame, rt)
     except EphemeraError as error:
         deliver(rt.push, [(connection_id, error_frame(error, req))])

@@ -1,18 +1,147 @@
-"""The rate-limit hook every guarded action calls. The sliding-window limiter that fills it
-lands with the rate-limiting work; until then every check passes."""
+"""Sliding-window rate limits, shared by every Lambda through the database.
+
+The weighted two-window counter: a policy allows `limit` hits per `window`; a hit at time t
+counts the current fixed window's hits plus the previous window's, weighted by how much of it
+still lies inside the sliding window ending at t. Counts live in `rate_limit_windows`, one row
+per (bucket, window). A check increments its rows and reads them in the caller's transaction,
+under the rows' locks, so concurrent checks cannot over-admit; a denied check raises, the
+transaction rolls back, and nothing it did (its own hit included) is kept.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
+
+from chalicelib.clock import Clock
+from chalicelib.errors import ConfigError, RateLimited
+from chalicelib.storage import rate_limits
+from chalicelib.storage.database import Database, Transaction
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    limit: int
+    window_ms: int
+
+
+# Defaults (README "Rate limits"); each can be changed with RATE_<NAME>=<limit>/<seconds>.
+DEFAULT_POLICIES = {
+    "otp_per_phone": (3, 600),           # codes texted to one number per 10 minutes
+    "otp_per_phone_daily": (10, 86_400),
+    "otp_per_ip": (20, 3_600),           # code requests from one address per hour
+    "verify_per_phone": (10, 600),       # code guesses for one number, across its challenges
+    "ticket_per_user": (30, 60),         # WebSocket tickets
+    "connect_per_user": (30, 60),        # WebSocket handshakes that reach $connect
+    "send_burst_per_user": (20, 10),     # messages, short burst
+    "send_per_user": (120, 60),          # messages, sustained
+    "send_per_new_user": (20, 60),       # the same, for accounts younger than a day
+    "send_per_conversation": (300, 60),  # all members together, per conversation
+    "send_same_body": (5, 600),          # one identical body (20+ characters) from one sender
+    "frames_per_connection": (120, 60),  # ack, read, sync and ping on one socket
+}
+NEW_ACCOUNT_MS = 24 * 3600 * 1000
+SPAM_MIN_BODY = 20  # shorter bodies ("ok", "lol") repeat innocently
+
+
+def load_policies(env: Mapping[str, str]) -> dict[str, Policy]:
+    """The default policies, with RATE_<NAME>=<limit>/<seconds> overrides."""
+    policies = {}
+    for name, (limit, window_s) in DEFAULT_POLICIES.items():
+        variable = f"RATE_{name.upper()}"
+        if env.get(variable):
+            limit, window_s = _parse_policy(variable, env[variable])
+        policies[name] = Policy(name, limit, window_s * 1000)
+    return policies
+
+
+def _parse_policy(variable: str, raw: str) -> tuple[int, int]:
+    try:
+        limit, window_s = (int(part) for part in raw.split("/"))
+    except ValueError as exc:
+        raise ConfigError(f"{variable} must look like <limit>/<seconds>, e.g. 20/60") from exc
+    if limit < 1 or window_s < 1:
+        raise ConfigError(f"{variable} needs a limit and a window of at least 1")
+    return limit, window_s
+
+
+def allows(limit: int, window_ms: int, previous: int, current: int, elapsed_ms: int) -> bool:
+    """The weighted estimate, in integers: previous * (W - e) / W + current <= limit."""
+    return previous * (window_ms - elapsed_ms) + current * window_ms <= limit * window_ms
+
+
+def retry_after_ms(limit: int, window_ms: int, previous: int, current: int,
+                   elapsed_ms: int) -> int:
+    """How long until one more hit is allowed, if nobody else hits the bucket meanwhile.
+    `current` does not include the denied hit."""
+    if current + 1 <= limit and previous > 0:
+        # Still in this window: wait for the previous window's weight to fall enough.
+        needed = window_ms - elapsed_ms - ((limit - current - 1) * window_ms) // previous
+        wait = max(1, needed)
+        if elapsed_ms + wait < window_ms:
+            while not allows(limit, window_ms, previous, current + 1, elapsed_ms + wait):
+                wait += 1  # integer rounding: at most a step or two
+            return wait
+    # The next window: this one's hits become the weighted "previous".
+    to_next = window_ms - elapsed_ms
+    if current == 0:
+        return to_next
+    into = max(0, window_ms - ((limit - 1) * window_ms) // current)
+    while not allows(limit, window_ms, current, 1, into):
+        into += 1
+    return to_next + into
 
 
 class Limiter(Protocol):
-    def check(self, policy: str, key: str) -> None:
-        """Count one hit of `key` against `policy`; raise `RateLimited` when over it."""
+    def check(self, checks: list[tuple[str, str]]) -> None:
+        """Count one hit on each (policy, key) in a transaction of its own; raise
+        `RateLimited` (and count nothing) when any is over its limit."""
+
+    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int) -> None:
+        """The same inside the caller's transaction: a denial rolls all of it back."""
+
+
+class SlidingWindowLimiter:
+    def __init__(self, *, db: Database, clock: Clock, policies: dict[str, Policy]) -> None:
+        self._db = db
+        self._clock = clock
+        self._policies = policies
+
+    def check(self, checks: list[tuple[str, str]]) -> None:
+        self._db.run_transaction("limits.check", self.check_txn, checks, self._clock.now_ms())
+
+    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int) -> None:
+        if not checks:
+            return
+        buckets = []
+        for policy_name, key in checks:
+            policy = self._policies[policy_name]
+            start = now_ms - now_ms % policy.window_ms
+            buckets.append((policy, f"{policy.name}:{key}", start))
+        rate_limits.count_hits(txn, [(bucket, start, start + 2 * policy.window_ms)
+                                     for policy, bucket, start in buckets])
+        counts = rate_limits.read_counts(
+            txn, [(bucket, start - policy.window_ms) for policy, bucket, start in buckets]
+            + [(bucket, start) for _, bucket, start in buckets])
+        waits = []
+        for policy, bucket, start in buckets:
+            previous = counts.get((bucket, start - policy.window_ms), 0)
+            current = counts.get((bucket, start), 0)
+            elapsed = now_ms - start
+            if not allows(policy.limit, policy.window_ms, previous, current, elapsed):
+                waits.append(retry_after_ms(policy.limit, policy.window_ms, previous,
+                                            current - 1, elapsed))
+        if waits:
+            raise RateLimited("too many requests; slow down", retry_after_ms=max(waits))
 
 
 class NoLimits:
-    """Admits everything (no policy is enforced yet)."""
+    """Admits everything: for tests of other things, and for benchmarks without a limiter."""
 
-    def check(self, policy: str, key: str) -> None:
+    def check(self, checks: list[tuple[str, str]]) -> None:
+        return None
+
+    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int) -> None:
         return None

@@ -13,6 +13,7 @@ from chalicelib.errors import Conflict, InvalidInput, NotFound, TooLarge
 from chalicelib.ids import new_id
 from chalicelib.inputs import int_field, string_field
 from chalicelib.services.delivery import deliver
+from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
 from chalicelib.services.presence import drop_connections
 from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage import connections, conversations, messages
@@ -64,7 +65,7 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     body_hash = sha256_hex(request.body)
     try:
         message = rt.db.run_transaction("messaging.send", _send_txn, caller, request,
-                                        body_hash, now)
+                                        body_hash, now, rt)
     except Conflict:
         _answer_retry(caller, request, body_hash, frame.get("req"), now, rt)
         return
@@ -94,8 +95,24 @@ def _parse_send(frame: dict[str, Any]) -> _Send:
     return _Send(conversation_id, client_msg_id, body)
 
 
+def _send_limits(caller: Caller, request: _Send, body_hash: str,
+                 now: int) -> list[tuple[str, str]]:
+    """The send policies that apply: a burst and a sustained rate per sender (stricter for an
+    account younger than a day), a rate per conversation, and identical bodies (spam's tell)
+    from one sender across conversations."""
+    new_account = now - caller.account_since < NEW_ACCOUNT_MS
+    checks = [("send_burst_per_user", caller.user_id),
+              ("send_per_new_user" if new_account else "send_per_user", caller.user_id),
+              ("send_per_conversation", request.conversation_id)]
+    if len(request.body) >= SPAM_MIN_BODY:
+        checks.append(("send_same_body", f"{caller.user_id}:{body_hash}"))
+    return checks
+
+
 def _send_txn(txn: Transaction, caller: Caller, request: _Send, body_hash: str,
-              now: int) -> Message | None:
+              now: int, rt: Realtime) -> Message | None:
+    # Limits first: a denial rolls back the whole send, its own hits included.
+    rt.limiter.check_txn(txn, _send_limits(caller, request, body_hash, now), now)
     seq = conversations.allocate_seq(txn, request.conversation_id, caller.user_id)
     if seq is None:
         return None

@@ -37,6 +37,7 @@ class Caller:
     user_id: str
     device_id: str
     conversation_ttl_s: int | None = None
+    account_since: int = 0  # the rate limits treat accounts younger than a day more strictly
 
 
 def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None = None,
@@ -45,12 +46,14 @@ def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None =
     activity is refreshed when it is getting old, or always for a ping. A connection with no
     row (revoked, swept) is refused."""
     now = rt.clock.now_ms()
-    row, ttl = rt.db.run_read("realtime.caller", connections.load_caller, connection_id,
-                              conversation_id)
-    if row is None:
+    loaded = rt.db.run_read("realtime.caller", connections.load_caller, connection_id,
+                            conversation_id)
+    if loaded is None:
         raise Unauthorized("this connection is not logged in; open a new one with a ticket")
+    row = loaded.connection
     if force_touch or now - row.last_seen_at >= TOUCH_EVERY_MS:
         rt.db.run_transaction("realtime.touch", connections.touch_connection, connection_id,
                               now)
     set_user(row.user_id)
-    return Caller(connection_id, row.user_id, row.device_id, ttl)
+    return Caller(connection_id, row.user_id, row.device_id, loaded.ttl_seconds,
+                  loaded.account_since)

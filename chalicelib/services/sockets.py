@@ -24,6 +24,7 @@ def open_connection(ticket: object, connection_id: str, *, tokens: Tokens,
     now = rt.clock.now_ms()
 
     def admit_txn(txn: Transaction) -> bool:
+        rt.limiter.check_txn(txn, [("connect_per_user", claims.user_id)], now)
         if not sessions.consume_ticket(txn, claims.jti, claims.expires_at_ms):
             raise Unauthorized("this ticket was already used")
         device = users.get_device(txn, claims.device_id)

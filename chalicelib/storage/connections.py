@@ -86,18 +86,28 @@ def stale_connections(txn: Transaction, *, idle_before_ms: int, opened_before_ms
     return [ConnectionRow(**row) for row in txn.fetchall()]
 
 
+@dataclass(frozen=True)
+class CallerRow:
+    connection: ConnectionRow
+    account_since: int  # when the user activated their account (the rate limits' "age")
+    ttl_seconds: int | None  # of the conversation the frame names; None if there is none
+
+
 def load_caller(txn: Transaction, connection_id: str,
-                conversation_id: str | None) -> tuple[ConnectionRow | None, int | None]:
-    """A connection's row and, in the same round trip, the TTL of the conversation a frame
-    names (a send needs it; None when there is no such conversation)."""
+                conversation_id: str | None) -> CallerRow | None:
+    """A connection's row, its user's account age and, in the same round trip, the TTL of
+    the conversation a frame names (a send needs both)."""
     txn.execute(
         "SELECT k.id, k.user_id, k.device_id, k.connected_at, k.last_seen_at,"
-        " c.ttl_seconds FROM connections k LEFT JOIN conversations c ON c.id = %s"
-        " WHERE k.id = %s",
+        " COALESCE(u.activated_at, u.created_at) AS account_since, c.ttl_seconds"
+        " FROM connections k JOIN users u ON u.id = k.user_id"
+        " LEFT JOIN conversations c ON c.id = %s WHERE k.id = %s",
         (conversation_id, connection_id),
     )
     row = txn.fetchone()
     if row is None:
-        return None, None
+        return None
     ttl = row.pop("ttl_seconds")
-    return ConnectionRow(**row), int(ttl) if ttl is not None else None
+    account_since = int(row.pop("account_since"))
+    return CallerRow(ConnectionRow(**row), account_since,
+                     int(ttl) if ttl is not None else None)

@@ -12,6 +12,7 @@ from chalicelib.observability import logger
 from chalicelib.storage.engines import Connection, Cursor, Engine, Row
 
 P = ParamSpec("P")
+MAX_ATTEMPTS = 3  # a reconnect (once) or a deadlock victim's rerun (twice)
 T = TypeVar("T")
 
 
@@ -56,7 +57,8 @@ class Database:
     read transaction sees each statement's own snapshot anyway). A connection found dead (idle
     timeout, failover, KILL) is replaced and the function run again once: the server rolled
     back whatever the dead one had begun, so a transaction function must only touch the
-    database. A failure during COMMIT itself is ambiguous and is raised, never retried.
+    database. The victim of a deadlock is run again too (the server rolled it back). A failure
+    during COMMIT itself is ambiguous and is raised, never retried.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -87,7 +89,7 @@ class Database:
 
     def _run(self, name: str, func: Callable[..., T], write: bool, *args, **kwargs) -> T:
         started = time.perf_counter()
-        for attempt in (1, 2):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             connection = self._connection(write)
             txn = Transaction(name, connection.cursor(), self.engine)
             try:
@@ -104,6 +106,9 @@ class Database:
                     raise
                 if write:
                     _rollback_quietly(connection)
+                if self.engine.is_deadlock(exc) and attempt < MAX_ATTEMPTS:
+                    logger.info("deadlock victim; running again", extra={"txn": name})
+                    continue
                 if self.engine.is_duplicate_key(exc):
                     raise Conflict("that already exists") from exc
                 raise

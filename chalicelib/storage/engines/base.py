@@ -61,6 +61,16 @@ class Engine(ABC):
         value comes back without a second query.
         """
 
+    @abstractmethod
+    def increment_counters(self, cur: Cursor, windows: list[tuple[str, int, int]]) -> None:
+        """Add 1 to `rate_limit_windows.hits` for each (bucket, window_start, expires_at),
+        inserting missing rows, in one statement (an upsert)."""
+
+    def is_deadlock(self, exc: BaseException) -> bool:
+        """True when the server chose this transaction as a deadlock's victim (and rolled it
+        back, so it may simply run again)."""
+        return False
+
     def prepare_schema(self, cur: Cursor) -> None:  # noqa: B027 - optional hook
         """Run before migrations (e.g. set the database's default character set)."""
 
