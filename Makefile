@@ -50,6 +50,7 @@ bench: install
 	$(BIN)/python -m bench.storage
 	$(BIN)/python -m bench.send_path
 	$(BIN)/python -m bench.expiry
+	$(BIN)/python -m bench.limits
 
 clean:
 	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache tools/asyncapi/node_modules
