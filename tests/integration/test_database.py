@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from chalicelib.ids import new_id
 from chalicelib.storage import conversations, users
 from chalicelib.storage.conversations import Conversation, Participant
 from chalicelib.storage.users import User
+from tests.support.concurrency import run_in_threads
 
 NOW = 1_767_225_600_000
 
@@ -72,19 +71,11 @@ def test_concurrent_seq_allocation_has_no_gap_and_no_duplicate(mysql_db):
                                                             NOW)])
 
     mysql_db.run_transaction("t", create)
-    seqs: list[int] = []
-    lock = threading.Lock()
 
-    def allocate_many():
-        for _ in range(25):
-            seq = mysql_db.run_transaction("t", conversations.allocate_seq, chat.id, alice.id)
-            with lock:
-                seqs.append(seq)
+    def allocate_many(_: int) -> list[int]:
+        return [mysql_db.run_transaction("t", conversations.allocate_seq, chat.id, alice.id)
+                for _ in range(25)]
 
-    threads = [threading.Thread(target=allocate_many) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    seqs = [seq for batch in run_in_threads(8, allocate_many) for seq in batch]
 
     assert sorted(seqs) == list(range(1, 201))

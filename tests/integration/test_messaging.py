@@ -3,14 +3,13 @@ unread counts, sync and the errors a client can cause (both engines unless noted
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from chalicelib.services import conversations, messaging
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
+from tests.support.concurrency import run_in_threads
 from tests.support.fakes import RecordingPush
 
 
@@ -301,25 +300,6 @@ def test_a_gone_connection_is_dropped_and_the_send_still_succeeds(world):
 def mysql_world(mysql_db, clock) -> World:
     push = RecordingPush()
     return World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits()), push)
-
-
-def run_in_threads(count: int, work) -> None:
-    barrier = threading.Barrier(count)
-    failures: list[BaseException] = []
-
-    def runner(index: int) -> None:
-        try:
-            barrier.wait()
-            work(index)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=runner, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not failures, failures
 
 
 def test_five_concurrent_copies_of_a_send_make_one_message(mysql_world):

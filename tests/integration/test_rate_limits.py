@@ -4,7 +4,6 @@ every policy's action (a denial answers 429 / `rate_limited` and changes nothing
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 from chalice.test import Client
@@ -15,11 +14,13 @@ from app import app, ws_connect
 from chalicelib import bootstrap
 from chalicelib.clock import FixedClock
 from chalicelib.errors import RateLimited
+from chalicelib.ids import new_id
 from chalicelib.services.limits import Policy, SlidingWindowLimiter, allows, load_policies
 from chalicelib.services.realtime import Realtime
 from chalicelib.storage import outbox
 from tests.integration.messaging_world import World
 from tests.integration.test_auth_routes import connect_event
+from tests.support.concurrency import run_in_threads
 from tests.support.fakes import RecordingPush
 
 
@@ -38,23 +39,10 @@ def hit(limiter, key="k") -> bool:
 
 def test_exactly_n_of_n_plus_k_concurrent_hits_are_allowed(mysql_db, clock):
     limiter = limiter_for(mysql_db, clock, limit=25)
-    results: list[bool] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(10)
 
-    def worker():
-        barrier.wait()
-        for _ in range(4):
-            outcome = hit(limiter)
-            with lock:
-                results.append(outcome)
+    outcomes = run_in_threads(10, lambda _: [hit(limiter) for _ in range(4)])
 
-    threads = [threading.Thread(target=worker) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    results = [outcome for batch in outcomes for outcome in batch]
     assert (results.count(True), results.count(False)) == (25, 15)
 
 
@@ -80,7 +68,7 @@ class Reference:
        gaps=st.lists(st.integers(min_value=0, max_value=4_000), min_size=1, max_size=40))
 def test_the_window_slides_as_a_brute_force_count_says(db, limit, gaps):
     clock = FixedClock(1_767_225_600_000 + 1_234)  # not on a window boundary
-    key = f"timeline-{limit}-{len(gaps)}-{sum(gaps)}-{clock.now_ms()}"
+    key = f"timeline-{new_id()}"  # examples share the database: each gets its own bucket
     limiter, reference = limiter_for(db, clock, limit, window_ms=10_000), Reference(limit, 10_000)
     for gap in gaps:
         clock.advance(ms=gap)
