@@ -33,7 +33,10 @@ def connection_closed_txn(txn: Transaction, connection_id: str,
     if row is None:
         return None
     users.lock_user(txn, row.user_id, now_ms)
-    connections.delete_connection(txn, connection_id)
+    # Under the user's lock, the DELETE tells whether a concurrent close (a $disconnect racing
+    # a 410, say) got here first; only the one that removed the row may announce.
+    if not connections.delete_connection(txn, connection_id):
+        return None
     return row if not connections.connection_ids_of_user(txn, row.user_id) else None
 
 

@@ -35,12 +35,11 @@ def get_connection(txn: Transaction, connection_id: str) -> ConnectionRow | None
     return ConnectionRow(**row) if row else None
 
 
-def delete_connection(txn: Transaction, connection_id: str) -> ConnectionRow | None:
-    """Remove a connection's row and return what it was (None if already gone)."""
-    connection = get_connection(txn, connection_id)
-    if connection is not None:
-        txn.execute("DELETE FROM connections WHERE id = %s", (connection_id,))
-    return connection
+def delete_connection(txn: Transaction, connection_id: str) -> bool:
+    """Remove a connection's row; False if it was already gone (the DELETE decides, so of two
+    concurrent removals exactly one sees True)."""
+    txn.execute("DELETE FROM connections WHERE id = %s", (connection_id,))
+    return txn.rowcount == 1
 
 
 def delete_device_connections(txn: Transaction, device_id: str) -> list[str]:

@@ -10,6 +10,7 @@ from chalicelib.services.conversations import list_for
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
+from tests.support.concurrency import run_in_threads
 from tests.support.fakes import RecordingPush
 
 
@@ -123,3 +124,22 @@ def test_the_sweep_removes_connections_older_than_the_maximum(world, clock):
 
     assert removed == 1
     assert world.count("connections") == 0
+
+
+def test_racing_closes_of_the_last_connections_announce_offline_exactly_once(mysql_db, clock):
+    """A $disconnect racing a 410 drop of the same socket, while the user's other socket also
+    closes: whatever the interleaving, one offline frame."""
+    push = RecordingPush()
+    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits()), push)
+    watcher_person, person = world.person(), world.person()
+    world.chat(watcher_person, person)
+    watcher = world.device(watcher_person)
+    for _ in range(15):
+        phone, laptop = world.device(person), world.device(person)
+        world.forget_frames()
+
+        closing = [phone.connection_id, phone.connection_id, laptop.connection_id]
+        run_in_threads(3, lambda i, ids=closing: presence.close_connection(ids[i], world.rt))
+
+        offline = [f for f in world.received(watcher, "presence") if not f["online"]]
+        assert len(offline) == 1, offline

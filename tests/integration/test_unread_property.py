@@ -3,6 +3,8 @@ API reports equals a brute-force count over what was sent (invariant 6)."""
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +27,7 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=int(os.environ.get("PROPERTY_EXAMPLES", "25")), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(script=steps)
 def test_unread_count_matches_a_brute_force_count(db, script):
