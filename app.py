@@ -10,6 +10,7 @@ from chalice.app import WebsocketEvent
 
 from chalicelib import bootstrap, observability
 from chalicelib.errors import EphemeraError
+from chalicelib.identity import Principal
 from chalicelib.inputs import json_object, source_ip
 from chalicelib.replies import handshake_refusal, json_response, no_content, rest
 from chalicelib.services import (
@@ -20,7 +21,6 @@ from chalicelib.services import (
     messaging,
     sockets,
 )
-from chalicelib.services.auth import Principal
 
 bootstrap.fail_fast_in_lambda()
 app = Chalice(app_name="ephemera")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import TYPE_CHECKING
 
 from chalicelib.adapters.push import ApiGatewayPush, Push
 from chalicelib.adapters.sms import OutboxSmsSender, SmsSender, SnsSmsSender
@@ -15,12 +16,14 @@ from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import Config
 from chalicelib.crypto import Keys
 from chalicelib.errors import ConfigError
-from chalicelib.services.auth import AuthService
 from chalicelib.services.limits import Limiter, SlidingWindowLimiter, load_policies
 from chalicelib.services.realtime import Realtime
-from chalicelib.services.tokens import Tokens
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
+
+if TYPE_CHECKING:
+    from chalicelib.services.auth import AuthService
+    from chalicelib.services.tokens import Tokens
 
 
 @cache
@@ -57,6 +60,9 @@ def get_keys() -> Keys:
 
 @cache
 def get_tokens() -> Tokens:
+    # Imported on first use: PyJWT is not needed by every function (the $default handler).
+    from chalicelib.services.tokens import Tokens
+
     config = get_config()
     return Tokens(key=get_keys().jwt, issuer=config.jwt_issuer, audience=config.jwt_audience,
                   clock=get_clock())
@@ -88,6 +94,8 @@ def get_realtime() -> Realtime:
 
 @cache
 def get_auth() -> AuthService:
+    from chalicelib.services.auth import AuthService
+
     return AuthService(rt=get_realtime(), keys=get_keys(), tokens=get_tokens(), sms=get_sms(),
                        allowed_countries=get_config().otp_allowed_countries)
 

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import phonenumbers
-
 from chalicelib.errors import InvalidInput
 
-# Numbers that can receive an SMS. (libphonenumber cannot tell US and Canadian mobiles from
-# landlines, hence FIXED_LINE_OR_MOBILE.)
-SMS_CAPABLE = frozenset({
-    phonenumbers.PhoneNumberType.MOBILE,
-    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-})
 MAX_INPUT_LENGTH = 32
 
 
@@ -20,6 +12,13 @@ def normalize_phone(raw: object, allowed_countries: tuple[str, ...] = ()) -> str
     mobile number in international form (or is outside `allowed_countries`, when given)."""
     if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_INPUT_LENGTH:
         raise InvalidInput("phone must be a phone number in international form, e.g. +14155550101")
+    # Imported on first use: most functions never parse a phone number (cold starts).
+    import phonenumbers
+
+    # Numbers that can receive an SMS. (libphonenumber cannot tell US and Canadian mobiles
+    # from landlines, hence FIXED_LINE_OR_MOBILE.)
+    sms_capable = (phonenumbers.PhoneNumberType.MOBILE,
+                   phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
     text = raw.strip()
     if text.startswith("00"):  # the international call prefix most of the world dials
         text = "+" + text[2:]
@@ -27,7 +26,7 @@ def normalize_phone(raw: object, allowed_countries: tuple[str, ...] = ()) -> str
         number = phonenumbers.parse(text, None)
     except phonenumbers.NumberParseException as exc:
         raise InvalidInput("phone is not a number in international form (+country code)") from exc
-    is_mobile = phonenumbers.number_type(number) in SMS_CAPABLE
+    is_mobile = phonenumbers.number_type(number) in sms_capable
     if not phonenumbers.is_valid_number(number) or not is_mobile:
         raise InvalidInput("phone is not a valid mobile number")
     if allowed_countries and phonenumbers.region_code_for_number(number) not in allowed_countries:

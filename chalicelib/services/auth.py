@@ -8,6 +8,7 @@ from typing import Any
 from chalicelib.adapters.sms import SmsSender
 from chalicelib.crypto import Keys, keyed_hash, random_digits, random_token, same, sha256_hex
 from chalicelib.errors import InvalidInput, NotFound, Unauthorized
+from chalicelib.identity import Principal
 from chalicelib.ids import new_id
 from chalicelib.observability import logger, set_user
 from chalicelib.phones import normalize_phone
@@ -27,14 +28,6 @@ RESEND_AFTER_S = 30
 REFRESH_TTL_S = 30 * 24 * 3600
 DEVICE_NAME_MAX = 64
 MAX_TOKEN_LENGTH = 4096
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an authenticated user on one of their devices."""
-
-    user_id: str
-    device_id: str
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.identity import Principal
 from chalicelib.observability import set_user
 from chalicelib.services import presence
-from chalicelib.services.auth import Principal
 from chalicelib.services.realtime import Realtime
-from chalicelib.services.tokens import Tokens
 from chalicelib.storage import sessions, users
 from chalicelib.storage.connections import ConnectionRow
 from chalicelib.storage.database import Transaction
+
+if TYPE_CHECKING:  # only the type: the $connect path gets its Tokens from bootstrap
+    from chalicelib.services.tokens import Tokens
 
 
 def open_connection(ticket: object, connection_id: str, *, tokens: Tokens,
