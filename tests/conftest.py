@@ -24,6 +24,7 @@ from chalicelib.config import DatabaseSettings, parse_database_url
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
+from tests.support.management_api import RecordingManagementApi
 
 # Chalice's WebSocket handlers need a region; boto3 clients need (dummy) credentials.
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -164,6 +165,14 @@ def app_env(
     bootstrap.reset()
     yield mysql_database
     bootstrap.reset()
+
+
+@pytest.fixture
+def management_api() -> Iterator[RecordingManagementApi]:
+    """A recording stand-in for API Gateway's management API on a local port."""
+    api = RecordingManagementApi().start()
+    yield api
+    api.stop()
 
 
 @pytest.fixture

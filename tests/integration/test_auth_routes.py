@@ -14,17 +14,9 @@ from moto.sns.models import sns_backends
 
 from app import app, ws_connect, ws_disconnect
 from chalicelib import bootstrap
-from tests.support.management_api import RecordingManagementApi
 
 PHONE = "+14155550101"
 REGION = "us-east-1"
-
-
-@pytest.fixture
-def management_api():
-    api = RecordingManagementApi().start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture

@@ -8,17 +8,9 @@ import pytest
 
 from chalicelib.adapters.push import ApiGatewayPush
 from chalicelib.errors import ConfigError
-from tests.support.management_api import RecordingManagementApi
 
 # Shaped like API Gateway's ids: base64-ish, with '=' (and case that matters).
 CONNECTION_ID = "L0SM9cOFvHcCIhw="
-
-
-@pytest.fixture
-def management_api():
-    api = RecordingManagementApi().start()
-    yield api
-    api.stop()
 
 
 def test_a_frame_reaches_the_connection_signed_and_utf8(management_api):

@@ -62,9 +62,18 @@ class Engine(ABC):
         """
 
     @abstractmethod
+    def upsert_increment(self, key: str, column: str) -> str:
+        """The clause that turns an INSERT that hits an existing `key` into `column + 1`."""
+
     def increment_counters(self, cur: Cursor, windows: list[tuple[str, int, int]]) -> None:
         """Add 1 to `rate_limit_windows.hits` for each (bucket, window_start, expires_at),
         inserting missing rows, in one statement (an upsert)."""
+        rows = ", ".join(["(%s, %s, 1, %s)"] * len(windows))  # only placeholders go in
+        cur.execute(
+            "INSERT INTO rate_limit_windows (bucket, window_start, hits, expires_at)"  # noqa: S608
+            f" VALUES {rows} {self.upsert_increment('bucket, window_start', 'hits')}",
+            [value for window in windows for value in window],
+        )
 
     def is_deadlock(self, exc: BaseException) -> bool:
         """True when the server chose this transaction as a deadlock's victim (and rolled it

@@ -70,13 +70,8 @@ class MysqlEngine(Engine):
         )
         return int(cur.lastrowid) if cur.rowcount == 1 else None
 
-    def increment_counters(self, cur: Cursor, windows: list[tuple[str, int, int]]) -> None:
-        rows = ", ".join(["(%s, %s, 1, %s)"] * len(windows))  # only placeholders go in
-        cur.execute(
-            "INSERT INTO rate_limit_windows (bucket, window_start, hits, expires_at)"  # noqa: S608
-            f" VALUES {rows} ON DUPLICATE KEY UPDATE hits = hits + 1",
-            [value for window in windows for value in window],
-        )
+    def upsert_increment(self, key: str, column: str) -> str:
+        return f"ON DUPLICATE KEY UPDATE {column} = {column} + 1"
 
     def is_deadlock(self, exc: BaseException) -> bool:
         return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in (1213, 1205)

@@ -102,13 +102,8 @@ class SqliteEngine(Engine):
     def is_disconnect(self, exc: BaseException) -> bool:
         return False  # a file has no connection to lose
 
-    def increment_counters(self, cur: Cursor, windows: list[tuple[str, int, int]]) -> None:
-        rows = ", ".join(["(%s, %s, 1, %s)"] * len(windows))  # only placeholders go in
-        cur.execute(
-            "INSERT INTO rate_limit_windows (bucket, window_start, hits, expires_at)"  # noqa: S608
-            f" VALUES {rows} ON CONFLICT (bucket, window_start) DO UPDATE SET hits = hits + 1",
-            [value for window in windows for value in window],
-        )
+    def upsert_increment(self, key: str, column: str) -> str:
+        return f"ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + 1"
 
     def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str) -> int | None:
         cur.execute(
