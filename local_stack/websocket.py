@@ -138,12 +138,18 @@ class LocalWebsocketGateway:
         return True
 
     async def close(self, connection_id: str, *, code: int = WSCloseCode.OK,
-                    reason: str = "Connection deleted") -> bool:
-        connection = self.connections.get(connection_id)
+                    reason: str = "Connection deleted", wait: bool = False) -> bool:
+        """Close a socket. Like API Gateway's DeleteConnection, the id is gone at once (a post
+        to it is 410) and the caller does not wait for the client's side of the handshake."""
+        connection = self.connections.pop(connection_id, None)
         if connection is None:
             return False
         connection.close_reason = reason
-        await connection.socket.close(code=code, message=reason.encode()[:120])
+        closing = connection.socket.close(code=code, message=reason.encode()[:120])
+        if wait:
+            await closing
+        else:
+            self._spawn(closing)
         return True
 
     async def enforce_limits_forever(self) -> None:
@@ -161,7 +167,8 @@ class LocalWebsocketGateway:
 
     async def close_all(self) -> None:
         for connection_id in list(self.connections):
-            await self.close(connection_id, code=WSCloseCode.GOING_AWAY, reason="Stack stopping")
+            await self.close(connection_id, code=WSCloseCode.GOING_AWAY, reason="Stack stopping",
+                             wait=True)
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.ensure_future(coroutine)
