@@ -36,12 +36,14 @@ def error_response(error: EphemeraError) -> Response:
     return json_response({"error": error.to_error()}, status=error.status, headers=headers)
 
 
+def with_req(frame: dict[str, Any], req: Any) -> dict[str, Any]:
+    """A reply frame echoing the client's `req`, when the client sent one."""
+    return frame if req is None else {**frame, "req": req}
+
+
 def error_frame(error: EphemeraError, req: Any = None) -> dict[str, Any]:
     """The WebSocket `error` frame: the same fields as REST's `error`, plus `req` if given."""
-    frame: dict[str, Any] = {"type": "error", **error.to_error()}
-    if req is not None:
-        frame["req"] = req
-    return frame
+    return with_req({"type": "error", **error.to_error()}, req)
 
 
 def handshake_refusal(error: EphemeraError) -> Response:

@@ -20,8 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.clock import Clock
 from chalicelib.errors import ConfigError
 from chalicelib.observability import logger, metrics
-from chalicelib.services.delivery import deliver
-from chalicelib.services.presence import drop_connections, sweep_stale_connections
+from chalicelib.services.presence import push_frames, sweep_stale_connections
 from chalicelib.services.realtime import Realtime
 from chalicelib.storage import conversations, housekeeping, messages
 from chalicelib.storage.database import Database, Transaction
@@ -93,7 +92,7 @@ def announce(report: PurgeReport, rt: Realtime) -> int:
         frames = rt.db.run_read("expiry.frames", _frames_txn, conversation_id, sorted(deleted),
                                 now)
         pushed += len(frames)
-        drop_connections(deliver(rt.push, frames), rt)
+        push_frames(frames, rt)
     return pushed
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
 from chalicelib.observability import logger
-from chalicelib.replies import INTERNAL, error_frame
+from chalicelib.replies import INTERNAL, error_frame, with_req
 from chalicelib.services import messaging
 from chalicelib.services.delivery import deliver
+from chalicelib.services.presence import push_frames
 from chalicelib.services.realtime import Caller, Realtime, caller_of
 
 MAX_FRAME_BYTES = 32 * 1024
@@ -22,10 +23,8 @@ Action = Callable[[Caller, dict[str, Any], Realtime], None]
 
 def ping(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     """Heartbeat: the connection's activity was refreshed on the way in; answer `pong`."""
-    pong: dict[str, Any] = {"type": "pong", "server_time": rt.clock.now_ms()}
-    if frame.get("req") is not None:
-        pong["req"] = frame["req"]
-    deliver(rt.push, [(caller.connection_id, pong)])
+    pong = with_req({"type": "pong", "server_time": rt.clock.now_ms()}, frame.get("req"))
+    push_frames([(caller.connection_id, pong)], rt)
 
 
 ACTIONS: dict[str, Action] = {

@@ -12,11 +12,11 @@ from chalicelib.crypto import sha256_hex
 from chalicelib.errors import Conflict, InvalidInput, NotFound, TooLarge
 from chalicelib.ids import new_id
 from chalicelib.inputs import int_field, string_field
-from chalicelib.services.delivery import deliver
+from chalicelib.replies import with_req
 from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
-from chalicelib.services.presence import drop_connections
+from chalicelib.services.presence import push_frames
 from chalicelib.services.realtime import Caller, Realtime
-from chalicelib.storage import connections, conversations, messages
+from chalicelib.storage import conversations, messages
 from chalicelib.storage.database import Transaction
 from chalicelib.storage.messages import IdempotencyKey, Message
 
@@ -74,12 +74,10 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     sent = _sent_frame(frame.get("req"), request.client_msg_id, message.id, message.seq,
                        message.conversation_id, message.created_at, message.expires_at,
                        duplicate=False)
-    audience = rt.db.run_read("messaging.audience", conversations.connections_of_conversation,
-                              message.conversation_id)
+    audience = _audience(message.conversation_id, rt)
     pushed = {"type": "message", **message_view(message)}
-    frames = [(caller.connection_id, sent)] + [
-        (cid, pushed) for cid, _ in audience if cid != caller.connection_id]
-    drop_connections(deliver(rt.push, frames), rt)
+    push_frames([(caller.connection_id, sent)] + [
+        (cid, pushed) for cid, _ in audience if cid != caller.connection_id], rt)
 
 
 def _parse_send(frame: dict[str, Any]) -> _Send:
@@ -149,17 +147,15 @@ def _answer_retry(caller: Caller, request: _Send, body_hash: str, req: Any, now:
                         key.created_at, key.message_expires_at, duplicate=True)
     if expired:
         frame["expired"] = True
-    drop_connections(deliver(rt.push, [(caller.connection_id, frame)]), rt)
+    push_frames([(caller.connection_id, frame)], rt)
 
 
 def _sent_frame(req: Any, client_msg_id: str, message_id: str, seq: int, conversation_id: str,
                 created_at: int, expires_at: int, *, duplicate: bool) -> dict[str, Any]:
-    frame = {"type": "sent", "conversation_id": conversation_id,
-             "client_msg_id": client_msg_id, "message_id": message_id, "seq": seq,
-             "created_at": created_at, "expires_at": expires_at, "duplicate": duplicate}
-    if req is not None:
-        frame["req"] = req
-    return frame
+    return with_req({"type": "sent", "conversation_id": conversation_id,
+                      "client_msg_id": client_msg_id, "message_id": message_id, "seq": seq,
+                      "created_at": created_at, "expires_at": expires_at,
+                      "duplicate": duplicate}, req)
 
 
 # --- receipts -----------------------------------------------------------------------------
@@ -171,7 +167,9 @@ def ack(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     conversation_id, seq = _cursor_frame(frame)
     moved = rt.db.run_transaction("messaging.ack", _advance_txn, conversation_id,
                                   caller.user_id, {"delivered": seq})
-    _announce_receipts(caller, conversation_id, moved, rt)
+    if moved:
+        push_frames(_receipts(caller, conversation_id, moved, _audience(conversation_id, rt)),
+                    rt)
 
 
 def read(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
@@ -181,14 +179,16 @@ def read(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     now = rt.clock.now_ms()
     moved = rt.db.run_transaction("messaging.read", _advance_txn, conversation_id,
                                   caller.user_id, {"read": seq, "delivered": seq})
-    _announce_receipts(caller, conversation_id, moved, rt)
+    if not moved:
+        return
+    audience = _audience(conversation_id, rt)  # my own connections are in it too
+    frames = _receipts(caller, conversation_id, moved, audience)
     if "read" in moved:
         count = rt.db.run_read("messaging.unread", messages.unread_count, conversation_id,
                                caller.user_id, read_seq=moved["read"], now_ms=now)
-        mine = rt.db.run_read("messaging.my_connections", connections.connection_ids_of_user,
-                              caller.user_id)
-        frame_out = {"type": "unread", "conversation_id": conversation_id, "count": count}
-        drop_connections(deliver(rt.push, [(cid, frame_out) for cid in mine]), rt)
+        unread = {"type": "unread", "conversation_id": conversation_id, "count": count}
+        frames += [(cid, unread) for cid, user_id in audience if user_id == caller.user_id]
+    push_frames(frames, rt)
 
 
 def _cursor_frame(frame: dict[str, Any]) -> tuple[str, int]:
@@ -208,19 +208,21 @@ def _advance_txn(txn: Transaction, conversation_id: str, user_id: str,
     return moved
 
 
-def _announce_receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
-                       rt: Realtime) -> None:
-    if not moved:
-        return
-    audience = rt.db.run_read("messaging.audience", conversations.connections_of_conversation,
-                              conversation_id)
-    frames = [
+def _audience(conversation_id: str, rt: Realtime) -> list[tuple[str, str]]:
+    """(connection id, user id) of every live connection of every participant."""
+    return rt.db.run_read("messaging.audience", conversations.connections_of_conversation,
+                          conversation_id)
+
+
+def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
+              audience: list[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+    """A receipt per moved cursor, for the other participants' connections."""
+    return [
         (cid, {"type": "receipt", "conversation_id": conversation_id,
                "user_id": caller.user_id, "kind": kind, "seq": seq})
         for kind, seq in sorted(moved.items()) for cid, user_id in audience
         if user_id != caller.user_id
     ]
-    drop_connections(deliver(rt.push, frames), rt)
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -256,10 +258,9 @@ def sync(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     limit = int_field(frame, "limit", minimum=1, maximum=SYNC_MAX, default=SYNC_LIMIT)
     now = rt.clock.now_ms()
     entries = rt.db.run_read("messaging.sync", _sync_txn, caller.user_id, cursors, limit, now)
-    reply = {"type": "sync", "server_time": now, "conversations": _fit(entries)}
-    if frame.get("req") is not None:
-        reply["req"] = frame["req"]
-    drop_connections(deliver(rt.push, [(caller.connection_id, reply)]), rt)
+    reply = with_req({"type": "sync", "server_time": now, "conversations": _fit(entries)},
+                     frame.get("req"))
+    push_frames([(caller.connection_id, reply)], rt)
 
 
 def _sync_txn(txn: Transaction, user_id: str, cursors: dict[str, int], limit: int,

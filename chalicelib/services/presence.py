@@ -9,7 +9,7 @@ and age limits) are dropped the same way as a clean disconnect, so none is ever 
 from __future__ import annotations
 
 from chalicelib.observability import logger
-from chalicelib.services.delivery import deliver
+from chalicelib.services.delivery import Frame, deliver
 from chalicelib.services.realtime import Realtime
 from chalicelib.storage import connections, users
 from chalicelib.storage.connections import ConnectionRow
@@ -46,7 +46,7 @@ def announce(user_id: str, *, online: bool, last_seen_at: int | None, rt: Realti
              "last_seen_at": last_seen_at}
     audience = rt.db.run_read("presence.audience", connections.connection_ids_of_contacts,
                               user_id)
-    drop_connections(deliver(rt.push, [(cid, frame) for cid in audience]), rt)
+    push_frames([(cid, frame) for cid in audience], rt)
 
 
 def close_connection(connection_id: str, rt: Realtime) -> None:
@@ -55,6 +55,12 @@ def close_connection(connection_id: str, rt: Realtime) -> None:
     last = rt.db.run_transaction("presence.close", connection_closed_txn, connection_id, now)
     if last is not None:
         announce(last.user_id, online=False, last_seen_at=now, rt=rt)
+
+
+def push_frames(frames: list[tuple[str, Frame]], rt: Realtime) -> None:
+    """The one way services push: deliver every frame, then drop the connections that turned
+    out to be gone (announcing offline where one was its user's last)."""
+    drop_connections(deliver(rt.push, frames), rt)
 
 
 def drop_connections(connection_ids: list[str], rt: Realtime) -> None:
