@@ -30,15 +30,17 @@ def source_ip(request_context: dict[str, Any]) -> str:
     return str(request_context.get("identity", {}).get("sourceIp") or "unknown")
 
 
-def string_field(source: dict[str, Any], name: str, *, max_length: int,
-                 required: bool = True) -> str | None:
-    """A non-empty string of at most `max_length` characters, or `bad_request`."""
-    value = source.get(name)
-    if value is None and not required:
-        return None
+def text(value: object, name: str, *, max_length: int) -> str:
+    """`value` if it is a non-empty string of at most `max_length` characters, else
+    `bad_request` naming the field."""
     if not isinstance(value, str) or not value or len(value) > max_length:
         raise InvalidInput(f"{name} must be a string of 1 to {max_length} characters")
     return value
+
+
+def string_field(source: dict[str, Any], name: str, *, max_length: int) -> str:
+    """The field `name` of a JSON object, checked by `text`."""
+    return text(source.get(name), name, max_length=max_length)
 
 
 def int_field(source: dict[str, Any], name: str, *, minimum: int = 0,

@@ -10,6 +10,7 @@ from chalicelib.crypto import Keys, keyed_hash, random_digits, random_token, sam
 from chalicelib.errors import InvalidInput, NotFound, Unauthorized
 from chalicelib.identity import Principal
 from chalicelib.ids import new_id
+from chalicelib.inputs import text
 from chalicelib.observability import logger, set_user
 from chalicelib.phones import normalize_phone
 from chalicelib.services import presence
@@ -93,7 +94,7 @@ class AuthService:
 
     def verify_code(self, challenge_id: object, code: object, device_name: object) -> Session:
         """Exchange a code for a session on a new device (creating the user on first login)."""
-        challenge_id = _short_string(challenge_id, "challenge_id", 64)
+        challenge_id = text(challenge_id, "challenge_id", max_length=64)
         if not isinstance(code, str) or len(code) != OTP_LENGTH or not code.isdigit():
             raise InvalidInput(f"code must be the {OTP_LENGTH} digits we sent")
         name = _device_name(device_name)
@@ -129,7 +130,7 @@ class AuthService:
     def refresh(self, refresh_token: object) -> Session:
         """Rotate a refresh token. Presenting one that was already rotated means it was
         copied: the device is revoked and its sockets closed."""
-        token = _short_string(refresh_token, "refresh_token", MAX_TOKEN_LENGTH)
+        token = text(refresh_token, "refresh_token", max_length=MAX_TOKEN_LENGTH)
         outcome = self._db.run_transaction(
             "auth.refresh", self._refresh_txn, sha256_hex(token), self._clock.now_ms(),
         )
@@ -250,12 +251,6 @@ def _revoke_txn(txn: Transaction, device: Device, now: int) -> _Outcome:
     went_offline = bool(closed) and not connections.connection_ids_of_user(txn, device.user_id)
     return _Outcome(closed_connections=closed,
                     went_offline=device.user_id if went_offline else None)
-
-
-def _short_string(value: object, name: str, max_length: int) -> str:
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        raise InvalidInput(f"{name} must be a non-empty string")
-    return value
 
 
 def _device_name(value: object) -> str:
