@@ -85,12 +85,6 @@ def list_participants(txn: Transaction, conversation_id: str) -> list[Participan
     return [Participant(**row) for row in txn.fetchall()]
 
 
-def conversation_ids_of_user(txn: Transaction, user_id: str) -> list[str]:
-    txn.execute("SELECT conversation_id FROM participants WHERE user_id = %s"
-                " ORDER BY conversation_id", (user_id,))
-    return [row["conversation_id"] for row in txn.fetchall()]
-
-
 def allocate_seq(txn: Transaction, conversation_id: str, sender_id: str) -> int | None:
     """The conversation's next seq, or None when the sender is not a participant (or no such
     conversation): the membership check and the counter are one statement, one row lock."""

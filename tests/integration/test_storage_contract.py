@@ -85,7 +85,8 @@ def test_conversation_and_participants_read_back_as_written(db):
     assert db.run_read("t", conversations.get_conversation, chat.id) == chat
     members = db.run_read("t", conversations.list_participants, chat.id)
     assert {(p.user_id, p.role) for p in members} == {(alice.id, "owner"), (bob.id, "member")}
-    assert db.run_read("t", conversations.conversation_ids_of_user, bob.id) == [chat.id]
+    assert [c.id for c, _ in db.run_read("t", conversations.conversations_of_user, bob.id)] == [
+        chat.id]
 
 
 def test_one_direct_conversation_per_pair_whichever_side_asks(db):
@@ -105,7 +106,7 @@ def test_many_groups_coexist_without_a_direct_key(db):
     make_conversation(db, alice)
     make_conversation(db, alice)
 
-    assert len(db.run_read("t", conversations.conversation_ids_of_user, alice.id)) == 2
+    assert len(db.run_read("t", conversations.conversations_of_user, alice.id)) == 2
 
 
 def test_allocate_seq_counts_up_for_members(db):
