@@ -26,23 +26,29 @@ def _request_time(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
 
 
+# The caller's address travels from the front to the converter in this header, which the
+# gateway strips from anything a client sends, so nobody can choose their own sourceIp.
+SOURCE_IP_HEADER = "x-ephemera-local-source-ip"
+
+
 class RestEventConverter(LambdaEventConverter):
     """Chalice's converter, plus the request context fields API Gateway fills in."""
 
     def __init__(self, *args: Any, domain_name: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._domain_name = domain_name
-        self.source_ip = self.LOCAL_SOURCE_IP  # set per request by the gateway
 
     def create_lambda_event(self, method: str, path: str, headers: dict[str, str],
                             body: bytes | None = None) -> dict[str, Any]:
+        headers = dict(headers)
+        source_ip = headers.pop(SOURCE_IP_HEADER, self.LOCAL_SOURCE_IP)
         event = super().create_lambda_event(method, path, headers, body)
         now = _now_ms()
         event["requestContext"].update({
             "requestId": str(uuid.uuid4()), "stage": STAGE, "apiId": API_ID,
             "domainName": self._domain_name, "requestTimeEpoch": now,
             "requestTime": _request_time(now),
-            "identity": {"sourceIp": self.source_ip,
+            "identity": {"sourceIp": source_ip,
                          "userAgent": event["headers"].get("user-agent")},
         })
         query = event.get("multiValueQueryStringParameters")

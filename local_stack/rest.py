@@ -13,14 +13,11 @@ from aiohttp import web
 from chalice.app import Chalice
 from chalice.local import LocalGateway, LocalGatewayException
 
-from local_stack.events import RestEventConverter
+from local_stack.events import SOURCE_IP_HEADER, RestEventConverter
 from local_stack.lambdas import API_HANDLER, LambdaPool
 
 log = logging.getLogger("local_stack")
 
-# The caller's address travels from the front to the converter in this header, which is
-# stripped from anything a client sends, so nobody can choose their own sourceIp.
-SOURCE_IP_HEADER = "x-ephemera-local-source-ip"
 
 
 class _LocalGatewayConfig:
@@ -44,20 +41,10 @@ class _WorkerBackedApp:
         return self._pool.invoke_blocking(API_HANDLER, event)
 
 
-class _SourceIpConverter(RestEventConverter):
-    def create_lambda_event(self, method: str, path: str, headers: dict[str, str],
-                            body: bytes | None = None) -> dict[str, Any]:
-        headers = dict(headers)
-        source_ip = headers.pop(SOURCE_IP_HEADER, self.LOCAL_SOURCE_IP)
-        event = super().create_lambda_event(method, path, headers, body)
-        event["requestContext"]["identity"]["sourceIp"] = source_ip
-        return event
-
-
 class LocalRestGateway:
     def __init__(self, app: Chalice, pool: LambdaPool, *, domain_name: str) -> None:
         self._gateway = LocalGateway(_WorkerBackedApp(app, pool), _LocalGatewayConfig())
-        self._gateway.event_converter = _SourceIpConverter(
+        self._gateway.event_converter = RestEventConverter(
             self._gateway.event_converter._route_matcher, app.api.binary_types,
             domain_name=domain_name,
         )
