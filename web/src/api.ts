@@ -1,0 +1,150 @@
+// The REST API: JSON in and out, the access token on every call, one refresh (rotation) when
+// it has expired, and the protocol's errors as ApiError.
+
+import type { Challenge, Conversation, ConversationList, Message, SessionReply, Ticket } from "./protocol";
+import { type StoredSession, saveSession, sessionFromReply } from "./session";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+
+  get retryAfterS(): number | undefined {
+    const value = this.details.retry_after_s;
+    return typeof value === "number" ? value : undefined;
+  }
+}
+
+export class Api {
+  private refreshing: Promise<boolean> | null = null;
+  private listeners = new Set<() => void>();
+
+  constructor(
+    private readonly baseUrl: string,
+    private session: StoredSession | null,
+  ) {}
+
+  // --- the signed-in device (React reads it with useSyncExternalStore) -------------------
+
+  readonly currentSession = (): StoredSession | null => this.session;
+
+  readonly onSessionChange = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  private setSession(session: StoredSession | null): void {
+    this.session = session;
+    saveSession(session);
+    this.listeners.forEach((listener) => listener());
+  }
+
+  // --- signing in -------------------------------------------------------------------------
+
+  requestCode(phone: string): Promise<Challenge> {
+    return this.call("POST", "/auth/otp", { phone }, false);
+  }
+
+  async verifyCode(challengeId: string, code: string, deviceName: string): Promise<void> {
+    const reply = await this.call<SessionReply>(
+      "POST", "/auth/verify", { challenge_id: challengeId, code, device_name: deviceName }, false);
+    this.setSession(sessionFromReply(reply));
+  }
+
+  /** Revokes this device on the server (closing its sockets) and forgets it here either way. */
+  async logout(): Promise<void> {
+    try {
+      await this.call("POST", "/auth/logout");
+    } finally {
+      this.setSession(null);
+    }
+  }
+
+  /** Local stage only: the codes the console SMS sender "sent" to a phone, newest first. */
+  async devOutbox(phone: string): Promise<{ code: string; sent_at: number }[]> {
+    const reply = await this.call<{ messages: { code: string; sent_at: number }[] }>(
+      "GET", `/dev/outbox?phone=${encodeURIComponent(phone)}`, undefined, false);
+    return reply.messages;
+  }
+
+  // --- the rest ---------------------------------------------------------------------------
+
+  ticket(): Promise<Ticket> {
+    return this.call("POST", "/ws/ticket");
+  }
+
+  conversations(): Promise<ConversationList> {
+    return this.call("GET", "/conversations");
+  }
+
+  createConversation(members: string[], title?: string, ttlSeconds?: number): Promise<Conversation> {
+    return this.call("POST", "/conversations", { members, title: title || undefined, ttl_seconds: ttlSeconds });
+  }
+
+  updateConversation(id: string, fields: { title?: string; ttl_seconds?: number }): Promise<Conversation> {
+    return this.call("PATCH", `/conversations/${encodeURIComponent(id)}`, fields);
+  }
+
+  history(id: string, afterSeq: number, limit = 200): Promise<{ messages: Message[]; has_more: boolean }> {
+    return this.call("GET", `/conversations/${encodeURIComponent(id)}/messages?after_seq=${afterSeq}&limit=${limit}`);
+  }
+
+  // --- the transport ----------------------------------------------------------------------
+
+  private async call<T>(method: string, path: string, body?: unknown, authenticated = true): Promise<T> {
+    const response = await this.send(method, path, body, authenticated);
+    if (response.status === 401 && authenticated && (await this.refresh())) {
+      return this.read<T>(await this.send(method, path, body, authenticated));
+    }
+    return this.read<T>(response);
+  }
+
+  private send(method: string, path: string, body: unknown, authenticated: boolean): Promise<Response> {
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const token = this.session?.accessToken;
+    if (authenticated && token) headers.Authorization = `Bearer ${token}`;
+    return fetch(this.baseUrl + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  }
+
+  private async read<T>(response: Response): Promise<T> {
+    const text = await response.text();
+    const parsed = text ? JSON.parse(text) : undefined;
+    if (response.ok) return parsed as T;
+    const error = parsed?.error ?? {};
+    const retryAfter = Number(response.headers.get("Retry-After"));
+    throw new ApiError(response.status, error.code ?? "internal", error.message ?? response.statusText, {
+      ...error,
+      ...(Number.isFinite(retryAfter) && retryAfter > 0 ? { retry_after_s: retryAfter } : {}),
+    });
+  }
+
+  /** One refresh at a time; a refused refresh signs the device out. */
+  private refresh(): Promise<boolean> {
+    this.refreshing ??= this.rotate().finally(() => {
+      this.refreshing = null;
+    });
+    return this.refreshing;
+  }
+
+  private async rotate(): Promise<boolean> {
+    const session = this.session;
+    if (!session) return false;
+    const response = await this.send("POST", "/auth/refresh", { refresh_token: session.refreshToken }, false);
+    if (!response.ok) {
+      if (response.status === 401) this.setSession(null);
+      return false;
+    }
+    this.setSession(sessionFromReply((await response.json()) as SessionReply));
+    return true;
+  }
+}

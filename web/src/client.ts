@@ -1,0 +1,237 @@
+// The chat client: owns the state, the socket and the outbox, and turns what the user does
+// and what the server says into actions on the store. Views only read state and call methods.
+
+import type { Api } from "./api";
+import { type Conversation, MAX_BODY_BYTES, type ServerFrame } from "./protocol";
+import { saveOutbox } from "./session";
+import { FrameTooLarge, RealtimeSocket, type SocketStatus } from "./socket";
+import { type Action, type ChatState, type PendingSend, initialState, reduce, syncCursors } from "./store";
+
+/** Without a `sent` reply after this long, a send goes again (same client_msg_id: no duplicate). */
+const RESEND_AFTER_MS = 8_000;
+const SEND_REQ = "send:";
+const SYNC_REQ = "sync";
+
+export class SendRefused extends Error {}
+
+export class ChatClient {
+  private state: ChatState;
+  private listeners = new Set<() => void>();
+  private readonly socket: RealtimeSocket;
+  private socketStatus: SocketStatus = "connecting";
+  private syncing = false;
+  private acked = new Map<string, number>();
+  private lastSentAt = new Map<string, number>();
+  private timers: number[] = [];
+  private readonly encoder = new TextEncoder();
+
+  constructor(
+    private readonly api: Api,
+    me: string,
+    outbox: PendingSend[],
+  ) {
+    this.state = initialState(me, outbox);
+    this.socket = new RealtimeSocket(api, {
+      opened: () => this.onOpened(),
+      frame: (frame) => this.onFrame(frame),
+      status: (status) => {
+        this.socketStatus = status;
+        this.notify();
+      },
+    });
+  }
+
+  // --- for React (useSyncExternalStore) ---------------------------------------------------
+
+  readonly subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  readonly getState = (): ChatState => this.state;
+
+  get status(): SocketStatus {
+    return this.socketStatus;
+  }
+
+  // --- life -------------------------------------------------------------------------------
+
+  start(): void {
+    // the list first, so the first sync already knows every conversation
+    void this.reloadConversations().then(() => this.socket.start());
+    this.timers.push(
+      window.setInterval(() => this.dispatch({ type: "expire_due", now: Date.now() }), 1_000),
+      window.setInterval(() => this.flushOutbox(), 2_000),
+    );
+  }
+
+  stop(): void {
+    this.socket.stop();
+    this.timers.forEach((timer) => window.clearInterval(timer));
+    this.timers = [];
+  }
+
+  // --- what the user does -----------------------------------------------------------------
+
+  /** Queues a message; it goes now if the socket is open, else as soon as it is. */
+  sendMessage(conversationId: string, body: string): void {
+    const text = body.trim();
+    if (!text) return;
+    if (this.encoder.encode(text).length > MAX_BODY_BYTES) {
+      throw new SendRefused("This message is longer than 16 KB.");
+    }
+    const pending: PendingSend = {
+      client_msg_id: crypto.randomUUID(),
+      conversation_id: conversationId,
+      body: text,
+      queued_at: Date.now(),
+    };
+    this.dispatch({ type: "send_queued", pending });
+    this.transmit(pending);
+  }
+
+  discardFailed(clientMsgId: string): void {
+    this.dispatch({ type: "send_discarded", client_msg_id: clientMsgId });
+  }
+
+  /** The user has seen everything this device holds of a conversation. */
+  markRead(conversationId: string): void {
+    const conversation = this.state.conversations[conversationId];
+    const newest = conversation?.messages.at(-1)?.seq ?? 0;
+    if (!conversation || newest <= conversation.read_seq) return;
+    if (this.socket.send({ action: "read", conversation_id: conversationId, seq: newest })) {
+      this.dispatch({ type: "read_locally", conversation_id: conversationId, seq: newest });
+    }
+  }
+
+  async createConversation(phones: string[], title?: string, ttlSeconds?: number): Promise<Conversation> {
+    const conversation = await this.api.createConversation(phones, title, ttlSeconds);
+    this.dispatch({ type: "conversation_loaded", conversation });
+    this.requestSync();
+    return conversation;
+  }
+
+  async updateConversation(id: string, fields: { title?: string; ttl_seconds?: number }): Promise<void> {
+    const conversation = await this.api.updateConversation(id, fields);
+    this.dispatch({ type: "conversation_loaded", conversation });
+  }
+
+  // --- what the server says ---------------------------------------------------------------
+
+  private onOpened(): void {
+    this.lastSentAt.clear(); // whatever was in flight on the old socket goes again
+    this.acked.clear();
+    this.syncing = false;
+    this.requestSync();
+  }
+
+  private onFrame(frame: ServerFrame): void {
+    this.dispatch({ type: "frame", frame, now: Date.now() });
+    switch (frame.type) {
+      case "message": {
+        const conversation = this.state.conversations[frame.conversation_id];
+        if (!conversation) void this.reloadConversations().then(() => this.requestSync());
+        else if (conversation.held_seq < frame.seq) this.requestSync(); // a gap: fetch what is missing
+        break;
+      }
+      case "sync":
+        this.syncing = false;
+        if (frame.conversations.some((entry) => !this.state.conversations[entry.conversation_id])) {
+          void this.reloadConversations().then(() => this.requestSync());
+        } else if (frame.conversations.some((entry) => entry.has_more)) {
+          this.requestSync();
+        } else {
+          this.flushOutbox();
+        }
+        break;
+      case "error":
+        this.onError(frame);
+        break;
+    }
+    this.ackWhatIsHeld();
+  }
+
+  private onError(error: Extract<ServerFrame, { type: "error" }>): void {
+    if (error.req?.startsWith(SEND_REQ)) {
+      const clientMsgId = error.req.slice(SEND_REQ.length);
+      const retryable = error.code === "rate_limited" || error.code === "internal";
+      this.lastSentAt.delete(clientMsgId);
+      this.dispatch({
+        type: "send_refused",
+        client_msg_id: clientMsgId,
+        code: error.code,
+        retry_at: retryable ? Date.now() + (error.retry_after_ms ?? 2_000) : undefined,
+      });
+    } else if (error.req === SYNC_REQ) {
+      this.syncing = false;
+      // a conversation this device listed is no longer mine: start again from the server's list
+      if (error.code === "not_found") void this.reloadConversations().then(() => this.requestSync());
+      else window.setTimeout(() => this.requestSync(), error.retry_after_ms ?? 2_000);
+    }
+  }
+
+  // --- plumbing ---------------------------------------------------------------------------
+
+  private requestSync(): void {
+    if (this.syncing) return;
+    this.syncing = this.socket.send({ action: "sync", req: SYNC_REQ, cursors: syncCursors(this.state) });
+  }
+
+  private flushOutbox(): void {
+    if (!this.socket.isOpen || this.syncing) return;
+    for (const pending of this.state.outbox) this.transmit(pending);
+  }
+
+  private transmit(pending: PendingSend): void {
+    const now = Date.now();
+    const lastSent = this.lastSentAt.get(pending.client_msg_id);
+    if (pending.failed || (pending.retry_at && pending.retry_at > now)) return;
+    if (lastSent !== undefined && now - lastSent < RESEND_AFTER_MS) return;
+    try {
+      const sent = this.socket.send({
+        action: "send",
+        req: SEND_REQ + pending.client_msg_id,
+        conversation_id: pending.conversation_id,
+        client_msg_id: pending.client_msg_id,
+        body: pending.body,
+      });
+      if (sent) this.lastSentAt.set(pending.client_msg_id, now);
+    } catch (error) {
+      if (!(error instanceof FrameTooLarge)) throw error;
+      this.dispatch({ type: "send_refused", client_msg_id: pending.client_msg_id, code: "too_large" });
+    }
+  }
+
+  /** `ack` is cumulative: one per conversation whose held cursor moved. */
+  private ackWhatIsHeld(): void {
+    if (!this.socket.isOpen) return;
+    for (const conversation of Object.values(this.state.conversations)) {
+      const acked = this.acked.get(conversation.id) ?? 0;
+      if (conversation.held_seq > acked) {
+        this.acked.set(conversation.id, conversation.held_seq);
+        this.socket.send({ action: "ack", conversation_id: conversation.id, seq: conversation.held_seq });
+      }
+    }
+  }
+
+  private async reloadConversations(): Promise<void> {
+    try {
+      const list = await this.api.conversations();
+      this.dispatch({ type: "conversations_loaded", list, now: Date.now() });
+    } catch {
+      // offline or signed out: the next sync or the login screen takes over
+    }
+  }
+
+  private dispatch(action: Action): void {
+    const before = this.state;
+    this.state = reduce(this.state, action);
+    if (this.state === before) return;
+    if (this.state.outbox !== before.outbox) saveOutbox(this.state.outbox);
+    this.notify();
+  }
+
+  private notify(): void {
+    this.listeners.forEach((listener) => listener());
+  }
+}

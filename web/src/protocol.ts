@@ -1,0 +1,106 @@
+// The client contract (docs/openapi.yaml, docs/asyncapi.yaml) as TypeScript types.
+// Ids are strings; times are milliseconds since the epoch; durations are seconds.
+
+export interface Message {
+  conversation_id: string;
+  message_id: string;
+  seq: number;
+  sender_id: string;
+  sender_device_id: string;
+  client_msg_id: string;
+  body: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface Member {
+  user_id: string;
+  phone: string;
+  // null means unknown (hidden by privacy), never "offline".
+  online: boolean | null;
+  last_seen_at: number | null;
+  read_seq: number | null;
+  delivered_seq: number | null;
+}
+
+export interface Conversation {
+  id: string;
+  kind: "direct" | "group";
+  title: string | null;
+  ttl_seconds: number;
+  last_seq: number;
+  read_seq: number;
+  unread_count: number;
+  last_message: Message | null;
+  members: Member[];
+}
+
+export interface ConversationList {
+  server_time: number;
+  conversations: Conversation[];
+}
+
+export interface SessionReply {
+  access_token: string;
+  refresh_token: string;
+  expires_in: number;
+  user: { id: string; phone: string };
+  device_id: string;
+}
+
+export interface Challenge {
+  challenge_id: string;
+  expires_in: number;
+  resend_after: number;
+}
+
+export interface Ticket {
+  ticket: string;
+  url: string;
+  expires_in: number;
+}
+
+export interface SyncEntry {
+  conversation_id: string;
+  last_seq: number;
+  read_seq: number;
+  unread_count: number;
+  messages: Message[];
+  has_more: boolean;
+  first_seq: number;
+}
+
+export type ServerFrame =
+  | ({ type: "message" } & Message)
+  | {
+      type: "sent";
+      req?: string;
+      conversation_id: string;
+      client_msg_id: string;
+      message_id: string;
+      seq: number;
+      created_at: number;
+      expires_at: number;
+      duplicate: boolean;
+      expired?: boolean;
+    }
+  | { type: "receipt"; conversation_id: string; user_id: string; kind: "delivered" | "read"; seq: number }
+  | { type: "unread"; conversation_id: string; count: number }
+  | { type: "presence"; user_id: string; online: boolean; last_seen_at: number | null }
+  | { type: "sync"; req?: string; server_time: number; conversations: SyncEntry[] }
+  | { type: "expired"; conversation_id: string; ranges: [number, number][]; up_to_seq: number; reason?: string }
+  | { type: "pong"; req?: string; server_time: number }
+  | { type: "error"; req?: string; code: string; message: string; retry_after_ms?: number };
+
+export type ClientFrame =
+  | { action: "send"; req?: string; conversation_id: string; client_msg_id: string; body: string }
+  | { action: "ack"; req?: string; conversation_id: string; seq: number }
+  | { action: "read"; req?: string; conversation_id: string; seq: number }
+  | { action: "sync"; req?: string; cursors: Record<string, number>; limit?: number }
+  | { action: "ping"; req?: string };
+
+/** API Gateway refuses a WebSocket frame over 32 KB; the server refuses a body over 16 KB. */
+export const MAX_FRAME_BYTES = 32 * 1024;
+export const MAX_BODY_BYTES = 16 * 1024;
+export const TTL_MIN_S = 10;
+export const TTL_MAX_S = 30 * 24 * 3600;

@@ -1,0 +1,167 @@
+// One live WebSocket to the server: a fresh single-use ticket for every connection, a
+// heartbeat that notices a dead link, and reconnection with capped, jittered backoff.
+
+import { type Api, ApiError } from "./api";
+import { type ClientFrame, MAX_FRAME_BYTES, type ServerFrame } from "./protocol";
+
+export type SocketStatus = "connecting" | "online" | "offline";
+
+export interface SocketEvents {
+  opened(): void;
+  frame(frame: ServerFrame): void;
+  status(status: SocketStatus): void;
+}
+
+export interface SocketTiming {
+  /** The protocol asks for a ping at least every 5 minutes; API Gateway closes after 10 idle. */
+  pingEveryMs: number;
+  /** A ping unanswered this long means the link is dead even if the socket looks open. */
+  pongTimeoutMs: number;
+  maxBackoffMs: number;
+}
+
+const DEFAULT_TIMING: SocketTiming = { pingEveryMs: 60_000, pongTimeoutMs: 10_000, maxBackoffMs: 15_000 };
+
+export class FrameTooLarge extends Error {}
+
+export class RealtimeSocket {
+  private socket: WebSocket | null = null;
+  private running = false;
+  private failures = 0;
+  private reconnectTimer: number | undefined;
+  private heartbeat: number | undefined;
+  private awaitingSince: number | undefined;
+  private readonly encoder = new TextEncoder();
+
+  constructor(
+    private readonly api: Api,
+    private readonly events: SocketEvents,
+    private readonly timing: SocketTiming = DEFAULT_TIMING,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    window.addEventListener("online", this.reconnectNow);
+    document.addEventListener("visibilitychange", this.checkOnReturn);
+    void this.connect();
+  }
+
+  stop(): void {
+    this.running = false;
+    window.removeEventListener("online", this.reconnectNow);
+    document.removeEventListener("visibilitychange", this.checkOnReturn);
+    window.clearTimeout(this.reconnectTimer);
+    this.drop();
+  }
+
+  get isOpen(): boolean {
+    return this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends a frame if the socket is open; false if not (the caller keeps it for later). */
+  send(frame: ClientFrame): boolean {
+    const text = JSON.stringify(frame); // raw UTF-8, never \u escapes for ordinary text
+    if (this.encoder.encode(text).length > MAX_FRAME_BYTES) throw new FrameTooLarge();
+    if (!this.socket || !this.isOpen) return false;
+    this.socket.send(text);
+    return true;
+  }
+
+  private async connect(): Promise<void> {
+    if (!this.running) return;
+    this.events.status("connecting");
+    let url: string;
+    try {
+      const ticket = await this.api.ticket();
+      url = `${ticket.url}?ticket=${encodeURIComponent(ticket.ticket)}`;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return; // signed out: the app shows the login
+      const waitMs = error instanceof ApiError && error.retryAfterS ? error.retryAfterS * 1000 : undefined;
+      this.retryLater(waitMs);
+      return;
+    }
+    if (!this.running) return;
+    const socket = new WebSocket(url);
+    this.socket = socket;
+    socket.onopen = () => {
+      this.failures = 0;
+      this.events.status("online");
+      this.startHeartbeat();
+      this.events.opened();
+    };
+    socket.onmessage = (event) => {
+      this.awaitingSince = undefined;
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(String(event.data)) as ServerFrame;
+      } catch {
+        return; // not ours to handle: the server only sends JSON
+      }
+      this.events.frame(frame);
+    };
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.drop();
+      this.retryLater();
+    };
+  }
+
+  private retryLater(waitMs?: number): void {
+    if (!this.running) return;
+    this.events.status("offline");
+    this.failures += 1;
+    const backoff = Math.min(this.timing.maxBackoffMs, 250 * 2 ** Math.min(this.failures, 8));
+    const delay = waitMs ?? backoff / 2 + Math.random() * (backoff / 2);
+    window.clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = window.setTimeout(() => void this.connect(), delay);
+  }
+
+  /** Forgets the current socket at once: a dead link's close event may take minutes. */
+  private drop(): void {
+    window.clearInterval(this.heartbeat);
+    const socket = this.socket;
+    this.socket = null;
+    this.awaitingSince = undefined;
+    if (socket) {
+      socket.onopen = socket.onmessage = socket.onclose = null;
+      if (socket.readyState <= WebSocket.OPEN) socket.close();
+    }
+  }
+
+  /** Pings every `pingEveryMs`; any frame counts as the answer. Unanswered for
+   * `pongTimeoutMs`, the link is dead even if the socket still looks open. */
+  private startHeartbeat(): void {
+    let lastPingAt = Date.now();
+    window.clearInterval(this.heartbeat);
+    this.heartbeat = window.setInterval(() => {
+      const now = Date.now();
+      if (this.awaitingSince !== undefined && now - this.awaitingSince > this.timing.pongTimeoutMs) {
+        this.drop();
+        this.retryLater(0);
+      } else if (now - lastPingAt >= this.timing.pingEveryMs) {
+        lastPingAt = now;
+        this.ping();
+      }
+    }, 1_000);
+  }
+
+  private ping(): void {
+    if (!this.socket || !this.isOpen) return;
+    this.awaitingSince ??= Date.now();
+    this.socket.send(JSON.stringify({ action: "ping" }));
+  }
+
+  private readonly reconnectNow = (): void => {
+    if (this.isOpen || !this.running) return;
+    window.clearTimeout(this.reconnectTimer);
+    this.failures = 0;
+    void this.connect();
+  };
+
+  private readonly checkOnReturn = (): void => {
+    if (document.visibilityState === "visible") {
+      if (this.isOpen) this.ping();
+      else this.reconnectNow();
+    }
+  };
+}
