@@ -13,7 +13,7 @@ export POWERTOOLS_METRICS_NAMESPACE ?= Ephemera
 
 .PHONY: install run test lint migrate expire bench clean
 
-install: $(BIN)/.installed tools/asyncapi/node_modules/.installed
+install: $(BIN)/.installed tools/asyncapi/node_modules/.installed web/dist/index.html
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,13 +25,24 @@ tools/asyncapi/node_modules/.installed: tools/asyncapi/package-lock.json
 	npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The web client: its packages, then its build (what the local stack serves at `/`).
+web/node_modules/.installed: web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	touch $@
+
+WEB_SOURCES := $(shell find web/src -type f) web/index.html web/vite.config.ts web/tsconfig.json
+web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
+	npm run --prefix web --silent build
+
 # The whole stack on one port (REST, WebSocket, management API, schedule, web client), on the
 # embedded SQLite database unless DATABASE_URL says otherwise. Ctrl-C stops it.
 run: install
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m local_stack
 
-# Each run makes its own MariaDB database (see tests/conftest.py) and drops it at the end.
+# Each run makes its own MariaDB database (see tests/conftest.py) and drops it at the end; the
+# browser tests drive Debian's chromium (`apt-get install chromium`) and fail without it.
 test: install lint
+	npm test --prefix web --silent
 	$(BIN)/python -m pytest
 
 lint: install
@@ -53,4 +64,4 @@ bench: install
 	$(BIN)/python -m bench.limits
 
 clean:
-	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache tools/asyncapi/node_modules
+	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache tools/asyncapi/node_modules web/node_modules web/dist

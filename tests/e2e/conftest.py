@@ -196,3 +196,31 @@ def fresh_database_url(mysql_server) -> Iterator[str]:
     migrate(create_engine(parse_database_url(url)))
     yield url
     mysql_server.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from tests.e2e.web_client import launch_chromium
+
+    yield from launch_chromium()
+
+
+@pytest.fixture
+def open_window(browser, stack):
+    """Opens a new browser window (its own context) for a phone; all are closed after the test,
+    and a script error in any of them fails it."""
+    from tests.e2e.web_client import WebUser
+
+    users: list[WebUser] = []
+
+    def open_for(phone: str) -> WebUser:
+        user = WebUser(browser.new_context(), stack.base_url, phone)
+        users.append(user)
+        return user
+
+    yield open_for
+    errors = [error for user in users for error in user.page_errors]
+    for user in users:
+        user.context.close()
+    assert errors == [], f"the web client threw: {errors}"
+

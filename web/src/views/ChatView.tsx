@@ -52,7 +52,7 @@ export function ChatView({ client, state, conversation }: Props) {
         ))}
         {pending.map((p) => (
           <li key={p.client_msg_id} className="message mine pending" data-testid="pending-message">
-            <p className="body">{p.body}</p>
+            <p className="body" data-testid="body">{p.body}</p>
             <p className="meta">
               {p.failed ? (
                 <>
@@ -83,7 +83,7 @@ function MessageItem({ state, conversation, message, serverTime }: {
   return (
     <li className={`message ${mine ? "mine" : "theirs"}`} data-testid="message" data-seq={message.seq}>
       {!mine && conversation.kind === "group" && <p className="sender">{sender}</p>}
-      <p className="body">{message.body}</p>
+      <p className="body" data-testid="body">{message.body}</p>
       <p className="meta">
         <time dateTime={new Date(message.created_at).toISOString()}>{clockTime(message.created_at)}</time>
         {" · "}

@@ -1,0 +1,172 @@
+"""The web client in a real headless Chromium against the real local stack: what a person sees
+when they sign in and chat from two browser windows."""
+
+from __future__ import annotations
+
+import time
+
+import urllib3
+from playwright.sync_api import expect
+
+from chalicelib.storage import connections
+
+ALICE, BOB, CAROL = "+14155550101", "+14155550102", "+14155550103"
+SYNC_WAIT_MS = 15_000
+
+
+def test_two_people_sign_in_and_chat_in_two_windows(open_window):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+
+    alice.start_chat(BOB)
+    alice.send("hello bob")
+    expect(alice.bodies).to_have_text(["hello bob"], timeout=SYNC_WAIT_MS)
+
+    chat = bob.conversation(ALICE)
+    expect(chat).to_contain_text("hello bob")  # the list's preview, live
+    expect(chat.get_by_test_id("unread")).to_have_text("1")
+    bob.open_chat(ALICE)
+    expect(bob.messages.first).to_contain_text("hello bob")
+    expect(chat.get_by_test_id("unread")).to_have_count(0)
+    expect(alice.page.get_by_test_id("receipt")).to_have_text("read")
+    expect(alice.page.get_by_test_id("presence")).to_have_text("online")
+
+    bob.send("hi alice")
+    expect(alice.messages.nth(1)).to_contain_text("hi alice")
+    expect(bob.messages).to_have_count(2)
+    expect(bob.page.get_by_test_id("receipt")).to_have_text("read")
+
+
+def test_the_local_login_screen_shows_the_code_the_console_sender_sent(open_window, stack):
+    alice = open_window(ALICE)
+    alice.request_code()
+    expect(alice.page.get_by_test_id("dev-code")).to_contain_text(stack.outbox(ALICE)[0]["code"])
+
+
+def test_a_wrong_code_says_how_many_attempts_are_left_and_the_right_one_still_works(open_window):
+    alice = open_window(ALICE)
+    alice.request_code()
+    wrong = "000000" if _shown_code(alice) != "000000" else "111111"
+    alice.page.get_by_label("Code", exact=True).fill(wrong)
+    alice.page.get_by_role("button", name="Sign in").click()
+    expect(alice.page.get_by_role("alert")).to_have_text("That code is not right. 4 attempts left.")
+    alice.page.get_by_role("button", name="Use it").click()
+    alice.page.get_by_role("button", name="Sign in").click()
+    alice.expect_connected()
+
+
+def test_a_message_written_offline_goes_once_when_the_connection_returns(open_window, stack,
+                                                                         stack_db):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+    alice.start_chat(BOB)
+    alice.send("before the tunnel")
+    bob.open_chat(ALICE)
+    expect(bob.messages).to_have_count(1)
+
+    # The network drops: the stack cuts Alice's socket and no new ticket gets through.
+    alice.page.route("**/ws/ticket", lambda route: route.abort("internetdisconnected"))
+    _cut_sockets_of(alice, stack, stack_db)
+    expect(alice.page.get_by_test_id("connection-status")).not_to_have_text("online")
+    alice.send("written in the tunnel")
+    expect(alice.pending).to_have_count(1)
+    expect(alice.pending).to_contain_text("Sending…")
+    bob.page.wait_for_timeout(500)
+    expect(bob.messages).to_have_count(1)
+
+    alice.page.unroute("**/ws/ticket")
+    alice.page.evaluate("() => window.dispatchEvent(new Event('online'))")
+    alice.expect_connected()
+    expect(bob.messages.nth(1)).to_contain_text("written in the tunnel", timeout=SYNC_WAIT_MS)
+    expect(alice.pending).to_have_count(0)
+    expect(alice.messages).to_have_count(2)
+    bob.page.wait_for_timeout(1_000)  # time for a duplicate to show up, if one were coming
+    expect(bob.messages).to_have_count(2)
+
+
+def test_a_reload_keeps_the_session_and_brings_the_messages_back(open_window):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+    alice.start_chat(BOB)
+    alice.send("still here after a reload?")
+    expect(bob.conversation(ALICE)).to_contain_text("still here")
+
+    bob.page.reload()
+    bob.expect_connected()
+    bob.open_chat(ALICE)
+    expect(bob.bodies).to_have_text(["still here after a reload?"])
+
+
+def test_a_message_disappears_when_it_expires_and_is_deleted_soon_after(open_window, stack_db):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+    alice.start_chat(BOB)
+    alice.page.get_by_label("Messages expire after").select_option(label="10 seconds")
+    expect(alice.page.get_by_label("Messages expire after")).to_have_value("10")
+    alice.send("this will self-destruct")
+    bob.open_chat(ALICE)
+    expect(bob.messages).to_have_count(1)
+    expect(bob.page.get_by_test_id("expires-in")).to_contain_text("expires in")
+
+    for person in (alice, bob):
+        expect(person.messages).to_have_count(0, timeout=15_000)
+    expect(bob.conversation(ALICE)).not_to_contain_text("self-destruct")
+    _wait_until(lambda: _count_messages(stack_db) == 0, timeout_s=10)
+
+
+def test_the_other_person_shows_offline_when_their_last_window_closes(open_window):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+    alice.start_chat(BOB)
+    expect(alice.page.get_by_test_id("presence")).to_have_text("online")
+    bob.page.close()
+    expect(alice.page.get_by_test_id("presence")).to_contain_text("last seen", timeout=10_000)
+
+
+def test_a_group_shows_its_title_and_who_wrote_each_message(open_window):
+    alice, bob, carol = (open_window(p).sign_in() for p in (ALICE, BOB, CAROL))
+    alice.start_chat(BOB, CAROL, title="Trip")
+    alice.send("who brings the tent?")
+    for person in (bob, carol):
+        person.open_chat("Trip")
+        expect(person.messages.first).to_contain_text(ALICE)
+        expect(person.messages.first).to_contain_text("who brings the tent?")
+    expect(alice.page.get_by_test_id("presence")).to_have_text("3 members, 2 online")
+
+
+def test_signing_out_returns_to_the_login_and_revokes_the_device(open_window, stack):
+    alice = open_window(ALICE).sign_in()
+    token = alice.session_storage()["accessToken"]
+    alice.page.get_by_role("button", name="Sign out").click()
+    expect(alice.page.get_by_label("Phone number", exact=True)).to_be_visible()
+    assert alice.page.evaluate("() => sessionStorage.getItem('ephemera.session')") is None
+    status, _, _ = stack.request("GET", "/devices", token=token)
+    assert status == 401
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _shown_code(user) -> str:
+    return user.page.get_by_test_id("dev-code").locator("code").inner_text()
+
+
+def _cut_sockets_of(user, stack, stack_db) -> None:
+    """What a dropped network looks like to the server: the stack closes the user's sockets."""
+    user_id = user.session_storage()["userId"]
+    ids = stack_db.run_read("t", connections.connection_ids_of_user, user_id)
+    assert ids, "the user had no open socket to cut"
+    http = urllib3.PoolManager()
+    for connection_id in ids:
+        reply = http.request("DELETE", f"{stack.base_url}/local/@connections/{connection_id}")
+        assert reply.status == 204
+
+
+def _count_messages(db) -> int:
+    def count(txn):
+        txn.execute("SELECT COUNT(*) AS n FROM messages")
+        return txn.fetchone()["n"]
+
+    return db.run_read("t", count)
+
+
+def _wait_until(condition, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)

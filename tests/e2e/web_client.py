@@ -1,0 +1,95 @@
+"""The web client in headless Chromium, driven the way a person uses it: labels, buttons and
+what is on screen. Debian's `chromium` (apt) is the browser; Playwright cannot download its own
+here."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+# Without the background-networking flags Chromium keeps dialling Google on a closed network.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def launch_chromium() -> Iterator[Browser]:
+    """Fails (never skips) without the browser: CI installs it, and so must a developer."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}: `apt-get install chromium`"
+                    " (or point CHROMIUM_PATH at one)", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class WebUser:
+    """One person in one browser window (its own context: its own session storage)."""
+
+    def __init__(self, context: BrowserContext, base_url: str, phone: str) -> None:
+        self.context = context
+        self.base_url = base_url
+        self.phone = phone
+        self.page: Page = context.new_page()
+        self.page_errors: list[str] = []
+        self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+
+    # --- signing in -----------------------------------------------------------------------
+
+    def request_code(self) -> None:
+        self.page.goto(self.base_url)
+        self.page.get_by_label("Phone number", exact=True).fill(self.phone)
+        self.page.get_by_role("button", name="Send code").click()
+
+    def sign_in(self) -> WebUser:
+        self.request_code()
+        self.page.get_by_role("button", name="Use it").click()  # the local stage shows the code
+        self.page.get_by_role("button", name="Sign in").click()
+        self.expect_connected()
+        return self
+
+    def expect_connected(self) -> None:
+        expect(self.page.get_by_test_id("connection-status")).to_have_text("online")
+
+    # --- chatting -------------------------------------------------------------------------
+
+    def start_chat(self, *phones: str, title: str = "") -> None:
+        self.page.get_by_label("Phone numbers").fill(", ".join(phones))
+        if title:
+            self.page.get_by_label("Group title (optional)").fill(title)
+        self.page.get_by_role("button", name="Start chat").click()
+        expect(self.page.get_by_role("heading", level=2)).to_be_visible()
+
+    def open_chat(self, name: str) -> None:
+        self.conversation(name).click()
+        expect(self.page.get_by_role("heading", level=2)).to_have_text(name)
+
+    def send(self, text: str) -> None:
+        composer = self.page.get_by_label("Message", exact=True)
+        composer.fill(text)
+        composer.press("Enter")
+
+    def conversation(self, name: str) -> Locator:
+        return self.page.get_by_test_id("conversation").filter(has_text=name)
+
+    @property
+    def messages(self) -> Locator:
+        return self.page.get_by_test_id("message")
+
+    @property
+    def bodies(self) -> Locator:
+        """The text of each message on screen, oldest first."""
+        return self.messages.get_by_test_id("body")
+
+    @property
+    def pending(self) -> Locator:
+        return self.page.get_by_test_id("pending-message")
+
+    def session_storage(self) -> dict:
+        return self.page.evaluate("() => JSON.parse(sessionStorage.getItem('ephemera.session'))")
