@@ -117,8 +117,7 @@ export class Api {
   }
 
   private async read<T>(response: Response): Promise<T> {
-    const text = await response.text();
-    const parsed = text ? JSON.parse(text) : undefined;
+    const parsed = parseJson(await response.text());
     if (response.ok) return parsed as T;
     const error = parsed?.error ?? {};
     const retryAfter = Number(response.headers.get("Retry-After"));
@@ -146,5 +145,14 @@ export class Api {
     }
     this.setSession(sessionFromReply((await response.json()) as SessionReply));
     return true;
+  }
+}
+
+/** A gateway's own error page is not JSON: it becomes a plain ApiError, not a crash. */
+function parseJson(text: string): any {
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
   }
 }

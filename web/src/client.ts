@@ -9,6 +9,9 @@ import { type Action, type ChatState, type PendingSend, initialState, reduce, sy
 
 /** Without a `sent` reply after this long, a send goes again (same client_msg_id: no duplicate). */
 const RESEND_AFTER_MS = 8_000;
+/** Acks and reads are cumulative: those within this window go as one frame per conversation,
+ * which keeps a busy chat far inside the server's per-connection frame limit. */
+const CURSOR_DELAY_MS = 250;
 const SEND_REQ = "send:";
 const SYNC_REQ = "sync";
 
@@ -21,6 +24,9 @@ export class ChatClient {
   private socketStatus: SocketStatus = "connecting";
   private syncing = false;
   private acked = new Map<string, number>();
+  private readWanted = new Map<string, number>();
+  private readSent = new Map<string, number>();
+  private cursorTimer: number | undefined;
   private lastSentAt = new Map<string, number>();
   private timers: number[] = [];
   private readonly encoder = new TextEncoder();
@@ -68,6 +74,8 @@ export class ChatClient {
   stop(): void {
     this.socket.stop();
     this.timers.forEach((timer) => window.clearInterval(timer));
+    window.clearTimeout(this.cursorTimer);
+    this.cursorTimer = undefined;
     this.timers = [];
   }
 
@@ -99,9 +107,9 @@ export class ChatClient {
     const conversation = this.state.conversations[conversationId];
     const newest = conversation?.messages.at(-1)?.seq ?? 0;
     if (!conversation || newest <= conversation.read_seq) return;
-    if (this.socket.send({ action: "read", conversation_id: conversationId, seq: newest })) {
-      this.dispatch({ type: "read_locally", conversation_id: conversationId, seq: newest });
-    }
+    this.dispatch({ type: "read_locally", conversation_id: conversationId, seq: newest });
+    this.readWanted.set(conversationId, newest);
+    this.scheduleCursors();
   }
 
   async createConversation(phones: string[], title?: string, ttlSeconds?: number): Promise<Conversation> {
@@ -120,7 +128,8 @@ export class ChatClient {
 
   private onOpened(): void {
     this.lastSentAt.clear(); // whatever was in flight on the old socket goes again
-    this.acked.clear();
+    this.acked.clear(); // cursors never move back, so telling a new socket again is harmless
+    this.readSent.clear();
     this.syncing = false;
     this.requestSync();
   }
@@ -148,7 +157,7 @@ export class ChatClient {
         this.onError(frame);
         break;
     }
-    this.ackWhatIsHeld();
+    this.scheduleCursors();
   }
 
   private onError(error: Extract<ServerFrame, { type: "error" }>): void {
@@ -202,14 +211,27 @@ export class ChatClient {
     }
   }
 
-  /** `ack` is cumulative: one per conversation whose held cursor moved. */
-  private ackWhatIsHeld(): void {
+  private scheduleCursors(): void {
+    if (this.cursorTimer !== undefined) return;
+    this.cursorTimer = window.setTimeout(() => {
+      this.cursorTimer = undefined;
+      this.sendCursors();
+    }, CURSOR_DELAY_MS);
+  }
+
+  /** One `ack` per conversation whose held cursor moved, one `read` per conversation read
+   * further; what cannot go now goes after the next (re)connect. */
+  private sendCursors(): void {
     if (!this.socket.isOpen) return;
     for (const conversation of Object.values(this.state.conversations)) {
-      const acked = this.acked.get(conversation.id) ?? 0;
-      if (conversation.held_seq > acked) {
-        this.acked.set(conversation.id, conversation.held_seq);
-        this.socket.send({ action: "ack", conversation_id: conversation.id, seq: conversation.held_seq });
+      const id = conversation.id;
+      if (conversation.held_seq > (this.acked.get(id) ?? 0)
+          && this.socket.send({ action: "ack", conversation_id: id, seq: conversation.held_seq })) {
+        this.acked.set(id, conversation.held_seq);
+      }
+      const read = this.readWanted.get(id) ?? 0;
+      if (read > (this.readSent.get(id) ?? 0) && this.socket.send({ action: "read", conversation_id: id, seq: read })) {
+        this.readSent.set(id, read);
       }
     }
   }

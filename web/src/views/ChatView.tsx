@@ -1,4 +1,4 @@
-import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from "react";
+import { type FormEvent, type KeyboardEvent, memo, useEffect, useRef, useState } from "react";
 import { type ChatClient, SendRefused } from "../client";
 import type { Message } from "../protocol";
 import {
@@ -48,7 +48,14 @@ export function ChatView({ client, state, conversation }: Props) {
       </header>
       <ol className="messages" role="log" aria-label="Messages" aria-live="polite">
         {visible.map((message) => (
-          <MessageItem key={message.seq} state={state} conversation={conversation} message={message} serverTime={serverTime} />
+          <MessageItem
+            key={message.seq}
+            message={message}
+            mine={message.sender_id === state.me}
+            sender={conversation.kind === "group" ? senderPhone(conversation, message) : null}
+            expiresIn={duration(message.expires_at - serverTime)}
+            receipt={receiptOf(state, conversation, message)}
+          />
         ))}
         {pending.map((p) => (
           <li key={p.client_msg_id} className="message mine pending" data-testid="pending-message">
@@ -72,31 +79,37 @@ export function ChatView({ client, state, conversation }: Props) {
   );
 }
 
-function MessageItem({ state, conversation, message, serverTime }: {
-  state: ChatState;
-  conversation: ConversationState;
+interface MessageProps {
   message: Message;
-  serverTime: number;
-}) {
-  const mine = message.sender_id === state.me;
-  const sender = conversation.members.find((m) => m.user_id === message.sender_id)?.phone ?? "someone";
+  mine: boolean;
+  sender: string | null;
+  expiresIn: string;
+  receipt: string;
+}
+
+/** Memoised on what it shows: a new message or a tick re-renders only the items that change. */
+const MessageItem = memo(function MessageItem({ message, mine, sender, expiresIn, receipt }: MessageProps) {
   return (
     <li className={`message ${mine ? "mine" : "theirs"}`} data-testid="message" data-seq={message.seq}>
-      {!mine && conversation.kind === "group" && <p className="sender">{sender}</p>}
+      {!mine && sender && <p className="sender">{sender}</p>}
       <p className="body" data-testid="body">{message.body}</p>
       <p className="meta">
         <time dateTime={new Date(message.created_at).toISOString()}>{clockTime(message.created_at)}</time>
         {" · "}
-        <span data-testid="expires-in">expires in {duration(message.expires_at - serverTime)}</span>
+        <span data-testid="expires-in">expires in {expiresIn}</span>
         {mine && (
           <>
             {" · "}
-            <span className="receipt" data-testid="receipt">{receiptOf(state, conversation, message)}</span>
+            <span className="receipt" data-testid="receipt">{receipt}</span>
           </>
         )}
       </p>
     </li>
   );
+});
+
+function senderPhone(conversation: ConversationState, message: Message): string {
+  return conversation.members.find((m) => m.user_id === message.sender_id)?.phone ?? "someone";
 }
 
 function Composer({ client, conversationId }: { client: ChatClient; conversationId: string }) {
@@ -202,6 +215,8 @@ export function duration(ms: number): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
+const CLOCK = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" }); // built once: costly
+
 function clockTime(ms: number): string {
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return CLOCK.format(ms);
 }
