@@ -139,11 +139,38 @@ def test_signing_out_returns_to_the_login_and_revokes_the_device(open_window, st
     assert status == 401
 
 
+def test_an_expired_access_token_is_refreshed_without_signing_out(open_window):
+    alice = open_window(ALICE).sign_in()
+    before = alice.session_storage()
+    _replace_stored_tokens(alice, access_token="expired.or.forged")
+    alice.page.reload()
+    alice.expect_connected()
+    after = alice.session_storage()
+    assert after["refreshToken"] != before["refreshToken"]  # rotated
+    assert after["deviceId"] == before["deviceId"]
+
+
+def test_a_refused_refresh_returns_to_the_login_screen(open_window):
+    alice = open_window(ALICE).sign_in()
+    _replace_stored_tokens(alice, access_token="expired.or.forged", refresh_token="revoked")
+    alice.page.reload()
+    expect(alice.page.get_by_label("Phone number", exact=True)).to_be_visible()
+    assert alice.page.evaluate("() => sessionStorage.getItem('ephemera.session')") is None
+
+
 # --- helpers ------------------------------------------------------------------------------
 
 
 def _shown_code(user) -> str:
     return user.page.get_by_test_id("dev-code").locator("code").inner_text()
+
+
+def _replace_stored_tokens(user, **tokens: str) -> None:
+    stored = {**user.session_storage(), **{
+        {"access_token": "accessToken", "refresh_token": "refreshToken"}[k]: v
+        for k, v in tokens.items()}}
+    user.page.evaluate("(s) => sessionStorage.setItem('ephemera.session', JSON.stringify(s))",
+                       stored)
 
 
 def _cut_sockets_of(user, stack, stack_db) -> None:
