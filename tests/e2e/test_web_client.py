@@ -126,7 +126,7 @@ def test_a_group_shows_its_title_and_who_wrote_each_message(open_window):
         person.open_chat("Trip")
         expect(person.messages.first).to_contain_text(ALICE)
         expect(person.messages.first).to_contain_text("who brings the tent?")
-    expect(alice.page.get_by_test_id("presence")).to_have_text("3 members, 2 online")
+    expect(alice.page.get_by_test_id("presence")).to_have_text("3 members, 2 others online")
 
 
 def test_signing_out_returns_to_the_login_and_revokes_the_device(open_window, stack):

@@ -199,7 +199,7 @@ function presenceLine(state: ChatState, c: ConversationState, serverTime: number
   const others = othersIn(state, c);
   if (c.kind === "group") {
     const online = others.filter((m) => m.online).length;
-    return `${others.length + 1} members, ${online} online`;
+    return `${others.length + 1} members, ${online} ${online === 1 ? "other" : "others"} online`;
   }
   const [peer] = others;
   if (!peer || peer.online === null) return "";
