@@ -23,6 +23,7 @@ export class ChatClient {
   private readonly socket: RealtimeSocket;
   private socketStatus: SocketStatus = "connecting";
   private syncing = false;
+  private syncSentAt = 0;
   private acked = new Map<string, number>();
   private readWanted = new Map<string, number>();
   private readSent = new Map<string, number>();
@@ -182,12 +183,18 @@ export class ChatClient {
   // --- plumbing ---------------------------------------------------------------------------
 
   private requestSync(): void {
-    if (this.syncing) return;
+    // one sync in flight at a time; a reply lost on a socket that stays open frees it after a while
+    if (this.syncing && Date.now() - this.syncSentAt < RESEND_AFTER_MS) return;
     this.syncing = this.socket.send({ action: "sync", req: SYNC_REQ, cursors: syncCursors(this.state) });
+    this.syncSentAt = Date.now();
   }
 
   private flushOutbox(): void {
-    if (!this.socket.isOpen || this.syncing) return;
+    if (!this.socket.isOpen) return;
+    if (this.syncing) {
+      this.requestSync(); // sends again only if the last one went unanswered
+      return;
+    }
     for (const pending of this.state.outbox) this.transmit(pending);
   }
 
