@@ -4,7 +4,7 @@
 import type { Api } from "./api";
 import { type Conversation, MAX_BODY_BYTES, type ServerFrame } from "./protocol";
 import { saveOutbox } from "./session";
-import { FrameTooLarge, RealtimeSocket, type SocketStatus } from "./socket";
+import { FrameTooLarge, type Link, type SocketEvents, type SocketStatus } from "./socket";
 import { type Action, type ChatState, type PendingSend, initialState, reduce, syncCursors } from "./store";
 
 /** Without a `sent` reply after this long, a send goes again (same client_msg_id: no duplicate). */
@@ -17,10 +17,22 @@ const SYNC_REQ = "sync";
 
 export class SendRefused extends Error {}
 
+/** The REST calls the chat client makes. */
+export type ChatApi = Pick<Api, "conversations" | "createConversation" | "updateConversation">;
+
+/** What the chat client works with: the REST API, a way to open the live link, and where the
+ * outbox is kept (sessionStorage unless told otherwise). */
+export interface ChatClientDeps {
+  api: ChatApi;
+  openLink: (events: SocketEvents) => Link;
+  persistOutbox?: (outbox: PendingSend[]) => void;
+}
+
 export class ChatClient {
   private state: ChatState;
   private listeners = new Set<() => void>();
-  private readonly socket: RealtimeSocket;
+  private readonly socket: Link;
+  private readonly persistOutbox: (outbox: PendingSend[]) => void;
   private socketStatus: SocketStatus = "connecting";
   private syncing = false;
   private syncSentAt = 0;
@@ -32,13 +44,13 @@ export class ChatClient {
   private timers: number[] = [];
   private readonly encoder = new TextEncoder();
 
-  constructor(
-    private readonly api: Api,
-    me: string,
-    outbox: PendingSend[],
-  ) {
+  private readonly api: ChatApi;
+
+  constructor(deps: ChatClientDeps, me: string, outbox: PendingSend[]) {
+    this.api = deps.api;
     this.state = initialState(me, outbox);
-    this.socket = new RealtimeSocket(api, {
+    this.persistOutbox = deps.persistOutbox ?? saveOutbox;
+    this.socket = deps.openLink({
       opened: () => this.onOpened(),
       frame: (frame) => this.onFrame(frame),
       status: (status) => {
@@ -67,15 +79,15 @@ export class ChatClient {
     // the list first, so the first sync already knows every conversation
     void this.reloadConversations().then(() => this.socket.start());
     this.timers.push(
-      window.setInterval(() => this.dispatch({ type: "expire_due", now: Date.now() }), 1_000),
-      window.setInterval(() => this.flushOutbox(), 2_000),
+      setInterval(() => this.dispatch({ type: "expire_due", now: Date.now() }), 1_000),
+      setInterval(() => this.flushOutbox(), 2_000),
     );
   }
 
   stop(): void {
     this.socket.stop();
-    this.timers.forEach((timer) => window.clearInterval(timer));
-    window.clearTimeout(this.cursorTimer);
+    this.timers.forEach((timer) => clearInterval(timer));
+    clearTimeout(this.cursorTimer);
     this.cursorTimer = undefined;
     this.timers = [];
   }
@@ -176,7 +188,7 @@ export class ChatClient {
       this.syncing = false;
       // a conversation this device listed is no longer mine: start again from the server's list
       if (error.code === "not_found") void this.reloadConversations().then(() => this.requestSync());
-      else window.setTimeout(() => this.requestSync(), error.retry_after_ms ?? 2_000);
+      else setTimeout(() => this.requestSync(), error.retry_after_ms ?? 2_000);
     }
   }
 
@@ -220,7 +232,7 @@ export class ChatClient {
 
   private scheduleCursors(): void {
     if (this.cursorTimer !== undefined) return;
-    this.cursorTimer = window.setTimeout(() => {
+    this.cursorTimer = setTimeout(() => {
       this.cursorTimer = undefined;
       this.sendCursors();
     }, CURSOR_DELAY_MS);
@@ -256,7 +268,7 @@ export class ChatClient {
     const before = this.state;
     this.state = reduce(this.state, action);
     if (this.state === before) return;
-    if (this.state.outbox !== before.outbox) saveOutbox(this.state.outbox);
+    if (this.state.outbox !== before.outbox) this.persistOutbox(this.state.outbox);
     this.notify();
   }
 

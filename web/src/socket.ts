@@ -24,7 +24,16 @@ const DEFAULT_TIMING: SocketTiming = { pingEveryMs: 60_000, pongTimeoutMs: 10_00
 
 export class FrameTooLarge extends Error {}
 
-export class RealtimeSocket {
+/** What the chat client needs of a live connection (a fake one in unit tests). */
+export interface Link {
+  start(): void;
+  stop(): void;
+  readonly isOpen: boolean;
+  /** false when not open: the caller keeps the frame for later. */
+  send(frame: ClientFrame): boolean;
+}
+
+export class RealtimeSocket implements Link {
   private socket: WebSocket | null = null;
   private running = false;
   private failures = 0;

@@ -2,6 +2,7 @@ import { type FormEvent, useEffect, useMemo, useState, useSyncExternalStore } fr
 import type { Api } from "../api";
 import { ChatClient } from "../client";
 import { type StoredSession, loadOutbox } from "../session";
+import { RealtimeSocket } from "../socket";
 import { type ChatState, type ConversationState, conversationName, conversationsByActivity } from "../store";
 import { ChatView } from "./ChatView";
 import { describe } from "./Login";
@@ -12,7 +13,10 @@ interface Props {
 }
 
 export function Messenger({ api, me }: Props) {
-  const client = useMemo(() => new ChatClient(api, me.userId, loadOutbox()), [api, me.userId]);
+  const client = useMemo(
+    () => new ChatClient({ api, openLink: (events) => new RealtimeSocket(api, events) }, me.userId, loadOutbox()),
+    [api, me.userId],
+  );
   useEffect(() => {
     client.start();
     return () => client.stop();
