@@ -24,9 +24,11 @@ def test_two_people_sign_in_and_chat_in_two_windows(open_window):
     chat = bob.conversation(ALICE)
     expect(chat).to_contain_text("hello bob")  # the list's preview, live
     expect(chat.get_by_test_id("unread")).to_have_text("1")
+    expect(bob.page).to_have_title("(1) Ephemera")
     bob.open_chat(ALICE)
     expect(bob.messages.first).to_contain_text("hello bob")
     expect(chat.get_by_test_id("unread")).to_have_count(0)
+    expect(bob.page).to_have_title("Ephemera")
     expect(alice.page.get_by_test_id("receipt")).to_have_text("read")
     expect(alice.page.get_by_test_id("presence")).to_have_text("online")
 

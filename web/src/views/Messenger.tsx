@@ -24,6 +24,7 @@ export function Messenger({ api, me }: Props) {
   const state = useSyncExternalStore(client.subscribe, client.getState);
   const status = useSyncExternalStore(client.subscribe, () => client.status);
   const [selectedId, setSelectedId] = useState<string | null>(null);
+  useUnreadInTitle(state);
   const selected = selectedId ? state.conversations[selectedId] : undefined;
 
   return (
@@ -48,6 +49,17 @@ export function Messenger({ api, me }: Props) {
       </section>
     </div>
   );
+}
+
+/** "(3) Ephemera": unread messages show in the tab while the window is elsewhere. */
+function useUnreadInTitle(state: ChatState): void {
+  const unread = Object.values(state.conversations).reduce((sum, c) => sum + c.unread_count, 0);
+  useEffect(() => {
+    document.title = unread > 0 ? `(${unread}) Ephemera` : "Ephemera";
+    return () => {
+      document.title = "Ephemera";
+    };
+  }, [unread]);
 }
 
 function NewConversation({ client, onCreated }: { client: ChatClient; onCreated: (id: string) => void }) {
