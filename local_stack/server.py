@@ -4,7 +4,9 @@ the web client at `/`, and every other path to the Chalice app's REST routes."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -121,12 +123,29 @@ async def dev_outbox(request: web.Request) -> web.Response:
 
 class LocalWebClient:
     """The built web client (`web/dist`), with the stack's addresses injected into its page.
-    Until a client is built, `/` says how to reach the API instead."""
+    Until a client is built, `/` says how to reach the API instead.
+
+    The page carries a strict Content-Security-Policy: scripts only from this origin plus the one
+    injected config script (allowed by its hash), connections only to this origin's HTTP and
+    WebSocket, no plugins, no framing. A message body that slipped past React's escaping could
+    still run nothing."""
 
     def __init__(self, settings: StackSettings) -> None:
         self._dist = settings.web_dist
         self._config = {"apiBaseUrl": settings.base_url, "wsUrl": settings.ws_url,
                         "stage": "local"}
+        self._config_script = f"window.EPHEMERA_CONFIG = {json.dumps(self._config)};"
+        script_hash = base64.b64encode(
+            hashlib.sha256(self._config_script.encode()).digest()).decode()
+        ws_origin = settings.ws_url.removesuffix("/ws")
+        self._page_headers = {
+            "Content-Security-Policy": (
+                f"default-src 'self'; script-src 'self' 'sha256-{script_hash}'; "
+                f"connect-src 'self' {ws_origin}; img-src 'self' data:; style-src 'self'; "
+                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        }
 
     def serve(self, request: web.Request) -> web.StreamResponse | None:
         if request.method not in ("GET", "HEAD"):
@@ -139,11 +158,12 @@ class LocalWebClient:
             if "." in relative.rsplit("/", 1)[-1] or "text/html" not in request.headers.get(
                     "Accept", ""):
                 return None  # a missing asset or API path, not a page of the client
-        return web.Response(text=self._index(), content_type="text/html")
+        return web.Response(text=self._index(), content_type="text/html",
+                            headers=self._page_headers)
 
     def _index(self) -> str:
         index = self._dist / "index.html"
-        script = f"<script>window.EPHEMERA_CONFIG = {json.dumps(self._config)};</script>"
+        script = f"<script>{self._config_script}</script>"
         if index.is_file():
             return index.read_text(encoding="utf-8").replace("</head>", f"{script}</head>", 1)
         return (

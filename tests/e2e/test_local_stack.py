@@ -3,7 +3,10 @@ and Lambda would (REST events, WebSocket events, management API, limits, schedul
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import time
 
 import boto3
@@ -215,6 +218,18 @@ def test_the_web_client_page_carries_the_stacks_addresses(stack):
 
     assert status == 200
     assert f'"wsUrl": "{stack.base_url.replace("http", "ws")}/ws"' in page
+
+
+def test_the_web_client_page_allows_only_its_own_scripts_and_the_injected_config(stack):
+    _, page, headers = stack.request("GET", "/", headers={"Accept": "text/html"})
+
+    policy = dict(part.strip().split(" ", 1) for part in
+                  headers["Content-Security-Policy"].split(";"))
+    config_script = re.search(r"<script>(window\.EPHEMERA_CONFIG[^<]*)</script>", page).group(1)
+    digest = base64.b64encode(hashlib.sha256(config_script.encode()).digest()).decode()
+    assert policy["script-src"] == f"'self' 'sha256-{digest}'"
+    assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_the_stack_starts_on_the_embedded_database_and_stops_cleanly_on_ctrl_c(tmp_path):

@@ -38,6 +38,17 @@ def test_two_people_sign_in_and_chat_in_two_windows(open_window):
     expect(bob.page.get_by_test_id("receipt")).to_have_text("read")
 
 
+def test_a_message_body_is_shown_as_text_and_never_run(open_window):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+    hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
+    alice.start_chat(BOB)
+    alice.send(hostile)
+    bob.open_chat(ALICE)
+    expect(bob.bodies).to_have_text([hostile])
+    assert bob.page.evaluate("() => window.pwned") is None
+    assert bob.page.locator(".messages img, .messages script").count() == 0
+
+
 def test_the_local_login_screen_shows_the_code_the_console_sender_sent(open_window, stack):
     alice = open_window(ALICE)
     alice.request_code()

@@ -39,6 +39,11 @@ class WebUser:
         self.page: Page = context.new_page()
         self.page_errors: list[str] = []
         self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        self.page.on("console", self._on_console)
+
+    def _on_console(self, message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.page_errors.append(message.text)
 
     # --- signing in -----------------------------------------------------------------------
 
