@@ -40,6 +40,7 @@ export class RealtimeSocket implements Link {
   private reconnectTimer: number | undefined;
   private heartbeat: number | undefined;
   private awaitingSince: number | undefined;
+  private fetchingTicket = false;
   private readonly encoder = new TextEncoder();
 
   constructor(
@@ -80,6 +81,7 @@ export class RealtimeSocket implements Link {
     if (!this.running) return;
     this.events.status("connecting");
     let url: string;
+    this.fetchingTicket = true;
     try {
       const ticket = await this.api.ticket();
       url = `${ticket.url}?ticket=${encodeURIComponent(ticket.ticket)}`;
@@ -88,6 +90,8 @@ export class RealtimeSocket implements Link {
       const waitMs = error instanceof ApiError && error.retryAfterS ? error.retryAfterS * 1000 : undefined;
       this.retryLater(waitMs);
       return;
+    } finally {
+      this.fetchingTicket = false;
     }
     if (!this.running) return;
     const socket = new WebSocket(url);
@@ -161,7 +165,8 @@ export class RealtimeSocket implements Link {
   }
 
   private readonly reconnectNow = (): void => {
-    if (this.isOpen || !this.running) return;
+    // a socket that exists is open or opening; a dropped one is null
+    if (!this.running || this.socket !== null || this.fetchingTicket) return;
     window.clearTimeout(this.reconnectTimer);
     this.failures = 0;
     void this.connect();

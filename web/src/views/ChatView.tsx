@@ -9,7 +9,7 @@ import {
   receiptOf,
   serverNow,
 } from "../store";
-import { describe } from "./Login";
+import { explain } from "./explain";
 
 interface Props {
   client: ChatClient;
@@ -153,7 +153,7 @@ function TtlPicker({ client, conversation }: { client: ChatClient; conversation:
     try {
       await client.updateConversation(conversation.id, { ttl_seconds: ttl });
     } catch (caught) {
-      setError(describe(caught));
+      setError(explain(caught));
     }
   }
   return (

@@ -1,6 +1,7 @@
 import { type FormEvent, useEffect, useState } from "react";
-import { type Api, ApiError } from "../api";
+import type { Api } from "../api";
 import type { Challenge } from "../protocol";
+import { explain } from "./explain";
 
 interface Props {
   api: Api;
@@ -37,7 +38,7 @@ export function Login({ api, stage }: Props) {
     try {
       await action();
     } catch (caught) {
-      setError(describe(caught));
+      setError(explain(caught));
     } finally {
       setBusy(false);
     }
@@ -107,16 +108,4 @@ function deviceName(): string {
   const agent = navigator.userAgent;
   const browser = /Firefox/.test(agent) ? "Firefox" : /Edg\//.test(agent) ? "Edge" : /Chrom/.test(agent) ? "Chrome" : /Safari/.test(agent) ? "Safari" : "Browser";
   return `${browser} (web)`;
-}
-
-export function describe(error: unknown): string {
-  if (!(error instanceof ApiError)) return "Cannot reach the server. Check your connection and try again.";
-  if (error.code === "rate_limited") {
-    return `Too many attempts. Try again in ${error.retryAfterS ?? "a few"} seconds.`;
-  }
-  const attemptsLeft = error.details.attempts_left;
-  if (typeof attemptsLeft === "number") {
-    return `That code is not right. ${attemptsLeft} ${attemptsLeft === 1 ? "attempt" : "attempts"} left.`;
-  }
-  return error.message;
 }

@@ -5,7 +5,7 @@ import { type StoredSession, loadOutbox } from "../session";
 import { RealtimeSocket } from "../socket";
 import { type ChatState, type ConversationState, conversationName, conversationsByActivity } from "../store";
 import { ChatView } from "./ChatView";
-import { describe } from "./Login";
+import { explain } from "./explain";
 
 interface Props {
   api: Api;
@@ -77,7 +77,7 @@ function NewConversation({ client, onCreated }: { client: ChatClient; onCreated:
       setTitle("");
       onCreated(conversation.id);
     } catch (caught) {
-      setError(describe(caught));
+      setError(explain(caught));
     }
   }
 
