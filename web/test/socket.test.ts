@@ -1,0 +1,144 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { type Api, ApiError } from "../src/api";
+import type { Ticket } from "../src/protocol";
+import { FrameTooLarge, RealtimeSocket, type SocketStatus } from "../src/socket";
+
+/** Just enough of the browser's WebSocket for the test to play the server. */
+class FakeWebSocket {
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSING = 2;
+  static readonly CLOSED = 3;
+  static made: FakeWebSocket[] = [];
+  readyState = FakeWebSocket.CONNECTING;
+  sent: string[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((event: { data: string }) => void) | null = null;
+  onclose: (() => void) | null = null;
+  constructor(readonly url: string) {
+    FakeWebSocket.made.push(this);
+  }
+  send(text: string): void {
+    this.sent.push(text);
+  }
+  close(): void {
+    this.readyState = FakeWebSocket.CLOSED;
+  }
+  accept(): void {
+    this.readyState = FakeWebSocket.OPEN;
+    this.onopen?.();
+  }
+  reply(frame: object): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+}
+
+let tickets: (() => Promise<Ticket>)[];
+let statuses: SocketStatus[];
+let opened: number;
+
+function socketWith(...ticketReplies: (() => Promise<Ticket>)[]): RealtimeSocket {
+  tickets = ticketReplies;
+  const api = { ticket: () => (tickets.shift() ?? goodTicket)() } as unknown as Api;
+  return new RealtimeSocket(api, {
+    opened: () => (opened += 1),
+    frame: () => {},
+    status: (status) => statuses.push(status),
+  }, { pingEveryMs: 60_000, pongTimeoutMs: 10_000, maxBackoffMs: 15_000 });
+}
+
+const goodTicket = async (): Promise<Ticket> => ({ ticket: `t${FakeWebSocket.made.length}`, url: "ws://stack/ws", expires_in: 60 });
+
+beforeEach(() => {
+  vi.useFakeTimers();
+  FakeWebSocket.made = [];
+  statuses = [];
+  opened = 0;
+  const events = { addEventListener: () => {}, removeEventListener: () => {} };
+  vi.stubGlobal("WebSocket", FakeWebSocket);
+  vi.stubGlobal("window", Object.assign(globalThis, events));
+  vi.stubGlobal("document", { ...events, visibilityState: "visible" });
+});
+
+afterEach(() => {
+  vi.unstubAllGlobals();
+  vi.useRealTimers();
+});
+
+describe("the live link", () => {
+  it("opens with a fresh single-use ticket in the URL", async () => {
+    const socket = socketWith();
+    socket.start();
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.made[0].accept();
+    expect(FakeWebSocket.made[0].url).toBe("ws://stack/ws?ticket=t0");
+    expect(socket.isOpen).toBe(true);
+    expect(statuses).toEqual(["connecting", "online"]);
+    socket.stop();
+  });
+
+  it("a ping unanswered for 10 s counts the link dead and opens a new one with a new ticket", async () => {
+    const socket = socketWith();
+    socket.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const first = FakeWebSocket.made[0];
+    first.accept();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(first.sent.map((t) => JSON.parse(t).action)).toEqual(["ping"]);
+    await vi.advanceTimersByTimeAsync(11_000); // no answer, and no close event either
+    await vi.advanceTimersByTimeAsync(10); // the reconnect goes at once
+    expect(FakeWebSocket.made).toHaveLength(2);
+    expect(FakeWebSocket.made[1].url).toBe("ws://stack/ws?ticket=t1");
+    expect(statuses).toContain("offline");
+    socket.stop();
+  });
+
+  it("any frame answers the ping: a live link is kept", async () => {
+    const socket = socketWith();
+    socket.start();
+    await vi.advanceTimersByTimeAsync(0);
+    const first = FakeWebSocket.made[0];
+    first.accept();
+    await vi.advanceTimersByTimeAsync(60_000);
+    first.reply({ type: "pong", server_time: Date.now() });
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(FakeWebSocket.made).toHaveLength(1);
+    socket.stop();
+  });
+
+  it("a rate-limited ticket request waits Retry-After before the next try", async () => {
+    const limited = async (): Promise<Ticket> => {
+      throw new ApiError(429, "rate_limited", "slow down", { retry_after_s: 7 });
+    };
+    const socket = socketWith(limited);
+    socket.start();
+    await vi.advanceTimersByTimeAsync(6_900);
+    expect(FakeWebSocket.made).toHaveLength(0);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(FakeWebSocket.made).toHaveLength(1);
+    socket.stop();
+  });
+
+  it("a refused ticket (signed out) stops trying", async () => {
+    const signedOut = async (): Promise<Ticket> => {
+      throw new ApiError(401, "unauthorized", "signed out");
+    };
+    const socket = socketWith(signedOut);
+    socket.start();
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(FakeWebSocket.made).toHaveLength(0);
+    socket.stop();
+  });
+
+  it("a frame over 32 KB is refused before it is sent", async () => {
+    const socket = socketWith();
+    socket.start();
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.made[0].accept();
+    // a body of characters JSON escapes (\u0001 is 6 bytes each) passes 16 KB of text but not 32 KB of frame
+    expect(() => socket.send({ action: "send", conversation_id: "c", client_msg_id: "x".repeat(8), body: "\u0001".repeat(6_000) }))
+      .toThrow(FrameTooLarge);
+    expect(FakeWebSocket.made[0].sent).toEqual([]);
+    socket.stop();
+  });
+});
