@@ -33,18 +33,29 @@ class FakeWebSocket {
   }
 }
 
+let socket: RealtimeSocket;
 let tickets: (() => Promise<Ticket>)[];
 let statuses: SocketStatus[];
 let opened: number;
 
-function socketWith(...ticketReplies: (() => Promise<Ticket>)[]): RealtimeSocket {
+/** Starts a link whose first ticket requests get these replies (then good tickets). */
+function startLink(...ticketReplies: (() => Promise<Ticket>)[]): void {
   tickets = ticketReplies;
   const api = { ticket: () => (tickets.shift() ?? goodTicket)() } as unknown as Api;
-  return new RealtimeSocket(api, {
+  socket = new RealtimeSocket(api, {
     opened: () => (opened += 1),
     frame: () => {},
     status: (status) => statuses.push(status),
   }, { pingEveryMs: 60_000, pongTimeoutMs: 10_000, maxBackoffMs: 15_000 });
+  socket.start();
+}
+
+/** A started link whose first socket the server accepted. */
+async function liveLink(): Promise<FakeWebSocket> {
+  startLink();
+  await vi.advanceTimersByTimeAsync(0); // the ticket arrives
+  FakeWebSocket.made[0].accept();
+  return FakeWebSocket.made[0];
 }
 
 const goodTicket = async (): Promise<Ticket> => ({ ticket: `t${FakeWebSocket.made.length}`, url: "ws://stack/ws", expires_in: 60 });
@@ -61,28 +72,21 @@ beforeEach(() => {
 });
 
 afterEach(() => {
+  socket.stop();
   vi.unstubAllGlobals();
   vi.useRealTimers();
 });
 
 describe("the live link", () => {
   it("opens with a fresh single-use ticket in the URL", async () => {
-    const socket = socketWith();
-    socket.start();
-    await vi.advanceTimersByTimeAsync(0);
-    FakeWebSocket.made[0].accept();
-    expect(FakeWebSocket.made[0].url).toBe("ws://stack/ws?ticket=t0");
+    const first = await liveLink();
+    expect(first.url).toBe("ws://stack/ws?ticket=t0");
     expect(socket.isOpen).toBe(true);
     expect(statuses).toEqual(["connecting", "online"]);
-    socket.stop();
   });
 
   it("a ping unanswered for 10 s counts the link dead and opens a new one with a new ticket", async () => {
-    const socket = socketWith();
-    socket.start();
-    await vi.advanceTimersByTimeAsync(0);
-    const first = FakeWebSocket.made[0];
-    first.accept();
+    const first = await liveLink();
     await vi.advanceTimersByTimeAsync(60_000);
     expect(first.sent.map((t) => JSON.parse(t).action)).toEqual(["ping"]);
     await vi.advanceTimersByTimeAsync(11_000); // no answer, and no close event either
@@ -90,55 +94,41 @@ describe("the live link", () => {
     expect(FakeWebSocket.made).toHaveLength(2);
     expect(FakeWebSocket.made[1].url).toBe("ws://stack/ws?ticket=t1");
     expect(statuses).toContain("offline");
-    socket.stop();
   });
 
   it("any frame answers the ping: a live link is kept", async () => {
-    const socket = socketWith();
-    socket.start();
-    await vi.advanceTimersByTimeAsync(0);
-    const first = FakeWebSocket.made[0];
-    first.accept();
+    const first = await liveLink();
     await vi.advanceTimersByTimeAsync(60_000);
     first.reply({ type: "pong", server_time: Date.now() });
     await vi.advanceTimersByTimeAsync(30_000);
     expect(FakeWebSocket.made).toHaveLength(1);
-    socket.stop();
   });
 
   it("a rate-limited ticket request waits Retry-After before the next try", async () => {
     const limited = async (): Promise<Ticket> => {
       throw new ApiError(429, "rate_limited", "slow down", { retry_after_s: 7 });
     };
-    const socket = socketWith(limited);
-    socket.start();
+    startLink(limited);
     await vi.advanceTimersByTimeAsync(6_900);
     expect(FakeWebSocket.made).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(200);
     expect(FakeWebSocket.made).toHaveLength(1);
-    socket.stop();
   });
 
   it("a refused ticket (signed out) stops trying", async () => {
     const signedOut = async (): Promise<Ticket> => {
       throw new ApiError(401, "unauthorized", "signed out");
     };
-    const socket = socketWith(signedOut);
-    socket.start();
+    startLink(signedOut);
     await vi.advanceTimersByTimeAsync(120_000);
     expect(FakeWebSocket.made).toHaveLength(0);
-    socket.stop();
   });
 
   it("a frame over 32 KB is refused before it is sent", async () => {
-    const socket = socketWith();
-    socket.start();
-    await vi.advanceTimersByTimeAsync(0);
-    FakeWebSocket.made[0].accept();
+    const first = await liveLink();
     // a body of characters JSON escapes (\u0001 is 6 bytes each) passes 16 KB of text but not 32 KB of frame
     expect(() => socket.send({ action: "send", conversation_id: "c", client_msg_id: "x".repeat(8), body: "\u0001".repeat(6_000) }))
       .toThrow(FrameTooLarge);
-    expect(FakeWebSocket.made[0].sent).toEqual([]);
-    socket.stop();
+    expect(first.sent).toEqual([]);
   });
 });
