@@ -10,10 +10,11 @@ import { type Action, type ChatState, type PendingSend, initialState, reduce, sy
 /** Without a `sent` reply after this long, a send goes again (same client_msg_id: no duplicate). */
 const RESEND_AFTER_MS = 8_000;
 /** Acks and reads are cumulative: those within this window go as one frame per conversation,
- * which keeps a busy chat far inside the server's per-connection frame limit. */
+ * which keeps a busy chat inside the server's per-connection frame limit. */
 const CURSOR_DELAY_MS = 250;
 const SEND_REQ = "send:";
 const SYNC_REQ = "sync";
+const CURSOR_REQ = "cursor";
 
 export class SendRefused extends Error {}
 
@@ -184,6 +185,11 @@ export class ChatClient {
         code: error.code,
         retry_at: retryable ? Date.now() + (error.retry_after_ms ?? 2_000) : undefined,
       });
+    } else if (error.req === CURSOR_REQ && error.code === "rate_limited") {
+      // a very busy socket: wait as told, then tell every cursor again (they are cumulative)
+      this.acked.clear();
+      this.readSent.clear();
+      this.scheduleCursors(error.retry_after_ms ?? 1_000);
     } else if (error.req === SYNC_REQ) {
       this.syncing = false;
       // a conversation this device listed is no longer mine: start again from the server's list
@@ -230,30 +236,36 @@ export class ChatClient {
     }
   }
 
-  private scheduleCursors(): void {
-    if (this.cursorTimer !== undefined) return;
+  private scheduleCursors(delayMs = CURSOR_DELAY_MS): void {
+    if (this.cursorTimer !== undefined) {
+      if (delayMs <= CURSOR_DELAY_MS) return;
+      clearTimeout(this.cursorTimer); // a rate limit pushes the pending batch back
+    }
     this.cursorTimer = setTimeout(() => {
       this.cursorTimer = undefined;
       this.sendCursors();
-    }, CURSOR_DELAY_MS);
+    }, delayMs);
   }
 
   /** One `ack` per conversation whose held cursor moved, one `read` per conversation read
    * further; what cannot go now goes after the next (re)connect. */
   private sendCursors(): void {
     if (!this.socket.isOpen) return;
-    for (const conversation of Object.values(this.state.conversations)) {
-      const id = conversation.id;
-      if (conversation.held_seq > (this.acked.get(id) ?? 0)
-          && this.socket.send({ action: "ack", conversation_id: id, seq: conversation.held_seq })) {
-        this.acked.set(id, conversation.held_seq);
+    for (const { id, held_seq } of Object.values(this.state.conversations)) {
+      if (held_seq > (this.acked.get(id) ?? 0) && this.sendCursor("ack", id, held_seq)) {
+        this.acked.set(id, held_seq);
       }
       const read = this.readWanted.get(id) ?? 0;
-      if (read > (this.readSent.get(id) ?? 0) && this.socket.send({ action: "read", conversation_id: id, seq: read })) {
+      if (read > (this.readSent.get(id) ?? 0) && this.sendCursor("read", id, read)) {
         this.readSent.set(id, read);
       }
     }
   }
+
+  private sendCursor(action: "ack" | "read", conversationId: string, seq: number): boolean {
+    return this.socket.send({ action, req: CURSOR_REQ, conversation_id: conversationId, seq });
+  }
+
 
   private async reloadConversations(): Promise<void> {
     try {

@@ -175,7 +175,20 @@ describe("keeping up with the server", () => {
     link.receive(message(3));
     expect(link.of("ack")).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(250);
-    expect(link.of("ack")).toEqual([{ action: "ack", conversation_id: "c1", seq: 3 }]);
+    expect(link.of("ack")).toEqual([{ action: "ack", req: "cursor", conversation_id: "c1", seq: 3 }]);
+  });
+
+  it("a rate-limited ack goes again, cumulatively, once retry_after_ms has passed", async () => {
+    await started();
+    online();
+    link.receive(message(1));
+    await vi.advanceTimersByTimeAsync(250);
+    link.receive({ type: "error", req: "cursor", code: "rate_limited", message: "slow down", retry_after_ms: 3_000 });
+    link.receive(message(2));
+    await vi.advanceTimersByTimeAsync(2_900);
+    expect(link.of("ack").map((f) => f.seq)).toEqual([1]);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(link.of("ack").map((f) => f.seq)).toEqual([1, 2]);
   });
 
   it("a sync page with more to come asks for the next page from the new cursor", async () => {
@@ -209,7 +222,7 @@ describe("keeping up with the server", () => {
     client.markRead("c1");
     expect(client.getState().conversations.c1.unread_count).toBe(0);
     await vi.advanceTimersByTimeAsync(250);
-    expect(link.of("read")).toEqual([{ action: "read", conversation_id: "c1", seq: 2 }]);
+    expect(link.of("read")).toEqual([{ action: "read", req: "cursor", conversation_id: "c1", seq: 2 }]);
     link.drop();
     link.open();
     link.receive(syncReply({ last_seq: 2, read_seq: 2 }));
