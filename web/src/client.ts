@@ -44,7 +44,6 @@ export class ChatClient {
   private lastSentAt = new Map<string, number>();
   private timers: number[] = [];
   private readonly encoder = new TextEncoder();
-
   private readonly api: ChatApi;
 
   constructor(deps: ChatClientDeps, me: string, outbox: PendingSend[]) {

@@ -141,7 +141,7 @@ function receiveMessage(state: ChatState, message: Message): ChatState {
   const conversation = state.conversations[message.conversation_id];
   if (!conversation) return state; // unknown conversation: the controller reloads the list
   if (conversation.messages.some((m) => m.seq === message.seq)) return state;
-  const counts = message.sender_id !== state.me && message.seq > conversation.read_seq;
+  const counts = isUnread(state.me, message, conversation.read_seq);
   const merged = withMessages(conversation, insertBySeq(conversation.messages, [message]), false);
   return putConversation(state, advanceHeld({
     ...merged,
@@ -193,7 +193,7 @@ function dropDue(state: ChatState, serverTime: number): ChatState {
       continue;
     }
     changed = true;
-    const dueUnread = c.messages.filter((m) => m.expires_at <= serverTime && countsAsUnread(state.me, c, m)).length;
+    const dueUnread = c.messages.filter((m) => m.expires_at <= serverTime && isUnread(state.me, m, c.read_seq)).length;
     conversations[id] = { ...withMessages(c, alive, previewDue), unread_count: Math.max(0, c.unread_count - dueUnread) };
   }
   return changed ? { ...state, conversations } : state;
@@ -238,12 +238,13 @@ function advanceHeld(c: ConversationState): ConversationState {
   return held === c.held_seq ? c : { ...c, held_seq: held };
 }
 
-function countsAsUnread(me: string, c: ConversationState, m: Message): boolean {
-  return m.sender_id !== me && m.seq > c.read_seq;
+/** Unread: after my read cursor and not sent by me (invariant 6; expiry is the caller's). */
+function isUnread(me: string, m: Message, readSeq: number): boolean {
+  return m.sender_id !== me && m.seq > readSeq;
 }
 
 function unreadAfter(me: string, c: ConversationState, readSeq: number): number {
-  return c.messages.filter((m) => m.sender_id !== me && m.seq > readSeq).length;
+  return c.messages.filter((m) => isUnread(me, m, readSeq)).length;
 }
 
 function updateConversation(
