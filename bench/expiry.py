@@ -23,7 +23,7 @@ from chalicelib.storage.database import Database, Transaction
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
 from tests.integration.messaging_world import World
-from tests.support.fakes import RecordingPush
+from tests.support.fakes import TEST_KEYS, RecordingPush
 
 BACKLOG = 200_000
 SENDER_THREADS = 4
@@ -56,7 +56,8 @@ def timed_sends(url: str, callers: list[Caller], conversation_id: str) -> list[f
 
 def _send_many(url: str, caller: Caller, conversation_id: str) -> list[float]:
     db = Database(create_engine(parse_database_url(url)))
-    rt = Realtime(db=db, push=RecordingPush(), clock=SystemClock(), limiter=NoLimits())
+    rt = Realtime(db=db, push=RecordingPush(), clock=SystemClock(), limiter=NoLimits(),
+                  keys=TEST_KEYS)
     samples = []
     for i in range(SENDS_PER_THREAD):
         frame = json.dumps({"action": "send", "conversation_id": conversation_id,
@@ -90,7 +91,8 @@ def main() -> None:
         migrate(engine)
         db = Database(engine)
         push = RecordingPush()
-        world = World(Realtime(db=db, push=push, clock=SystemClock(), limiter=NoLimits()),
+        world = World(Realtime(db=db, push=push, clock=SystemClock(), limiter=NoLimits(),
+                               keys=TEST_KEYS),
                       push)
         alice, bob = world.person(), world.person()
         old_chat, live_chat = world.chat(alice, bob), world.chat(alice, world.person())

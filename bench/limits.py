@@ -23,7 +23,7 @@ from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
 from tests.integration.messaging_world import World
-from tests.support.fakes import RecordingPush
+from tests.support.fakes import TEST_KEYS, RecordingPush
 
 CHECKS = 3_000
 SENDS = 600
@@ -42,7 +42,7 @@ def checks_per_second(db: Database) -> dict[str, Any]:
 
 def send_latency(db: Database, limiter: Limiter, label: str) -> dict[str, Any]:
     push, clock = RecordingPush(), SystemClock()
-    world = World(Realtime(db=db, push=push, clock=clock, limiter=limiter), push)
+    world = World(Realtime(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS), push)
     alice, bob = world.person(), world.person()
     phone = world.device(alice)
     chat = world.chat(alice, bob)

@@ -19,7 +19,7 @@ from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
 from tests.e2e.conftest import RunningStack, StackClient
 from tests.integration.messaging_world import World
-from tests.support.fakes import RecordingPush
+from tests.support.fakes import TEST_KEYS, RecordingPush
 
 SENDS = 300
 GROUP_SIZE = 8
@@ -52,7 +52,8 @@ def round_trips_per_send(url: str) -> dict[str, Any]:
     migrate(engine)
     db = CountingDatabase(engine)
     push = RecordingPush()
-    world = World(Realtime(db=db, push=push, clock=SystemClock(), limiter=NoLimits()), push)
+    world = World(Realtime(db=db, push=push, clock=SystemClock(), limiter=NoLimits(),
+                           keys=TEST_KEYS), push)
     alice, bob = world.person(), world.person()
     sender, _ = world.device(alice), world.device(bob)
     chat = world.chat(alice, bob)

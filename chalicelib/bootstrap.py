@@ -89,7 +89,8 @@ def get_limiter() -> Limiter:
 
 @cache
 def get_realtime() -> Realtime:
-    return Realtime(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter())
+    return Realtime(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter(),
+                    keys=get_keys())
 
 
 @cache

@@ -15,6 +15,7 @@ class Keys:
     jwt: bytes
     otp: bytes
     phone: bytes
+    body: bytes
 
     @classmethod
     def from_secret(cls, secret: str) -> Keys:
@@ -23,6 +24,7 @@ class Keys:
             jwt=derive_key(master, "jwt-signing"),
             otp=derive_key(master, "otp-code"),
             phone=derive_key(master, "phone-key"),
+            body=derive_key(master, "body-hash"),
         )
 
 

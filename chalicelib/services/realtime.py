@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from chalicelib.adapters.push import Push
 from chalicelib.clock import Clock
+from chalicelib.crypto import Keys
 from chalicelib.errors import Unauthorized
 from chalicelib.observability import set_user
 from chalicelib.services.limits import Limiter
@@ -19,12 +20,14 @@ TOUCH_EVERY_MS = 60_000
 
 @dataclass(frozen=True)
 class Realtime:
-    """The collaborators of real-time work: database, push adapter, clock, rate limiter."""
+    """The collaborators of real-time work: database, push adapter, clock, rate limiter, and
+    the derived keys that hash phones and bodies."""
 
     db: Database
     push: Push
     clock: Clock
     limiter: Limiter
+    keys: Keys
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import Tokens
 from chalicelib.storage import users
-from tests.support.fakes import RecordingPush, RecordingSms
+from tests.support.fakes import TEST_KEYS, RecordingPush, RecordingSms
 
 PHONE = "+14155550101"
 KEYS = Keys.from_secret("integration-secret-" + "k" * 32)
@@ -37,7 +37,7 @@ def tokens(clock) -> Tokens:
 
 @pytest.fixture
 def rt(db, clock, push) -> Realtime:
-    return Realtime(db=db, push=push, clock=clock, limiter=NoLimits())
+    return Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS)
 
 
 @pytest.fixture

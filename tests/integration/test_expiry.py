@@ -19,13 +19,13 @@ from chalicelib.services.expiry import (
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
-from tests.support.fakes import RecordingPush
+from tests.support.fakes import TEST_KEYS, RecordingPush
 
 
 @pytest.fixture
 def world(db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits()), push)
+    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
 
 
 def insert_messages(db, conversation_id, sender_id, expiries, first_seq=1):
@@ -207,7 +207,8 @@ def test_deleted_seqs_are_announced_as_inclusive_ranges(seqs, ranges):
 def test_sends_during_a_large_purge_all_succeed(mysql_db, clock):
     """A real concurrency test on MariaDB: no lock-wait timeout, no deadlock, no lost send."""
     push = RecordingPush()
-    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits()), push)
+    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+                           keys=TEST_KEYS), push)
     alice, bob = world.person(), world.person()
     old_chat, live_chat = world.chat(alice, bob), world.chat(alice, world.person())
     insert_messages(mysql_db, old_chat, alice.id, [clock.now_ms() - 1] * 60_000)

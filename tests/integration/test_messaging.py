@@ -10,7 +10,7 @@ from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
 from tests.support.concurrency import run_in_threads
-from tests.support.fakes import RecordingPush
+from tests.support.fakes import TEST_KEYS, RecordingPush
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def push() -> RecordingPush:
 
 @pytest.fixture
 def world(db, clock, push) -> World:
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits()), push)
+    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
 
 
 def test_a_send_reaches_every_other_connection_once_and_the_sender_gets_sent(world):
@@ -299,7 +299,8 @@ def test_a_gone_connection_is_dropped_and_the_send_still_succeeds(world):
 @pytest.fixture
 def mysql_world(mysql_db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits()), push)
+    return World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+                          keys=TEST_KEYS), push)
 
 
 def test_five_concurrent_copies_of_a_send_make_one_message(mysql_world):

@@ -11,13 +11,13 @@ from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
 from tests.support.concurrency import run_in_threads
-from tests.support.fakes import RecordingPush
+from tests.support.fakes import TEST_KEYS, RecordingPush
 
 
 @pytest.fixture
 def world(db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits()), push)
+    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
 
 
 def presence_frames(world, caller):
@@ -130,7 +130,8 @@ def test_racing_closes_of_the_last_connections_announce_offline_exactly_once(mys
     """A $disconnect racing a 410 drop of the same socket, while the user's other socket also
     closes: whatever the interleaving, one offline frame."""
     push = RecordingPush()
-    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits()), push)
+    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+                           keys=TEST_KEYS), push)
     watcher_person, person = world.person(), world.person()
     world.chat(watcher_person, person)
     watcher = world.device(watcher_person)

@@ -21,7 +21,7 @@ from chalicelib.storage import outbox
 from tests.integration.messaging_world import World
 from tests.integration.test_auth_routes import connect_event
 from tests.support.concurrency import run_in_threads
-from tests.support.fakes import RecordingPush
+from tests.support.fakes import TEST_KEYS, RecordingPush
 
 
 def limiter_for(db, clock, limit, window_ms=60_000) -> SlidingWindowLimiter:
@@ -112,7 +112,7 @@ def test_a_denied_hit_is_not_counted(db, clock):
 def world(db, clock) -> World:
     push = RecordingPush()
     limiter = SlidingWindowLimiter(db=db, clock=clock, policies=load_policies({}))
-    return World(Realtime(db=db, push=push, clock=clock, limiter=limiter), push)
+    return World(Realtime(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS), push)
 
 
 def test_a_send_flood_is_refused_with_retry_after_and_nothing_is_stored(world, clock):

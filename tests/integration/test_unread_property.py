@@ -13,7 +13,7 @@ from chalicelib.services import conversations
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
-from tests.support.fakes import RecordingPush
+from tests.support.fakes import TEST_KEYS, RecordingPush
 
 TTL_S = 30
 
@@ -32,7 +32,7 @@ steps = st.lists(
 @given(script=steps)
 def test_unread_count_matches_a_brute_force_count(db, script):
     clock, push = FixedClock(), RecordingPush()
-    world = World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits()), push)
+    world = World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
     alice, bob = world.person(), world.person()
     devices = {"alice": world.device(alice), "bob": world.device(bob)}
     chat = world.chat(alice, bob, ttl_seconds=TTL_S)

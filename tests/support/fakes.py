@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.crypto import Keys
+
+# The derived keys of a fixed test secret (phone keys, body hashes) for services under test.
+TEST_KEYS = Keys.from_secret("test-secret-" + "k" * 40)
+
 
 class RecordingSms:
     """Keeps what would have been texted, so a test can read the code like a person would."""
