@@ -6,11 +6,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.adapters.sms import SmsSender
-from chalicelib.crypto import Keys, keyed_hash, random_digits, random_token, same, sha256_hex
+from chalicelib.crypto import (
+    Keys,
+    derive_key,
+    keyed_hash,
+    random_digits,
+    random_token,
+    same,
+    sha256_hex,
+)
 from chalicelib.errors import InvalidInput, NotFound, Unauthorized
 from chalicelib.identity import Principal
 from chalicelib.ids import new_id
 from chalicelib.inputs import text
+from chalicelib.networks import network_key
 from chalicelib.observability import logger, set_user
 from chalicelib.phones import normalize_phone
 from chalicelib.services import presence
@@ -68,6 +77,9 @@ class AuthService:
         self._clock = rt.clock
         self._limiter = rt.limiter
         self._keys = keys
+        # Networks are hashed with a key of their own, derived from the phone key (the one
+        # that keys every OTP limit), so no other hash of ours can be matched against them.
+        self._network_hash_key = derive_key(keys.phone, "source-network")
         self._tokens = tokens
         self._sms = sms
         self._allowed_countries = allowed_countries
@@ -78,16 +90,18 @@ class AuthService:
         """Text a new code to the phone; the reply is the same whether it has an account."""
         phone = normalize_phone(raw_phone, self._allowed_countries)
         phone_key = keyed_hash(self._keys.phone, phone)
+        network = network_key(self._network_hash_key, client_ip)
         now = self._clock.now_ms()
         challenge_id = new_id()
         code = random_digits(OTP_LENGTH)
         challenge = OtpChallenge(
-            id=challenge_id, phone=phone, phone_key=phone_key,
+            id=challenge_id, phone=phone, phone_key=phone_key, network_key=network,
             code_hash=self._code_hash(challenge_id, code), attempts_left=OTP_ATTEMPTS,
             created_at=now, expires_at=now + OTP_TTL_S * 1000, consumed_at=None,
         )
-        self._db.run_transaction("auth.request_code", self._request_code_txn, challenge,
-                                 client_ip)
+        limits = _code_request_limits(phone_key, network, _calling_code(phone), client_ip)
+        self._db.run_transaction("auth.request_code", self._request_code_txn, challenge, network,
+                                 limits)
         self._sms.send_code(phone, code)
         return {"challenge_id": challenge_id, "expires_in": OTP_TTL_S,
                 "resend_after": RESEND_AFTER_S}
@@ -218,19 +232,35 @@ class AuthService:
             presence.announce(outcome.went_offline, online=False,
                               last_seen_at=self._clock.now_ms(), rt=self._rt)
 
-    def _request_code_txn(self, txn: Transaction, challenge: OtpChallenge,
-                          client_ip: str) -> None:
-        """Limits first (a denial stores and sends nothing), then the one live challenge."""
-        self._limiter.check_txn(txn, [
-            ("otp_per_phone", challenge.phone_key), ("otp_per_phone_daily", challenge.phone_key),
-            ("otp_per_ip", client_ip)], challenge.created_at)
-        otp.supersede_live_challenges(txn, challenge.phone_key, challenge.created_at)
+    def _request_code_txn(self, txn: Transaction, challenge: OtpChallenge, network: str,
+                          limits: list[tuple[str, str]]) -> None:
+        """Limits first (a denial stores and sends nothing), then the network's one live
+        challenge."""
+        self._limiter.check_txn(txn, limits, challenge.created_at)
+        otp.supersede_live_challenges(txn, challenge.phone_key, network, challenge.created_at)
         otp.insert_challenge(txn, challenge)
 
     def _code_hash(self, challenge_id: str, code: str) -> str:
         return keyed_hash(self._keys.otp, challenge_id, code)
 
 
+def _code_request_limits(phone_key: str, network: str, calling_code: str,
+                         client_ip: str) -> list[tuple[str, str]]:
+    """What a code request counts against. The tight per-number limits are per number and
+    network, so a caller elsewhere cannot use up the owner's codes; a high cap per number alone
+    bounds texts to one phone from many networks (harassment); the calling code's hourly
+    budget bounds SMS pumping across many numbers; and the address's own limit."""
+    per_network = f"{phone_key}:{network}"
+    return [("otp_per_phone", per_network), ("otp_per_phone_daily", per_network),
+            ("otp_per_phone_global", phone_key), ("otp_per_country", calling_code),
+            ("otp_per_ip", client_ip)]
+
+
+def _calling_code(phone: str) -> str:
+    """The country calling code of an E.164 number ("1" for "+14155550101")."""
+    import phonenumbers  # on first use, as in chalicelib/phones.py (cold starts)
+
+    return str(phonenumbers.parse(phone, None).country_code)
 
 
 def _revoke_own_device_txn(txn: Transaction, user_id: str, device_id: str,

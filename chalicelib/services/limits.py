@@ -29,8 +29,10 @@ class Policy:
 
 # Defaults (README "Rate limits"); each can be changed with RATE_<NAME>=<limit>/<seconds>.
 DEFAULT_POLICIES = {
-    "otp_per_phone": (3, 600),           # codes texted to one number per 10 minutes
-    "otp_per_phone_daily": (10, 86_400),
+    "otp_per_phone": (3, 600),           # codes to one number from one network, per 10 minutes
+    "otp_per_phone_daily": (10, 86_400),  # the same, per day
+    "otp_per_phone_global": (30, 86_400),  # codes to one number from all networks, per day
+    "otp_per_country": (300, 3_600),     # codes to one country calling code, per hour
     "otp_per_ip": (20, 3_600),           # code requests from one address per hour
     "verify_per_phone": (10, 600),       # code guesses for one number, across its challenges
     "ticket_per_user": (30, 60),         # WebSocket tickets

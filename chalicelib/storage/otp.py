@@ -1,4 +1,5 @@
-"""One-time login codes: stored hashed, attempt-limited, superseded by a newer request."""
+"""One-time login codes: stored hashed, attempt-limited, superseded by a newer request from the
+same network."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ class OtpChallenge:
     id: str
     phone: str
     phone_key: str
+    network_key: str | None  # HMAC of the requester's network; None on rows from before it
     code_hash: str
     attempts_left: int
     created_at: int
@@ -19,21 +21,25 @@ class OtpChallenge:
     consumed_at: int | None
 
 
-def supersede_live_challenges(txn: Transaction, phone_key: str, now_ms: int) -> None:
-    """End every open challenge of this phone: only the newest code may log in."""
+def supersede_live_challenges(txn: Transaction, phone_key: str, network_key: str,
+                              now_ms: int) -> None:
+    """End the open challenges of this phone asked for from this network: only a network's
+    newest code may log in. Another network's request leaves them alone, or anyone could
+    cancel the code a number's owner is about to type."""
     txn.execute(
-        "UPDATE otp_challenges SET consumed_at = %s WHERE phone_key = %s AND consumed_at IS NULL",
-        (now_ms, phone_key),
+        "UPDATE otp_challenges SET consumed_at = %s"
+        " WHERE phone_key = %s AND network_key = %s AND consumed_at IS NULL",
+        (now_ms, phone_key, network_key),
     )
 
 
 def insert_challenge(txn: Transaction, challenge: OtpChallenge) -> None:
     txn.execute(
-        "INSERT INTO otp_challenges (id, phone, phone_key, code_hash, attempts_left, created_at,"
-        " expires_at, consumed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (challenge.id, challenge.phone, challenge.phone_key, challenge.code_hash,
-         challenge.attempts_left, challenge.created_at, challenge.expires_at,
-         challenge.consumed_at),
+        "INSERT INTO otp_challenges (id, phone, phone_key, network_key, code_hash, attempts_left,"
+        " created_at, expires_at, consumed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (challenge.id, challenge.phone, challenge.phone_key, challenge.network_key,
+         challenge.code_hash, challenge.attempts_left, challenge.created_at,
+         challenge.expires_at, challenge.consumed_at),
     )
 
 
@@ -49,8 +55,8 @@ def spend_attempt(txn: Transaction, challenge_id: str, now_ms: int) -> OtpChalle
     if txn.rowcount != 1:
         return None
     txn.execute(
-        "SELECT id, phone, phone_key, code_hash, attempts_left, created_at, expires_at,"
-        " consumed_at FROM otp_challenges WHERE id = %s",
+        "SELECT id, phone, phone_key, network_key, code_hash, attempts_left, created_at,"
+        " expires_at, consumed_at FROM otp_challenges WHERE id = %s",
         (challenge_id,),
     )
     row = txn.fetchone()
