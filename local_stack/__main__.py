@@ -13,11 +13,14 @@ from aiohttp import web
 STATE_DIR = Path(".ephemera")
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
     try:
-        return int(os.environ.get(name) or default)
+        value = int(os.environ.get(name) or default)
     except ValueError:
         sys.exit(f"{name} must be a whole number")
+    if value < minimum:
+        sys.exit(f"{name} must be at least {minimum}")
+    return value
 
 
 def _local_jwt_secret() -> str:
@@ -59,6 +62,7 @@ def main() -> None:
     from chalicelib.storage.migrate import migrate
     from local_stack.lambdas import LambdaPool
     from local_stack.server import StackSettings, build_app
+    from local_stack.websocket import MAX_QUEUED_FRAMES
 
     config = bootstrap.get_config()
     applied = migrate(bootstrap.get_db().engine)
@@ -66,6 +70,7 @@ def main() -> None:
         host=host, port=port, workers=_env_int("LOCAL_WORKERS", 4),
         expiry_interval_s=config.expiry_interval_s, idle_timeout_s=config.ws_idle_timeout_s,
         max_connection_s=config.ws_max_connection_s,
+        max_queued_frames=_env_int("LOCAL_MAX_QUEUED_FRAMES", MAX_QUEUED_FRAMES, minimum=1),
     )
     pool = LambdaPool(settings.workers)
     pool.warm_up()

@@ -23,7 +23,7 @@ from local_stack.events import WebsocketEventConverter, scheduled_event
 from local_stack.lambdas import LambdaPool, scheduled_functions
 from local_stack.management import LocalManagementApi
 from local_stack.rest import LocalRestGateway
-from local_stack.websocket import LocalWebsocketGateway
+from local_stack.websocket import MAX_QUEUED_FRAMES, LocalWebsocketGateway
 
 log = logging.getLogger("local_stack")
 
@@ -38,6 +38,7 @@ class StackSettings:
     expiry_interval_s: int
     idle_timeout_s: int
     max_connection_s: int
+    max_queued_frames: int = MAX_QUEUED_FRAMES
     web_dist: Path = WEB_DIST
 
     @property
@@ -56,6 +57,7 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
     gateway = LocalWebsocketGateway(
         pool, WebsocketEventConverter(domain), routes=set(chalice_app.websocket_handlers),
         idle_timeout_s=settings.idle_timeout_s, max_connection_s=settings.max_connection_s,
+        max_queued_frames=settings.max_queued_frames,
     )
     rest = LocalRestGateway(chalice_app, pool, domain_name=domain)
     web_client = LocalWebClient(settings)

@@ -1,5 +1,6 @@
 """`LocalWebsocketGateway`: sockets in, `$connect`/`$default`/`$disconnect` events out, with
-API Gateway's limits (frame size, idle timeout, maximum connection age)."""
+API Gateway's limits (frame size, idle timeout, maximum connection age) and one of its own
+(frames waiting for a worker)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ from local_stack.lambdas import LambdaPool
 log = logging.getLogger("local_stack")
 
 MAX_FRAME_BYTES = 32 * 1024  # API Gateway's frame limit; this stack holds a whole message to it
+# Frames of one socket received and not yet handled by a worker (queued or running). Each holds
+# its body in this process until a worker is free, so without a bound a client that sends
+# faster than the workers drain grows the front process without end (1,500 frames of 30 KB:
+# +51 MB). Honest clients stay far below: they await their replies, and the app's limits
+# admit about 120 frames a minute.
+MAX_QUEUED_FRAMES = 100
 
 
 def new_connection_id() -> str:
@@ -39,6 +46,7 @@ class LocalConnection:
     last_active: float = field(default_factory=time.monotonic)
     last_active_at_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
     close_reason: str = ""
+    frames_in_flight: int = 0
 
     def touch(self) -> None:
         self.last_active = time.monotonic()
@@ -47,12 +55,14 @@ class LocalConnection:
 
 class LocalWebsocketGateway:
     def __init__(self, pool: LambdaPool, converter: WebsocketEventConverter, *,
-                 routes: set[str], idle_timeout_s: int, max_connection_s: int) -> None:
+                 routes: set[str], idle_timeout_s: int, max_connection_s: int,
+                 max_queued_frames: int = MAX_QUEUED_FRAMES) -> None:
         self._pool = pool
         self._routes = routes
         self._converter = converter
         self._idle_timeout_s = idle_timeout_s
         self._max_connection_s = max_connection_s
+        self._max_queued_frames = max_queued_frames
         self.connections: dict[str, LocalConnection] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -87,15 +97,29 @@ class LocalWebsocketGateway:
     async def _read_frames(self, connection: LocalConnection) -> None:
         async for frame in connection.socket:
             connection.touch()
-            if frame.type == WSMsgType.TEXT:
-                self._spawn(self._deliver(connection, frame.data))
-            elif frame.type == WSMsgType.BINARY:
-                self._spawn(self._deliver(connection, frame.data.decode("utf-8", "replace")))
+            if frame.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if connection.frames_in_flight >= self._max_queued_frames:
+                    # A flood, not a client waiting for replies: cut it (its $disconnect runs
+                    # as for any close) rather than hold its frames in memory.
+                    await self.close(connection.id, code=WSCloseCode.POLICY_VIOLATION,
+                                     reason="Policy violation: too many frames in flight",
+                                     wait=True)
+                    break
+                body = frame.data if frame.type == WSMsgType.TEXT else frame.data.decode(
+                    "utf-8", "replace")
+                connection.frames_in_flight += 1
+                self._spawn(self._deliver(connection, body))
             elif frame.type == WSMsgType.ERROR:
                 connection.close_reason = f"Error: {connection.socket.exception()}"
                 break
 
     async def _deliver(self, connection: LocalConnection, body: str) -> None:
+        try:
+            await self._invoke_default(connection, body)
+        finally:
+            connection.frames_in_flight -= 1
+
+    async def _invoke_default(self, connection: LocalConnection, body: str) -> None:
         started = time.perf_counter()
         event = self._converter.message(connection.id, connection.connected_at_ms, body,
                                         source_ip=connection.source_ip)
