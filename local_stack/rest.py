@@ -15,6 +15,7 @@ from chalice.local import LocalGateway, LocalGatewayException
 
 from local_stack.events import SOURCE_IP_HEADER, RestEventConverter
 from local_stack.lambdas import API_HANDLER, LambdaPool
+from local_stack.logtext import printable
 
 log = logging.getLogger("local_stack")
 
@@ -64,16 +65,22 @@ class LocalRestGateway:
                 return None
             return web.Response(status=error.CODE, headers=error.headers, body=error.body)
         response = _to_response(reply)
-        log.info("http %s %s -> %d (%.1f ms)", request.method, request.path, response.status,
-                 (time.perf_counter() - started) * 1000)
+        log.info("http %s %s -> %d (%.1f ms)", request.method, _loggable_path(request),
+                 response.status, (time.perf_counter() - started) * 1000)
         return response
 
     @staticmethod
     def not_found(request: web.Request) -> web.Response:
         """API Gateway's answer for a path with no route."""
-        log.info("http %s %s -> 403 (no route)", request.method, request.path)
+        log.info("http %s %s -> 403 (no route)", request.method, _loggable_path(request))
         return web.Response(status=403, content_type="application/json",
                             text='{"message": "Missing Authentication Token"}')
+
+
+def _loggable_path(request: web.Request) -> str:
+    # aiohttp percent-decodes the path: `%0D` or `%1B` would reach the log as a raw carriage
+    # return or escape sequence, and a long path would fill a screen.
+    return printable(request.path, limit=200)
 
 
 def _to_response(reply: dict[str, Any]) -> web.Response:

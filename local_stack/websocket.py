@@ -17,6 +17,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from local_stack.events import WebsocketEventConverter
 from local_stack.lambdas import LambdaPool
+from local_stack.logtext import printable
 
 log = logging.getLogger("local_stack")
 
@@ -141,7 +142,9 @@ class LocalWebsocketGateway:
     async def _disconnected(self, connection: LocalConnection) -> None:
         self.connections.pop(connection.id, None)
         code = connection.socket.close_code or WSCloseCode.ABNORMAL_CLOSURE
-        reason = connection.close_reason or f"Client-side close frame status code '{code}'"
+        # Escaped and capped: the log is one line per close, and the app may log the reason.
+        reason = printable(connection.close_reason
+                           or f"Client-side close frame status code '{code}'")
         log.info("ws   %s closed %s (%s)", connection.id, code, reason)
         event = self._converter.disconnect(connection.id, connection.connected_at_ms,
                                            status_code=int(code), reason=reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -17,6 +18,10 @@ from tests.e2e.test_local_stack import connection_rows, wait_for
 
 ALICE, BOB = "+14155550101", "+14155550102"
 FLOOD_FRAMES = 1_000
+# A log line as the stack writes one, at a time of day that never comes: if it starts a line
+# of the log, a client wrote it.
+FORGED_LINE = "99:99:99 ws   Rk9SR0VEAAAAAAA= closed 1000 (forged)"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # all but tab and newline
 
 
 def _pong(client_socket, req: str) -> dict:
@@ -56,3 +61,28 @@ def test_a_socket_flooding_frames_faster_than_workers_drain_them_is_closed_with_
     finally:
         stack.stop()
         db.close()
+
+
+def test_text_a_client_chose_reaches_the_log_escaped_on_one_line_and_capped(stack, stack_db):
+    log_start = len(stack.stack.output())
+    client_socket = stack.open_socket(stack.login(ALICE))
+    (row,) = connection_rows(stack_db)
+
+    # (the stack logs a close with a reason of its own, as API Gateway reports it; whatever
+    # the client's reason, it must not become a line of the log)
+    client_socket.close(code=1000, reason=f"bye\n{FORGED_LINE}\x1b[2J\r")
+    wait_for(lambda: connection_rows(stack_db) == [])
+    # (a newline in a path never reaches the log: aiohttp's router answers 404 itself)
+    status, _, _ = stack.request("GET", "/no-route%0D" + quote(FORGED_LINE) + "%1B%5B2J")
+    assert status == 403
+    status, _, _ = stack.request("GET", "/" + "x" * 4_000)
+    assert status == 403
+
+    logged = stack.stack.output()[log_start:]
+    lines = logged.splitlines()  # splits at \r and U+2028 too, as a terminal or viewer might
+    assert f"{row['id']} closed 1000" in logged
+    assert [line for line in lines if line.startswith("99:99:99")] == []
+    assert [line for line in lines if CONTROL_CHARACTERS.search(line)] == []
+    assert "/no-route\\r99:99:99 ws" in logged  # still there to read, escaped
+    (long_path_line,) = [line for line in lines if "xxxxxxxxxx" in line]
+    assert long_path_line.endswith("x... -> 403 (no route)") and len(long_path_line) < 250
