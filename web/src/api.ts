@@ -1,7 +1,9 @@
 // The REST API: JSON in and out, the access token on every call, one refresh (rotation) when
 // it has expired, and the protocol's errors as ApiError.
 
-import type { Challenge, Conversation, ConversationList, Message, SessionReply, Ticket } from "./protocol";
+import type {
+  Block, Challenge, Conversation, ConversationList, Message, Profile, ProfileChange, SessionReply, Ticket,
+} from "./protocol";
 import { type StoredSession, saveSession, sessionFromReply } from "./session";
 
 export class ApiError extends Error {
@@ -78,8 +80,10 @@ export class Api {
     return this.call("POST", "/ws/ticket");
   }
 
-  conversations(): Promise<ConversationList> {
-    return this.call("GET", "/conversations");
+  /** One page of my conversations, newest activity first; pass the previous page's `next_cursor`. */
+  conversations(cursor?: string | null, limit = 200): Promise<ConversationList> {
+    const query = `?limit=${limit}` + (cursor ? `&cursor=${encodeURIComponent(cursor)}` : "");
+    return this.call("GET", `/conversations${query}`);
   }
 
   createConversation(members: string[], title?: string, ttlSeconds?: number): Promise<Conversation> {
@@ -88,6 +92,35 @@ export class Api {
 
   updateConversation(id: string, fields: { title?: string; ttl_seconds?: number }): Promise<Conversation> {
     return this.call("PATCH", `/conversations/${encodeURIComponent(id)}`, fields);
+  }
+
+  acceptRequest(id: string): Promise<Conversation> {
+    return this.call("POST", `/conversations/${encodeURIComponent(id)}/accept`);
+  }
+
+  /** Leaves a request; `block` blocks whoever started it too. */
+  declineRequest(id: string, block: boolean): Promise<void> {
+    return this.call("POST", `/conversations/${encodeURIComponent(id)}/decline`, { block });
+  }
+
+  profile(): Promise<Profile> {
+    return this.call("GET", "/me");
+  }
+
+  updateProfile(change: ProfileChange): Promise<Profile> {
+    return this.call("PATCH", "/me", change);
+  }
+
+  async blocks(): Promise<Block[]> {
+    return (await this.call<{ blocks: Block[] }>("GET", "/blocks")).blocks;
+  }
+
+  block(userId: string): Promise<Block> {
+    return this.call("POST", "/blocks", { user_id: userId });
+  }
+
+  unblock(userId: string): Promise<void> {
+    return this.call("DELETE", `/blocks/${encodeURIComponent(userId)}`);
   }
 
   history(id: string, afterSeq: number, limit = 200): Promise<{ messages: Message[]; has_more: boolean }> {

@@ -2,7 +2,7 @@
 // and what the server says into actions on the store. Views only read state and call methods.
 
 import type { Api } from "./api";
-import { type Conversation, MAX_BODY_BYTES, type ServerFrame } from "./protocol";
+import { type Conversation, MAX_BODY_BYTES, type ProfileChange, type ServerFrame } from "./protocol";
 import { saveOutbox } from "./session";
 import { FrameTooLarge, type Link, type SocketEvents, type SocketStatus } from "./socket";
 import { type Action, type ChatState, type PendingSend, initialState, reduce, syncCursors } from "./store";
@@ -15,11 +15,18 @@ const CURSOR_DELAY_MS = 250;
 const SEND_REQ = "send:";
 const SYNC_REQ = "sync";
 const CURSOR_REQ = "cursor";
+/** A sync that would repeat the last one word for word waits this long (no busy loop). */
+const SYNC_STALL_MS = 2_000;
+const HISTORY_PAGES = 50;
 
 export class SendRefused extends Error {}
 
 /** The REST calls the chat client makes. */
-export type ChatApi = Pick<Api, "conversations" | "createConversation" | "updateConversation">;
+export type ChatApi = Pick<
+  Api,
+  | "conversations" | "createConversation" | "updateConversation" | "acceptRequest" | "declineRequest"
+  | "profile" | "updateProfile" | "blocks" | "block" | "unblock" | "history"
+>;
 
 /** What the chat client works with: the REST API, a way to open the live link, and where the
  * outbox is kept (sessionStorage unless told otherwise). */
@@ -37,6 +44,9 @@ export class ChatClient {
   private socketStatus: SocketStatus = "connecting";
   private syncing = false;
   private syncSentAt = 0;
+  private lastSyncCursors = "";
+  private listLoadsStarted = 0;
+  private listLoadShown = 0;
   private acked = new Map<string, number>();
   private readWanted = new Map<string, number>();
   private readSent = new Map<string, number>();
@@ -76,8 +86,10 @@ export class ChatClient {
   // --- life -------------------------------------------------------------------------------
 
   start(): void {
-    // the list first, so the first sync already knows every conversation
-    void this.reloadConversations().then(() => this.socket.start());
+    // the list (and who is blocked) first, so the first sync already knows every conversation
+    // and never shows what a blocked sender wrote
+    const ready = [this.reloadConversations(), this.loadBlocks(), this.loadProfile()];
+    void Promise.all(ready).then(() => this.socket.start());
     this.timers.push(
       setInterval(() => this.dispatch({ type: "expire_due", now: Date.now() }), 1_000),
       setInterval(() => this.flushOutbox(), 2_000),
@@ -137,6 +149,43 @@ export class ChatClient {
     this.dispatch({ type: "conversation_loaded", conversation });
   }
 
+  async acceptRequest(id: string): Promise<void> {
+    const conversation = await this.api.acceptRequest(id);
+    this.dispatch({ type: "conversation_loaded", conversation });
+  }
+
+  /** Leaves a request; with `block`, whoever started it is blocked too. */
+  async declineRequest(id: string, block: boolean): Promise<void> {
+    await this.api.declineRequest(id, block);
+    this.dispatch({ type: "conversation_removed", conversation_id: id });
+    if (block) await this.loadBlocks();
+  }
+
+  async block(userId: string): Promise<void> {
+    const block = await this.api.block(userId);
+    this.dispatch({ type: "blocked", block });
+  }
+
+  async unblock(userId: string): Promise<void> {
+    await this.api.unblock(userId);
+    this.dispatch({ type: "unblocked", user_id: userId });
+    // what they wrote in the conversations we share and has not expired shows again
+    const shared = Object.values(this.state.conversations).filter((c) => c.members.some((m) => m.user_id === userId));
+    await Promise.all(shared.map((c) => this.loadHistory(c.id)));
+  }
+
+  /** The profile and the block list again (the settings screen, when it opens). */
+  async refreshSettings(): Promise<void> {
+    await Promise.all([this.loadProfile(), this.loadBlocks()]);
+  }
+
+  async updateProfile(change: ProfileChange): Promise<void> {
+    const profile = await this.api.updateProfile(change);
+    this.dispatch({ type: "profile_loaded", profile });
+    // others' read cursors are hidden from me, or shown again, from now on
+    if (change.read_receipts !== undefined) await this.reloadConversations();
+  }
+
   // --- what the server says ---------------------------------------------------------------
 
   private onOpened(): void {
@@ -148,7 +197,11 @@ export class ChatClient {
   }
 
   private onFrame(frame: ServerFrame): void {
+    // presence of someone whose every detail was hidden: they accepted a chat with me, so their
+    // name and read cursor are mine to see now too
+    const revealed = frame.type === "presence" && this.hiddenFromMe(frame.user_id);
     this.dispatch({ type: "frame", frame, now: Date.now() });
+    if (revealed) void this.reloadConversations();
     switch (frame.type) {
       case "message": {
         const conversation = this.state.conversations[frame.conversation_id];
@@ -160,11 +213,18 @@ export class ChatClient {
         this.syncing = false;
         if (frame.conversations.some((entry) => !this.state.conversations[entry.conversation_id])) {
           void this.reloadConversations().then(() => this.requestSync());
-        } else if (frame.conversations.some((entry) => entry.has_more)) {
-          this.requestSync();
+        } else if (frame.more_conversations || frame.conversations.some((entry) => entry.has_more)) {
+          this.continueSync(); // the reply covered only part: again, from the cursors held now
         } else {
           this.flushOutbox();
         }
+        break;
+      case "conversation":
+        this.requestSync(); // its messages, if any came before this
+        break;
+      case "member":
+        // someone joined or left: the members shown come from the list
+        if (frame.user_id !== this.state.me || frame.change === "added") void this.reloadConversations();
         break;
       case "error":
         this.onError(frame);
@@ -199,11 +259,25 @@ export class ChatClient {
 
   // --- plumbing ---------------------------------------------------------------------------
 
+  private hiddenFromMe(userId: string): boolean {
+    return Object.values(this.state.conversations).some((c) =>
+      c.members.some((m) => m.user_id === userId && m.online === null && m.last_seen_at === null));
+  }
+
   private requestSync(): void {
     // one sync in flight at a time; a reply lost on a socket that stays open frees it after a while
     if (this.syncing && Date.now() - this.syncSentAt < RESEND_AFTER_MS) return;
-    this.syncing = this.socket.send({ action: "sync", req: SYNC_REQ, cursors: syncCursors(this.state) });
+    const cursors = syncCursors(this.state);
+    this.syncing = this.socket.send({ action: "sync", req: SYNC_REQ, cursors });
     this.syncSentAt = Date.now();
+    if (this.syncing) this.lastSyncCursors = JSON.stringify(cursors);
+  }
+
+  /** The next part of a sync at once; but cursors that did not move would only get the same
+   * answer again, so then it waits a little instead of spinning. */
+  private continueSync(): void {
+    if (JSON.stringify(syncCursors(this.state)) !== this.lastSyncCursors) this.requestSync();
+    else setTimeout(() => this.requestSync(), SYNC_STALL_MS);
   }
 
   private flushOutbox(): void {
@@ -266,12 +340,55 @@ export class ChatClient {
   }
 
 
+  /** Every page of the list, then one state change; a load that ends after a newer one is dropped. */
   private async reloadConversations(): Promise<void> {
+    const load = ++this.listLoadsStarted;
     try {
-      const list = await this.api.conversations();
+      let page = await this.api.conversations();
+      const conversations = [...page.conversations];
+      const seen = new Set<string>();
+      while (page.next_cursor && !seen.has(page.next_cursor)) {
+        seen.add(page.next_cursor);
+        page = await this.api.conversations(page.next_cursor);
+        conversations.push(...page.conversations);
+      }
+      if (load < this.listLoadShown) return;
+      this.listLoadShown = load;
+      const list = { server_time: page.server_time, conversations };
       this.dispatch({ type: "conversations_loaded", list, now: Date.now() });
     } catch {
       // offline or signed out: the next sync or the login screen takes over
+    }
+  }
+
+  /** Every unexpired message of a conversation, page by page (bounded: history is short-lived). */
+  private async loadHistory(conversationId: string): Promise<void> {
+    let after = 0;
+    try {
+      for (let page = 0; page < HISTORY_PAGES; page += 1) {
+        const { messages, has_more } = await this.api.history(conversationId, after);
+        this.dispatch({ type: "history_loaded", conversation_id: conversationId, messages });
+        if (!has_more || messages.length === 0) return;
+        after = messages[messages.length - 1].seq;
+      }
+    } catch {
+      // shown on the next reload of this conversation's messages
+    }
+  }
+
+  private async loadBlocks(): Promise<void> {
+    try {
+      this.dispatch({ type: "blocks_loaded", blocks: await this.api.blocks() });
+    } catch {
+      // as for the list: tried again on the next start
+    }
+  }
+
+  private async loadProfile(): Promise<void> {
+    try {
+      this.dispatch({ type: "profile_loaded", profile: await this.api.profile() });
+    } catch {
+      // the settings screen asks again when it opens
     }
   }
 

@@ -16,7 +16,9 @@ export interface Message {
 export interface Member {
   user_id: string;
   phone: string;
-  // null means unknown (hidden by privacy), never "offline".
+  // null means unknown (hidden by privacy, or not set), never "offline".
+  display_name: string | null;
+  role: "owner" | "admin" | "member" | null;
   online: boolean | null;
   last_seen_at: number | null;
   read_seq: number | null;
@@ -33,11 +35,39 @@ export interface Conversation {
   unread_count: number;
   last_message: Message | null;
   members: Member[];
+  /** Someone I share no accepted conversation with started it (or added me): not accepted yet. */
+  request: boolean;
 }
 
+/** One page of `GET /conversations`, newest activity first; `next_cursor` null on the last. */
 export interface ConversationList {
   server_time: number;
   conversations: Conversation[];
+  next_cursor?: string | null;
+}
+
+export interface Settings {
+  /** true: chats from people I share no accepted conversation with wait as requests. */
+  message_requests: boolean;
+  /** false: nobody sees my reads and I see nobody's. */
+  read_receipts: boolean;
+}
+
+/** `GET /me`, `PATCH /me`. */
+export interface Profile {
+  id: string;
+  phone: string;
+  display_name: string | null;
+  settings: Settings;
+}
+
+export type ProfileChange = Partial<Pick<Profile, "display_name"> & Settings>;
+
+export interface Block {
+  user_id: string;
+  phone: string;
+  display_name: string | null;
+  blocked_at: number;
 }
 
 export interface SessionReply {
@@ -87,10 +117,20 @@ export type ServerFrame =
   | { type: "receipt"; conversation_id: string; user_id: string; kind: "delivered" | "read"; seq: number }
   | { type: "unread"; conversation_id: string; count: number }
   | { type: "presence"; user_id: string; online: boolean; last_seen_at: number | null }
-  | { type: "sync"; req?: string; server_time: number; conversations: SyncEntry[] }
+  | { type: "sync"; req?: string; server_time: number; conversations: SyncEntry[]; more_conversations?: boolean }
   | { type: "expired"; conversation_id: string; ranges: [number, number][]; up_to_seq: number; reason?: string }
   | { type: "pong"; req?: string; server_time: number }
-  | { type: "error"; req?: string; code: string; message: string; retry_after_ms?: number };
+  | { type: "error"; req?: string; code: string; message: string; retry_after_ms?: number }
+  | { type: "conversation"; conversation: Conversation; change: "created" | "updated"; by: string }
+  | {
+      type: "member";
+      conversation_id: string;
+      user_id: string;
+      change: "added" | "removed" | "left" | "role";
+      role?: string;
+      by: string;
+    }
+  | { type: "typing"; conversation_id: string; user_id: string; active: boolean };
 
 export type ClientFrame =
   | { action: "send"; req?: string; conversation_id: string; client_msg_id: string; body: string }

@@ -1,7 +1,9 @@
 // The client's state and the one function that changes it. Pure: no I/O, no clock of its own
 // (every time comes in the action), so the rules below are unit-tested without a server.
 
-import type { Conversation, ConversationList, Member, Message, ServerFrame, SyncEntry } from "./protocol";
+import type {
+  Block, Conversation, ConversationList, Member, Message, Profile, ServerFrame, SyncEntry,
+} from "./protocol";
 
 /** A message this device has accepted from the user and not yet seen confirmed by `sent`. */
 export interface PendingSend {
@@ -30,6 +32,10 @@ export interface ConversationState {
   last_message: Message | null;
   /** This device holds every message up to here: the `sync` cursor and what `ack` reports. */
   held_seq: number;
+  /** Seqs past `held_seq` that arrived from a blocked sender: never shown, but held all the same. */
+  hidden_seqs: number[];
+  /** Started by someone I share no accepted conversation with, and not accepted yet. */
+  request: boolean;
 }
 
 export interface ChatState {
@@ -38,6 +44,10 @@ export interface ChatState {
   clock_offset_ms: number;
   conversations: Record<string, ConversationState>;
   outbox: PendingSend[];
+  /** `GET /me`; null until it has loaded. */
+  profile: Profile | null;
+  /** The people I blocked, by user id: their messages are never shown. */
+  blocked: Record<string, Block>;
 }
 
 export type Action =
@@ -48,10 +58,16 @@ export type Action =
   | { type: "send_refused"; client_msg_id: string; code: string; retry_at?: number }
   | { type: "send_discarded"; client_msg_id: string }
   | { type: "read_locally"; conversation_id: string; seq: number }
-  | { type: "expire_due"; now: number };
+  | { type: "expire_due"; now: number }
+  | { type: "conversation_removed"; conversation_id: string }
+  | { type: "profile_loaded"; profile: Profile }
+  | { type: "blocks_loaded"; blocks: Block[] }
+  | { type: "blocked"; block: Block }
+  | { type: "unblocked"; user_id: string }
+  | { type: "history_loaded"; conversation_id: string; messages: Message[] };
 
 export function initialState(me: string, outbox: PendingSend[] = []): ChatState {
-  return { me, clock_offset_ms: 0, conversations: {}, outbox };
+  return { me, clock_offset_ms: 0, conversations: {}, outbox, profile: null, blocked: {} };
 }
 
 export function serverNow(state: ChatState, now: number): number {
@@ -63,7 +79,7 @@ export function reduce(state: ChatState, action: Action): ChatState {
     case "conversations_loaded":
       return loadConversations(state, action.list, action.now);
     case "conversation_loaded":
-      return putConversation(state, fromServer(action.conversation, state.conversations[action.conversation.id]));
+      return putConversation(state, fromServer(state, action.conversation));
     case "frame":
       return applyFrame(state, action.frame, action.now);
     case "send_queued":
@@ -87,6 +103,18 @@ export function reduce(state: ChatState, action: Action): ChatState {
       );
     case "expire_due":
       return dropDue(state, serverNow(state, action.now));
+    case "conversation_removed":
+      return removeConversation(state, action.conversation_id);
+    case "profile_loaded":
+      return { ...state, profile: action.profile };
+    case "blocks_loaded":
+      return hideBlocked({ ...state, blocked: Object.fromEntries(action.blocks.map((b) => [b.user_id, b])) });
+    case "blocked":
+      return hideBlocked({ ...state, blocked: { ...state.blocked, [action.block.user_id]: action.block } });
+    case "unblocked":
+      return unblock(state, action.user_id);
+    case "history_loaded":
+      return addHistory(state, action.conversation_id, action.messages);
   }
 }
 
@@ -97,6 +125,7 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
     case "sent":
       return confirmSend(state, frame);
     case "receipt":
+      if (frame.kind === "read" && !readReceiptsOn(state)) return state; // I see nobody's reads
       return updateMember(state, frame.conversation_id, frame.user_id, (m) =>
         frame.kind === "read"
           ? { ...m, read_seq: Math.max(m.read_seq ?? 0, frame.seq) }
@@ -117,30 +146,67 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
       });
     case "pong":
       return { ...state, clock_offset_ms: frame.server_time - now };
+    case "conversation":
+      return putConversation(state, fromServer(state, frame.conversation));
+    case "member":
+      if (frame.user_id === state.me && (frame.change === "removed" || frame.change === "left")) {
+        return removeConversation(state, frame.conversation_id);
+      }
+      if (frame.change !== "role") return state; // who joined: the controller reloads the list
+      return updateMember(state, frame.conversation_id, frame.user_id, (m) => ({
+        ...m,
+        role: (frame.role ?? m.role) as Member["role"],
+      }));
     case "error":
-      return state; // the controller matches errors to what it asked (by `req`)
+    case "typing":
+      return state; // errors: the controller matches them to what it asked (by `req`)
+    default:
+      return state; // a frame type newer than this client
   }
 }
 
 function loadConversations(state: ChatState, list: ConversationList, now: number): ChatState {
   const conversations: Record<string, ConversationState> = {};
   for (const conversation of list.conversations) {
-    conversations[conversation.id] = fromServer(conversation, state.conversations[conversation.id]);
+    conversations[conversation.id] = fromServer(state, conversation);
   }
   return { ...state, conversations, clock_offset_ms: list.server_time - now };
 }
 
-function fromServer(conversation: Conversation, held?: ConversationState): ConversationState {
-  const { last_message, ...fields } = conversation;
-  const messages = held?.messages ?? [];
-  const base: ConversationState = { ...fields, messages: [], last_message, held_seq: held?.held_seq ?? 0 };
-  return withMessages(base, messages, false);
+/** The server's view of a conversation, keeping the messages and cursor this device holds. */
+function fromServer(state: ChatState, conversation: Conversation): ConversationState {
+  const held = state.conversations[conversation.id];
+  const { last_message, request, ...fields } = conversation;
+  const base: ConversationState = {
+    ...fields,
+    request: request === true,
+    messages: [],
+    last_message: last_message && !isHidden(state, last_message) ? last_message : null,
+    held_seq: held?.held_seq ?? 0,
+    hidden_seqs: held?.hidden_seqs ?? [],
+  };
+  return withMessages(base, held?.messages ?? [], false);
+}
+
+function removeConversation(state: ChatState, id: string): ChatState {
+  if (!state.conversations[id]) return state;
+  const { [id]: _gone, ...conversations } = state.conversations;
+  return { ...state, conversations, outbox: state.outbox.filter((p) => p.conversation_id !== id) };
 }
 
 function receiveMessage(state: ChatState, message: Message): ChatState {
   const conversation = state.conversations[message.conversation_id];
   if (!conversation) return state; // unknown conversation: the controller reloads the list
   if (conversation.messages.some((m) => m.seq === message.seq)) return state;
+  if (isHidden(state, message)) {
+    // held (the cursor moves over it) but never shown nor counted
+    if (message.seq <= conversation.held_seq || conversation.hidden_seqs.includes(message.seq)) return state;
+    return putConversation(state, advanceHeld({
+      ...conversation,
+      hidden_seqs: [...conversation.hidden_seqs, message.seq],
+      last_seq: Math.max(conversation.last_seq, message.seq),
+    }));
+  }
   const counts = isUnread(state.me, message, conversation.read_seq);
   const merged = withMessages(conversation, insertBySeq(conversation.messages, [message]), false);
   return putConversation(state, advanceHeld({
@@ -152,7 +218,9 @@ function receiveMessage(state: ChatState, message: Message): ChatState {
 
 function confirmSend(state: ChatState, sent: Extract<ServerFrame, { type: "sent" }>): ChatState {
   const pending = state.outbox.find((p) => p.client_msg_id === sent.client_msg_id);
-  const rest = { ...state, outbox: state.outbox.filter((p) => p !== pending) };
+  // sending in a request accepts it
+  const accepted = updateConversation(state, sent.conversation_id, (c) => (c.request ? { ...c, request: false } : c));
+  const rest = { ...accepted, outbox: accepted.outbox.filter((p) => p !== pending) };
   if (!pending || sent.expired) return rest;
   return receiveMessage(rest, {
     conversation_id: sent.conversation_id,
@@ -170,7 +238,9 @@ function confirmSend(state: ChatState, sent: Extract<ServerFrame, { type: "sent"
 function applySyncEntry(state: ChatState, entry: SyncEntry): ChatState {
   return updateConversation(state, entry.conversation_id, (c) => {
     const kept = c.messages.filter((m) => m.seq >= entry.first_seq);
-    const merged = withMessages(c, insertBySeq(kept, entry.messages), false);
+    const shown = entry.messages.filter((m) => !isHidden(state, m));
+    const merged = withMessages(c, insertBySeq(kept, shown), false);
+    // a blocked sender's messages are held all the same: the cursor moves over them
     const newestInPage = entry.messages.at(-1)?.seq ?? c.held_seq;
     return advanceHeld({
       ...merged,
@@ -197,6 +267,38 @@ function dropDue(state: ChatState, serverTime: number): ChatState {
     conversations[id] = { ...withMessages(c, alive, previewDue), unread_count: Math.max(0, c.unread_count - dueUnread) };
   }
   return changed ? { ...state, conversations } : state;
+}
+
+/** Drops every message (and list preview) of the people I blocked. */
+function hideBlocked(state: ChatState): ChatState {
+  let changed = false;
+  const conversations: Record<string, ConversationState> = {};
+  for (const [id, c] of Object.entries(state.conversations)) {
+    const kept = c.messages.filter((m) => !isHidden(state, m));
+    const previewGone = c.last_message !== null && isHidden(state, c.last_message);
+    if (kept.length === c.messages.length && !previewGone) {
+      conversations[id] = c;
+      continue;
+    }
+    changed = true;
+    conversations[id] = withMessages(c, kept, previewGone);
+  }
+  return changed ? { ...state, conversations } : state;
+}
+
+function unblock(state: ChatState, userId: string): ChatState {
+  if (!state.blocked[userId]) return state;
+  const { [userId]: _gone, ...blocked } = state.blocked;
+  return { ...state, blocked };
+}
+
+/** Messages read back with `GET .../messages`: shown beside what is held; the cursor moves
+ * only over what leaves no gap, as for a push. */
+function addHistory(state: ChatState, conversationId: string, messages: Message[]): ChatState {
+  return updateConversation(state, conversationId, (c) => {
+    const shown = messages.filter((m) => !isHidden(state, m));
+    return advanceHeld(withMessages(c, insertBySeq(c.messages, shown), false));
+  });
 }
 
 function setPresence(state: ChatState, userId: string, online: boolean, lastSeenAt: number | null): ChatState {
@@ -230,12 +332,22 @@ function withMessages(c: ConversationState, messages: Message[], previewGone: bo
   return { ...c, messages, last_message: last };
 }
 
-/** The held cursor moves over every seq now held without a gap after it. */
+/** The held cursor moves over every seq now held (shown or hidden) without a gap after it. */
 function advanceHeld(c: ConversationState): ConversationState {
-  const seqs = new Set(c.messages.map((m) => m.seq));
+  const seqs = new Set([...c.messages.map((m) => m.seq), ...c.hidden_seqs]);
   let held = c.held_seq;
   while (seqs.has(held + 1)) held += 1;
-  return held === c.held_seq ? c : { ...c, held_seq: held };
+  const hidden = c.hidden_seqs.filter((seq) => seq > held);
+  return held === c.held_seq && hidden.length === c.hidden_seqs.length ? c : { ...c, held_seq: held, hidden_seqs: hidden };
+}
+
+/** A message from someone I blocked: never shown, never counted. */
+function isHidden(state: ChatState, m: Message): boolean {
+  return m.sender_id !== state.me && m.sender_id in state.blocked;
+}
+
+function readReceiptsOn(state: ChatState): boolean {
+  return state.profile?.settings.read_receipts !== false;
 }
 
 /** Unread: after my read cursor and not sent by me (invariant 6; expiry is the caller's). */
@@ -281,11 +393,12 @@ export function othersIn(state: ChatState, c: ConversationState): Member[] {
 
 export type Receipt = "sent" | "delivered" | "read";
 
-/** How far one of my messages got: read once every other member's read cursor passed it. */
+/** How far one of my messages got: read once every other member's read cursor passed it
+ * (never "read" while my own read receipts are off: then I see nobody's). */
 export function receiptOf(state: ChatState, c: ConversationState, message: Message): Receipt {
   const others = othersIn(state, c);
   if (others.length === 0) return "sent";
-  if (others.every((m) => (m.read_seq ?? 0) >= message.seq)) return "read";
+  if (readReceiptsOn(state) && others.every((m) => (m.read_seq ?? 0) >= message.seq)) return "read";
   if (others.every((m) => Math.max(m.delivered_seq ?? 0, m.read_seq ?? 0) >= message.seq)) return "delivered";
   return "sent";
 }
@@ -297,6 +410,32 @@ export function syncCursors(state: ChatState): Record<string, number> {
 
 export function conversationName(state: ChatState, c: ConversationState): string {
   if (c.title) return c.title;
-  const others = othersIn(state, c).map((m) => m.phone);
+  const others = othersIn(state, c).map(memberName);
   return others.length ? others.join(", ") : "Just me";
+}
+
+/** A person's name as shown: their display name where they set one (and I may see it), else the phone. */
+export function memberName(person: { phone: string; display_name: string | null }): string {
+  return person.display_name?.trim() || person.phone;
+}
+
+/** The unread count shown: the server's, but once this device holds everything, never more
+ * than what it holds unread: a blocked sender's messages count for nothing. */
+export function unreadCount(state: ChatState, c: ConversationState): number {
+  if (c.held_seq < c.last_seq) return c.unread_count;
+  return Math.min(c.unread_count, unreadAfter(state.me, c, c.read_seq));
+}
+
+export function totalUnread(state: ChatState): number {
+  return Object.values(state.conversations).reduce((sum, c) => sum + unreadCount(state, c), 0);
+}
+
+/** The other person in a direct conversation (undefined in a group or with nobody else). */
+export function peerOf(state: ChatState, c: ConversationState): Member | undefined {
+  return c.kind === "direct" ? othersIn(state, c)[0] : undefined;
+}
+
+/** The people I blocked, most recent first. */
+export function blockList(state: ChatState): Block[] {
+  return Object.values(state.blocked).sort((a, b) => b.blocked_at - a.blocked_at);
 }

@@ -1,11 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ChatApi, ChatClient } from "../src/client";
-import type { ClientFrame, Conversation, ConversationList, Message, ServerFrame } from "../src/protocol";
+import type { Block, ClientFrame, Conversation, ConversationList, Message, ServerFrame } from "../src/protocol";
 import type { Link, SocketEvents } from "../src/socket";
-import type { PendingSend } from "../src/store";
+import { type PendingSend, totalUnread } from "../src/store";
 
 const ME = "u-me";
 const PEER = "u-peer";
+const STRANGER = "u-stranger";
 
 /** The live connection, played by the test: it decides when the link is up and what arrives. */
 class FakeLink implements Link {
@@ -35,16 +36,26 @@ class FakeLink implements Link {
   }
 }
 
-function conversation(id = "c1"): Conversation {
+function conversation(id = "c1", fields: Partial<Conversation> = {}): Conversation {
   return {
-    id, kind: "direct", title: null, ttl_seconds: 86400, last_seq: 0, read_seq: 0, unread_count: 0, last_message: null,
-    members: [ME, PEER].map((user_id) => ({ user_id, phone: "+1", online: null, last_seen_at: null, read_seq: 0, delivered_seq: 0 })),
+    ...conversationFields(id),
+    ...fields,
   };
 }
 
-function message(seq: number, conversation_id = "c1"): ServerFrame {
+function conversationFields(id: string): Conversation {
+  return {
+    id, kind: "direct", title: null, ttl_seconds: 86400, last_seq: 0, read_seq: 0, unread_count: 0, last_message: null,
+    request: false,
+    members: [ME, PEER].map((user_id) => ({
+      user_id, phone: "+1", display_name: null, role: null, online: null, last_seen_at: null, read_seq: 0, delivered_seq: 0,
+    })),
+  };
+}
+
+function message(seq: number, conversation_id = "c1", sender_id = PEER): ServerFrame {
   const m: Message = {
-    conversation_id, message_id: `m${seq}`, seq, sender_id: PEER, sender_device_id: "d", client_msg_id: `x-${seq}`,
+    conversation_id, message_id: `m${seq}`, seq, sender_id, sender_device_id: "d", client_msg_id: `x-${seq}`,
     body: "hi", created_at: Date.now(), expires_at: Date.now() + 60_000,
   };
   return { type: "message", ...m };
@@ -60,18 +71,57 @@ function syncReply(fields: object = {}): ServerFrame {
 let link: FakeLink;
 let client: ChatClient;
 let listCalls: number;
+let listCursors: (string | null | undefined)[];
 let saved: PendingSend[][];
+let calls: string[];
+let blocks: Block[];
+let history: Message[];
 
-async function started(conversations: Conversation[] = [conversation()]): Promise<void> {
+const blockOf = (user_id: string): Block => ({ user_id, phone: "+2", display_name: null, blocked_at: 1 });
+
+/** A started client whose server lists these conversations, `pageSize` to a page, and these blocks. */
+async function started(
+  conversations: Conversation[] = [conversation()],
+  { pageSize = 200, blocked = [] as string[] } = {},
+): Promise<void> {
   listCalls = 0;
+  listCursors = [];
   saved = [];
+  calls = [];
+  history = [];
+  blocks = blocked.map(blockOf);
   const api: ChatApi = {
-    conversations: async (): Promise<ConversationList> => {
+    conversations: async (cursor?: string | null): Promise<ConversationList> => {
       listCalls += 1;
-      return { server_time: Date.now(), conversations };
+      listCursors.push(cursor);
+      const from = Number(cursor ?? 0);
+      const next = from + pageSize < conversations.length ? String(from + pageSize) : null;
+      return { server_time: Date.now(), conversations: conversations.slice(from, from + pageSize), next_cursor: next };
     },
     createConversation: async () => conversation(),
     updateConversation: async () => conversation(),
+    acceptRequest: async (id) => {
+      calls.push(`accept ${id}`);
+      return conversation(id, { request: false });
+    },
+    declineRequest: async (id, block) => {
+      calls.push(`decline ${id}${block ? " block" : ""}`);
+      if (block) blocks.push(blockOf(STRANGER));
+    },
+    profile: async () => ({ id: ME, phone: "+1", display_name: null, settings: { message_requests: true, read_receipts: true } }),
+    updateProfile: async () => {
+      throw new Error("not in these tests");
+    },
+    blocks: async () => [...blocks],
+    block: async (userId) => blockOf(userId),
+    unblock: async (userId) => {
+      calls.push(`unblock ${userId}`);
+      blocks = blocks.filter((b) => b.user_id !== userId);
+    },
+    history: async (id, afterSeq) => {
+      calls.push(`history ${id} after ${afterSeq}`);
+      return { messages: history.filter((m) => m.conversation_id === id && m.seq > afterSeq), has_more: false };
+    },
   };
   client = new ChatClient({
     api,
@@ -228,5 +278,146 @@ describe("keeping up with the server", () => {
     link.receive(syncReply({ last_seq: 2, read_seq: 2 }));
     await vi.advanceTimersByTimeAsync(250);
     expect(link.of("read")).toHaveLength(2);
+  });
+});
+
+describe("the conversation list", () => {
+  it("is read page by page, following next_cursor until it is null", async () => {
+    await started(["c1", "c2", "c3", "c4", "c5"].map((id) => conversation(id)), { pageSize: 2 });
+    expect(listCursors).toEqual([undefined, "2", "4"]);
+    expect(Object.keys(client.getState().conversations).sort()).toEqual(["c1", "c2", "c3", "c4", "c5"]);
+  });
+
+  it("the first sync lists every conversation of every page", async () => {
+    await started(["c1", "c2", "c3"].map((id) => conversation(id)), { pageSize: 1 });
+    link.open();
+    expect(link.of("sync")[0].cursors).toEqual({ c1: 0, c2: 0, c3: 0 });
+  });
+});
+
+describe("a sync reply that covers only some conversations", () => {
+  const entry = (conversation_id: string, fields: object = {}) => ({
+    conversation_id, last_seq: 0, read_seq: 0, unread_count: 0, messages: [], has_more: false, first_seq: 1, ...fields,
+  });
+  const strip = (frame: ServerFrame) => {
+    const { type: _t, ...m } = frame as Extract<ServerFrame, { type: "message" }>;
+    return m;
+  };
+
+  it("more_conversations asks again at once with the cursors now held, and the outbox waits for the end", async () => {
+    await started([conversation("c1"), conversation("c2")]);
+    client.sendMessage("c2", "after the sync");
+    link.open();
+    link.receive({
+      type: "sync", req: "sync", server_time: Date.now(), more_conversations: true,
+      conversations: [entry("c1", { last_seq: 2, messages: [message(1), message(2)].map(strip) })],
+    });
+    expect(link.of("sync").map((f) => f.cursors)).toEqual([{ c1: 0, c2: 0 }, { c1: 2, c2: 0 }]);
+    expect(link.of("send")).toHaveLength(0);
+
+    link.receive({
+      type: "sync", req: "sync", server_time: Date.now(),
+      conversations: [entry("c2", { last_seq: 1, messages: [strip(message(1, "c2"))] })],
+    });
+    expect(link.of("sync")).toHaveLength(2);
+    expect(link.of("send").map((f) => f.body)).toEqual(["after the sync"]);
+    expect(client.getState().conversations.c2.messages).toHaveLength(1);
+  });
+
+  it("an entry with nothing left moves its cursor to last_seq: what is missing expired", async () => {
+    await started([conversation("c1"), conversation("c2")]);
+    link.open();
+    link.receive({
+      type: "sync", req: "sync", server_time: Date.now(), more_conversations: true,
+      conversations: [entry("c1", { last_seq: 7, first_seq: 8 })],
+    });
+    expect(link.of("sync").at(-1)?.cursors).toEqual({ c1: 7, c2: 0 });
+  });
+
+  it("more_conversations with cursors that did not move waits before asking again", async () => {
+    await started([conversation("c1"), conversation("c2")]);
+    link.open();
+    link.receive({ type: "sync", req: "sync", server_time: Date.now(), more_conversations: true, conversations: [] });
+    expect(link.of("sync")).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(link.of("sync")).toHaveLength(2);
+  });
+});
+
+describe("message requests", () => {
+  it("sending in a request accepts it once sent arrives", async () => {
+    await started([conversation("c1", { request: true })]);
+    online();
+    client.sendMessage("c1", "hello, yes");
+    expect(client.getState().conversations.c1.request).toBe(true);
+    const [send] = link.of("send");
+    link.receive({ type: "sent", req: send.req, conversation_id: "c1", client_msg_id: send.client_msg_id,
+      message_id: "m1", seq: 1, created_at: Date.now(), expires_at: Date.now() + 60_000, duplicate: false });
+    expect(client.getState().conversations.c1.request).toBe(false);
+  });
+
+  it("accept makes it a chat; decline with block removes it and loads the block list", async () => {
+    await started([conversation("c1", { request: true }), conversation("c2", { request: true })]);
+    await client.acceptRequest("c1");
+    expect(client.getState().conversations.c1.request).toBe(false);
+    await client.declineRequest("c2", true);
+    expect(calls).toEqual(["accept c1", "decline c2 block"]);
+    expect(client.getState().conversations.c2).toBeUndefined();
+    expect(Object.keys(client.getState().blocked)).toEqual([STRANGER]);
+  });
+
+  it("presence of someone hidden until now (they accepted) reloads the list for their name", async () => {
+    const c1 = conversation();
+    await started([c1]);
+    online();
+    c1.members = c1.members.map((m) => ({ ...m, display_name: "Peer", online: true })); // what the server now says
+    link.receive({ type: "presence", user_id: PEER, online: true, last_seen_at: null });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(listCalls).toBe(2);
+    expect(client.getState().conversations.c1.members[1].display_name).toBe("Peer");
+    link.receive({ type: "presence", user_id: PEER, online: false, last_seen_at: Date.now() });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(listCalls).toBe(2);
+  });
+
+  it("a conversation pushed as created shows at once and its messages are asked for", async () => {
+    await started([]);
+    online();
+    link.receive({ type: "conversation", change: "created", by: STRANGER, conversation: conversation("c9", { request: true }) });
+    expect(client.getState().conversations.c9.request).toBe(true);
+    expect(link.of("sync").at(-1)?.cursors).toEqual({ c9: 0 });
+  });
+});
+
+describe("blocked people", () => {
+  const group = () => conversation("g1", {
+    kind: "group",
+    members: [ME, PEER, STRANGER].map((user_id) => ({
+      user_id, phone: "+1", display_name: null, role: null, online: null, last_seen_at: null, read_seq: 0, delivered_seq: 0,
+    })),
+  });
+
+  it("a blocked sender's message is never shown nor counted, and the ack still covers it", async () => {
+    await started([group()], { blocked: [STRANGER] });
+    online();
+    link.receive(message(1, "g1", STRANGER));
+    link.receive(message(2, "g1", PEER));
+    const state = client.getState();
+    expect(state.conversations.g1.messages.map((m) => m.seq)).toEqual([2]);
+    expect(totalUnread(state)).toBe(1);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(link.of("ack")).toEqual([{ action: "ack", req: "cursor", conversation_id: "g1", seq: 2 }]);
+  });
+
+  it("blocking from a chat hides what they wrote at once; unblocking reads it back", async () => {
+    await started([group(), conversation("c1")]);
+    link.open();
+    link.receive(message(1, "g1", STRANGER));
+    await client.block(STRANGER);
+    expect(client.getState().conversations.g1.messages).toEqual([]);
+    history = [message(1, "g1", STRANGER), message(2, "g1", STRANGER)].map(({ type: _t, ...m }) => m as Message);
+    await client.unblock(STRANGER);
+    expect(calls).toEqual([`unblock ${STRANGER}`, "history g1 after 0"]);
+    expect(client.getState().conversations.g1.messages.map((m) => m.seq)).toEqual([1, 2]);
   });
 });

@@ -1,18 +1,21 @@
 import { describe, expect, it } from "vitest";
 import type { Conversation, Message, ServerFrame } from "../src/protocol";
-import { type ChatState, initialState, receiptOf, reduce, syncCursors } from "../src/store";
+import {
+  type ChatState, conversationName, initialState, receiptOf, reduce, syncCursors, totalUnread, unreadCount,
+} from "../src/store";
 
 const ME = "u-me";
 const PEER = "u-peer";
+const BLOCKED = "u-blocked";
 const NOW = 1_800_000_000_000;
 
 function conversation(fields: Partial<Conversation> = {}): Conversation {
   return {
     id: "c1", kind: "direct", title: null, ttl_seconds: 86400, last_seq: 0, read_seq: 0, unread_count: 0,
-    last_message: null,
+    last_message: null, request: false,
     members: [
-      { user_id: ME, phone: "+14155550100", online: true, last_seen_at: null, read_seq: 0, delivered_seq: 0 },
-      { user_id: PEER, phone: "+14155550101", online: false, last_seen_at: NOW - 60_000, read_seq: 0, delivered_seq: 0 },
+      { user_id: ME, phone: "+14155550100", display_name: null, role: "owner", online: true, last_seen_at: null, read_seq: 0, delivered_seq: 0 },
+      { user_id: PEER, phone: "+14155550101", display_name: null, role: "member", online: false, last_seen_at: NOW - 60_000, read_seq: 0, delivered_seq: 0 },
     ],
     ...fields,
   };
@@ -192,5 +195,154 @@ describe("receipts, presence and counters", () => {
     });
     expect(reloaded.conversations.c1.messages.map((m) => m.seq)).toEqual([1]);
     expect(reloaded.conversations.c1.held_seq).toBe(1);
+  });
+});
+
+describe("message requests", () => {
+  it("the list's request flag is kept, and a conversation without one is a chat", () => {
+    expect(loaded({ request: true }).conversations.c1.request).toBe(true);
+    const { request: _r, ...older } = conversation();
+    const state = reduce(initialState(ME), {
+      type: "conversations_loaded", now: NOW, list: { server_time: NOW, conversations: [older as Conversation] },
+    });
+    expect(state.conversations.c1.request).toBe(false);
+  });
+
+  it("my message in a request, once sent, accepts it", () => {
+    let state = reduce(loaded({ request: true }), {
+      type: "send_queued", pending: { client_msg_id: "cm-1", conversation_id: "c1", body: "sure", queued_at: NOW },
+    });
+    expect(state.conversations.c1.request).toBe(true);
+    state = frames(state, { type: "sent", conversation_id: "c1", client_msg_id: "cm-1", message_id: "m1", seq: 1,
+      created_at: NOW, expires_at: NOW + 60_000, duplicate: false });
+    expect(state.conversations.c1.request).toBe(false);
+    expect(state.conversations.c1.messages).toHaveLength(1);
+  });
+
+  it("a declined request leaves the list with anything still queued for it", () => {
+    let state = reduce(loaded({ request: true }), {
+      type: "send_queued", pending: { client_msg_id: "cm-1", conversation_id: "c1", body: "x", queued_at: NOW },
+    });
+    state = reduce(state, { type: "conversation_removed", conversation_id: "c1" });
+    expect(state.conversations).toEqual({});
+    expect(state.outbox).toEqual([]);
+  });
+
+  it("a conversation pushed to me joins the list; being removed from one drops it", () => {
+    let state = frames(initialState(ME), { type: "conversation", change: "created", by: PEER, conversation: conversation({ request: true }) });
+    expect(state.conversations.c1.request).toBe(true);
+    state = frames(state, { type: "member", conversation_id: "c1", user_id: ME, change: "removed", by: PEER });
+    expect(state.conversations.c1).toBeUndefined();
+  });
+
+  it("a frame type this client does not know changes nothing", () => {
+    const state = loaded();
+    expect(frames(state, { type: "typing", conversation_id: "c1", user_id: PEER, active: true })).toBe(state);
+    expect(frames(state, { type: "from-the-future" } as unknown as ServerFrame)).toBe(state);
+  });
+});
+
+describe("names", () => {
+  it("a member shows by display name where one is set, else by phone", () => {
+    const state = loaded({
+      members: [
+        { ...conversation().members[0] },
+        { ...conversation().members[1], display_name: "  Bob  " },
+      ],
+    });
+    expect(conversationName(state, state.conversations.c1)).toBe("Bob");
+    expect(conversationName(loaded(), loaded().conversations.c1)).toBe("+14155550101");
+  });
+});
+
+describe("blocked people", () => {
+  const group = (fields: Partial<Conversation> = {}) => conversation({
+    kind: "group",
+    members: [...conversation().members, { ...conversation().members[1], user_id: BLOCKED, phone: "+14155550199" }],
+    ...fields,
+  });
+  const block = { user_id: BLOCKED, phone: "+14155550199", display_name: null, blocked_at: NOW };
+  const withBlocked = (fields: Partial<Conversation> = {}) =>
+    reduce(reduce(initialState(ME), { type: "blocks_loaded", blocks: [block] }), {
+      type: "conversations_loaded", now: NOW, list: { server_time: NOW, conversations: [group(fields)] },
+    });
+  const sync = (...messages: Message[]): ServerFrame => ({
+    type: "sync", server_time: NOW,
+    conversations: [{ conversation_id: "c1", last_seq: messages.at(-1)?.seq ?? 0, read_seq: 0,
+      unread_count: messages.length, messages, has_more: false, first_seq: 1 }],
+  });
+
+  it("their pushed message is never shown nor counted, yet the held cursor moves over it", () => {
+    const state = frames(withBlocked(), pushed(message(1, { sender_id: BLOCKED })), pushed(message(2)));
+    const c = state.conversations.c1;
+    expect(c.messages.map((m) => m.seq)).toEqual([2]);
+    expect(c.unread_count).toBe(1);
+    expect(c.held_seq).toBe(2);
+    expect(c.last_message?.seq).toBe(2);
+  });
+
+  it("their message arriving after a gap is held until the gap fills", () => {
+    let state = frames(withBlocked(), pushed(message(2, { sender_id: BLOCKED })));
+    expect(state.conversations.c1.held_seq).toBe(0);
+    state = frames(state, pushed(message(1)));
+    expect(state.conversations.c1.held_seq).toBe(2);
+    expect(state.conversations.c1.hidden_seqs).toEqual([]);
+  });
+
+  it("history from sync leaves theirs out, and the unread shown does not count them", () => {
+    const state = frames(withBlocked(), sync(message(1, { sender_id: BLOCKED }), message(2), message(3, { sender_id: BLOCKED })));
+    const c = state.conversations.c1;
+    expect(c.messages.map((m) => m.seq)).toEqual([2]);
+    expect(c.held_seq).toBe(3);
+    expect(c.unread_count).toBe(3); // the server's count ...
+    expect(unreadCount(state, c)).toBe(1); // ... but only what can be read shows
+    expect(totalUnread(state)).toBe(1);
+  });
+
+  it("the list preview never shows their message", () => {
+    const state = withBlocked({ last_seq: 1, last_message: message(1, { sender_id: BLOCKED }) });
+    expect(state.conversations.c1.last_message).toBeNull();
+  });
+
+  it("blocking someone takes what they wrote off the screen at once; unblocking lets history back in", () => {
+    let state = reduce(initialState(ME), {
+      type: "conversations_loaded", now: NOW, list: { server_time: NOW, conversations: [group()] },
+    });
+    state = frames(state, pushed(message(1, { sender_id: BLOCKED })), pushed(message(2)));
+    state = reduce(state, { type: "blocked", block });
+    expect(state.conversations.c1.messages.map((m) => m.seq)).toEqual([2]);
+    expect(state.conversations.c1.held_seq).toBe(2);
+    state = reduce(state, { type: "unblocked", user_id: BLOCKED });
+    expect(state.blocked).toEqual({});
+    state = reduce(state, { type: "history_loaded", conversation_id: "c1", messages: [message(1, { sender_id: BLOCKED })] });
+    expect(state.conversations.c1.messages.map((m) => m.seq)).toEqual([1, 2]);
+  });
+
+  it("my own messages are never hidden, whoever is blocked", () => {
+    const state = frames(withBlocked(), pushed(message(1, { sender_id: ME })));
+    expect(state.conversations.c1.messages).toHaveLength(1);
+  });
+});
+
+describe("read receipts turned off", () => {
+  const receiptsOff = (state: ChatState) => reduce(state, {
+    type: "profile_loaded",
+    profile: { id: ME, phone: "+14155550100", display_name: null, settings: { message_requests: true, read_receipts: false } },
+  });
+
+  it("my message shows delivered at most, and read receipts that still arrive change nothing", () => {
+    let state = receiptsOff(frames(loaded(), pushed(message(1, { sender_id: ME }))));
+    state = frames(state,
+      { type: "receipt", conversation_id: "c1", user_id: PEER, kind: "delivered", seq: 1 },
+      { type: "receipt", conversation_id: "c1", user_id: PEER, kind: "read", seq: 1 });
+    const c = state.conversations.c1;
+    expect(c.members[1].read_seq).toBe(0);
+    expect(receiptOf(state, c, c.messages[0])).toBe("delivered");
+  });
+
+  it("a peer whose read cursor is hidden (null) is never read", () => {
+    const members = conversation().members.map((m) => ({ ...m, read_seq: null, delivered_seq: 5 }));
+    const state = frames(loaded({ members }), pushed(message(1, { sender_id: ME })));
+    expect(receiptOf(state, state.conversations.c1, state.conversations.c1.messages[0])).toBe("delivered");
   });
 });

@@ -1,20 +1,26 @@
 import { type FormEvent, type KeyboardEvent, memo, useEffect, useRef, useState } from "react";
 import { type ChatClient, SendRefused } from "../client";
-import type { Message } from "../protocol";
+import type { Member, Message } from "../protocol";
 import {
   type ChatState,
   type ConversationState,
   conversationName,
+  memberName,
   othersIn,
+  peerOf,
   receiptOf,
   serverNow,
 } from "../store";
-import { explain } from "./explain";
+import { explain, explainRefusal } from "./explain";
+import { RequestActions } from "./RequestActions";
+import { useAction } from "./useAction";
 
 interface Props {
   client: ChatClient;
   state: ChatState;
   conversation: ConversationState;
+  /** This conversation left my list from here (a declined request): what to tell the person. */
+  onLeft: (notice: string) => void;
 }
 
 const TTL_CHOICES: [number, string][] = [
@@ -26,7 +32,7 @@ const TTL_CHOICES: [number, string][] = [
   [30 * 86400, "30 days"],
 ];
 
-export function ChatView({ client, state, conversation }: Props) {
+export function ChatView({ client, state, conversation, onLeft }: Props) {
   const now = useNow(1_000);
   const serverTime = serverNow(state, now);
   const visible = conversation.messages.filter((m) => m.expires_at > serverTime);
@@ -36,15 +42,22 @@ export function ChatView({ client, state, conversation }: Props) {
   useEffect(() => {
     bottom.current?.scrollIntoView({ block: "end" });
   }, [visible.length, pending.length]);
+  const name = conversationName(state, conversation);
+  const peer = peerOf(state, conversation);
+  const peerBlocked = peer !== undefined && peer.user_id in state.blocked;
 
   return (
     <>
       <header className="chat-header">
-        <div>
-          <h2>{conversationName(state, conversation)}</h2>
+        <div className="chat-title">
+          <h2>{name}</h2>
           <p className="presence" data-testid="presence">{presenceLine(state, conversation, serverTime)}</p>
         </div>
-        <TtlPicker client={client} conversation={conversation} />
+        <div className="chat-tools">
+          {!conversation.request && <TtlPicker client={client} conversation={conversation} />}
+          {peer && !conversation.request && <BlockToggle client={client} person={peer} blocked={peerBlocked} />}
+          {conversation.kind === "group" && <MemberList client={client} state={state} conversation={conversation} />}
+        </div>
       </header>
       <ol className="messages" role="log" aria-label="Messages" aria-live="polite">
         {visible.map((message) => (
@@ -52,7 +65,7 @@ export function ChatView({ client, state, conversation }: Props) {
             key={message.seq}
             message={message}
             mine={message.sender_id === state.me}
-            sender={conversation.kind === "group" ? senderPhone(conversation, message) : null}
+            sender={conversation.kind === "group" ? senderName(conversation, message) : null}
             expiresIn={duration(message.expires_at - serverTime)}
             receipt={receiptOf(state, conversation, message)}
           />
@@ -63,7 +76,7 @@ export function ChatView({ client, state, conversation }: Props) {
             <p className="meta">
               {p.failed ? (
                 <>
-                  Not sent ({p.failed}){" "}
+                  <span role="alert">{explainRefusal(p.failed)}</span>{" "}
                   <button type="button" className="link" onClick={() => client.discardFailed(p.client_msg_id)}>Discard</button>
                 </>
               ) : (
@@ -74,8 +87,60 @@ export function ChatView({ client, state, conversation }: Props) {
         ))}
         <li ref={bottom} aria-hidden="true" />
       </ol>
-      <Composer client={client} conversationId={conversation.id} />
+      {conversation.request && (
+        <section className="notice request-banner" aria-label="Message request">
+          <p>
+            <strong>{name}</strong> wants to chat with you. Until you accept or reply, they can't see that you're
+            online or that you've read their messages.
+          </p>
+          <RequestActions client={client} conversation={conversation} name={name} onLeft={onLeft} />
+        </section>
+      )}
+      {peerBlocked ? (
+        <section className="notice blocked-banner" aria-label="Blocked">
+          <p>You blocked {name}. They can't send you messages.</p>
+          <BlockToggle client={client} person={peer} blocked />
+        </section>
+      ) : (
+        <Composer client={client} conversationId={conversation.id} />
+      )}
     </>
+  );
+}
+
+/** Block or unblock one person (their messages stop showing at once). */
+function BlockToggle({ client, person, blocked }: { client: ChatClient; person: Member; blocked: boolean }) {
+  const { run, busy, error } = useAction();
+  const name = memberName(person);
+  return (
+    <span className="block-toggle">
+      <button type="button" className={blocked ? "secondary" : "danger"} disabled={busy}
+        aria-label={`${blocked ? "Unblock" : "Block"} ${name}`}
+        onClick={() => void run(() => (blocked ? client.unblock(person.user_id) : client.block(person.user_id)))}>
+        {blocked ? "Unblock" : "Block"}
+      </button>
+      {error && <span role="alert" className="error">{error}</span>}
+    </span>
+  );
+}
+
+/** A group's members, each with a way to block them. */
+function MemberList({ client, state, conversation }: { client: ChatClient; state: ChatState; conversation: ConversationState }) {
+  return (
+    <details className="members">
+      <summary>Members</summary>
+      <ul>
+        {conversation.members.map((m) => (
+          <li key={m.user_id}>
+            <span className="member-name">
+              {m.user_id === state.me ? "You" : memberName(m)}
+              {m.role && m.role !== "member" && <span className="role"> · {m.role}</span>}
+            </span>
+            {m.user_id !== state.me && <BlockToggle client={client} person={m} blocked={m.user_id in state.blocked} />}
+          </li>
+        ))}
+      </ul>
+    </details>
   );
 }
 
@@ -108,8 +173,9 @@ const MessageItem = memo(function MessageItem({ message, mine, sender, expiresIn
   );
 });
 
-function senderPhone(conversation: ConversationState, message: Message): string {
-  return conversation.members.find((m) => m.user_id === message.sender_id)?.phone ?? "someone";
+function senderName(conversation: ConversationState, message: Message): string {
+  const sender = conversation.members.find((m) => m.user_id === message.sender_id);
+  return sender ? memberName(sender) : "someone";
 }
 
 function Composer({ client, conversationId }: { client: ChatClient; conversationId: string }) {

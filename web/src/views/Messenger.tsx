@@ -3,14 +3,20 @@ import type { Api } from "../api";
 import { ChatClient } from "../client";
 import { type StoredSession, loadOutbox } from "../session";
 import { RealtimeSocket } from "../socket";
-import { type ChatState, type ConversationState, conversationName, conversationsByActivity } from "../store";
+import {
+  type ChatState, type ConversationState, conversationName, conversationsByActivity, memberName, totalUnread, unreadCount,
+} from "../store";
 import { ChatView } from "./ChatView";
 import { explain } from "./explain";
+import { RequestActions } from "./RequestActions";
+import { Settings } from "./Settings";
 
 interface Props {
   api: Api;
   me: StoredSession;
 }
+
+type Pane = { kind: "chat"; id: string } | { kind: "settings" } | { kind: "none"; notice?: string };
 
 export function Messenger({ api, me }: Props) {
   const client = useMemo(
@@ -23,28 +29,44 @@ export function Messenger({ api, me }: Props) {
   }, [client]);
   const state = useSyncExternalStore(client.subscribe, client.getState);
   const status = useSyncExternalStore(client.subscribe, () => client.status);
-  const [selectedId, setSelectedId] = useState<string | null>(null);
+  const [pane, setPane] = useState<Pane>({ kind: "none" });
   useUnreadInTitle(state);
+  const selectedId = pane.kind === "chat" ? pane.id : null;
   const selected = selectedId ? state.conversations[selectedId] : undefined;
+  const select = (id: string) => setPane({ kind: "chat", id });
+  const left = (notice: string) => setPane({ kind: "none", notice });
+  const myName = state.profile?.display_name?.trim();
 
   return (
     <div className="messenger">
       <aside className="sidebar">
         <header className="me">
           <div>
-            <strong data-testid="my-phone">{me.phone}</strong>
+            {myName && <strong className="my-name" data-testid="my-name">{myName}</strong>}
+            <span className={myName ? "my-phone" : "my-phone strong"} data-testid="my-phone">{me.phone}</span>
             <span className={`status status-${status}`} data-testid="connection-status">{status}</span>
           </div>
-          <button type="button" className="link" onClick={() => void api.logout()}>Sign out</button>
+          <div className="me-actions">
+            <button type="button" className={pane.kind === "settings" ? "link selected" : "link"}
+              aria-pressed={pane.kind === "settings"} onClick={() => setPane({ kind: "settings" })}>Settings</button>
+            <button type="button" className="link" onClick={() => void api.logout()}>Sign out</button>
+          </div>
         </header>
-        <NewConversation client={client} onCreated={setSelectedId} />
-        <ConversationList state={state} selectedId={selectedId} onSelect={setSelectedId} />
+        <NewConversation client={client} onCreated={select} />
+        <div className="lists">
+          <RequestList client={client} state={state} selectedId={selectedId} onSelect={select} onLeft={left} />
+          <ConversationList state={state} selectedId={selectedId} onSelect={select} />
+        </div>
       </aside>
       <section className="chat">
-        {selected ? (
-          <ChatView key={selected.id} client={client} state={state} conversation={selected} />
+        {pane.kind === "settings" ? (
+          <Settings client={client} state={state} phone={me.phone} onClose={() => setPane({ kind: "none" })} />
+        ) : selected ? (
+          <ChatView key={selected.id} client={client} state={state} conversation={selected} onLeft={left} />
         ) : (
-          <p className="placeholder">Choose a conversation, or start one with a phone number.</p>
+          <p className="placeholder" role={pane.kind === "none" && pane.notice ? "status" : undefined}>
+            {(pane.kind === "none" && pane.notice) || "Choose a conversation, or start one with a phone number."}
+          </p>
         )}
       </section>
     </div>
@@ -53,7 +75,7 @@ export function Messenger({ api, me }: Props) {
 
 /** "(3) Ephemera": unread messages show in the tab while the window is elsewhere. */
 function useUnreadInTitle(state: ChatState): void {
-  const unread = Object.values(state.conversations).reduce((sum, c) => sum + c.unread_count, 0);
+  const unread = totalUnread(state);
   useEffect(() => {
     document.title = unread > 0 ? `(${unread}) Ephemera` : "Ephemera";
     return () => {
@@ -103,24 +125,28 @@ interface ListProps {
   onSelect: (id: string) => void;
 }
 
-function ConversationList({ state, selectedId, onSelect }: ListProps) {
-  const conversations = conversationsByActivity(state);
-  if (conversations.length === 0) return <p className="placeholder">No conversations yet.</p>;
+/** Chats someone new started with me: apart from my chats, each with its three answers. */
+function RequestList({ client, state, selectedId, onSelect, onLeft }: ListProps & {
+  client: ChatClient;
+  onLeft: (notice: string) => void;
+}) {
+  const requests = conversationsByActivity(state).filter((c) => c.request);
+  if (requests.length === 0) return null;
   return (
-    <nav aria-label="Conversations">
+    <nav aria-label="Message requests" className="requests">
+      <h3 className="section-title">
+        Message requests{" "}
+        <span className="count">{requests.length}<span className="visually-hidden"> waiting</span></span>
+      </h3>
+      <p className="section-hint">They won't see that you're online or have read their messages until you accept.</p>
       <ul className="conversations">
-        {conversations.map((c) => (
-          <li key={c.id}>
-            <button type="button" className={c.id === selectedId ? "selected" : ""} onClick={() => onSelect(c.id)}
-              data-testid="conversation">
-              <span className="name">{conversationName(state, c)}</span>
-              {c.unread_count > 0 && (
-                <span className="badge" data-testid="unread" aria-label={`${c.unread_count} unread`}>
-                  {c.unread_count}
-                </span>
-              )}
-              <span className="preview">{preview(state, c)}</span>
-            </button>
+        {requests.map((c) => (
+          <li key={c.id} className={c.id === selectedId ? "request selected" : "request"} data-testid="request">
+            <ConversationButton state={state} c={c} selected={c.id === selectedId} onSelect={onSelect} />
+            <RequestActions client={client} conversation={c} name={conversationName(state, c)} compact
+              onLeft={(notice) => {
+                if (c.id === selectedId) onLeft(notice);
+              }} />
           </li>
         ))}
       </ul>
@@ -128,8 +154,54 @@ function ConversationList({ state, selectedId, onSelect }: ListProps) {
   );
 }
 
+function ConversationList({ state, selectedId, onSelect }: ListProps) {
+  const all = conversationsByActivity(state);
+  const chats = all.filter((c) => !c.request);
+  if (chats.length === 0) {
+    return <p className="placeholder">{all.length === 0 ? "No conversations yet." : "No chats yet."}</p>;
+  }
+  return (
+    <nav aria-label="Chats">
+      {all.length > chats.length && <h3 className="section-title">Chats</h3>}
+      <ul className="conversations">
+        {chats.map((c) => (
+          <li key={c.id}>
+            <ConversationButton state={state} c={c} selected={c.id === selectedId} onSelect={onSelect} />
+          </li>
+        ))}
+      </ul>
+    </nav>
+  );
+}
+
+interface ButtonProps {
+  state: ChatState;
+  c: ConversationState;
+  selected: boolean;
+  onSelect: (id: string) => void;
+}
+
+function ConversationButton({ state, c, selected, onSelect }: ButtonProps) {
+  const unread = unreadCount(state, c);
+  return (
+    <button type="button" className={selected ? "conversation-button selected" : "conversation-button"}
+      onClick={() => onSelect(c.id)} aria-current={selected ? "true" : undefined} data-testid="conversation">
+      <span className="name">{conversationName(state, c)}</span>
+      {unread > 0 && (
+        <span className="badge" data-testid="unread" aria-label={`${unread} unread`}>{unread}</span>
+      )}
+      <span className="preview">{preview(state, c)}</span>
+    </button>
+  );
+}
+
 function preview(state: ChatState, c: ConversationState): string {
   const last = c.last_message;
   if (!last) return "";
-  return (last.sender_id === state.me ? "You: " : "") + last.body;
+  if (last.sender_id === state.me) return "You: " + last.body;
+  if (c.kind === "group") {
+    const sender = c.members.find((m) => m.user_id === last.sender_id);
+    if (sender) return `${memberName(sender)}: ${last.body}`;
+  }
+  return last.body;
 }

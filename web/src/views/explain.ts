@@ -12,3 +12,25 @@ export function explain(error: unknown): string {
   }
   return error.message;
 }
+
+/** Why a message of mine did not go, from the code of the server's `error` frame. */
+export function explainRefusal(code: string): string {
+  switch (code) {
+    case "forbidden":
+      return "Not delivered: this person isn't accepting your messages.";
+    case "not_found":
+      return "Not sent: this chat is no longer there.";
+    case "too_large":
+      return "Not sent: the message is too long.";
+    default:
+      return `Not sent (${code}).`;
+  }
+}
+
+/** A display name the server will take: 1–64 characters once trimmed; null when it will. */
+export function displayNameProblem(name: string): string | null {
+  const length = [...name.trim()].length;
+  if (length === 0) return "Enter a name, or keep the one you have.";
+  if (length > 64) return "A display name can be at most 64 characters.";
+  return null;
+}

@@ -1,0 +1,153 @@
+import { type FormEvent, useEffect, useState } from "react";
+import type { ChatClient } from "../client";
+import type { Block, Settings as Toggles } from "../protocol";
+import { type ChatState, blockList, memberName } from "../store";
+import { displayNameProblem } from "./explain";
+import { useAction } from "./useAction";
+
+interface Props {
+  client: ChatClient;
+  state: ChatState;
+  phone: string;
+  onClose: () => void;
+}
+
+const DATE = new Intl.DateTimeFormat([], { dateStyle: "medium" });
+
+/** My name, who may reach me and see my reads, and the people I blocked. */
+export function Settings({ client, state, phone, onClose }: Props) {
+  useEffect(() => {
+    void client.refreshSettings();
+  }, [client]);
+  const profile = state.profile;
+
+  return (
+    <div className="settings">
+      <header className="chat-header">
+        <h2>Settings</h2>
+        <button type="button" className="link" onClick={onClose}>Close settings</button>
+      </header>
+      <div className="settings-body">
+        {profile ? (
+          <>
+            <DisplayName client={client} current={profile.display_name} phone={phone} />
+            <Privacy client={client} settings={profile.settings} />
+          </>
+        ) : (
+          <p className="placeholder" role="status">Loading your settings…</p>
+        )}
+        <BlockedPeople client={client} blocks={blockList(state)} />
+      </div>
+    </div>
+  );
+}
+
+function DisplayName({ client, current, phone }: { client: ChatClient; current: string | null; phone: string }) {
+  const [name, setName] = useState(current ?? "");
+  const [problem, setProblem] = useState<string | null>(null);
+  const [saved, setSaved] = useState(false);
+  const { run, busy, error } = useAction();
+
+  async function save(event: FormEvent) {
+    event.preventDefault();
+    setSaved(false);
+    const invalid = displayNameProblem(name);
+    setProblem(invalid);
+    if (invalid) return;
+    if (await run(() => client.updateProfile({ display_name: name.trim() }))) {
+      setName(name.trim());
+      setSaved(true);
+    }
+  }
+
+  return (
+    <section className="settings-section" aria-labelledby="settings-profile">
+      <h3 id="settings-profile">Profile</h3>
+      <form className="display-name" onSubmit={save} aria-label="Display name">
+        <label>
+          Display name
+          <input value={name} maxLength={80} autoComplete="nickname" aria-describedby="display-name-hint"
+            onChange={(e) => {
+              setName(e.target.value);
+              setSaved(false);
+            }} />
+        </label>
+        <button type="submit" disabled={busy || name.trim() === (current ?? "")}>Save</button>
+      </form>
+      <p className="hint" id="display-name-hint">
+        Shown instead of your number ({phone}) to people you chat with.
+      </p>
+      {(problem ?? error) && <p role="alert" className="error">{problem ?? error}</p>}
+      {saved && <p role="status" className="saved">Saved.</p>}
+    </section>
+  );
+}
+
+function Privacy({ client, settings }: { client: ChatClient; settings: Toggles }) {
+  const { run, busy, error } = useAction();
+  const toggle = (change: Partial<Toggles>) => void run(() => client.updateProfile(change));
+
+  return (
+    <section className="settings-section" aria-labelledby="settings-privacy">
+      <h3 id="settings-privacy">Privacy</h3>
+      <label className="toggle">
+        <input type="checkbox" checked={settings.message_requests} disabled={busy}
+          aria-describedby="message-requests-hint"
+          onChange={(e) => toggle({ message_requests: e.target.checked })} />
+        <span>Message requests</span>
+      </label>
+      <p className="hint" id="message-requests-hint">
+        {settings.message_requests
+          ? "On: chats from people you haven't accepted wait under Message requests, and they can't see when you're online."
+          : "Off: anyone who has your number can message you directly."}
+      </p>
+      <label className="toggle">
+        <input type="checkbox" checked={settings.read_receipts} disabled={busy}
+          aria-describedby="read-receipts-hint"
+          onChange={(e) => toggle({ read_receipts: e.target.checked })} />
+        <span>Read receipts</span>
+      </label>
+      <p className="hint" id="read-receipts-hint">
+        {settings.read_receipts
+          ? "On: people see when you've read their messages, and you see when they've read yours."
+          : "Off: nobody sees when you've read their messages, and you don't see when they've read yours."}
+      </p>
+      {error && <p role="alert" className="error">{error}</p>}
+    </section>
+  );
+}
+
+function BlockedPeople({ client, blocks }: { client: ChatClient; blocks: Block[] }) {
+  return (
+    <section className="settings-section" aria-labelledby="settings-blocked">
+      <h3 id="settings-blocked">Blocked people</h3>
+      {blocks.length === 0 ? (
+        <p className="hint">You haven't blocked anyone.</p>
+      ) : (
+        <>
+          <p className="hint">They can't message you or add you to groups, and you never see their messages.</p>
+          <ul className="blocked-list" aria-label="Blocked people">
+            {blocks.map((block) => <BlockedPerson key={block.user_id} client={client} block={block} />)}
+          </ul>
+        </>
+      )}
+    </section>
+  );
+}
+
+function BlockedPerson({ client, block }: { client: ChatClient; block: Block }) {
+  const { run, busy, error } = useAction();
+  const name = memberName(block);
+  return (
+    <li data-testid="blocked-person">
+      <span className="blocked-name">
+        <strong>{name}</strong>
+        {name !== block.phone && <span className="hint"> {block.phone}</span>}
+        <span className="hint"> · blocked {DATE.format(block.blocked_at)}</span>
+      </span>
+      <button type="button" className="secondary" disabled={busy} aria-label={`Unblock ${name}`}
+        onClick={() => void run(() => client.unblock(block.user_id))}>Unblock</button>
+      {error && <p role="alert" className="error">{error}</p>}
+    </li>
+  );
+}
