@@ -15,10 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from chalicelib import bootstrap
-from chalicelib.errors import EphemeraError
-from chalicelib.phones import normalize_phone
-from chalicelib.storage import outbox
+from local_stack.dev import LocalDevApi
 from local_stack.events import WebsocketEventConverter, scheduled_event
 from local_stack.lambdas import LambdaPool, scheduled_functions
 from local_stack.management import LocalManagementApi
@@ -61,10 +58,12 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
     )
     rest = LocalRestGateway(chalice_app, pool, domain_name=domain)
     web_client = LocalWebClient(settings)
-    application = web.Application(client_max_size=10 * 1024 * 1024)  # API Gateway's payload cap
+    dev = LocalDevApi(settings.host, settings.port)
+    application = web.Application(client_max_size=10 * 1024 * 1024,  # API Gateway's payload cap
+                                  middlewares=[dev.own_host_only])
     application.router.add_get("/ws", gateway.handle_upgrade)
     LocalManagementApi(gateway).add_routes(application.router)
-    application.router.add_get("/dev/outbox", dev_outbox)
+    dev.add_routes(application.router)
 
     async def everything_else(request: web.Request) -> web.StreamResponse:
         response = await rest.handle(request)
@@ -104,23 +103,6 @@ async def run_schedule(pool: LambdaPool, function: str, interval_s: int) -> None
             log.info("cron %s -> %s", function, json.dumps(result))
         except Exception:
             log.exception("cron %s failed", function)
-
-
-async def dev_outbox(request: web.Request) -> web.Response:
-    """`GET /dev/outbox?phone=` (stage local only): what the console SMS sender "sent"."""
-    raw = request.query.get("phone", "")
-    if raw.startswith(" "):  # an unencoded '+' in a query string arrives as a space
-        raw = "+" + raw.lstrip()
-    try:
-        phone = normalize_phone(raw)
-    except EphemeraError as error:
-        return web.json_response({"error": error.to_error()}, status=error.status)
-    sent = await asyncio.to_thread(
-        bootstrap.get_db().run_read, "dev.outbox", outbox.sms_for_phone, phone)
-    return web.json_response({"messages": [
-        {"phone": sms.phone, "code": sms.code, "text": sms.text, "sent_at": sms.sent_at}
-        for sms in sent
-    ]})
 
 
 class LocalWebClient:

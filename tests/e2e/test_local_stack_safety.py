@@ -86,3 +86,37 @@ def test_text_a_client_chose_reaches_the_log_escaped_on_one_line_and_capped(stac
     assert "/no-route\\r99:99:99 ws" in logged  # still there to read, escaped
     (long_path_line,) = [line for line in lines if "xxxxxxxxxx" in line]
     assert long_path_line.endswith("x... -> 403 (no route)") and len(long_path_line) < 250
+
+
+@pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1.nip.io:{port}",
+                                  "127.0.0.1:1", "localhost", ""])
+def test_the_outbox_refuses_a_request_addressed_to_another_host(stack, host):
+    stack.request("POST", "/auth/otp", {"phone": ALICE})
+
+    status, reply, _ = stack.request(
+        "GET", "/dev/outbox?phone=%2B14155550101",
+        headers={"Host": host.format(port=stack.stack.port)})
+
+    assert status == 403
+    assert reply["error"]["code"] == "forbidden" and reply["error"]["message"]
+    assert "messages" not in reply
+
+
+def test_the_outbox_refuses_another_host_before_reading_the_request(stack):
+    status, reply, _ = stack.request(
+        "GET", "/dev/outbox?phone=not-a-phone",
+        headers={"Host": f"evil.example:{stack.stack.port}"})
+
+    assert status == 403 and reply["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LocalHost:{port}"])
+def test_the_outbox_answers_the_stacks_own_names(stack, host):
+    stack.request("POST", "/auth/otp", {"phone": ALICE})
+
+    status, reply, _ = stack.request(
+        "GET", "/dev/outbox?phone=%2B14155550101",
+        headers={"Host": host.format(port=stack.stack.port)})
+
+    assert status == 200
+    assert len(reply["messages"]) == 1
