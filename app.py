@@ -14,11 +14,12 @@ from chalicelib.identity import Principal
 from chalicelib.inputs import json_object, source_ip
 from chalicelib.replies import handshake_refusal, json_response, no_content, rest
 from chalicelib.services import (
+    account,
     conversations,
     expiry,
     frames,
     health,
-    messaging,
+    reading,
     sockets,
 )
 
@@ -40,6 +41,10 @@ def api_route(path: str, method: str) -> Callable[[Callable[..., Response]], Any
 
 def body() -> dict:
     return json_object(app.current_request.raw_body)
+
+
+def query() -> dict[str, str]:
+    return dict(app.current_request.query_params or {})
 
 
 def caller() -> Principal:
@@ -111,7 +116,8 @@ def create_conversation() -> Response:
 
 @api_route("/conversations", "GET")
 def list_conversations() -> Response:
-    return json_response(conversations.list_for(caller().user_id, bootstrap.get_realtime()))
+    page = conversations.list_for(caller().user_id, query(), bootstrap.get_realtime())
+    return json_response(page)
 
 
 @api_route("/conversations/{conversation_id}", "PATCH")
@@ -123,10 +129,50 @@ def update_conversation(conversation_id: str) -> Response:
 
 @api_route("/conversations/{conversation_id}/messages", "GET")
 def conversation_history(conversation_id: str) -> Response:
-    query = app.current_request.query_params or {}
-    page = messaging.history(caller().user_id, conversation_id, dict(query),
-                             bootstrap.get_realtime())
+    page = reading.history(caller().user_id, conversation_id, query(),
+                           bootstrap.get_realtime())
     return json_response(page)
+
+
+@api_route("/conversations/{conversation_id}/accept", "POST")
+def accept_conversation(conversation_id: str) -> Response:
+    view = conversations.accept(caller().user_id, conversation_id, bootstrap.get_realtime())
+    return json_response(view)
+
+
+@api_route("/conversations/{conversation_id}/decline", "POST")
+def decline_conversation(conversation_id: str) -> Response:
+    conversations.decline(caller().user_id, conversation_id, body(), bootstrap.get_realtime())
+    return no_content()
+
+
+# --- the account: profile, settings, blocks ----------------------------------------------
+
+
+@api_route("/me", "GET")
+def get_me() -> Response:
+    return json_response(account.me(caller().user_id, bootstrap.get_realtime()))
+
+
+@api_route("/me", "PATCH")
+def update_me() -> Response:
+    return json_response(account.update_me(caller().user_id, body(), bootstrap.get_realtime()))
+
+
+@api_route("/blocks", "GET")
+def list_blocks() -> Response:
+    return json_response(account.list_blocks(caller().user_id, bootstrap.get_realtime()))
+
+
+@api_route("/blocks", "POST")
+def block_user() -> Response:
+    return json_response(account.block(caller().user_id, body(), bootstrap.get_realtime()))
+
+
+@api_route("/blocks/{user_id}", "DELETE")
+def unblock_user(user_id: str) -> Response:
+    account.unblock(caller().user_id, user_id, bootstrap.get_realtime())
+    return no_content()
 
 
 # --- WebSocket --------------------------------------------------------------------------

@@ -32,3 +32,11 @@ def new_id(now_ms: int | None = None) -> str:
         _last = (ms, random_part)
     value = (ms << _RANDOM_BITS) | random_part
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def new_user_id() -> str:
+    """A user's id: ULID-shaped, but its time part is random too. A time-sortable id would
+    tell when the phone was first seen (a pending user created just now, or an account of
+    long standing), and nothing may tell a phone with an account from one without."""
+    value = secrets.randbits(48 + _RANDOM_BITS)
+    return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))

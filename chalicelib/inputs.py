@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from chalicelib.errors import InvalidInput, TooLarge
 
 MAX_JSON_BYTES = 64 * 1024
+# The largest whole number every JSON client reads exactly (2**53 - 1); no seq comes near it.
+MAX_SAFE_INTEGER = 2**53 - 1
+DIGITS = re.compile(r"[0-9]{1,16}")
 
 
 def json_object(raw: bytes | str | None) -> dict[str, Any]:
@@ -22,7 +26,17 @@ def json_object(raw: bytes | str | None) -> dict[str, Any]:
         raise InvalidInput("the body is not valid JSON") from exc
     if not isinstance(value, dict):
         raise InvalidInput("the body must be a JSON object")
+    require_utf8(value)
     return value
+
+
+def require_utf8(value: Any) -> None:
+    """`bad_request` for JSON whose strings hold a lone surrogate (`"\\ud800"` is valid JSON
+    but no text: it cannot be stored, pushed or logged as UTF-8)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput("strings must be valid Unicode text") from exc
 
 
 def source_ip(request_context: dict[str, Any]) -> str:
@@ -44,13 +58,13 @@ def string_field(source: dict[str, Any], name: str, *, max_length: int) -> str:
 
 
 def int_field(source: dict[str, Any], name: str, *, minimum: int = 0,
-              maximum: int | None = None, default: int | None = None) -> int:
-    """A whole number in range (JSON booleans are not numbers here), or `bad_request`."""
+              maximum: int = MAX_SAFE_INTEGER, default: int | None = None) -> int:
+    """A whole number in range (JSON booleans are not numbers here), or `bad_request`. Query
+    strings arrive as text: only ASCII digits count ("²".isdigit() is true, int("²") fails),
+    and no more of them than a number in range can have."""
     value = source.get(name, default)
-    if isinstance(value, str) and value.isdigit():  # query strings arrive as text
+    if isinstance(value, str) and DIGITS.fullmatch(value):
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum or (
-            maximum is not None and value > maximum):
-        upper = f" to {maximum}" if maximum is not None else " or more"
-        raise InvalidInput(f"{name} must be a whole number from {minimum}{upper}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise InvalidInput(f"{name} must be a whole number from {minimum} to {maximum}")
     return value

@@ -17,7 +17,7 @@ from chalicelib.crypto import (
 )
 from chalicelib.errors import InvalidInput, NotFound, Unauthorized
 from chalicelib.identity import Principal
-from chalicelib.ids import new_id
+from chalicelib.ids import new_id, new_user_id
 from chalicelib.inputs import text
 from chalicelib.networks import network_key
 from chalicelib.observability import logger, set_user
@@ -132,8 +132,8 @@ class AuthService:
         if not same(challenge.code_hash, self._code_hash(challenge.id, code)):
             return _Outcome(attempts_left=challenge.attempts_left)
         otp.consume_challenge(txn, challenge.id, now)
-        user = users.get_or_create_user(txn, new_id=new_id(), phone=challenge.phone, now_ms=now,
-                                        activate=True)
+        user = users.get_or_create_user(txn, new_id=new_user_id(), phone=challenge.phone,
+                                        phone_key=challenge.phone_key, now_ms=now, activate=True)
         device = Device(id=new_id(), user_id=user.id, name=device_name, token_version=0,
                         created_at=now, last_used_at=now, revoked_at=None)
         users.insert_device(txn, device)

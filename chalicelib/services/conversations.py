@@ -1,28 +1,49 @@
-"""Conversations: 1:1 (de-duplicated per pair) and groups, and what a member sees of them."""
+"""Conversations: 1:1 (de-duplicated per pair) and groups, consent to them, and what a member
+sees of them and of the other members."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections import defaultdict
 from typing import Any
 
+from chalicelib.crypto import keyed_hash
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
-from chalicelib.ids import new_id
+from chalicelib.ids import new_id, new_user_id
+from chalicelib.inputs import int_field
 from chalicelib.phones import normalize_phone
+from chalicelib.services.limits import NEW_ACCOUNT_MS
 from chalicelib.services.messaging import message_view
+from chalicelib.services.presence import reveal
 from chalicelib.services.realtime import Realtime
-from chalicelib.storage import conversations, messages, users
-from chalicelib.storage.conversations import Conversation, Participant
+from chalicelib.storage import blocks, conversations, messages, users
+from chalicelib.storage.conversations import (
+    ACCEPTED,
+    DECLINED,
+    REQUEST,
+    Conversation,
+    Member,
+    Participant,
+)
 from chalicelib.storage.database import Transaction
 
 TTL_MIN_S, TTL_MAX_S, TTL_DEFAULT_S = 10, 30 * 24 * 3600, 24 * 3600
 TITLE_MAX = 200
 MEMBERS_MAX = 256
+LIST_LIMIT, LIST_MAX = 50, 200
+# A page of `GET /conversations` stops growing past this many bytes (Lambda's reply limit is
+# 6 MB; big groups make big pages), and says where to go on with `next_cursor`.
+LIST_REPLY_BUDGET_BYTES = 1_000_000
+LIST_CURSOR = re.compile(r"^([0-9]{1,16})\.([0-9A-Z]{26})$")
 
 
 def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str, Any], bool]:
     """`POST /conversations`: one other phone makes a direct chat (the pair's existing one if
     there is one), any other request a group. A phone with no account becomes a pending user:
-    the reply is the same either way. Returns (conversation, created)."""
+    the reply is the same either way. For each member who shares no accepted conversation
+    with the creator (and has not turned requests off), the conversation is a request.
+    Returns (conversation, created)."""
     phones = _member_phones(fields.get("members"))
     title = _title(fields.get("title"))
     ttl = _ttl(fields.get("ttl_seconds", TTL_DEFAULT_S))
@@ -34,22 +55,27 @@ def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str
         others = [phone for phone in phones if phone != me.phone]
         if not others:
             raise InvalidInput("members must name at least one other phone")
-        member_ids = [users.get_or_create_user(txn, new_id=new_id(now), phone=phone,
-                                               now_ms=now, activate=False).id
-                      for phone in others]
+        member_ids = _members_by_phone(txn, user_id, me.activated_at or me.created_at, others,
+                                       now, rt)
+        if blocks.blockers_of(txn, user_id, member_ids):
+            raise Forbidden("you cannot start a conversation with one of these people")
         key = conversations.direct_key(user_id, member_ids[0]) if len(others) == 1 else None
-        if key is not None:
-            existing = conversations.get_direct_conversation(txn, key)
-            if existing is not None:
-                return existing.id, False
+        existing = conversations.get_direct_conversation(txn, key) if key else None
+        if existing is not None:
+            _come_back(txn, existing, user_id)
+            return existing.id, False
         conversation = Conversation(
             id=new_id(now), kind="direct" if key else "group", direct_key=key, title=title,
-            ttl_seconds=ttl, last_seq=0, created_by=user_id, created_at=now, updated_at=now)
+            ttl_seconds=ttl, last_seq=0, created_by=user_id, created_at=now, updated_at=now,
+            activity_at=now)
         conversations.insert_conversation(txn, conversation)
+        known = (conversations.accepted_contacts(txn, user_id, member_ids)
+                 | users.accepting_everyone(txn, member_ids))
         conversations.insert_participants(txn, [
-            Participant(conversation.id, member, "owner" if member == user_id else "member",
-                        0, 0, 0, now)
-            for member in [user_id, *member_ids]
+            Participant(conversation.id, user_id, "owner", 0, 0, 0, now, ACCEPTED)] + [
+            Participant(conversation.id, member, "member", 0, 0, 0, now,
+                        ACCEPTED if member in known else REQUEST)
+            for member in member_ids
         ])
         return conversation.id, True
 
@@ -60,16 +86,111 @@ def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str
     return view_one(user_id, conversation_id, rt), created
 
 
-def list_for(user_id: str, rt: Realtime) -> dict[str, Any]:
-    """`GET /conversations`: all of mine, with unread counts, last message and members."""
+def _members_by_phone(txn: Transaction, user_id: str, account_since: int, phones: list[str],
+                      now: int, rt: Realtime) -> list[str]:
+    """The users of these phones, creating pending users for phones without one, after the
+    abuse limits: conversations (and member additions) per user, stricter for an account
+    younger than a day, and new pending users per user per day, one hit each."""
+    found = users.users_by_phone(txn, phones)
+    missing = [phone for phone in phones if phone not in found]
+    new_account = now - account_since < NEW_ACCOUNT_MS
+    rt.limiter.check_txn(txn, [("conversations_per_new_user" if new_account
+                                else "conversations_per_user", user_id)], now)
+    rt.limiter.check_txn(txn, [("pending_users_per_user", user_id)], now, cost=len(missing))
+    for phone in missing:
+        found[phone] = users.get_or_create_user(
+            txn, new_id=new_user_id(), phone=phone, phone_key=keyed_hash(rt.keys.phone, phone),
+            now_ms=now, activate=False).id
+    return [found[phone] for phone in phones]
+
+
+def _come_back(txn: Transaction, conversation: Conversation, user_id: str) -> None:
+    """Asking again for a direct chat one is in accepts it; one who had declined it comes
+    back to it from now on (nothing from before)."""
+    me = conversations.get_participant(txn, conversation.id, user_id)
+    if me is None:
+        return
+    if me.consent == DECLINED:
+        conversations.set_consent(txn, conversation.id, user_id, ACCEPTED,
+                                  rejoin_at_seq=conversation.last_seq)
+    elif me.consent == REQUEST:
+        conversations.set_consent(txn, conversation.id, user_id, ACCEPTED)
+
+
+def accept(user_id: str, conversation_id: str, rt: Realtime) -> dict[str, Any]:
+    """`POST /conversations/{id}/accept`: the others may now see the member (and get their
+    presence at once)."""
+
+    def accept_txn(txn: Transaction) -> bool:
+        me = conversations.get_participant(txn, conversation_id, user_id)
+        if me is None or me.consent == DECLINED:
+            raise NotFound("no such conversation")
+        return conversations.set_consent(txn, conversation_id, user_id, ACCEPTED)
+
+    if rt.db.run_transaction("conversations.accept", accept_txn):
+        reveal(user_id, conversation_id, rt)
+    return view_one(user_id, conversation_id, rt)
+
+
+def decline(user_id: str, conversation_id: str, fields: dict[str, Any], rt: Realtime) -> None:
+    """`POST /conversations/{id}/decline {block?}`: leave a request (it is no longer mine; the
+    others see me as before, so a decline tells them nothing), blocking its starter if asked."""
+    block = fields.get("block", False)
+    if not isinstance(block, bool):
+        raise InvalidInput("block must be true or false")
     now = rt.clock.now_ms()
-    views = rt.db.run_read("conversations.list", _views_txn, user_id, None, now)
-    return {"server_time": now, "conversations": views}
+
+    def decline_txn(txn: Transaction) -> None:
+        me = conversations.get_participant(txn, conversation_id, user_id)
+        if me is None or me.consent == DECLINED:
+            raise NotFound("no such conversation")
+        if me.consent != REQUEST:
+            raise InvalidInput("only a message request can be declined")
+        conversations.set_consent(txn, conversation_id, user_id, DECLINED)
+        conversation = conversations.get_conversation(txn, conversation_id)
+        assert conversation is not None
+        starter = users.get_user(txn, conversation.created_by)
+        if block and starter is not None and starter.id != user_id:
+            blocks.insert_block(txn, user_id, keyed_hash(rt.keys.phone, starter.phone),
+                                starter.id, now)
+
+    rt.db.run_transaction("conversations.decline", decline_txn)
+
+
+def list_for(user_id: str, query: dict[str, Any], rt: Realtime) -> dict[str, Any]:
+    """`GET /conversations?limit=&cursor=`: a page of mine by latest activity, newest first,
+    with unread counts, last message and members; `next_cursor` goes on (null at the end)."""
+    limit = int_field(query, "limit", minimum=1, maximum=LIST_MAX, default=LIST_LIMIT)
+    before = _parse_cursor(query.get("cursor"))
+    now = rt.clock.now_ms()
+
+    def list_txn(txn: Transaction) -> dict[str, Any]:
+        page = conversations.page_of_user(txn, user_id, before=before, limit=limit + 1)
+        views, size = [], 0
+        for view in _views_txn(txn, user_id, page[:limit], now):
+            size += len(json.dumps(view, ensure_ascii=False).encode())
+            if views and size > LIST_REPLY_BUDGET_BYTES:
+                break
+            views.append(view)
+        more = len(views) < len(page)
+        last = page[len(views) - 1][0] if views else None
+        return {"server_time": now, "conversations": views,
+                "next_cursor": f"{last.activity_at}.{last.id}" if more and last else None}
+
+    return rt.db.run_read("conversations.list", list_txn)
 
 
 def view_one(user_id: str, conversation_id: str, rt: Realtime) -> dict[str, Any]:
-    views = rt.db.run_read("conversations.view", _views_txn, user_id, conversation_id,
-                           rt.clock.now_ms())
+    now = rt.clock.now_ms()
+
+    def view_txn(txn: Transaction) -> list[dict[str, Any]]:
+        me = conversations.get_participant(txn, conversation_id, user_id)
+        conversation = conversations.get_conversation(txn, conversation_id)
+        if me is None or conversation is None or me.consent == DECLINED:
+            return []
+        return _views_txn(txn, user_id, [(conversation, me)], now)
+
+    views = rt.db.run_read("conversations.view", view_txn)
     if not views:
         raise NotFound("no such conversation")
     return views[0]
@@ -89,7 +210,7 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
     def update_txn(txn: Transaction) -> None:
         me = conversations.get_participant(txn, conversation_id, user_id)
         conversation = conversations.get_conversation(txn, conversation_id)
-        if me is None or conversation is None:
+        if me is None or conversation is None or me.consent == DECLINED:
             raise NotFound("no such conversation")
         if conversation.kind == "group" and me.role not in ("owner", "admin"):
             raise Forbidden("only the group's owner and admins can change it")
@@ -100,17 +221,17 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
     return view_one(user_id, conversation_id, rt)
 
 
-def _views_txn(txn: Transaction, user_id: str, only: str | None,
+def _views_txn(txn: Transaction, user_id: str, mine: list[tuple[Conversation, Participant]],
                now: int) -> list[dict[str, Any]]:
-    mine = [(c, p) for c, p in conversations.conversations_of_user(txn, user_id)
-            if only is None or c.id == only]
+    everyone = conversations.members_of(txn, [c.id for c, _ in mine])
+    viewer = users.get_profile(txn, user_id)
+    blocked = blocks.blocked_between(txn, user_id,
+                                     sorted({m.user_id for m in everyone} - {user_id}))
     members = defaultdict(list)
-    for member in conversations.members_of(txn, [c.id for c, _ in mine]):
-        members[member.conversation_id].append({
-            "user_id": member.user_id, "phone": member.phone, "online": member.online,
-            "last_seen_at": member.last_seen_at, "read_seq": member.read_seq,
-            "delivered_seq": member.delivered_seq,
-        })
+    for member in everyone:
+        members[member.conversation_id].append(
+            member_view(member, viewer_id=user_id, blocked=member.user_id in blocked,
+                        viewer_reads=viewer.read_receipts if viewer else False))
     views = []
     for conversation, me in mine:
         last = messages.newest_message(txn, conversation.id, after_seq=me.joined_seq,
@@ -122,9 +243,40 @@ def _views_txn(txn: Transaction, user_id: str, only: str | None,
             "unread_count": messages.unread_count(txn, conversation.id, user_id,
                                                   read_seq=me.read_seq, now_ms=now),
             "last_message": message_view(last) if last else None,
+            "request": me.consent == REQUEST,
             "members": members[conversation.id],
         })
     return views
+
+
+def member_view(member: Member, *, viewer_id: str, blocked: bool,
+                viewer_reads: bool) -> dict[str, Any]:
+    """A member as the viewer may see them. Until the member accepts the conversation every
+    field privacy hides is null, exactly as for a phone with no account; a block hides
+    presence both ways; read cursors go only between people who both share them."""
+    view: dict[str, Any] = {"user_id": member.user_id, "phone": member.phone,
+                            "role": member.role, "display_name": None, "online": None,
+                            "last_seen_at": None, "read_seq": None, "delivered_seq": None}
+    if member.user_id != viewer_id and member.consent != ACCEPTED:
+        return view
+    mine = member.user_id == viewer_id
+    view["display_name"] = member.display_name
+    view["delivered_seq"] = member.delivered_seq
+    if mine or (member.read_receipts and viewer_reads):
+        view["read_seq"] = member.read_seq
+    if mine or not blocked:
+        view["online"] = member.online
+        view["last_seen_at"] = member.last_seen_at
+    return view
+
+
+def _parse_cursor(raw: object) -> tuple[int, str] | None:
+    if raw is None:
+        return None
+    match = LIST_CURSOR.match(raw) if isinstance(raw, str) else None
+    if match is None:
+        raise InvalidInput("cursor must be a next_cursor this API returned")
+    return int(match.group(1)), match.group(2)
 
 
 def _member_phones(raw: object) -> list[str]:

@@ -110,9 +110,10 @@ def _frames_txn(txn: Transaction, conversation_id: str, deleted: list[tuple[int,
         frame = {"type": "expired", "conversation_id": conversation_id,
                  "ranges": ranges[start:start + RANGES_PER_FRAME], "up_to_seq": up_to_seq,
                  "reason": "expired"}
-        frames += [(connection_id, frame) for connection_id, _ in audience]
+        frames += [(listener.connection_id, frame) for listener in audience]
     for member in conversations.list_participants(txn, conversation_id):
-        mine = [cid for cid, user_id in audience if user_id == member.user_id]
+        mine = [listener.connection_id for listener in audience
+                if listener.user_id == member.user_id]
         counted = any(seq > member.read_seq and sender != member.user_id
                       for seq, sender in deleted)  # an unread message of theirs went
         if mine and counted:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
+from chalicelib.inputs import require_utf8
 from chalicelib.observability import logger
 from chalicelib.replies import INTERNAL, error_frame, with_req
-from chalicelib.services import messaging
+from chalicelib.services import messaging, reading
 from chalicelib.services.delivery import deliver
 from chalicelib.services.presence import push_frames
 from chalicelib.services.realtime import Caller, Realtime, caller_of
@@ -31,25 +32,33 @@ ACTIONS: dict[str, Action] = {
     "send": messaging.send,
     "ack": messaging.ack,
     "read": messaging.read,
-    "sync": messaging.sync,
+    "sync": reading.sync,
     "ping": ping,
 }
 
 
 def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
+    """Every frame, bad ones included, passes the connection's frame limit before it costs a
+    transaction of its own (a fresh `send` counts it inside its own transaction)."""
     req = None
     try:
-        frame = parse_frame(raw)
-        req = frame.get("req")
-        action = ACTIONS.get(frame.get("action"))  # type: ignore[arg-type]
-        if action is None:
-            raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
-        named = frame.get("conversation_id")
+        try:
+            frame = parse_frame(raw)
+            req = frame.get("req")
+            action = ACTIONS.get(frame.get("action"))  # type: ignore[arg-type]
+            if action is None:
+                raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
+        except EphemeraError:
+            messaging.count_frame(connection_id, rt)
+            raise
+        named, client_msg_id = frame.get("conversation_id"), frame.get("client_msg_id")
         caller = caller_of(connection_id, rt, force_touch=frame["action"] == "ping",
-                           conversation_id=named if isinstance(named, str) else None)
+                           conversation_id=named if isinstance(named, str) else None,
+                           client_msg_id=client_msg_id if isinstance(client_msg_id, str)
+                           and action is messaging.send else None)
         logger.append_keys(action=frame["action"])
-        if action is not messaging.send:  # sends have their own policies, in their transaction
-            rt.limiter.check([("frames_per_connection", connection_id)])
+        if action is not messaging.send:  # a send counts its frame with its own limits
+            messaging.count_frame(connection_id, rt)
         action(caller, frame, rt)
     except EphemeraError as error:
         deliver(rt.push, [(connection_id, error_frame(error, req))])
@@ -71,6 +80,7 @@ def parse_frame(raw: str | None) -> dict[str, Any]:
         raise InvalidInput("the frame is not valid JSON") from exc
     if not isinstance(frame, dict):
         raise InvalidInput("the frame must be a JSON object")
+    require_utf8(frame)
     req = frame.get("req")
     if req is not None and not (
             (isinstance(req, str) and len(req) <= REQ_MAX_LENGTH)

@@ -42,7 +42,10 @@ DEFAULT_POLICIES = {
     "send_per_new_user": (20, 60),       # the same, for accounts younger than a day
     "send_per_conversation": (300, 60),  # all members together, per conversation
     "send_same_body": (5, 600),          # one identical body (20+ characters) from one sender
-    "frames_per_connection": (120, 60),  # ack, read, sync and ping on one socket
+    "frames_per_connection": (240, 60),  # every frame on one socket, sends included
+    "conversations_per_user": (30, 3_600),     # POST /conversations and member additions
+    "conversations_per_new_user": (5, 3_600),  # the same, accounts younger than a day
+    "pending_users_per_user": (50, 86_400),    # phones with no account added, per day
 }
 NEW_ACCOUNT_MS = 24 * 3600 * 1000
 SPAM_MIN_BODY = 20  # shorter bodies ("ok", "lol") repeat innocently
@@ -75,23 +78,26 @@ def allows(limit: int, window_ms: int, previous: int, current: int, elapsed_ms: 
 
 
 def retry_after_ms(limit: int, window_ms: int, previous: int, current: int,
-                   elapsed_ms: int) -> int:
-    """How long until one more hit is allowed, if nobody else hits the bucket meanwhile.
-    `current` does not include the denied hit."""
-    if current + 1 <= limit and previous > 0:
+                   elapsed_ms: int, cost: int = 1) -> int:
+    """How long until `cost` more hits are allowed, if nobody else hits the bucket meanwhile.
+    `current` does not include the denied hits. (More than `limit` at once never fits: the
+    answer is then the two windows it takes to forget everything.)"""
+    if cost > limit:
+        return 2 * window_ms - elapsed_ms
+    if current + cost <= limit and previous > 0:
         # Still in this window: wait for the previous window's weight to fall enough.
-        needed = window_ms - elapsed_ms - ((limit - current - 1) * window_ms) // previous
+        needed = window_ms - elapsed_ms - ((limit - current - cost) * window_ms) // previous
         wait = max(1, needed)
         if elapsed_ms + wait < window_ms:
-            while not allows(limit, window_ms, previous, current + 1, elapsed_ms + wait):
+            while not allows(limit, window_ms, previous, current + cost, elapsed_ms + wait):
                 wait += 1  # integer rounding: at most a step or two
             return wait
     # The next window: this one's hits become the weighted "previous".
     to_next = window_ms - elapsed_ms
     if current == 0:
         return to_next
-    into = max(0, window_ms - ((limit - 1) * window_ms) // current)
-    while not allows(limit, window_ms, current, 1, into):
+    into = max(0, window_ms - ((limit - cost) * window_ms) // current)
+    while not allows(limit, window_ms, current, cost, into):
         into += 1
     return to_next + into
 
@@ -101,8 +107,10 @@ class Limiter(Protocol):
         """Count one hit on each (policy, key) in a transaction of its own; raise
         `RateLimited` (and count nothing) when any is over its limit."""
 
-    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int) -> None:
-        """The same inside the caller's transaction: a denial rolls all of it back."""
+    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int, *,
+                  cost: int = 1) -> None:
+        """The same inside the caller's transaction: a denial rolls all of it back. `cost`
+        hits are counted on each (e.g. one per pending user a request creates)."""
 
 
 class SlidingWindowLimiter:
@@ -114,15 +122,16 @@ class SlidingWindowLimiter:
     def check(self, checks: list[tuple[str, str]]) -> None:
         self._db.run_transaction("limits.check", self.check_txn, checks, self._clock.now_ms())
 
-    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int) -> None:
-        if not checks:
+    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int, *,
+                  cost: int = 1) -> None:
+        if not checks or cost < 1:
             return
         buckets = []
         for policy_name, key in checks:
             policy = self._policies[policy_name]
             start = now_ms - now_ms % policy.window_ms
             buckets.append((policy, f"{policy.name}:{key}", start))
-        rate_limits.count_hits(txn, [(bucket, start, start + 2 * policy.window_ms)
+        rate_limits.count_hits(txn, [(bucket, start, start + 2 * policy.window_ms, cost)
                                      for policy, bucket, start in buckets])
         counts = rate_limits.read_counts(
             txn, [(bucket, start - policy.window_ms) for policy, bucket, start in buckets]
@@ -134,7 +143,7 @@ class SlidingWindowLimiter:
             elapsed = now_ms - start
             if not allows(policy.limit, policy.window_ms, previous, current, elapsed):
                 waits.append(retry_after_ms(policy.limit, policy.window_ms, previous,
-                                            current - 1, elapsed))
+                                            current - cost, elapsed, cost))
         if waits:
             raise RateLimited("too many requests; slow down", retry_after_ms=max(waits))
 
@@ -145,5 +154,6 @@ class NoLimits:
     def check(self, checks: list[tuple[str, str]]) -> None:
         return None
 
-    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int) -> None:
+    def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int, *,
+                  cost: int = 1) -> None:
         return None

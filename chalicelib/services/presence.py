@@ -41,11 +41,25 @@ def connection_closed_txn(txn: Transaction, connection_id: str,
 
 
 def announce(user_id: str, *, online: bool, last_seen_at: int | None, rt: Realtime) -> None:
-    """Tell everyone who shares a conversation with the user; drop whatever turns out gone."""
+    """Tell everyone who may see the user's presence; drop whatever turns out gone."""
     frame = {"type": "presence", "user_id": user_id, "online": online,
              "last_seen_at": last_seen_at}
     audience = rt.db.run_read("presence.audience", connections.connection_ids_of_contacts,
                               user_id)
+    push_frames([(cid, frame) for cid in audience], rt)
+
+
+def reveal(user_id: str, conversation_id: str, rt: Realtime) -> None:
+    """The user just accepted a conversation: its members may now see their presence."""
+
+    def reveal_txn(txn: Transaction) -> tuple[list[str], dict[str, object]]:
+        audience = connections.connection_ids_of_contacts(txn, user_id, conversation_id)
+        online = bool(connections.connection_ids_of_user(txn, user_id))
+        user = users.get_user(txn, user_id)
+        return audience, {"type": "presence", "user_id": user_id, "online": online,
+                          "last_seen_at": user.last_seen_at if user else None}
+
+    audience, frame = rt.db.run_read("presence.reveal", reveal_txn)
     push_frames([(cid, frame) for cid in audience], rt)
 
 

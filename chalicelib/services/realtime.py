@@ -11,7 +11,9 @@ from chalicelib.errors import Unauthorized
 from chalicelib.observability import set_user
 from chalicelib.services.limits import Limiter
 from chalicelib.storage import connections
+from chalicelib.storage.connections import NamedConversation
 from chalicelib.storage.database import Database
+from chalicelib.storage.messages import IdempotencyKey
 
 # A connection's last_seen_at is refreshed at most this often by ordinary frames (ping always
 # refreshes it); well inside API Gateway's 10-minute idle limit that housekeeping checks.
@@ -32,25 +34,26 @@ class Realtime:
 
 @dataclass(frozen=True)
 class Caller:
-    """The user and device behind a WebSocket connection. `conversation_ttl_s` is the TTL of
-    the conversation the frame names, read along with the connection (a send needs it, and
-    this saves it a round trip); None when the frame names none that exists."""
+    """The user and device behind a WebSocket connection, with what the frame's one read
+    learnt besides: how the caller stands in the conversation the frame names (None when it
+    names none that exists) and their earlier send under the frame's `client_msg_id`."""
 
     connection_id: str
     user_id: str
     device_id: str
-    conversation_ttl_s: int | None = None
+    conversation: NamedConversation | None = None
     account_since: int = 0  # the rate limits treat accounts younger than a day more strictly
+    prior_send: IdempotencyKey | None = None
 
 
 def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None = None,
-              force_touch: bool = False) -> Caller:
+              client_msg_id: str | None = None, force_touch: bool = False) -> Caller:
     """Who sent a frame, from the connection row stored at `$connect` (one read). The row's
     activity is refreshed when it is getting old, or always for a ping. A connection with no
-    row (revoked, swept) is refused."""
+    row (revoked, swept), or whose device has been revoked since, is refused."""
     now = rt.clock.now_ms()
     loaded = rt.db.run_read("realtime.caller", connections.load_caller, connection_id,
-                            conversation_id)
+                            conversation_id, client_msg_id)
     if loaded is None:
         raise Unauthorized("this connection is not logged in; open a new one with a ticket")
     row = loaded.connection
@@ -58,5 +61,5 @@ def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None =
         rt.db.run_transaction("realtime.touch", connections.touch_connection, connection_id,
                               now)
     set_user(row.user_id)
-    return Caller(connection_id, row.user_id, row.device_id, loaded.ttl_seconds,
-                  loaded.account_since)
+    return Caller(connection_id, row.user_id, row.device_id, loaded.conversation,
+                  loaded.account_since, loaded.prior_send)

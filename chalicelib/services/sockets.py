@@ -31,6 +31,10 @@ def open_connection(ticket: object, connection_id: str, *, tokens: Tokens,
         rt.limiter.check_txn(txn, [("connect_per_user", claims.user_id)], now)
         if not sessions.consume_ticket(txn, claims.jti, claims.expires_at_ms):
             raise Unauthorized("this ticket was already used")
+        # The user's lock before the device is read: a revocation holds it while it revokes
+        # and drops the device's connections, so this either sees the device revoked or
+        # stores a connection the revocation will then drop; never a live one for a dead device.
+        users.lock_user(txn, claims.user_id, now)
         device = users.get_device(txn, claims.device_id)
         if device is None or device.revoked_at is not None or device.user_id != claims.user_id:
             raise Forbidden("this device has been logged out")

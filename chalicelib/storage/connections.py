@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.storage.database import Transaction
+from chalicelib.storage.messages import IdempotencyKey
 
 
 @dataclass(frozen=True)
@@ -60,16 +61,23 @@ def connection_ids_of_user(txn: Transaction, user_id: str) -> list[str]:
     return [row["id"] for row in txn.fetchall()]
 
 
-def connection_ids_of_contacts(txn: Transaction, user_id: str) -> list[str]:
-    """Connections of everyone who shares a conversation with the user (not the user's own):
-    who may see the user's presence."""
+def connection_ids_of_contacts(txn: Transaction, user_id: str,
+                               conversation_id: str | None = None) -> list[str]:
+    """Connections of everyone who may see the user's presence (not the user's own): those
+    who share a conversation the user has accepted (and they have not declined), with no
+    block between them either way. `conversation_id` narrows it to one conversation."""
+    only = " AND mine.conversation_id = %s" if conversation_id is not None else ""
     txn.execute(
-        "SELECT DISTINCT k.id FROM participants mine"
+        "SELECT DISTINCT k.id FROM participants mine"  # noqa: S608 - a fixed clause
         " JOIN participants theirs ON theirs.conversation_id = mine.conversation_id"
-        "  AND theirs.user_id <> mine.user_id"
+        "  AND theirs.user_id <> mine.user_id AND theirs.consent <> 'declined'"
         " JOIN connections k ON k.user_id = theirs.user_id"
-        " WHERE mine.user_id = %s ORDER BY k.id",
-        (user_id,),
+        " WHERE mine.user_id = %s AND mine.consent = 'accepted'" + only +
+        " AND NOT EXISTS (SELECT 1 FROM blocks b"
+        "  WHERE (b.blocker_id = mine.user_id AND b.blocked_user_id = theirs.user_id)"
+        "  OR (b.blocker_id = theirs.user_id AND b.blocked_user_id = mine.user_id))"
+        " ORDER BY k.id",
+        (user_id,) if conversation_id is None else (user_id, conversation_id),
     )
     return [row["id"] for row in txn.fetchall()]
 
@@ -86,27 +94,64 @@ def stale_connections(txn: Transaction, *, idle_before_ms: int, opened_before_ms
 
 
 @dataclass(frozen=True)
+class NamedConversation:
+    """The conversation a frame names, as its caller stands in it."""
+
+    ttl_seconds: int
+    kind: str
+    consent: str | None  # the caller's; None when they are not a member
+    blocked: bool  # a direct chat whose other member blocked the caller
+
+
+@dataclass(frozen=True)
 class CallerRow:
     connection: ConnectionRow
     account_since: int  # when the user activated their account (the rate limits' "age")
-    ttl_seconds: int | None  # of the conversation the frame names; None if there is none
+    conversation: NamedConversation | None  # the one the frame names; None if none exists
+    prior_send: IdempotencyKey | None  # the caller's earlier send with the frame's client_msg_id
 
 
-def load_caller(txn: Transaction, connection_id: str,
-                conversation_id: str | None) -> CallerRow | None:
-    """A connection's row, its user's account age and, in the same round trip, the TTL of
-    the conversation a frame names (a send needs both)."""
+def load_caller(txn: Transaction, connection_id: str, conversation_id: str | None,
+                client_msg_id: str | None = None) -> CallerRow | None:
+    """In one round trip: a connection whose device is still live (a revoked device's
+    connection reads as none), its user's account age, how the caller stands in the
+    conversation the frame names, and their earlier send under the frame's client_msg_id
+    (a retry is answered from this read, without a locking transaction)."""
     txn.execute(
         "SELECT k.id, k.user_id, k.device_id, k.connected_at, k.last_seen_at,"
-        " COALESCE(u.activated_at, u.created_at) AS account_since, c.ttl_seconds"
+        " COALESCE(u.activated_at, u.created_at) AS account_since,"
+        " c.ttl_seconds, c.kind, p.consent,"
+        " EXISTS (SELECT 1 FROM participants o JOIN blocks b ON b.blocker_id = o.user_id"
+        "   AND b.blocked_user_id = k.user_id"
+        "   WHERE c.kind = 'direct' AND o.conversation_id = c.id AND o.user_id <> k.user_id)"
+        "  AS blocked,"
+        " ik.conversation_id AS key_conversation_id, ik.message_id AS key_message_id,"
+        " ik.seq AS key_seq, ik.body_hash AS key_body_hash, ik.created_at AS key_created_at,"
+        " ik.message_expires_at AS key_message_expires_at, ik.keep_until AS key_keep_until"
         " FROM connections k JOIN users u ON u.id = k.user_id"
-        " LEFT JOIN conversations c ON c.id = %s WHERE k.id = %s",
-        (conversation_id, connection_id),
+        " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL"
+        " LEFT JOIN conversations c ON c.id = %s"
+        " LEFT JOIN participants p ON p.conversation_id = c.id AND p.user_id = k.user_id"
+        " LEFT JOIN idempotency_keys ik ON ik.sender_id = k.user_id AND ik.client_msg_id = %s"
+        " WHERE k.id = %s",
+        (conversation_id, client_msg_id, connection_id),
     )
     row = txn.fetchone()
     if row is None:
         return None
-    ttl = row.pop("ttl_seconds")
-    account_since = int(row.pop("account_since"))
-    return CallerRow(ConnectionRow(**row), account_since,
-                     int(ttl) if ttl is not None else None)
+    connection = ConnectionRow(row["id"], row["user_id"], row["device_id"],
+                               row["connected_at"], row["last_seen_at"])
+    named = None
+    if row["ttl_seconds"] is not None:
+        named = NamedConversation(int(row["ttl_seconds"]), row["kind"], row["consent"],
+                                  bool(row["blocked"]))
+    prior = None
+    if row["key_message_id"] is not None:
+        prior = IdempotencyKey(
+            sender_id=row["user_id"], client_msg_id=client_msg_id or "",
+            conversation_id=row["key_conversation_id"], message_id=row["key_message_id"],
+            seq=int(row["key_seq"]), body_hash=row["key_body_hash"],
+            created_at=int(row["key_created_at"]),
+            message_expires_at=int(row["key_message_expires_at"]),
+            keep_until=int(row["key_keep_until"]))
+    return CallerRow(connection, int(row["account_since"]), named, prior)

@@ -18,6 +18,7 @@ class Conversation:
     created_by: str
     created_at: int
     updated_at: int
+    activity_at: int  # the newest message's time, else the creation's: lists page by it
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class Participant:
     read_seq: int
     delivered_seq: int
     joined_at: int
+    consent: str = "accepted"  # "accepted" | "request" | "declined" (see CONSENTS)
+
+
+# A member's consent: a request reveals nothing of them until accepted; a declined member
+# has left (the conversation is no longer theirs) while the others see them as before.
+ACCEPTED, REQUEST, DECLINED = "accepted", "request", "declined"
 
 
 def direct_key(user_a: str, user_b: str) -> str:
@@ -40,17 +47,18 @@ def direct_key(user_a: str, user_b: str) -> str:
 def insert_conversation(txn: Transaction, conversation: Conversation) -> None:
     txn.execute(
         "INSERT INTO conversations (id, kind, direct_key, title, ttl_seconds, last_seq,"
-        " created_by, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " created_by, created_at, updated_at, activity_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (conversation.id, conversation.kind, conversation.direct_key, conversation.title,
          conversation.ttl_seconds, conversation.last_seq, conversation.created_by,
-         conversation.created_at, conversation.updated_at),
+         conversation.created_at, conversation.updated_at, conversation.activity_at),
     )
 
 
 def get_conversation(txn: Transaction, conversation_id: str) -> Conversation | None:
     txn.execute(
         "SELECT id, kind, direct_key, title, ttl_seconds, last_seq, created_by, created_at,"
-        " updated_at FROM conversations WHERE id = %s",
+        " updated_at, activity_at FROM conversations WHERE id = %s",
         (conversation_id,),
     )
     row = txn.fetchone()
@@ -60,7 +68,7 @@ def get_conversation(txn: Transaction, conversation_id: str) -> Conversation | N
 def get_direct_conversation(txn: Transaction, key: str) -> Conversation | None:
     txn.execute(
         "SELECT id, kind, direct_key, title, ttl_seconds, last_seq, created_by, created_at,"
-        " updated_at FROM conversations WHERE direct_key = %s",
+        " updated_at, activity_at FROM conversations WHERE direct_key = %s",
         (key,),
     )
     row = txn.fetchone()
@@ -70,56 +78,107 @@ def get_direct_conversation(txn: Transaction, key: str) -> Conversation | None:
 def insert_participants(txn: Transaction, participants: list[Participant]) -> None:
     txn.executemany(
         "INSERT INTO participants (conversation_id, user_id, role, joined_seq, read_seq,"
-        " delivered_seq, joined_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        " delivered_seq, joined_at, consent) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
         [(p.conversation_id, p.user_id, p.role, p.joined_seq, p.read_seq, p.delivered_seq,
-          p.joined_at) for p in participants],
+          p.joined_at, p.consent) for p in participants],
     )
 
 
 def list_participants(txn: Transaction, conversation_id: str) -> list[Participant]:
     txn.execute(
-        "SELECT conversation_id, user_id, role, joined_seq, read_seq, delivered_seq, joined_at"
-        " FROM participants WHERE conversation_id = %s ORDER BY user_id",
+        "SELECT conversation_id, user_id, role, joined_seq, read_seq, delivered_seq, joined_at,"
+        " consent FROM participants WHERE conversation_id = %s ORDER BY user_id",
         (conversation_id,),
     )
     return [Participant(**row) for row in txn.fetchall()]
 
 
-def allocate_seq(txn: Transaction, conversation_id: str, sender_id: str) -> int | None:
-    """The conversation's next seq, or None when the sender is not a participant (or no such
-    conversation): the membership check and the counter are one statement, one row lock."""
-    return txn.engine.allocate_seq(txn, conversation_id, sender_id)
-
+def allocate_seq(txn: Transaction, conversation_id: str, sender_id: str,
+                 now_ms: int) -> int | None:
+    """The conversation's next seq, or None when the sender is not a participant (or has
+    declined it, or no such conversation): the membership check, the counter and the
+    conversation's activity time are one statement, one row lock."""
+    return txn.engine.allocate_seq(txn, conversation_id, sender_id, now_ms)
 
 
 def get_participant(txn: Transaction, conversation_id: str, user_id: str) -> Participant | None:
     txn.execute(
-        "SELECT conversation_id, user_id, role, joined_seq, read_seq, delivered_seq, joined_at"
-        " FROM participants WHERE conversation_id = %s AND user_id = %s",
+        "SELECT conversation_id, user_id, role, joined_seq, read_seq, delivered_seq, joined_at,"
+        " consent FROM participants WHERE conversation_id = %s AND user_id = %s",
         (conversation_id, user_id),
     )
     row = txn.fetchone()
     return Participant(**row) if row else None
 
 
+_MINE = (
+    "SELECT c.id, c.kind, c.direct_key, c.title, c.ttl_seconds, c.last_seq, c.created_by,"
+    " c.created_at, c.updated_at, c.activity_at, p.role, p.joined_seq, p.read_seq,"
+    " p.delivered_seq, p.joined_at, p.consent"
+    " FROM participants p JOIN conversations c ON c.id = p.conversation_id"
+    " WHERE p.user_id = %s AND p.consent <> 'declined'"
+)
+
+
 def conversations_of_user(txn: Transaction, user_id: str) -> list[tuple[Conversation, Participant]]:
-    """Every conversation the user is in, with their own participant row; the most recently
-    created or changed first."""
+    """Every conversation the user is in (declined ones are no longer theirs), with their
+    own participant row; the latest activity first."""
+    txn.execute(_MINE + " ORDER BY c.activity_at DESC, c.id DESC", (user_id,))
+    return [_mine(row, user_id) for row in txn.fetchall()]
+
+
+def page_of_user(txn: Transaction, user_id: str, *, before: tuple[int, str] | None,
+                 limit: int) -> list[tuple[Conversation, Participant]]:
+    """Up to `limit` of the user's conversations by latest activity, newest first, after the
+    keyset `before` = (activity_at, id) of the previous page's last one."""
+    if before is None:
+        txn.execute(_MINE + " ORDER BY c.activity_at DESC, c.id DESC LIMIT %s",
+                    (user_id, limit))
+    else:
+        activity_at, conversation_id = before
+        txn.execute(
+            _MINE + " AND (c.activity_at < %s OR (c.activity_at = %s AND c.id < %s))"
+            " ORDER BY c.activity_at DESC, c.id DESC LIMIT %s",
+            (user_id, activity_at, activity_at, conversation_id, limit))
+    return [_mine(row, user_id) for row in txn.fetchall()]
+
+
+def _mine(row: dict, user_id: str) -> tuple[Conversation, Participant]:
+    participant = Participant(row["id"], user_id, row.pop("role"), row.pop("joined_seq"),
+                              row.pop("read_seq"), row.pop("delivered_seq"),
+                              row.pop("joined_at"), row.pop("consent"))
+    return Conversation(**row), participant
+
+
+def set_consent(txn: Transaction, conversation_id: str, user_id: str, consent: str,
+                *, rejoin_at_seq: int | None = None) -> bool:
+    """Record a member's consent; `rejoin_at_seq` also restarts their history there (one who
+    declined and comes back sees nothing from before). True if the row changed."""
+    if rejoin_at_seq is None:
+        txn.execute("UPDATE participants SET consent = %s"
+                    " WHERE conversation_id = %s AND user_id = %s AND consent <> %s",
+                    (consent, conversation_id, user_id, consent))
+    else:
+        txn.execute("UPDATE participants SET consent = %s, joined_seq = %s, read_seq = %s,"
+                    " delivered_seq = %s WHERE conversation_id = %s AND user_id = %s",
+                    (consent, rejoin_at_seq, rejoin_at_seq, rejoin_at_seq, conversation_id,
+                     user_id))
+    return txn.rowcount == 1
+
+
+def accepted_contacts(txn: Transaction, user_id: str, others: list[str]) -> set[str]:
+    """Those of `others` who share a conversation with `user_id` that both have accepted."""
+    if not others:
+        return set()
+    placeholders = ", ".join(["%s"] * len(others))  # only placeholders go in
     txn.execute(
-        "SELECT c.id, c.kind, c.direct_key, c.title, c.ttl_seconds, c.last_seq, c.created_by,"
-        " c.created_at, c.updated_at, p.role, p.joined_seq, p.read_seq, p.delivered_seq,"
-        " p.joined_at"
-        " FROM participants p JOIN conversations c ON c.id = p.conversation_id"
-        " WHERE p.user_id = %s ORDER BY c.updated_at DESC, c.id DESC",
-        (user_id,),
+        "SELECT DISTINCT theirs.user_id FROM participants mine"  # noqa: S608
+        " JOIN participants theirs ON theirs.conversation_id = mine.conversation_id"
+        " WHERE mine.user_id = %s AND mine.consent = 'accepted'"
+        f" AND theirs.user_id IN ({placeholders}) AND theirs.consent = 'accepted'",
+        [user_id, *others],
     )
-    pairs = []
-    for row in txn.fetchall():
-        participant = Participant(row["id"], user_id, row.pop("role"), row.pop("joined_seq"),
-                                  row.pop("read_seq"), row.pop("delivered_seq"),
-                                  row.pop("joined_at"))
-        pairs.append((Conversation(**row), participant))
-    return pairs
+    return {row["user_id"] for row in txn.fetchall()}
 
 
 @dataclass(frozen=True)
@@ -129,7 +188,10 @@ class Member:
     conversation_id: str
     user_id: str
     phone: str
+    display_name: str | None
     role: str
+    consent: str
+    read_receipts: bool
     read_seq: int
     delivered_seq: int
     last_seen_at: int | None
@@ -142,15 +204,16 @@ def members_of(txn: Transaction, conversation_ids: list[str]) -> list[Member]:
         return []
     placeholders = ", ".join(["%s"] * len(conversation_ids))  # only placeholders go in
     sql = (
-        "SELECT p.conversation_id, p.user_id, u.phone, p.role, p.read_seq, p.delivered_seq,"  # noqa: S608
-        " u.last_seen_at,"
+        "SELECT p.conversation_id, p.user_id, u.phone, u.display_name, p.role, p.consent,"  # noqa: S608
+        " u.read_receipts, p.read_seq, p.delivered_seq, u.last_seen_at,"
         " EXISTS (SELECT 1 FROM connections k WHERE k.user_id = p.user_id) AS online"
         " FROM participants p JOIN users u ON u.id = p.user_id"
         " WHERE p.conversation_id IN (" + placeholders + ")"
         " ORDER BY p.conversation_id, p.joined_at, p.user_id"
     )
     txn.execute(sql, conversation_ids)
-    return [Member(**{**row, "online": bool(row["online"])}) for row in txn.fetchall()]
+    return [Member(**{**row, "online": bool(row["online"]),
+                      "read_receipts": bool(row["read_receipts"])}) for row in txn.fetchall()]
 
 
 def update_settings(txn: Transaction, conversation_id: str, *, title: str | None,
@@ -172,7 +235,8 @@ def advance_cursor(txn: Transaction, conversation_id: str, user_id: str, cursor:
               " FROM conversations c WHERE c.id = participants.conversation_id)")
     txn.execute(
         f"UPDATE participants SET {column} = {capped}"  # noqa: S608 - column from a fixed map
-        f" WHERE conversation_id = %s AND user_id = %s AND {column} < {capped}",
+        f" WHERE conversation_id = %s AND user_id = %s AND consent <> 'declined'"
+        f" AND {column} < {capped}",
         (seq, seq, conversation_id, user_id, seq, seq),
     )
     if txn.rowcount != 1:
@@ -183,11 +247,23 @@ def advance_cursor(txn: Transaction, conversation_id: str, user_id: str, cursor:
     return int(row["value"]) if row else None
 
 
-def connections_of_conversation(txn: Transaction, conversation_id: str) -> list[tuple[str, str]]:
-    """(connection id, user id) of every live connection of every participant."""
+@dataclass(frozen=True)
+class Listener:
+    """A live connection of a member: who may be pushed what."""
+
+    connection_id: str
+    user_id: str
+    consent: str
+    read_receipts: bool
+
+
+def connections_of_conversation(txn: Transaction, conversation_id: str) -> list[Listener]:
+    """Every live connection of every member who has not declined the conversation."""
     txn.execute(
-        "SELECT k.id, k.user_id FROM participants p JOIN connections k ON k.user_id = p.user_id"
-        " WHERE p.conversation_id = %s ORDER BY k.id",
+        "SELECT k.id, k.user_id, p.consent, u.read_receipts FROM participants p"
+        " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
+        " WHERE p.conversation_id = %s AND p.consent <> 'declined' ORDER BY k.id",
         (conversation_id,),
     )
-    return [(row["id"], row["user_id"]) for row in txn.fetchall()]
+    return [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]))
+            for row in txn.fetchall()]

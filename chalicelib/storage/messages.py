@@ -56,6 +56,56 @@ def messages_after(
     return [Message(**row) for row in txn.fetchall()]
 
 
+def messages_before(
+    txn: Transaction, conversation_id: str, *, before_seq: int, floor_seq: int, now_ms: int,
+    limit: int
+) -> list[Message]:
+    """The newest unexpired messages with floor_seq < seq < before_seq, at most `limit`,
+    ascending (scrolling back through history)."""
+    txn.execute(
+        "SELECT id, conversation_id, seq, sender_id, sender_device_id, client_msg_id, body,"
+        " created_at, expires_at FROM messages"
+        " WHERE conversation_id = %s AND seq < %s AND seq > %s AND expires_at > %s"
+        " ORDER BY seq DESC LIMIT %s",
+        (conversation_id, before_seq, floor_seq, now_ms, limit),
+    )
+    return [Message(**row) for row in reversed(txn.fetchall())]
+
+
+def messages_after_within(
+    txn: Transaction, conversation_id: str, *, after_seq: int, now_ms: int, limit: int,
+    max_bytes: int, overhead_bytes: int
+) -> tuple[list[Message], int, bool]:
+    """Unexpired messages after `after_seq`, ascending: at most `limit`, and no more than fit
+    in `max_bytes` (each body's UTF-8 size plus `overhead_bytes`). Returns (messages, rows
+    examined, whether more remain). The sizes are read first, so no body that does not fit
+    is ever fetched: the work is bounded by `limit` rows and `max_bytes`."""
+    size = txn.engine.octet_length("body")
+    txn.execute(
+        f"SELECT seq, {size} AS size FROM messages"  # noqa: S608 - an engine's fixed expression
+        " WHERE conversation_id = %s AND seq > %s AND expires_at > %s ORDER BY seq LIMIT %s",
+        (conversation_id, after_seq, now_ms, limit + 1),
+    )
+    sizes = txn.fetchall()
+    fitting, total = [], 0
+    for row in sizes[:limit]:
+        total += int(row["size"]) + overhead_bytes
+        if total > max_bytes:
+            break
+        fitting.append(int(row["seq"]))
+    more = len(fitting) < len(sizes)
+    if not fitting:
+        return [], len(sizes), more
+    txn.execute(
+        "SELECT id, conversation_id, seq, sender_id, sender_device_id, client_msg_id, body,"
+        " created_at, expires_at FROM messages"
+        " WHERE conversation_id = %s AND seq BETWEEN %s AND %s AND expires_at > %s"
+        " ORDER BY seq",
+        (conversation_id, fitting[0], fitting[-1], now_ms),
+    )
+    return [Message(**row) for row in txn.fetchall()], len(sizes), more
+
+
 def delete_expired_batch(txn: Transaction, *, now_ms: int, limit: int) -> list[DeletedMessage]:
     """Delete up to `limit` messages whose expiry has passed, oldest expiry first.
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from chalicelib.storage.database import Transaction
 
 
-def count_hits(txn: Transaction, windows: list[tuple[str, int, int]]) -> None:
-    """Add one hit to each (bucket, window_start, expires_at), creating rows as needed, in one
-    statement. Rows are taken in key order, so two checks never lock them crosswise."""
+def count_hits(txn: Transaction, windows: list[tuple[str, int, int, int]]) -> None:
+    """Add `hits` to each (bucket, window_start, expires_at, hits), creating rows as needed, in
+    one statement. Rows are taken in key order, so two checks never lock them crosswise."""
     txn.engine.increment_counters(txn, sorted(set(windows)))
 
 

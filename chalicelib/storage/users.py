@@ -73,9 +73,11 @@ def get_device(txn: Transaction, device_id: str) -> Device | None:
 
 
 
-def get_or_create_user(txn: Transaction, *, new_id: str, phone: str, now_ms: int,
-                       activate: bool) -> User:
+def get_or_create_user(txn: Transaction, *, new_id: str, phone: str, phone_key: str,
+                       now_ms: int, activate: bool) -> User:
     """The user with `phone`, created (pending, or active if `activate`) when there is none.
+    A new user inherits the blocks placed on the phone (`phone_key`) before: blocks survive
+    the blocked one deleting the account and signing up again.
 
     A concurrent creator may win the unique phone key: then its row is read instead.
     """
@@ -85,6 +87,8 @@ def get_or_create_user(txn: Transaction, *, new_id: str, phone: str, now_ms: int
                     activated_at=now_ms if activate else None, last_seen_at=None)
         try:
             insert_user(txn, user)
+            txn.execute("UPDATE blocks SET blocked_user_id = %s WHERE blocked_key = %s",
+                        (user.id, phone_key))
             return user
         except Exception as exc:
             if not txn.engine.is_duplicate_key(exc):
@@ -125,3 +129,60 @@ def lock_user(txn: Transaction, user_id: str, now_ms: int) -> None:
     """Take the user's row lock (and note activity): connects and disconnects of one user's
     devices run one at a time, so exactly one of them sees "first" or "last"."""
     txn.execute("UPDATE users SET last_seen_at = %s WHERE id = %s", (now_ms, user_id))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a user says about themself, and their privacy settings."""
+
+    id: str
+    phone: str
+    display_name: str | None
+    message_requests: bool
+    read_receipts: bool
+
+
+def get_profile(txn: Transaction, user_id: str) -> Profile | None:
+    txn.execute(
+        "SELECT id, phone, display_name, message_requests, read_receipts FROM users"
+        " WHERE id = %s",
+        (user_id,),
+    )
+    row = txn.fetchone()
+    if row is None:
+        return None
+    return Profile(row["id"], row["phone"], row["display_name"],
+                   bool(row["message_requests"]), bool(row["read_receipts"]))
+
+
+# The columns a profile update may set; names are never taken from input.
+PROFILE_COLUMNS = ("display_name", "message_requests", "read_receipts")
+
+
+def update_profile(txn: Transaction, user_id: str, changes: dict[str, object]) -> None:
+    """Set the given profile columns (keys from PROFILE_COLUMNS)."""
+    for column, value in changes.items():
+        if column not in PROFILE_COLUMNS:
+            raise ValueError(f"not a profile column: {column}")
+        txn.execute(f"UPDATE users SET {column} = %s WHERE id = %s",  # noqa: S608 - fixed names
+                    (value, user_id))
+
+
+def accepting_everyone(txn: Transaction, user_ids: list[str]) -> set[str]:
+    """Those of `user_ids` who turned message requests off (they accept everyone)."""
+    if not user_ids:
+        return set()
+    placeholders = ", ".join(["%s"] * len(user_ids))  # only placeholders go in
+    txn.execute(f"SELECT id FROM users WHERE message_requests = 0 AND id IN ({placeholders})",  # noqa: S608
+                user_ids)
+    return {row["id"] for row in txn.fetchall()}
+
+
+def users_by_phone(txn: Transaction, phones: list[str]) -> dict[str, str]:
+    """phone -> user id, for those of `phones` that have a user (pending or active)."""
+    if not phones:
+        return {}
+    placeholders = ", ".join(["%s"] * len(phones))  # only placeholders go in
+    txn.execute(f"SELECT id, phone FROM users WHERE phone IN ({placeholders})",  # noqa: S608
+                phones)
+    return {row["phone"]: row["id"] for row in txn.fetchall()}

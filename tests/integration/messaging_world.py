@@ -8,11 +8,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.crypto import keyed_hash
 from chalicelib.ids import new_id
 from chalicelib.services import conversations, frames, presence
 from chalicelib.services.realtime import Caller, Realtime
+from chalicelib.storage import conversations as storage_conversations
 from chalicelib.storage import users
 from chalicelib.storage.connections import ConnectionRow
+from chalicelib.storage.conversations import ACCEPTED
 from chalicelib.storage.users import Device, User
 from tests.support.fakes import RecordingPush
 
@@ -42,8 +45,12 @@ class World:
         phone = f"+1415555{next(_phone_numbers) % 10_000:04d}"
         now = self.rt.clock.now_ms()
         user = self.rt.db.run_transaction("t", users.get_or_create_user, new_id=new_id(),
-                                          phone=phone, now_ms=now, activate=True)
+                                          phone=phone, phone_key=self.phone_key(phone),
+                                          now_ms=now, activate=True)
         return Person(user, phone)
+
+    def phone_key(self, phone: str) -> str:
+        return keyed_hash(self.rt.keys.phone, phone)
 
     def device(self, person: Person) -> Caller:
         """A new device of `person` with a live connection."""
@@ -61,11 +68,18 @@ class World:
     def disconnect(self, caller: Caller) -> None:
         presence.close_connection(caller.connection_id, self.rt)
 
-    def chat(self, owner: Person, *others: Person, ttl_seconds: int = 3600) -> str:
+    def chat(self, owner: Person, *others: Person, ttl_seconds: int = 3600,
+             accepted: bool = True) -> str:
+        """A conversation the owner starts; by default every member has accepted it (people
+        who know each other), else it is a request for those who share nothing with them."""
         fields = {"members": [p.phone for p in others], "ttl_seconds": ttl_seconds}
         if len(others) > 1 or not others:
             fields["title"] = "group"
         view, _ = conversations.create(owner.id, fields, self.rt)
+        if accepted:
+            for other in others:
+                self.rt.db.run_transaction("t", storage_conversations.set_consent, view["id"],
+                                           other.id, ACCEPTED)
         return view["id"]
 
     # --- frames -----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.crypto import Keys
+from chalicelib.crypto import Keys, keyed_hash
 from chalicelib.errors import InvalidInput, NotFound, Unauthorized
 from chalicelib.services import sockets
 from chalicelib.services.auth import OTP_ATTEMPTS, OTP_TTL_S, AuthService
@@ -173,7 +173,8 @@ def test_malformed_codes_are_bad_requests_that_spend_no_attempt(auth, sms):
 
 def test_a_pending_user_keeps_their_id_when_they_first_log_in(auth, sms, db, clock):
     pending = db.run_transaction("t", users.get_or_create_user, new_id="01PENDINGUSER0000000000000",
-                                 phone=PHONE, now_ms=clock.now_ms(), activate=False)
+                                 phone=PHONE, phone_key=keyed_hash(KEYS.phone, PHONE),
+                                 now_ms=clock.now_ms(), activate=False)
 
     session = login(auth, sms)
 

@@ -62,7 +62,7 @@ def test_a_failing_transaction_leaves_nothing_behind(db):
 
 def test_concurrent_seq_allocation_has_no_gap_and_no_duplicate(mysql_db):
     alice = User(new_id(), "+14155550101", NOW, NOW, None)
-    chat = Conversation(new_id(), "group", None, None, 60, 0, alice.id, NOW, NOW)
+    chat = Conversation(new_id(), "group", None, None, 60, 0, alice.id, NOW, NOW, NOW)
 
     def create(txn):
         users.insert_user(txn, alice)
@@ -73,7 +73,7 @@ def test_concurrent_seq_allocation_has_no_gap_and_no_duplicate(mysql_db):
     mysql_db.run_transaction("t", create)
 
     def allocate_many(_: int) -> list[int]:
-        return [mysql_db.run_transaction("t", conversations.allocate_seq, chat.id, alice.id)
+        return [mysql_db.run_transaction("t", conversations.allocate_seq, chat.id, alice.id, NOW)
                 for _ in range(25)]
 
     seqs = [seq for batch in run_in_threads(8, allocate_many) for seq in batch]

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from chalicelib.ids import new_id
-from chalicelib.services import conversations, messaging
+from chalicelib.services import conversations, reading
 from chalicelib.services.expiry import (
     announce,
     clear_ended_rows,
@@ -59,12 +59,12 @@ def test_a_message_is_readable_at_9999_ms_and_by_no_api_at_10000_ms(world, clock
     sent_at = clock.now_ms()
 
     def every_api() -> dict:
-        (listed,) = conversations.list_for(bob.id, world.rt)["conversations"]
+        (listed,) = conversations.list_for(bob.id, {}, world.rt)["conversations"]
         world.frame(bob_phone, "sync", cursors={})
         (synced,) = world.last(bob_phone, "sync")["conversations"]
         world.send(alice_phone, chat, body="ten seconds", client_msg_id="ten-secs-1")
         return {
-            "history": len(messaging.history(bob.id, chat, {}, world.rt)["messages"]),
+            "history": len(reading.history(bob.id, chat, {}, world.rt)["messages"]),
             "sync": len(synced["messages"]),
             "unread_list": listed["unread_count"],
             "unread_sync": synced["unread_count"],
@@ -161,7 +161,9 @@ def test_housekeeping_clears_what_has_ended_and_keeps_what_has_not(world, db, cl
 
     def plant(txn):
         for ends, suffix in ((now - 1, "old"), (now + 60_000, "new")):
-            txn.execute("INSERT INTO otp_challenges VALUES (%s, '+1', 'k', 'h', 5, 0, %s, NULL)",
+            txn.execute("INSERT INTO otp_challenges (id, phone, phone_key, code_hash,"
+                        " attempts_left, created_at, expires_at, consumed_at)"
+                        " VALUES (%s, '+1', 'k', 'h', 5, 0, %s, NULL)",
                         (f"otp-{suffix}", ends))
             txn.execute("INSERT INTO consumed_tickets VALUES (%s, %s)",
                         (f"ticket-{suffix}", ends - 60_000))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.services import conversations, messaging
+from chalicelib.services import conversations, reading
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
@@ -344,8 +344,8 @@ def test_history_pages_forward_and_hides_expired_messages(world, clock):
         world.send(phone, chat, body=f"later {i}")
     clock.advance(seconds=30)
 
-    first = messaging.history(bob.id, chat, {"limit": "2"}, world.rt)
-    rest = messaging.history(bob.id, chat, {"after_seq": str(first["messages"][-1]["seq"])},
+    first = reading.history(bob.id, chat, {"limit": "2"}, world.rt)
+    rest = reading.history(bob.id, chat, {"after_seq": str(first["messages"][-1]["seq"])},
                              world.rt)
 
     assert [m["body"] for m in first["messages"]] == ["later 0", "later 1"]

@@ -69,7 +69,7 @@ def test_members_show_online_while_any_device_is_connected(world):
     phone, laptop = world.device(alice), world.device(alice)
 
     def alice_online() -> bool:
-        (view,) = list_for(bob.id, world.rt)["conversations"]
+        (view,) = list_for(bob.id, {}, world.rt)["conversations"]
         return next(m["online"] for m in view["members"] if m["user_id"] == alice.id)
 
     assert alice_online() is True

@@ -175,7 +175,7 @@ def test_a_read_flood_on_one_socket_is_refused(world):
     chat = world.chat(alice, bob)
     world.forget_frames()
 
-    for _ in range(125):
+    for _ in range(245):
         world.frame(bob_phone, "read", conversation_id=chat, seq=0)
 
     errors = world.received(bob_phone, "error")

@@ -23,7 +23,7 @@ def make_user(db, phone: str) -> User:
 def make_conversation(db, *members: User, kind: str = "group", key: str | None = None):
     conversation = Conversation(
         id=new_id(), kind=kind, direct_key=key, title="friends", ttl_seconds=60, last_seq=0,
-        created_by=members[0].id, created_at=NOW, updated_at=NOW,
+        created_by=members[0].id, created_at=NOW, updated_at=NOW, activity_at=NOW,
     )
 
     def create(txn):
@@ -49,7 +49,7 @@ def send(db, conversation, sender, *, expires_at: int, body: str = "hi") -> Mess
     """What a send does in one transaction: take the next seq as a member, insert."""
 
     def txn_send(txn):
-        seq = conversations.allocate_seq(txn, conversation.id, sender.id)
+        seq = conversations.allocate_seq(txn, conversation.id, sender.id, NOW)
         if seq is None:
             return None
         message = make_message(conversation, sender, seq, expires_at=expires_at, body=body)
@@ -113,7 +113,7 @@ def test_allocate_seq_counts_up_for_members(db):
     alice = make_user(db, "+14155550101")
     chat = make_conversation(db, alice)
 
-    seqs = [db.run_transaction("t", conversations.allocate_seq, chat.id, alice.id)
+    seqs = [db.run_transaction("t", conversations.allocate_seq, chat.id, alice.id, NOW)
             for _ in range(3)]
 
     assert seqs == [1, 2, 3]
@@ -124,8 +124,9 @@ def test_allocate_seq_refuses_a_non_member_and_changes_nothing(db):
     alice, mallory = make_user(db, "+14155550101"), make_user(db, "+14155550199")
     chat = make_conversation(db, alice)
 
-    assert db.run_transaction("t", conversations.allocate_seq, chat.id, mallory.id) is None
-    assert db.run_transaction("t", conversations.allocate_seq, "no-such-chat", alice.id) is None
+    assert db.run_transaction("t", conversations.allocate_seq, chat.id, mallory.id, NOW) is None
+    assert db.run_transaction("t", conversations.allocate_seq, "no-such-chat", alice.id,
+                             NOW) is None
     assert db.run_read("t", conversations.get_conversation, chat.id).last_seq == 0
 
 

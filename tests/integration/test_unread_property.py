@@ -53,7 +53,7 @@ def test_unread_count_matches_a_brute_force_count(db, script):
     now = clock.now_ms()
     expected = sum(1 for seq, sender, expires_at in sent
                    if seq > bob_read and sender != "bob" and expires_at > now)
-    (listed,) = conversations.list_for(bob.id, world.rt)["conversations"]
+    (listed,) = conversations.list_for(bob.id, {}, world.rt)["conversations"]
     world.frame(devices["bob"], "sync", cursors={})
     (synced,) = world.last(devices["bob"], "sync")["conversations"]
     assert listed["unread_count"] == expected

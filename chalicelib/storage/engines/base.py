@@ -54,24 +54,31 @@ class Engine(ABC):
         """True when `exc` means the connection is dead and a new one may succeed."""
 
     @abstractmethod
-    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str) -> int | None:
-        """Take the conversation's next seq if `member_id` is a participant, else None.
+    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str,
+                     now_ms: int) -> int | None:
+        """Take the conversation's next seq if `member_id` is a participant who has not
+        declined it (and note `now_ms` as its latest activity), else None.
 
         One statement: the membership check is folded into the counter update, and the new
         value comes back without a second query.
         """
 
     @abstractmethod
-    def upsert_increment(self, key: str, column: str) -> str:
-        """The clause that turns an INSERT that hits an existing `key` into `column + 1`."""
+    def upsert_add(self, key: str, column: str) -> str:
+        """The clause that turns an INSERT that hits an existing `key` into `column` plus the
+        inserted row's `column`."""
 
-    def increment_counters(self, cur: Cursor, windows: list[tuple[str, int, int]]) -> None:
-        """Add 1 to `rate_limit_windows.hits` for each (bucket, window_start, expires_at),
-        inserting missing rows, in one statement (an upsert)."""
-        rows = ", ".join(["(%s, %s, 1, %s)"] * len(windows))  # only placeholders go in
+    @abstractmethod
+    def octet_length(self, column: str) -> str:
+        """An SQL expression for the size of a text column in bytes of UTF-8."""
+
+    def increment_counters(self, cur: Cursor, windows: list[tuple[str, int, int, int]]) -> None:
+        """Add `hits` to `rate_limit_windows.hits` for each (bucket, window_start, expires_at,
+        hits), inserting missing rows, in one statement (an upsert)."""
+        rows = ", ".join(["(%s, %s, %s, %s)"] * len(windows))  # only placeholders go in
         cur.execute(
-            "INSERT INTO rate_limit_windows (bucket, window_start, hits, expires_at)"  # noqa: S608
-            f" VALUES {rows} {self.upsert_increment('bucket, window_start', 'hits')}",
+            "INSERT INTO rate_limit_windows (bucket, window_start, expires_at, hits)"  # noqa: S608
+            f" VALUES {rows} {self.upsert_add('bucket, window_start', 'hits')}",
             [value for window in windows for value in window],
         )
 

@@ -58,20 +58,26 @@ class MysqlEngine(Engine):
             return True  # PyMySQL's "(0, '')": the socket is already closed on our side
         return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in DISCONNECT_CODES
 
-    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str) -> int | None:
+    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str,
+                     now_ms: int) -> int | None:
         # LAST_INSERT_ID(expr) hands the new value back in the OK packet (cursor.lastrowid):
         # one round trip, and no row updated when the sender is not a participant.
         cur.execute(
             "UPDATE conversations c"
             " JOIN participants p ON p.conversation_id = c.id AND p.user_id = %s"
-            " SET c.last_seq = LAST_INSERT_ID(c.last_seq + 1)"
+            "  AND p.consent <> 'declined'"
+            " SET c.last_seq = LAST_INSERT_ID(c.last_seq + 1), c.activity_at = %s"
             " WHERE c.id = %s",
-            (member_id, conversation_id),
+            (member_id, now_ms, conversation_id),
         )
         return int(cur.lastrowid) if cur.rowcount == 1 else None
 
-    def upsert_increment(self, key: str, column: str) -> str:
-        return f"ON DUPLICATE KEY UPDATE {column} = {column} + 1"
+    def upsert_add(self, key: str, column: str) -> str:
+        # VALUES(col), not MySQL 8's `AS new` alias: MariaDB has no such alias.
+        return f"ON DUPLICATE KEY UPDATE {column} = {column} + VALUES({column})"
+
+    def octet_length(self, column: str) -> str:
+        return f"LENGTH({column})"
 
     def is_deadlock(self, exc: BaseException) -> bool:
         return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in (1213, 1205)

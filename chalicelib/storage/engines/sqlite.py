@@ -102,16 +102,21 @@ class SqliteEngine(Engine):
     def is_disconnect(self, exc: BaseException) -> bool:
         return False  # a file has no connection to lose
 
-    def upsert_increment(self, key: str, column: str) -> str:
-        return f"ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + 1"
+    def upsert_add(self, key: str, column: str) -> str:
+        return f"ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + excluded.{column}"
 
-    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str) -> int | None:
+    def octet_length(self, column: str) -> str:
+        return f"LENGTH(CAST({column} AS BLOB))"  # LENGTH of text counts characters
+
+    def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str,
+                     now_ms: int) -> int | None:
         cur.execute(
-            "UPDATE conversations SET last_seq = last_seq + 1"
+            "UPDATE conversations SET last_seq = last_seq + 1, activity_at = %s"
             " WHERE id = %s AND EXISTS ("
-            "   SELECT 1 FROM participants WHERE conversation_id = %s AND user_id = %s)"
+            "   SELECT 1 FROM participants WHERE conversation_id = %s AND user_id = %s"
+            "   AND consent <> 'declined')"
             " RETURNING last_seq",
-            (conversation_id, conversation_id, member_id),
+            (now_ms, conversation_id, conversation_id, member_id),
         )
         rows = cur.fetchall()  # drain RETURNING so the statement is finished before COMMIT
         return int(rows[0]["last_seq"]) if rows else None
