@@ -136,14 +136,24 @@ class LocalWebClient:
             return None
         relative = request.path.lstrip("/")
         if relative:
-            candidate = (self._dist / relative).resolve()
-            if candidate.is_file() and self._dist.resolve() in candidate.parents:
-                return web.FileResponse(candidate)
+            built = self._built_file(relative)
+            if built is not None:
+                return web.FileResponse(built)
             if "." in relative.rsplit("/", 1)[-1] or "text/html" not in request.headers.get(
                     "Accept", ""):
                 return None  # a missing asset or API path, not a page of the client
         return web.Response(text=self._index(), content_type="text/html",
                             headers=self._page_headers)
+
+    def _built_file(self, relative: str) -> Path | None:
+        """The file of `web/dist` at `relative`, or None. A path no file can have (a NUL byte, a
+        name too long for the file system) is just not a file, never an error answering 500."""
+        try:
+            candidate = (self._dist / relative).resolve()
+            is_file = candidate.is_file()
+        except (OSError, ValueError):
+            return None
+        return candidate if is_file and self._dist.resolve() in candidate.parents else None
 
     def _index(self) -> str:
         index = self._dist / "index.html"

@@ -88,6 +88,14 @@ def test_text_a_client_chose_reaches_the_log_escaped_on_one_line_and_capped(stac
     assert long_path_line.endswith("x... -> 403 (no route)") and len(long_path_line) < 250
 
 
+@pytest.mark.parametrize("path", ["/" + "x" * 4_000, "/a%00b", "/assets/%00.js"])
+def test_a_path_no_file_can_have_is_api_gateways_403_not_a_500(stack, path):
+    status, reply, _ = stack.request("GET", path)
+
+    assert status == 403
+    assert reply == {"message": "Missing Authentication Token"}
+
+
 @pytest.mark.parametrize("host", ["evil.example:{port}", "127.0.0.1.nip.io:{port}",
                                   "127.0.0.1:1", "localhost", ""])
 def test_the_outbox_refuses_a_request_addressed_to_another_host(stack, host):
