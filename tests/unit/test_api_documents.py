@@ -28,13 +28,18 @@ ASYNCAPI_TOOL = ROOT / "tools" / "asyncapi"
 NPM_CI = "npm ci --prefix tools/asyncapi"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
-# PROTOCOL.md, v1: the REST table, plus /health and the local stack's /dev/outbox.
+# PROTOCOL.md: the v1 REST table, the v1.1 routes the app serves ("Safety, management and the
+# account": consent, the account, blocks), plus /health and the local stack's /dev/outbox.
 PROTOCOL_ROUTES = {
     ("POST", "/auth/otp"), ("POST", "/auth/verify"), ("POST", "/auth/refresh"),
     ("POST", "/auth/logout"), ("GET", "/devices"), ("DELETE", "/devices/{device_id}"),
     ("POST", "/ws/ticket"), ("POST", "/conversations"), ("GET", "/conversations"),
     ("PATCH", "/conversations/{conversation_id}"),
     ("GET", "/conversations/{conversation_id}/messages"),
+    ("POST", "/conversations/{conversation_id}/accept"),
+    ("POST", "/conversations/{conversation_id}/decline"),
+    ("GET", "/me"), ("PATCH", "/me"),
+    ("GET", "/blocks"), ("POST", "/blocks"), ("DELETE", "/blocks/{user_id}"),
     ("GET", "/health"), ("GET", "/dev/outbox"),
 }
 PUBLIC_ROUTES = {
@@ -60,13 +65,26 @@ SERVER_FRAMES = {
     "receipt": {"conversation_id", "user_id", "kind", "seq"},
     "unread": {"conversation_id", "count"},
     "presence": {"user_id", "online", "last_seen_at"},
-    "sync": {"req", "server_time", "conversations"},
+    "sync": {"req", "server_time", "conversations", "more_conversations"},
     "expired": {"conversation_id", "ranges", "up_to_seq", "reason"},
     "pong": {"req", "server_time"},
     "error": {"req", "code", "message", "retry_after_ms"},
 }
 SYNC_CONVERSATION_FIELDS = {"conversation_id", "last_seq", "read_seq", "unread_count",
                             "messages", "has_more", "first_seq"}
+# REST bodies (PROTOCOL v1 and v1.1): schema name -> (every field, those that may be null).
+# Every field is required: one that privacy hides is null, never dropped.
+REST_SCHEMAS = {
+    "Conversation": ({"id", "kind", "title", "ttl_seconds", "last_seq", "read_seq",
+                      "unread_count", "last_message", "request", "members"},
+                     {"title", "last_message"}),
+    "Member": ({"user_id", "phone", "display_name", "role", "online", "last_seen_at",
+                "read_seq", "delivered_seq"},
+               {"display_name", "online", "last_seen_at", "read_seq", "delivered_seq"}),
+    "Me": ({"id", "phone", "display_name", "settings"}, {"display_name"}),
+    "Block": ({"user_id", "phone", "display_name", "blocked_at"}, {"display_name"}),
+}
+ME_SETTINGS = {"message_requests", "read_receipts"}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -255,6 +273,72 @@ def test_a_route_of_the_app_missing_from_the_document_is_reported(openapi):
 
 def test_the_openapi_document_has_every_route_of_the_protocol_and_no_other(openapi):
     assert set(operations_of(openapi)) == PROTOCOL_ROUTES
+
+
+def rest_schema_errors(openapi: dict[str, Any]) -> list[str]:
+    """Where the REST bodies differ from REST_SCHEMAS: fields, required, nullability."""
+    errors = []
+    schemas = openapi["components"]["schemas"]
+    for name, (fields, nullable) in REST_SCHEMAS.items():
+        properties = properties_of(openapi, schemas[name])
+        if set(properties) != fields:
+            errors.append(f"{name}: fields {sorted(set(properties) ^ fields)}")
+        if set(schemas[name].get("required", [])) != fields:
+            errors.append(f"{name}: required {sorted(set(schemas[name]['required']) ^ fields)}")
+        for field in fields & set(properties):
+            schema = resolve(openapi, properties[field])
+            types = schema.get("type")
+            is_nullable = (isinstance(types, list) and "null" in types) or any(
+                option.get("type") == "null" for option in schema.get("oneOf", []))
+            if is_nullable != (field in nullable):
+                errors.append(f"{name}.{field}: nullable is {is_nullable}")
+    return errors
+
+
+def test_the_rest_bodies_have_the_fields_of_the_protocol(openapi):
+    assert rest_schema_errors(openapi) == []
+    schemas = openapi["components"]["schemas"]
+    assert schemas["Member"]["properties"]["role"]["enum"] == ["owner", "admin", "member"]
+    settings = schemas["Me"]["properties"]["settings"]
+    assert set(settings["properties"]) == set(settings["required"]) == ME_SETTINGS
+    patch = openapi["paths"]["/me"]["patch"]["requestBody"]["content"]["application/json"][
+        "schema"]
+    assert set(patch["properties"]) == {"display_name", *ME_SETTINGS}
+    decline = openapi["paths"]["/conversations/{conversation_id}/decline"]["post"]
+    assert set(decline["requestBody"]["content"]["application/json"]["schema"][
+        "properties"]) == {"block"}
+
+
+def test_a_rest_body_that_drops_or_unhides_a_field_is_reported(openapi):
+    broken = copy.deepcopy(openapi)
+    member = broken["components"]["schemas"]["Member"]
+    member["properties"].pop("role")
+    member["properties"]["online"]["type"] = "boolean"
+    broken["components"]["schemas"]["Conversation"]["required"].remove("request")
+    errors = rest_schema_errors(broken)
+    assert "Member: fields ['role']" in errors
+    assert "Member.online: nullable is False" in errors
+    assert "Conversation: required ['request']" in errors
+
+
+def test_the_bounded_replies_are_documented(openapi):
+    def query(path: str) -> dict[str, Any]:
+        return {parameter["name"]: parameter["schema"]
+                for parameter in openapi["paths"][path]["get"]["parameters"]
+                if parameter.get("in") == "query"}
+
+    listing = query("/conversations")
+    assert set(listing) == {"limit", "cursor"}
+    assert (listing["limit"]["minimum"], listing["limit"]["maximum"],
+            listing["limit"]["default"]) == (1, 200, 50)
+    page = openapi["paths"]["/conversations"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    assert "next_cursor" in page["required"]
+    assert page["properties"]["next_cursor"]["type"] == ["string", "null"]
+    history = query("/conversations/{conversation_id}/messages")
+    assert set(history) == {"after_seq", "before_seq", "limit"}
+    assert history["before_seq"]["minimum"] == 1
+    assert history["after_seq"]["maximum"] == history["before_seq"]["maximum"] == 2**53 - 1
 
 
 def test_the_dev_outbox_is_documented_as_local_only(openapi):
