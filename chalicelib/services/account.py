@@ -14,6 +14,8 @@ from chalicelib.storage.users import Profile
 
 DISPLAY_NAME_MAX = 64
 SETTINGS = ("message_requests", "read_receipts")
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
 
 
 def me(user_id: str, rt: Realtime) -> dict[str, Any]:
@@ -46,15 +48,18 @@ def profile_view(profile: Profile) -> dict[str, Any]:
                          "read_receipts": profile.read_receipts}}
 
 
-def display_name(raw: object) -> str:
-    """1 to 64 characters after trimming, none of them a control or format character (no
-    line breaks, no bidirectional overrides that would disguise a name)."""
+def display_name(raw: object) -> str | None:
+    """1 to 64 characters after trimming, or null to remove it. No control characters and no
+    bidirectional controls (they would disguise a name); joiners that emoji need are fine."""
+    if raw is None:
+        return None
     if not isinstance(raw, str):
-        raise InvalidInput(f"display_name must be 1 to {DISPLAY_NAME_MAX} characters")
+        raise InvalidInput(f"display_name must be 1 to {DISPLAY_NAME_MAX} characters or null")
     name = raw.strip()
     if not 1 <= len(name) <= DISPLAY_NAME_MAX:
-        raise InvalidInput(f"display_name must be 1 to {DISPLAY_NAME_MAX} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in name):
+        raise InvalidInput(f"display_name must be 1 to {DISPLAY_NAME_MAX} characters or null")
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") or ch in BIDI_CONTROLS
+           for ch in name):
         raise InvalidInput("display_name must not contain control characters")
     return name
 

@@ -127,8 +127,12 @@ class AuthService:
         challenge = otp.spend_attempt(txn, challenge_id, now)
         if challenge is None:
             return _Outcome()
-        # Guesses per number across its challenges; a denial rolls the spent attempt back.
-        self._limiter.check_txn(txn, [("verify_per_phone", challenge.phone_key)], now)
+        # Guesses per number and requesting network across its challenges, so guesses from
+        # elsewhere cannot lock the owner out, and a high cap per number alone (each code
+        # has its attempts anyway). A denial rolls the spent attempt back.
+        per_network = f"{challenge.phone_key}:{challenge.network_key or 'legacy'}"
+        self._limiter.check_txn(txn, [("verify_per_phone", per_network),
+                                      ("verify_per_phone_global", challenge.phone_key)], now)
         if not same(challenge.code_hash, self._code_hash(challenge.id, code)):
             return _Outcome(attempts_left=challenge.attempts_left)
         otp.consume_challenge(txn, challenge.id, now)

@@ -90,17 +90,21 @@ def _members_by_phone(txn: Transaction, user_id: str, account_since: int, phones
                       now: int, rt: Realtime) -> list[str]:
     """The users of these phones, creating pending users for phones without one, after the
     abuse limits: conversations (and member additions) per user, stricter for an account
-    younger than a day, and new pending users per user per day, one hit each."""
+    younger than a day, and strangers added per user per day, one hit each. Strangers, not
+    only pending users, are counted: a cap that only phones without an account could hit
+    would tell them from phones with one."""
     found = users.users_by_phone(txn, phones)
-    missing = [phone for phone in phones if phone not in found]
+    known = conversations.accepted_contacts(txn, user_id, list(found.values()))
+    strangers = [phone for phone in phones if found.get(phone) not in known]
     new_account = now - account_since < NEW_ACCOUNT_MS
     rt.limiter.check_txn(txn, [("conversations_per_new_user" if new_account
                                 else "conversations_per_user", user_id)], now)
-    rt.limiter.check_txn(txn, [("pending_users_per_user", user_id)], now, cost=len(missing))
-    for phone in missing:
-        found[phone] = users.get_or_create_user(
-            txn, new_id=new_user_id(), phone=phone, phone_key=keyed_hash(rt.keys.phone, phone),
-            now_ms=now, activate=False).id
+    rt.limiter.check_txn(txn, [("new_contacts_per_user", user_id)], now, cost=len(strangers))
+    for phone in phones:
+        if phone not in found:
+            found[phone] = users.get_or_create_user(
+                txn, new_id=new_user_id(), phone=phone,
+                phone_key=keyed_hash(rt.keys.phone, phone), now_ms=now, activate=False).id
     return [found[phone] for phone in phones]
 
 

@@ -45,6 +45,7 @@ def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
         try:
             frame = parse_frame(raw)
             req = frame.get("req")
+            require_utf8(frame)
             action = ACTIONS.get(frame.get("action"))  # type: ignore[arg-type]
             if action is None:
                 raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
@@ -80,7 +81,6 @@ def parse_frame(raw: str | None) -> dict[str, Any]:
         raise InvalidInput("the frame is not valid JSON") from exc
     if not isinstance(frame, dict):
         raise InvalidInput("the frame must be a JSON object")
-    require_utf8(frame)
     req = frame.get("req")
     if req is not None and not (
             (isinstance(req, str) and len(req) <= REQ_MAX_LENGTH)

@@ -34,7 +34,8 @@ DEFAULT_POLICIES = {
     "otp_per_phone_global": (30, 86_400),  # codes to one number from all networks, per day
     "otp_per_country": (300, 3_600),     # codes to one country calling code, per hour
     "otp_per_ip": (20, 3_600),           # code requests from one address per hour
-    "verify_per_phone": (10, 600),       # code guesses for one number, across its challenges
+    "verify_per_phone": (10, 600),       # code guesses for one number from one network
+    "verify_per_phone_global": (60, 600),  # code guesses for one number from all networks
     "ticket_per_user": (30, 60),         # WebSocket tickets
     "connect_per_user": (30, 60),        # WebSocket handshakes that reach $connect
     "send_burst_per_user": (20, 10),     # messages, short burst
@@ -45,7 +46,7 @@ DEFAULT_POLICIES = {
     "frames_per_connection": (240, 60),  # every frame on one socket, sends included
     "conversations_per_user": (30, 3_600),     # POST /conversations and member additions
     "conversations_per_new_user": (5, 3_600),  # the same, accounts younger than a day
-    "pending_users_per_user": (50, 86_400),    # phones with no account added, per day
+    "new_contacts_per_user": (50, 86_400),     # people added who were strangers, per day
 }
 NEW_ACCOUNT_MS = 24 * 3600 * 1000
 SPAM_MIN_BODY = 20  # shorter bodies ("ok", "lol") repeat innocently

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import InvalidInput, NotFound
-from chalicelib.inputs import int_field
+from chalicelib.inputs import MAX_SAFE_INTEGER, int_field
 from chalicelib.replies import with_req
 from chalicelib.services.messaging import message_view
 from chalicelib.services.presence import push_frames
@@ -66,7 +66,7 @@ def sync(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     cursors = frame.get("cursors", {})
     if not isinstance(cursors, dict) or not all(
             isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
-            and 0 <= v <= 2**53 for k, v in cursors.items()):
+            and 0 <= v <= MAX_SAFE_INTEGER for k, v in cursors.items()):
         raise InvalidInput("cursors must map conversation ids to whole numbers")
     limit = int_field(frame, "limit", minimum=1, maximum=SYNC_MAX, default=SYNC_LIMIT)
     now = rt.clock.now_ms()
@@ -105,10 +105,12 @@ def _sync_txn(txn: Transaction, user_id: str, cursors: dict[str, int], limit: in
     up_to_date = [pair for pair in mine if pair[0].id not in behind_ids]
     budget = _SyncBudget()
     entries: list[dict[str, Any]] = []
-    for conversation, me in behind:
+    for index, (conversation, me) in enumerate(behind):
         if len(entries) >= SYNC_CONVERSATIONS_PER_REPLY or budget.spent:
             return _SyncReply(entries, more_conversations=True)
         entries.append(_entry(txn, conversation, me, cursors, limit, now, budget))
+        if entries[-1]["has_more"]:  # out of budget (or past `limit`): the rest next time
+            return _SyncReply(entries, more_conversations=index + 1 < len(behind))
     for conversation, me in up_to_date[:SYNC_CONVERSATIONS_PER_REPLY - len(entries)]:
         entries.append(_entry(txn, conversation, me, cursors, limit, now, budget))
     return _SyncReply(entries, more_conversations=False)

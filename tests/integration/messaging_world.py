@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.crypto import keyed_hash
-from chalicelib.ids import new_id
+from chalicelib.ids import new_id, new_user_id
 from chalicelib.services import conversations, frames, presence
 from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage import conversations as storage_conversations
@@ -41,13 +41,43 @@ class World:
 
     # --- people and their devices ---------------------------------------------------------
 
+    def new_phone(self) -> str:
+        """A phone nobody has used yet (no user, pending or active)."""
+        return f"+1415555{next(_phone_numbers) % 10_000:04d}"
+
     def person(self) -> Person:
-        phone = f"+1415555{next(_phone_numbers) % 10_000:04d}"
+        phone = self.new_phone()
         now = self.rt.clock.now_ms()
         user = self.rt.db.run_transaction("t", users.get_or_create_user, new_id=new_id(),
                                           phone=phone, phone_key=self.phone_key(phone),
                                           now_ms=now, activate=True)
         return Person(user, phone)
+
+    def make_pending(self, person: Person) -> None:
+        """As if the person had only been added to a chat by someone, never logged in."""
+        self.sql("UPDATE users SET activated_at = NULL WHERE id = %s", person.id)
+
+    def reincarnate(self, person: Person) -> Person:
+        """The person's account goes (as account deletion will do it) and the phone signs
+        up again as a new user."""
+        self.sql("DELETE FROM users WHERE id = %s", person.id)
+        self.sql("UPDATE blocks SET blocked_user_id = NULL WHERE blocked_user_id = %s",
+                 person.id)
+        user = self.rt.db.run_transaction(
+            "t", users.get_or_create_user, new_id=new_user_id(), phone=person.phone,
+            phone_key=self.phone_key(person.phone), now_ms=self.rt.clock.now_ms(),
+            activate=True)
+        return Person(user, person.phone)
+
+    def sql(self, statement: str, *params: Any) -> None:
+        self.rt.db.run_transaction("t", lambda txn: txn.execute(statement, params))
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        def select(txn):
+            txn.execute(f"SELECT * FROM {table}")
+            return txn.fetchall()
+
+        return self.rt.db.run_read("t", select)
 
     def phone_key(self, phone: str) -> str:
         return keyed_hash(self.rt.keys.phone, phone)

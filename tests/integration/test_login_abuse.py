@@ -209,3 +209,22 @@ def test_the_global_cap_answers_429_with_retry_after_and_texts_nothing(client, m
     assert int(replies[2].headers["Retry-After"]) > 3600
     assert json.loads(replies[2].body)["error"]["code"] == "rate_limited"
     assert len(mysql_db.run_read("t", outbox.sms_for_phone, VICTIM_PHONE)) == 2
+
+
+def test_wrong_guesses_from_another_network_do_not_lock_the_owner_out(auth, sms, clock):
+    from chalicelib.errors import Unauthorized
+
+    for _ in range(3):  # three codes to the victim's phone, five wrong guesses at each
+        challenge_id, code = request(auth, sms, ATTACKER_IP)
+        wrong = "000000" if code != "000000" else "111111"
+        for _ in range(5):
+            try:
+                auth.verify_code(challenge_id, wrong, "attacker")
+            except (Unauthorized, RateLimited):
+                pass
+        clock.advance(seconds=1)
+
+    challenge_id, code = request(auth, sms, VICTIM_IP)
+    session = auth.verify_code(challenge_id, code, "owner's phone")
+
+    assert session.user.phone == VICTIM_PHONE
