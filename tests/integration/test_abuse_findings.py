@@ -355,3 +355,32 @@ def test_odd_frame_fields_are_bad_requests_not_internal(world, fields):
     assert (error["code"], error["req"]) in {("bad_request", "odd"), ("not_found", "odd")}
     assert error["code"] == "bad_request" or fields["action"] == "sync"
     assert world.count("messages") == 0
+
+
+# --- bounded work stays cheap ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s AND seq > %s"
+    " AND sender_id <> %s AND expires_at > %s",
+    "SELECT MIN(seq) AS seq FROM messages WHERE conversation_id = %s AND seq > %s"
+    " AND expires_at > %s",
+])
+def test_unread_counts_and_the_oldest_seq_read_the_index_alone(mysql_db, clock, sql):
+    world = fix_world(World(Realtime(db=mysql_db, push=RecordingPush(), clock=clock,
+                                     limiter=NoLimits(), keys=TEST_KEYS), RecordingPush()))
+    alice, bob = world.person(), world.person()
+    phone = world.device(alice)
+    chat = world.chat(alice, bob)
+    for i in range(30):
+        world.send(phone, chat, body=f"message {i}")
+
+    def explain(txn):
+        txn.execute("ANALYZE TABLE messages")
+        txn.fetchall()
+        params = (chat, 0, bob.id, 0) if "sender_id" in sql else (chat, 0, 0)
+        txn.execute("EXPLAIN " + sql, params)
+        return txn.fetchall()
+
+    (plan,) = mysql_db.run_read("t", explain)
+    assert "Using index" in (plan["Extra"] or ""), plan
