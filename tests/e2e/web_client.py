@@ -51,6 +51,8 @@ class WebUser:
         self.page.goto(self.base_url)
         self.page.get_by_label("Phone number", exact=True).fill(self.phone)
         self.page.get_by_role("button", name="Send code").click()
+        # the code is in the outbox once the server has answered
+        expect(self.page.get_by_role("form", name="Enter code")).to_be_visible()
 
     def sign_in(self) -> WebUser:
         self.request_code()
@@ -98,3 +100,45 @@ class WebUser:
 
     def session_storage(self) -> dict:
         return self.page.evaluate("() => JSON.parse(sessionStorage.getItem('ephemera.session'))")
+
+    # --- safety: requests, settings, blocks ------------------------------------------------
+
+    @property
+    def requests(self) -> Locator:
+        """The "Message requests" list in the sidebar (absent while there are none)."""
+        return self.page.get_by_role("navigation", name="Message requests")
+
+    @property
+    def chats(self) -> Locator:
+        """The list of accepted chats, apart from the requests."""
+        return self.page.get_by_role("navigation", name="Chats")
+
+    @property
+    def presence(self) -> Locator:
+        return self.page.get_by_test_id("presence")
+
+    def accept_request(self, name: str) -> None:
+        """Opens the request from `name` (listed once they have written) and accepts it."""
+        self.requests.get_by_test_id("conversation").filter(has_text=name).click()
+        expect(self.page.get_by_role("heading", level=2)).to_have_text(name)
+        self.page.get_by_role("button", name="Accept", exact=True).click()
+        expect(self.requests.get_by_test_id("conversation").filter(has_text=name)).to_have_count(0)
+
+    def open_settings(self) -> None:
+        self.page.get_by_role("button", name="Settings", exact=True).click()
+        expect(self.page.get_by_role("heading", level=2)).to_have_text("Settings")
+
+    def close_settings(self) -> None:
+        self.page.get_by_role("button", name="Close settings").click()
+
+    def set_display_name(self, name: str) -> None:
+        self.open_settings()
+        self.page.get_by_label("Display name", exact=True).fill(name)
+        self.page.get_by_role("button", name="Save", exact=True).click()
+        expect(self.page.get_by_role("status")).to_have_text("Saved.")
+        self.close_settings()
+
+    @property
+    def blocked_people(self) -> Locator:
+        """Settings' list of blocked people, one entry per person."""
+        return self.page.get_by_test_id("blocked-person")

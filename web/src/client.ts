@@ -169,9 +169,9 @@ export class ChatClient {
   async unblock(userId: string): Promise<void> {
     await this.api.unblock(userId);
     this.dispatch({ type: "unblocked", user_id: userId });
-    // what they wrote in the conversations we share and has not expired shows again
+    // their presence, and what they wrote in the conversations we share that has not expired
     const shared = Object.values(this.state.conversations).filter((c) => c.members.some((m) => m.user_id === userId));
-    await Promise.all(shared.map((c) => this.loadHistory(c.id)));
+    await Promise.all([this.reloadConversations(), ...shared.map((c) => this.loadHistory(c.id))]);
   }
 
   /** The profile and the block list again (the settings screen, when it opens). */

@@ -109,8 +109,11 @@ export function reduce(state: ChatState, action: Action): ChatState {
       return { ...state, profile: action.profile };
     case "blocks_loaded":
       return hideBlocked({ ...state, blocked: Object.fromEntries(action.blocks.map((b) => [b.user_id, b])) });
-    case "blocked":
-      return hideBlocked({ ...state, blocked: { ...state.blocked, [action.block.user_id]: action.block } });
+    case "blocked": {
+      // neither sees the other's presence any more: what was shown is stale from now on
+      const blocked = { ...state, blocked: { ...state.blocked, [action.block.user_id]: action.block } };
+      return hideBlocked(setPresence(blocked, action.block.user_id, null, null));
+    }
     case "unblocked":
       return unblock(state, action.user_id);
     case "history_loaded":
@@ -301,7 +304,7 @@ function addHistory(state: ChatState, conversationId: string, messages: Message[
   });
 }
 
-function setPresence(state: ChatState, userId: string, online: boolean, lastSeenAt: number | null): ChatState {
+function setPresence(state: ChatState, userId: string, online: boolean | null, lastSeenAt: number | null): ChatState {
   const conversations: Record<string, ConversationState> = {};
   for (const [id, c] of Object.entries(state.conversations)) {
     conversations[id] = c.members.some((m) => m.user_id === userId)

@@ -309,8 +309,10 @@ describe("blocked people", () => {
       type: "conversations_loaded", now: NOW, list: { server_time: NOW, conversations: [group()] },
     });
     state = frames(state, pushed(message(1, { sender_id: BLOCKED })), pushed(message(2)));
+    state = frames(state, { type: "presence", user_id: BLOCKED, online: true, last_seen_at: null });
     state = reduce(state, { type: "blocked", block });
     expect(state.conversations.c1.messages.map((m) => m.seq)).toEqual([2]);
+    expect(state.conversations.c1.members[2].online).toBeNull(); // no presence either way
     expect(state.conversations.c1.held_seq).toBe(2);
     state = reduce(state, { type: "unblocked", user_id: BLOCKED });
     expect(state.blocked).toEqual({});

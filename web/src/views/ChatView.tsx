@@ -55,7 +55,7 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
         </div>
         <div className="chat-tools">
           {!conversation.request && <TtlPicker client={client} conversation={conversation} />}
-          {peer && !conversation.request && <BlockToggle client={client} person={peer} blocked={peerBlocked} />}
+          {peer && !conversation.request && !peerBlocked && <BlockToggle client={client} person={peer} blocked={false} />}
           {conversation.kind === "group" && <MemberList client={client} state={state} conversation={conversation} />}
         </div>
       </header>

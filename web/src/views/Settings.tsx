@@ -63,7 +63,7 @@ function DisplayName({ client, current, phone }: { client: ChatClient; current: 
   return (
     <section className="settings-section" aria-labelledby="settings-profile">
       <h3 id="settings-profile">Profile</h3>
-      <form className="display-name" onSubmit={save} aria-label="Display name">
+      <form className="display-name" onSubmit={save}>
         <label>
           Display name
           <input value={name} maxLength={80} autoComplete="nickname" aria-describedby="display-name-hint"
@@ -83,9 +83,16 @@ function DisplayName({ client, current, phone }: { client: ChatClient; current: 
   );
 }
 
-function Privacy({ client, settings }: { client: ChatClient; settings: Toggles }) {
+function Privacy({ client, settings: saved }: { client: ChatClient; settings: Toggles }) {
   const { run, busy, error } = useAction();
-  const toggle = (change: Partial<Toggles>) => void run(() => client.updateProfile(change));
+  // a switch moves when clicked, and back if the server refuses
+  const [wanted, setWanted] = useState<Partial<Toggles>>({});
+  const settings = { ...saved, ...wanted };
+  async function toggle(change: Partial<Toggles>) {
+    setWanted(change);
+    await run(() => client.updateProfile(change));
+    setWanted({});
+  }
 
   return (
     <section className="settings-section" aria-labelledby="settings-privacy">
@@ -93,7 +100,7 @@ function Privacy({ client, settings }: { client: ChatClient; settings: Toggles }
       <label className="toggle">
         <input type="checkbox" checked={settings.message_requests} disabled={busy}
           aria-describedby="message-requests-hint"
-          onChange={(e) => toggle({ message_requests: e.target.checked })} />
+          onChange={(e) => void toggle({ message_requests: e.target.checked })} />
         <span>Message requests</span>
       </label>
       <p className="hint" id="message-requests-hint">
@@ -104,7 +111,7 @@ function Privacy({ client, settings }: { client: ChatClient; settings: Toggles }
       <label className="toggle">
         <input type="checkbox" checked={settings.read_receipts} disabled={busy}
           aria-describedby="read-receipts-hint"
-          onChange={(e) => toggle({ read_receipts: e.target.checked })} />
+          onChange={(e) => void toggle({ read_receipts: e.target.checked })} />
         <span>Read receipts</span>
       </label>
       <p className="hint" id="read-receipts-hint">
