@@ -55,6 +55,9 @@ def two_users(stack):
     status, chat, _ = stack.request("POST", "/conversations", {"members": [BOB]},
                                     token=alice[0].access_token)
     assert status == 201
+    status, _, _ = stack.request("POST", f"/conversations/{chat['id']}/accept",
+                                 token=bob[0].access_token)  # bob knows alice
+    assert status == 200
     return alice, bob, chat["id"]
 
 
