@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python -m bench.send_path
 	$(BIN)/python -m bench.expiry
 	$(BIN)/python -m bench.limits
+	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.web_client
 
 clean:

@@ -22,7 +22,7 @@ from chalicelib.replies import with_req
 from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
 from chalicelib.services.presence import push_frames, reveal
 from chalicelib.services.realtime import Caller, Realtime
-from chalicelib.storage import blocks, conversations, messages
+from chalicelib.storage import conversations, messages
 from chalicelib.storage.conversations import ACCEPTED, DECLINED, REQUEST, Listener
 from chalicelib.storage.database import Transaction
 from chalicelib.storage.messages import IdempotencyKey, Message
@@ -97,13 +97,12 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     sent = _sent_frame(frame.get("req"), request.client_msg_id, message.id, message.seq,
                        message.conversation_id, message.created_at, message.expires_at,
                        duplicate=False)
-    audience = _audience(message.conversation_id, rt)
-    blockers = rt.db.run_read("messaging.blockers", blocks.blockers_of, caller.user_id,
-                              sorted({listener.user_id for listener in audience}))
+    audience = rt.db.run_read("messaging.audience", conversations.connections_of_conversation,
+                              message.conversation_id, caller.user_id)
     pushed = {"type": "message", **message_view(message)}
     push_frames([(caller.connection_id, sent)] + [
         (listener.connection_id, pushed) for listener in audience
-        if listener.connection_id != caller.connection_id and listener.user_id not in blockers
+        if listener.connection_id != caller.connection_id and not listener.blocks_sender
     ], rt)
     if caller.conversation is not None and caller.conversation.consent == REQUEST:
         reveal(caller.user_id, message.conversation_id, rt)  # sending accepted it

@@ -255,15 +255,21 @@ class Listener:
     user_id: str
     consent: str
     read_receipts: bool
+    blocks_sender: bool = False  # this member blocked the sender named in the query
 
 
-def connections_of_conversation(txn: Transaction, conversation_id: str) -> list[Listener]:
-    """Every live connection of every member who has not declined the conversation."""
+def connections_of_conversation(txn: Transaction, conversation_id: str,
+                                sender_id: str | None = None) -> list[Listener]:
+    """Every live connection of every member who has not declined the conversation, and, in
+    the same query, whether that member blocked `sender_id`."""
     txn.execute(
-        "SELECT k.id, k.user_id, p.consent, u.read_receipts FROM participants p"
+        "SELECT k.id, k.user_id, p.consent, u.read_receipts,"
+        " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
+        "  AND b.blocked_user_id = %s) AS blocks_sender"
+        " FROM participants p"
         " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
         " WHERE p.conversation_id = %s AND p.consent <> 'declined' ORDER BY k.id",
-        (conversation_id,),
+        (sender_id, conversation_id),
     )
-    return [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]))
-            for row in txn.fetchall()]
+    return [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
+                     bool(row["blocks_sender"])) for row in txn.fetchall()]
