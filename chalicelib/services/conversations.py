@@ -216,6 +216,8 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
         conversation = conversations.get_conversation(txn, conversation_id)
         if me is None or conversation is None or me.consent == DECLINED:
             raise NotFound("no such conversation")
+        if me.consent == REQUEST:  # a change would show the others that the phone is here
+            raise Forbidden("accept this conversation before changing it")
         if conversation.kind == "group" and me.role not in ("owner", "admin"):
             raise Forbidden("only the group's owner and admins can change it")
         conversations.update_settings(txn, conversation_id, title=title, set_title=set_title,

@@ -86,6 +86,17 @@ def test_sending_in_a_request_accepts_it(world):
     assert member(listed(world, stranger)[0], owner.id)["online"] is True
 
 
+def test_a_request_cannot_be_changed_before_it_is_accepted(world):
+    stranger, owner = world.person(), world.person()
+    chat = world.chat(stranger, owner, accepted=False)
+
+    with pytest.raises(Forbidden):
+        conversations.update(owner.id, chat, {"ttl_seconds": 60}, world.rt)
+    conversations.accept(owner.id, chat, world.rt)
+    assert conversations.update(owner.id, chat, {"ttl_seconds": 60},
+                                world.rt)["ttl_seconds"] == 60
+
+
 def test_acks_and_reads_of_a_request_send_no_receipts(world):
     stranger, owner = world.person(), world.person()
     stranger_phone, owner_phone = world.device(stranger), world.device(owner)

@@ -116,6 +116,8 @@ def test_only_group_owners_change_a_group_and_either_side_a_direct_chat(api):
     _, group = api.call("POST", "/conversations", {"members": [BOB, CAROL], "title": "A"},
                         alice["access_token"])
     _, direct = api.call("POST", "/conversations", {"members": [BOB]}, alice["access_token"])
+    for chat in (group, direct):  # bob knows alice: he accepts both
+        api.call("POST", f"/conversations/{chat['id']}/accept", token=bob["access_token"])
 
     member_status, member_reply = api.call("PATCH", f"/conversations/{group['id']}",
                                            {"title": "B"}, bob["access_token"])
