@@ -115,7 +115,8 @@ def test_with_message_requests_off_a_new_chat_goes_straight_to_the_chats(open_wi
     expect(toggle).to_be_checked()
     toggle.uncheck()
     expect(toggle).not_to_be_checked()
-    expect(bob.page.get_by_text("anyone who has your number can message you directly")).to_be_visible()
+    explanation = bob.page.get_by_text("anyone who has your number can message you directly")
+    expect(explanation).to_be_visible()
     bob.close_settings()
 
     alice.start_chat(BOB)
