@@ -11,7 +11,7 @@ from __future__ import annotations
 from chalicelib.observability import logger
 from chalicelib.services.delivery import Frame, deliver
 from chalicelib.services.realtime import Realtime
-from chalicelib.storage import connections, users
+from chalicelib.storage import connections, conversations, users
 from chalicelib.storage.connections import ConnectionRow
 from chalicelib.storage.database import Transaction
 
@@ -50,17 +50,32 @@ def announce(user_id: str, *, online: bool, last_seen_at: int | None, rt: Realti
 
 
 def reveal(user_id: str, conversation_id: str, rt: Realtime) -> None:
-    """The user just accepted a conversation: its members may now see their presence."""
+    """The user just accepted a conversation: its members learn at once what they may now
+    see, the user's presence and how far the user has got (`receipt`s for the cursors,
+    `read` only between people who both share reads)."""
 
-    def reveal_txn(txn: Transaction) -> tuple[list[str], dict[str, object]]:
-        audience = connections.connection_ids_of_contacts(txn, user_id, conversation_id)
-        online = bool(connections.connection_ids_of_user(txn, user_id))
+    def reveal_txn(txn: Transaction) -> list[tuple[str, dict[str, object]]]:
         user = users.get_user(txn, user_id)
-        return audience, {"type": "presence", "user_id": user_id, "online": online,
-                          "last_seen_at": user.last_seen_at if user else None}
+        profile = users.get_profile(txn, user_id)
+        me = conversations.get_participant(txn, conversation_id, user_id)
+        if user is None or profile is None or me is None:
+            return []
+        presence = {"type": "presence", "user_id": user_id,
+                    "online": bool(connections.connection_ids_of_user(txn, user_id)),
+                    "last_seen_at": user.last_seen_at}
+        frames = [(cid, presence) for cid in
+                  connections.connection_ids_of_contacts(txn, user_id, conversation_id)]
+        listeners = conversations.connections_of_conversation(txn, conversation_id)
+        for kind, seq in (("delivered", me.delivered_seq), ("read", me.read_seq)):
+            receipt = {"type": "receipt", "conversation_id": conversation_id,
+                       "user_id": user_id, "kind": kind, "seq": seq}
+            frames += [(listener.connection_id, receipt) for listener in listeners
+                       if seq > 0 and listener.user_id != user_id
+                       and (kind == "delivered" or (profile.read_receipts
+                                                     and listener.read_receipts))]
+        return frames
 
-    audience, frame = rt.db.run_read("presence.reveal", reveal_txn)
-    push_frames([(cid, frame) for cid in audience], rt)
+    push_frames(rt.db.run_read("presence.reveal", reveal_txn), rt)
 
 
 def close_connection(connection_id: str, rt: Realtime) -> None:

@@ -25,7 +25,7 @@ def test_two_people_sign_in_and_chat_in_two_windows(open_window):
     expect(chat).to_contain_text("hello bob")  # the list's preview, live
     expect(chat.get_by_test_id("unread")).to_have_text("1")
     expect(bob.page).to_have_title("(1) Ephemera")
-    bob.open_chat(ALICE)
+    bob.accept_request(ALICE)  # a first message from someone new is a request
     expect(bob.messages.first).to_contain_text("hello bob")
     expect(chat.get_by_test_id("unread")).to_have_count(0)
     expect(bob.page).to_have_title("Ephemera")
@@ -126,6 +126,8 @@ def test_a_message_disappears_when_it_expires_and_is_deleted_soon_after(open_win
 def test_the_other_person_shows_offline_when_their_last_window_closes(open_window):
     alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
     alice.start_chat(BOB)
+    alice.send("are you there?")
+    bob.accept_request(ALICE)  # until then Alice may not see whether Bob is online
     expect(alice.page.get_by_test_id("presence")).to_have_text("online")
     bob.page.close()
     expect(alice.page.get_by_test_id("presence")).to_contain_text("last seen", timeout=10_000)
@@ -136,7 +138,7 @@ def test_a_group_shows_its_title_and_who_wrote_each_message(open_window):
     alice.start_chat(BOB, CAROL, title="Trip")
     alice.send("who brings the tent?")
     for person in (bob, carol):
-        person.open_chat("Trip")
+        person.accept_request("Trip")
         expect(person.messages.first).to_contain_text(ALICE)
         expect(person.messages.first).to_contain_text("who brings the tent?")
     expect(alice.page.get_by_test_id("presence")).to_have_text("3 members, 2 others online")

@@ -86,6 +86,20 @@ def test_sending_in_a_request_accepts_it(world):
     assert member(listed(world, stranger)[0], owner.id)["online"] is True
 
 
+def test_accepting_tells_the_others_how_far_the_member_has_read(world):
+    stranger, owner = world.person(), world.person()
+    stranger_phone, owner_phone = world.device(stranger), world.device(owner)
+    chat = world.chat(stranger, owner, accepted=False)
+    world.send(stranger_phone, chat, body="hello?")
+    world.frame(owner_phone, "read", conversation_id=chat, seq=1)
+    assert world.received(stranger_phone, "receipt") == []
+
+    conversations.accept(owner.id, chat, world.rt)
+
+    receipts = world.received(stranger_phone, "receipt")
+    assert sorted((r["kind"], r["seq"]) for r in receipts) == [("delivered", 1), ("read", 1)]
+
+
 def test_a_request_cannot_be_changed_before_it_is_accepted(world):
     stranger, owner = world.person(), world.person()
     chat = world.chat(stranger, owner, accepted=False)
