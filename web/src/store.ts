@@ -124,7 +124,7 @@ export function reduce(state: ChatState, action: Action): ChatState {
 function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatState {
   switch (frame.type) {
     case "message":
-      return receiveMessage(state, stripType(frame));
+      return settleOutbox(receiveMessage(state, stripType(frame)), [frame]);
     case "sent":
       return confirmSend(state, frame);
     case "receipt":
@@ -140,7 +140,8 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
       return setPresence(state, frame.user_id, frame.online, frame.last_seen_at);
     case "sync": {
       const synced = frame.conversations.reduce(applySyncEntry, state);
-      return { ...synced, clock_offset_ms: frame.server_time - now };
+      const stored = frame.conversations.flatMap((entry) => entry.messages);
+      return settleOutbox({ ...synced, clock_offset_ms: frame.server_time - now }, stored);
     }
     case "expired":
       return updateConversation(state, frame.conversation_id, (c) => {
@@ -217,6 +218,16 @@ function receiveMessage(state: ChatState, message: Message): ChatState {
     last_seq: Math.max(conversation.last_seq, message.seq),
     unread_count: conversation.unread_count + (counts ? 1 : 0),
   }));
+}
+
+/** A message of mine that arrives stored (by sync, or pushed from another device) settles the
+ * pending send it came from: its `sent` was lost, and sending it again could only be refused
+ * (a block since) or answered as a duplicate. */
+function settleOutbox(state: ChatState, messages: Message[]): ChatState {
+  const key = (conversationId: string, clientMsgId: string) => `${conversationId} ${clientMsgId}`;
+  const stored = new Set(messages.filter((m) => m.sender_id === state.me).map((m) => key(m.conversation_id, m.client_msg_id)));
+  if (!state.outbox.some((p) => stored.has(key(p.conversation_id, p.client_msg_id)))) return state;
+  return { ...state, outbox: state.outbox.filter((p) => !stored.has(key(p.conversation_id, p.client_msg_id))) };
 }
 
 function confirmSend(state: ChatState, sent: Extract<ServerFrame, { type: "sent" }>): ChatState {

@@ -186,6 +186,23 @@ describe("the outbox: every accepted message is sent, exactly once, with one cli
     expect(sends[1].client_msg_id).toBe(first.client_msg_id);
   });
 
+  it("a send whose sent was lost and that the sync after a reconnect shows stored never goes again", async () => {
+    await started();
+    online();
+    client.sendMessage("c1", "stored, but the reply was lost");
+    const [first] = link.of("send");
+    link.drop();
+    link.open();
+    link.receive(syncReply({ last_seq: 1, messages: [{
+      conversation_id: "c1", message_id: "m1", seq: 1, sender_id: ME, sender_device_id: "d", client_msg_id: first.client_msg_id,
+      body: first.body, created_at: Date.now(), expires_at: Date.now() + 60_000,
+    }] }));
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(link.of("send")).toHaveLength(1);
+    expect(client.getState().outbox).toEqual([]);
+    expect(client.getState().conversations.c1.messages.map((m) => m.body)).toEqual(["stored, but the reply was lost"]);
+  });
+
   it("a rate-limited send waits retry_after_ms before it goes again", async () => {
     await started();
     online();

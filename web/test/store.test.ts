@@ -90,6 +90,16 @@ describe("sending", () => {
     expect(state.conversations.c1.unread_count).toBe(0);
   });
 
+  it("my message arriving by sync settles its pending send, whose sent was lost", () => {
+    const state = frames(queued(loaded()), {
+      type: "sync", server_time: NOW,
+      conversations: [{ conversation_id: "c1", last_seq: 1, read_seq: 0, unread_count: 0, has_more: false, first_seq: 1,
+        messages: [message(1, { sender_id: ME, client_msg_id: "cm-1", body: "hi" })] }],
+    });
+    expect(state.outbox).toEqual([]);
+    expect(state.conversations.c1.messages.map((m) => m.body)).toEqual(["hi"]);
+  });
+
   it("a retry answered with expired: true leaves nothing to show", () => {
     const state = frames(queued(loaded()), sent({ duplicate: true, expired: true }));
     expect(state.outbox).toEqual([]);
