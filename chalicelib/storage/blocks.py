@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.storage.database import Transaction
+from chalicelib.storage.database import Transaction, placeholders
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,12 @@ def blocked_between(txn: Transaction, user_id: str, others: list[str]) -> set[st
     """Those of `others` who blocked `user_id` or whom `user_id` blocked."""
     if not others:
         return set()
-    placeholders = ", ".join(["%s"] * len(others))  # only placeholders go in
+    in_list = placeholders(others)
     txn.execute(
         "SELECT blocked_user_id AS other FROM blocks"  # noqa: S608
-        f" WHERE blocker_id = %s AND blocked_user_id IN ({placeholders})"
+        f" WHERE blocker_id = %s AND blocked_user_id IN ({in_list})"
         " UNION SELECT blocker_id AS other FROM blocks"
-        f" WHERE blocked_user_id = %s AND blocker_id IN ({placeholders})",
+        f" WHERE blocked_user_id = %s AND blocker_id IN ({in_list})",
         [user_id, *others, user_id, *others],
     )
     return {row["other"] for row in txn.fetchall()}
@@ -74,10 +74,10 @@ def blockers_of(txn: Transaction, user_id: str, among: list[str]) -> set[str]:
     """Those of `among` who blocked `user_id`."""
     if not among:
         return set()
-    placeholders = ", ".join(["%s"] * len(among))  # only placeholders go in
+    in_list = placeholders(among)
     txn.execute(
         "SELECT blocker_id FROM blocks"  # noqa: S608
-        f" WHERE blocked_user_id = %s AND blocker_id IN ({placeholders})",
+        f" WHERE blocked_user_id = %s AND blocker_id IN ({in_list})",
         [user_id, *among],
     )
     return {row["blocker_id"] for row in txn.fetchall()}

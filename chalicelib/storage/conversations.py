@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.storage.database import Transaction
+from chalicelib.storage.database import Transaction, placeholders
 
 
 @dataclass(frozen=True)
@@ -170,12 +170,12 @@ def accepted_contacts(txn: Transaction, user_id: str, others: list[str]) -> set[
     """Those of `others` who share a conversation with `user_id` that both have accepted."""
     if not others:
         return set()
-    placeholders = ", ".join(["%s"] * len(others))  # only placeholders go in
+    in_list = placeholders(others)
     txn.execute(
         "SELECT DISTINCT theirs.user_id FROM participants mine"  # noqa: S608
         " JOIN participants theirs ON theirs.conversation_id = mine.conversation_id"
         " WHERE mine.user_id = %s AND mine.consent = 'accepted'"
-        f" AND theirs.user_id IN ({placeholders}) AND theirs.consent = 'accepted'",
+        f" AND theirs.user_id IN ({in_list}) AND theirs.consent = 'accepted'",
         [user_id, *others],
     )
     return {row["user_id"] for row in txn.fetchall()}
@@ -202,13 +202,13 @@ def members_of(txn: Transaction, conversation_ids: list[str]) -> list[Member]:
     """Members of these conversations with their cursors and presence, in one query."""
     if not conversation_ids:
         return []
-    placeholders = ", ".join(["%s"] * len(conversation_ids))  # only placeholders go in
+    in_list = placeholders(conversation_ids)
     sql = (
         "SELECT p.conversation_id, p.user_id, u.phone, u.display_name, p.role, p.consent,"  # noqa: S608
         " u.read_receipts, p.read_seq, p.delivered_seq, u.last_seen_at,"
         " EXISTS (SELECT 1 FROM connections k WHERE k.user_id = p.user_id) AS online"
         " FROM participants p JOIN users u ON u.id = p.user_id"
-        " WHERE p.conversation_id IN (" + placeholders + ")"
+        " WHERE p.conversation_id IN (" + in_list + ")"
         " ORDER BY p.conversation_id, p.joined_at, p.user_id"
     )
     txn.execute(sql, conversation_ids)

@@ -16,6 +16,12 @@ MAX_ATTEMPTS = 3  # a reconnect (once) or a deadlock victim's rerun (twice)
 T = TypeVar("T")
 
 
+def placeholders(values: Sequence[Any]) -> str:
+    """`%s, %s, ...`, one per value, for an `IN (...)` list: only placeholders are formatted
+    into SQL, never the values."""
+    return ", ".join(["%s"] * len(values))
+
+
 class Transaction:
     """The cursor of one named transaction, with its engine at hand for dialect hooks."""
 

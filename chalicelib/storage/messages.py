@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.storage.database import Transaction
+from chalicelib.storage.database import Transaction, placeholders
 
 
 @dataclass(frozen=True)
@@ -120,9 +120,9 @@ def delete_expired_batch(txn: Transaction, *, now_ms: int, limit: int) -> list[D
     rows = txn.fetchall()
     if not rows:
         return []
-    placeholders = ", ".join(["%s"] * len(rows))  # only placeholders are formatted in
+    in_list = placeholders(rows)
     txn.execute(
-        f"DELETE FROM messages WHERE id IN ({placeholders})",  # noqa: S608
+        f"DELETE FROM messages WHERE id IN ({in_list})",  # noqa: S608
         [row["id"] for row in rows],
     )
     return [DeletedMessage(r["conversation_id"], r["seq"], r["sender_id"]) for r in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.storage.database import Transaction
+from chalicelib.storage.database import Transaction, placeholders
 
 
 def count_hits(txn: Transaction, windows: list[tuple[str, int, int, int]]) -> None:
@@ -16,11 +16,11 @@ def read_counts(txn: Transaction, windows: list[tuple[str, int]]) -> dict[tuple[
     if not windows:
         return {}
     buckets = sorted({bucket for bucket, _ in windows})
-    placeholders = ", ".join(["%s"] * len(buckets))  # only placeholders go in
+    in_list = placeholders(buckets)
     starts = [start for _, start in windows]
     txn.execute(
         "SELECT bucket, window_start, hits FROM rate_limit_windows"  # noqa: S608
-        f" WHERE bucket IN ({placeholders}) AND window_start BETWEEN %s AND %s",
+        f" WHERE bucket IN ({in_list}) AND window_start BETWEEN %s AND %s",
         [*buckets, min(starts), max(starts)],
     )
     wanted = set(windows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from chalicelib.storage.database import Transaction
+from chalicelib.storage.database import Transaction, placeholders
 
 
 @dataclass(frozen=True)
@@ -172,8 +172,8 @@ def accepting_everyone(txn: Transaction, user_ids: list[str]) -> set[str]:
     """Those of `user_ids` who turned message requests off (they accept everyone)."""
     if not user_ids:
         return set()
-    placeholders = ", ".join(["%s"] * len(user_ids))  # only placeholders go in
-    txn.execute(f"SELECT id FROM users WHERE message_requests = 0 AND id IN ({placeholders})",  # noqa: S608
+    in_list = placeholders(user_ids)
+    txn.execute(f"SELECT id FROM users WHERE message_requests = 0 AND id IN ({in_list})",  # noqa: S608
                 user_ids)
     return {row["id"] for row in txn.fetchall()}
 
@@ -182,7 +182,7 @@ def users_by_phone(txn: Transaction, phones: list[str]) -> dict[str, str]:
     """phone -> user id, for those of `phones` that have a user (pending or active)."""
     if not phones:
         return {}
-    placeholders = ", ".join(["%s"] * len(phones))  # only placeholders go in
-    txn.execute(f"SELECT id, phone FROM users WHERE phone IN ({placeholders})",  # noqa: S608
+    in_list = placeholders(phones)
+    txn.execute(f"SELECT id, phone FROM users WHERE phone IN ({in_list})",  # noqa: S608
                 phones)
     return {row["phone"]: row["id"] for row in txn.fetchall()}

@@ -14,6 +14,17 @@ def listed(stack, session, conversation_id: str) -> dict:
     return next(c for c in page["conversations"] if c["id"] == conversation_id)
 
 
+def accepted_chat(stack, starter, other, other_phone: str) -> dict:
+    """A direct chat that both have accepted (people who know each other)."""
+    status, chat, _ = stack.request("POST", "/conversations", {"members": [other_phone]},
+                                    token=starter.access_token)
+    assert status == 201, chat
+    status, _, _ = stack.request("POST", f"/conversations/{chat['id']}/accept",
+                                 token=other.access_token)
+    assert status == 200
+    return chat
+
+
 def member(conversation: dict, user_id: str) -> dict:
     return next(m for m in conversation["members"] if m["user_id"] == user_id)
 
@@ -72,9 +83,7 @@ def test_decline_with_block_silences_the_starter(stack):
 
 def test_block_then_unblock_over_rest(stack):
     alice, bob = stack.login(ALICE), stack.login(BOB)
-    _, chat, _ = stack.request("POST", "/conversations", {"members": [BOB]},
-                               token=alice.access_token)
-    stack.request("POST", f"/conversations/{chat['id']}/accept", token=bob.access_token)
+    chat = accepted_chat(stack, alice, bob, BOB)
     alice_socket = Socket(stack.open_socket(alice))
 
     status, blocked, _ = stack.request("POST", "/blocks", {"user_id": alice.user_id},
@@ -100,9 +109,7 @@ def test_block_then_unblock_over_rest(stack):
 
 def test_read_receipts_off_hides_reads_both_ways(stack):
     alice, bob = stack.login(ALICE), stack.login(BOB)
-    _, chat, _ = stack.request("POST", "/conversations", {"members": [BOB]},
-                               token=alice.access_token)
-    stack.request("POST", f"/conversations/{chat['id']}/accept", token=bob.access_token)
+    chat = accepted_chat(stack, alice, bob, BOB)
     status, me, _ = stack.request("PATCH", "/me", {"read_receipts": False},
                                   token=bob.access_token)
     assert status == 200 and me["settings"] == {"message_requests": True,
