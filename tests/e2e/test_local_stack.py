@@ -150,7 +150,10 @@ def test_a_socket_is_closed_at_the_maximum_connection_duration_even_when_busy(
         with pytest.raises(ConnectionClosed) as closed:
             while time.monotonic() - started < 10:
                 client_socket.send('{"action": "ping"}')  # activity does not extend it
-                client_socket.recv(timeout=0.5)
+                try:
+                    client_socket.recv(timeout=0.5)
+                except TimeoutError:  # a pong slowed by a loaded machine: stay busy
+                    continue
         assert closed.value.rcvd.code == 1001
         assert time.monotonic() - started < 5
     finally:
