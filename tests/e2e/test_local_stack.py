@@ -134,7 +134,9 @@ def test_an_idle_socket_is_closed_and_its_row_removed(stack, stack_db):
     with pytest.raises(ConnectionClosed) as closed:
         client_socket.recv(timeout=IDLE_TIMEOUT_S + 5)
 
-    assert closed.value.rcvd.code == 1001
+    # The stack's idle timer (1001) and the scheduled sweep, which drops idle rows and deletes
+    # their sockets (1000), share WS_IDLE_TIMEOUT_S: on a loaded machine either may come first.
+    assert closed.value.rcvd.code in (1001, 1000)
     wait_for(lambda: connection_rows(stack_db) == [])
 
 
