@@ -38,9 +38,10 @@ def test_a_chat_from_someone_new_waits_as_a_request_and_reveals_nothing_until_ac
     expect(bob.chats.get_by_test_id("conversation")).to_contain_text(ALICE)
 
     expect(alice.presence).to_have_text("online", timeout=SYNC_WAIT_MS)
-    expect(alice.page.get_by_role("heading", level=2)).to_have_text("Bob Builder")
+    expect(alice.page.get_by_role("heading", level=2)).to_have_text("Bob Builder",
+                                                                    timeout=SYNC_WAIT_MS)
     bob.send("hello alice")
-    expect(alice.bodies).to_have_text(["hi bob, it's alice", "hello alice"])
+    expect(alice.bodies).to_have_text(["hi bob, it's alice", "hello alice"], timeout=SYNC_WAIT_MS)
 
 
 def test_replying_to_a_request_accepts_it(open_window):
@@ -48,8 +49,8 @@ def test_replying_to_a_request_accepts_it(open_window):
     alice.start_chat(BOB)
     alice.send("are you free later?")
     bob.requests.get_by_test_id("conversation").filter(has_text=ALICE).click()
-    bob.send("yes!")
-    expect(bob.requests).to_have_count(0)
+    bob.send("yes!")  # accepted once the server says sent
+    expect(bob.requests).to_have_count(0, timeout=SYNC_WAIT_MS)
     expect(bob.page.get_by_role("region", name="Message request")).to_have_count(0)
     expect(alice.bodies).to_have_text(["are you free later?", "yes!"], timeout=SYNC_WAIT_MS)
     expect(alice.presence).to_have_text("online", timeout=SYNC_WAIT_MS)

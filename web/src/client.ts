@@ -43,6 +43,7 @@ export class ChatClient {
   private readonly persistOutbox: (outbox: PendingSend[]) => void;
   private socketStatus: SocketStatus = "connecting";
   private syncing = false;
+  private linkOpenedBefore = false;
   private syncSentAt = 0;
   private lastSyncCursors = "";
   private listLoadsStarted = 0;
@@ -194,6 +195,9 @@ export class ChatClient {
     this.readSent.clear();
     this.syncing = false;
     this.requestSync();
+    // sync brings back missed messages, not missed presence or receipts: after a gap, the list
+    if (this.linkOpenedBefore) void this.reloadConversations();
+    this.linkOpenedBefore = true;
   }
 
   private onFrame(frame: ServerFrame): void {
@@ -236,13 +240,15 @@ export class ChatClient {
   private onError(error: Extract<ServerFrame, { type: "error" }>): void {
     if (error.req?.startsWith(SEND_REQ)) {
       const clientMsgId = error.req.slice(SEND_REQ.length);
-      const retryable = error.code === "rate_limited" || error.code === "internal";
+      // unauthorized: this socket is not logged in; the link opens another and it goes there
+      const retryable = error.code === "rate_limited" || error.code === "internal" || error.code === "unauthorized";
+      const waitMs = error.code === "unauthorized" ? 0 : (error.retry_after_ms ?? 2_000);
       this.lastSentAt.delete(clientMsgId);
       this.dispatch({
         type: "send_refused",
         client_msg_id: clientMsgId,
         code: error.code,
-        retry_at: retryable ? Date.now() + (error.retry_after_ms ?? 2_000) : undefined,
+        retry_at: retryable ? Date.now() + waitMs : undefined,
       });
     } else if (error.req === CURSOR_REQ && error.code === "rate_limited") {
       // a very busy socket: wait as told, then tell every cursor again (they are cumulative)

@@ -37,6 +37,8 @@ export class RealtimeSocket implements Link {
   private socket: WebSocket | null = null;
   private running = false;
   private failures = 0;
+  /** Sockets in a row the server said were not logged in (`unauthorized` frames). */
+  private refusals = 0;
   private reconnectTimer: number | undefined;
   private heartbeat: number | undefined;
   private awaitingSince: number | undefined;
@@ -111,6 +113,15 @@ export class RealtimeSocket implements Link {
         return; // not ours to handle: the server only sends JSON
       }
       this.events.frame(frame);
+      if (frame.type === "error" && frame.code === "unauthorized") {
+        // the server holds no login for this socket (swept, or lost at $connect): every frame on
+        // it would be refused, so a new one, with a new ticket, waiting longer each time in a row
+        this.refusals += 1;
+        this.drop();
+        this.retryLater(Math.min(this.timing.maxBackoffMs, 125 * 2 ** Math.min(this.refusals, 8)));
+      } else if (frame.type !== "error") {
+        this.refusals = 0;
+      }
     };
     socket.onclose = () => {
       if (this.socket !== socket) return;

@@ -183,6 +183,7 @@ function fromServer(state: ChatState, conversation: Conversation): ConversationS
   const { last_message, request, ...fields } = conversation;
   const base: ConversationState = {
     ...fields,
+    members: held ? fields.members.map((m) => keepCursors(m, held.members)) : fields.members,
     request: request === true,
     messages: [],
     last_message: last_message && !isHidden(state, last_message) ? last_message : null,
@@ -190,6 +191,19 @@ function fromServer(state: ChatState, conversation: Conversation): ConversationS
     hidden_seqs: held?.hidden_seqs ?? [],
   };
   return withMessages(base, held?.messages ?? [], false);
+}
+
+/** A list read before a receipt arrived never moves that member's cursors back; a cursor the
+ * server now hides (null) stays hidden. */
+function keepCursors(member: Member, held: Member[]): Member {
+  const before = held.find((m) => m.user_id === member.user_id);
+  if (!before) return member;
+  const later = (now: number | null, then: number | null) => (now === null ? null : Math.max(now, then ?? 0));
+  return {
+    ...member,
+    read_seq: later(member.read_seq, before.read_seq),
+    delivered_seq: later(member.delivered_seq, before.delivered_seq),
+  };
 }
 
 function removeConversation(state: ChatState, id: string): ChatState {

@@ -203,6 +203,19 @@ describe("the outbox: every accepted message is sent, exactly once, with one cli
     expect(client.getState().conversations.c1.messages.map((m) => m.body)).toEqual(["stored, but the reply was lost"]);
   });
 
+  it("a send refused because the socket was not logged in goes again on the next link", async () => {
+    await started();
+    online();
+    client.sendMessage("c1", "on a socket the server lost");
+    const [first] = link.of("send");
+    link.receive({ type: "error", req: first.req, code: "unauthorized", message: "this connection is not logged in" });
+    expect(client.getState().outbox[0].failed).toBeUndefined();
+    link.drop(); // what the link does on unauthorized
+    link.open();
+    link.receive(syncReply());
+    expect(link.of("send").map((f) => f.client_msg_id)).toEqual([first.client_msg_id, first.client_msg_id]);
+  });
+
   it("a rate-limited send waits retry_after_ms before it goes again", async () => {
     await started();
     online();
@@ -263,6 +276,16 @@ describe("keeping up with the server", () => {
     link.open();
     link.receive(syncReply({ last_seq: 5, messages: [message(1), message(2)].map(({ type: _t, ...m }) => m), has_more: true }));
     expect(link.of("sync").map((f) => f.cursors)).toEqual([{ c1: 0 }, { c1: 2 }]);
+  });
+
+  it("a new link after a drop reads the list again: presence missed meanwhile is not in sync", async () => {
+    await started();
+    online();
+    expect(listCalls).toBe(1);
+    link.drop();
+    link.open();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(listCalls).toBe(2);
   });
 
   it("a gap in seqs asks for a sync", async () => {

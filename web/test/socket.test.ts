@@ -104,6 +104,29 @@ describe("the live link", () => {
     expect(FakeWebSocket.made).toHaveLength(1);
   });
 
+  it("a socket the server says is not logged in is replaced by a new one with a new ticket", async () => {
+    const first = await liveLink();
+    first.reply({ type: "error", req: "sync", code: "unauthorized", message: "this connection is not logged in" });
+    expect(socket.isOpen).toBe(false);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(FakeWebSocket.made).toHaveLength(2);
+    expect(FakeWebSocket.made[1].url).toBe("ws://stack/ws?ticket=t1");
+    FakeWebSocket.made[1].accept();
+    expect(opened).toBe(2);
+  });
+
+  it("sockets refused again and again are replaced less and less often", async () => {
+    const first = await liveLink();
+    first.reply({ type: "error", code: "unauthorized", message: "not logged in" });
+    await vi.advanceTimersByTimeAsync(250);
+    FakeWebSocket.made[1].accept();
+    FakeWebSocket.made[1].reply({ type: "error", code: "unauthorized", message: "not logged in" });
+    await vi.advanceTimersByTimeAsync(250);
+    expect(FakeWebSocket.made).toHaveLength(2); // the second wait is longer (500 ms)
+    await vi.advanceTimersByTimeAsync(300);
+    expect(FakeWebSocket.made).toHaveLength(3);
+  });
+
   it("a rate-limited ticket request waits Retry-After before the next try", async () => {
     const limited = async (): Promise<Ticket> => {
       throw new ApiError(429, "rate_limited", "slow down", { retry_after_s: 7 });

@@ -197,6 +197,15 @@ describe("receipts, presence and counters", () => {
     expect(state.conversations.c1).toMatchObject({ read_seq: 2, unread_count: 0 });
   });
 
+  it("a list read before a receipt arrived never moves the member's cursors back; one now hidden stays hidden", () => {
+    let state = frames(loaded(), { type: "receipt", conversation_id: "c1", user_id: PEER, kind: "delivered", seq: 4 });
+    state = reduce(state, { type: "conversations_loaded", now: NOW, list: { server_time: NOW, conversations: [conversation()] } });
+    expect(state.conversations.c1.members[1].delivered_seq).toBe(4);
+    const hidden = conversation().members.map((m) => ({ ...m, read_seq: null }));
+    state = reduce(state, { type: "conversations_loaded", now: NOW, list: { server_time: NOW, conversations: [conversation({ members: hidden })] } });
+    expect(state.conversations.c1.members[1].read_seq).toBeNull();
+  });
+
   it("reloading the list keeps the messages this device holds", () => {
     const state = frames(loaded(), pushed(message(1)));
     const reloaded = reduce(state, {
