@@ -56,10 +56,10 @@ class _Send:
 def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     """Store the message once and push it to every other connection of every participant.
 
-    Everything that is refused without storing anything is refused before any locking
-    transaction, from what the caller's one read already knew: not a member (`not_found`,
-    and no conversation budget spent), blocked in a direct chat (`forbidden`), a retry
-    (answered from the stored key). Each of those still passes the frame and send limits.
+    Everything answered without storing anything is answered before any locking transaction,
+    from what the caller's one read already knew: a retry (answered from the stored key, even
+    if a block or a departure came since), not a member (`not_found`, and no conversation
+    budget spent), blocked in a direct chat (`forbidden`). Each still passes the frame limit.
 
     A fresh send is one transaction: its limits, the next seq as a member (no row updated:
     `not_found`), the (sender, client_msg_id) key, the message. The loser of a race between
@@ -70,16 +70,20 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     now = rt.clock.now_ms()
     try:
         request = _parse_send(frame)
-        body_hash = keyed_hash(rt.keys.body, request.body)
+    except EphemeraError:
+        count_frame(caller.connection_id, rt)
+        raise
+    body_hash = keyed_hash(rt.keys.body, request.body)
+    limits = _send_limits(caller, request, body_hash, now)
+    if caller.prior_send is not None:  # stored before: the same answer, whatever came since
+        rt.limiter.check(limits)
+        _answer_retry(caller, caller.prior_send, request, body_hash, frame.get("req"), now, rt)
+        return
+    try:
         _admit(caller)
     except EphemeraError:
         count_frame(caller.connection_id, rt)
         raise
-    limits = _send_limits(caller, request, body_hash, now)
-    if caller.prior_send is not None:
-        rt.limiter.check(limits)
-        _answer_retry(caller, caller.prior_send, request, body_hash, frame.get("req"), now, rt)
-        return
     try:
         message = rt.db.run_transaction("messaging.send", _send_txn, caller, request,
                                         body_hash, limits, now, rt)

@@ -224,6 +224,21 @@ def test_decline_with_block_blocks_the_starter_whose_sends_are_then_forbidden(wo
                              world.rt)
 
 
+def test_a_retry_of_a_send_stored_before_a_block_is_still_its_duplicate(world):
+    alice, bob = world.person(), world.person()
+    phone = world.device(alice)
+    chat = world.chat(alice, bob)
+    world.send(phone, chat, body="before", client_msg_id="before-block")
+    account.block(bob.id, {"user_id": alice.id}, world.rt)
+
+    world.send(phone, chat, body="before", client_msg_id="before-block", req="retry")
+    world.send(phone, chat, body="after", client_msg_id="after-block1", req="new")
+
+    assert world.last(phone, "sent")["duplicate"] is True
+    assert world.last(phone, "error")["req"] == "new"
+    assert world.last(phone, "error")["code"] == "forbidden"
+
+
 def test_blocking_stops_presence_both_ways_and_unblocking_restores_it(world):
     alice, bob = world.person(), world.person()
     alice_phone = world.device(alice)
