@@ -17,7 +17,7 @@ from chalicelib.config import Config
 from chalicelib.crypto import Keys
 from chalicelib.errors import ConfigError
 from chalicelib.services.limits import Limiter, SlidingWindowLimiter, load_policies
-from chalicelib.services.realtime import Realtime
+from chalicelib.services.realtime import TOUCH_EVERY_MS, Realtime
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 
@@ -89,8 +89,9 @@ def get_limiter() -> Limiter:
 
 @cache
 def get_realtime() -> Realtime:
+    idle_ms = get_config().ws_idle_timeout_s * 1000
     return Realtime(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter(),
-                    keys=get_keys())
+                    keys=get_keys(), touch_every_ms=min(TOUCH_EVERY_MS, idle_ms // 3))
 
 
 @cache

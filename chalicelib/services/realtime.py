@@ -30,6 +30,9 @@ class Realtime:
     clock: Clock
     limiter: Limiter
     keys: Keys
+    # How stale a connection's last_seen_at may get before a frame refreshes it: well inside
+    # the idle timeout that the sweep judges it by (bootstrap derives it from the config).
+    touch_every_ms: int = TOUCH_EVERY_MS
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None =
     if loaded is None:
         raise Unauthorized("this connection is not logged in; open a new one with a ticket")
     row = loaded.connection
-    if force_touch or now - row.last_seen_at >= TOUCH_EVERY_MS:
+    if force_touch or now - row.last_seen_at >= rt.touch_every_ms:
         rt.db.run_transaction("realtime.touch", connections.touch_connection, connection_id,
                               now)
     set_user(row.user_id)

@@ -144,3 +144,20 @@ def test_racing_closes_of_the_last_connections_announce_offline_exactly_once(mys
 
         offline = [f for f in world.received(watcher, "presence") if not f["online"]]
         assert len(offline) == 1, offline
+
+
+def test_a_busy_connection_is_never_swept_as_idle_however_short_the_idle_timeout(db, clock):
+    """A frame refreshes the connection's activity well inside the idle timeout the sweep
+    judges it by (3 s here, as in the end-to-end stack), not only once a minute."""
+    push = RecordingPush()
+    world = World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS,
+                           touch_every_ms=1000), push)
+    alice, bob = world.person(), world.person()
+    phone = world.device(alice)
+    chat = world.chat(alice, bob)
+
+    for _ in range(6):  # a read every 1.5 s for 9 s
+        clock.advance(ms=1500)
+        world.frame(phone, "read", conversation_id=chat, seq=0)
+        assert presence.sweep_stale_connections(idle_timeout_s=3, max_connection_s=7200,
+                                                rt=world.rt) == 0
