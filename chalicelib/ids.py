@@ -30,13 +30,16 @@ def new_id(now_ms: int | None = None) -> str:
         else:
             random_part = secrets.randbits(_RANDOM_BITS)
         _last = (ms, random_part)
-    value = (ms << _RANDOM_BITS) | random_part
-    return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    return _encode((ms << _RANDOM_BITS) | random_part)
 
 
 def new_user_id() -> str:
     """A user's id: ULID-shaped, but its time part is random too. A time-sortable id would
     tell when the phone was first seen (a pending user created just now, or an account of
     long standing), and nothing may tell a phone with an account from one without."""
-    value = secrets.randbits(48 + _RANDOM_BITS)
+    return _encode(secrets.randbits(48 + _RANDOM_BITS))
+
+
+def _encode(value: int) -> str:
+    """128 bits as 26 characters of Crockford's base32."""
     return "".join(CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))

@@ -55,8 +55,8 @@ def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str
         others = [phone for phone in phones if phone != me.phone]
         if not others:
             raise InvalidInput("members must name at least one other phone")
-        member_ids = _members_by_phone(txn, user_id, me.activated_at or me.created_at, others,
-                                       now, rt)
+        member_ids, contacts = _members_by_phone(txn, user_id, me.activated_at or me.created_at,
+                                                 others, now, rt)
         if blocks.blockers_of(txn, user_id, member_ids):
             raise Forbidden("you cannot start a conversation with one of these people")
         key = conversations.direct_key(user_id, member_ids[0]) if len(others) == 1 else None
@@ -69,8 +69,7 @@ def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str
             ttl_seconds=ttl, last_seq=0, created_by=user_id, created_at=now, updated_at=now,
             activity_at=now)
         conversations.insert_conversation(txn, conversation)
-        known = (conversations.accepted_contacts(txn, user_id, member_ids)
-                 | users.accepting_everyone(txn, member_ids))
+        known = contacts | users.accepting_everyone(txn, member_ids)
         conversations.insert_participants(txn, [
             Participant(conversation.id, user_id, "owner", 0, 0, 0, now, ACCEPTED)] + [
             Participant(conversation.id, member, "member", 0, 0, 0, now,
@@ -87,8 +86,9 @@ def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str
 
 
 def _members_by_phone(txn: Transaction, user_id: str, account_since: int, phones: list[str],
-                      now: int, rt: Realtime) -> list[str]:
-    """The users of these phones, creating pending users for phones without one, after the
+                      now: int, rt: Realtime) -> tuple[list[str], set[str]]:
+    """The users of these phones (and which of them are the caller's accepted contacts),
+    creating pending users for phones without one, after the
     abuse limits: conversations (and member additions) per user, stricter for an account
     younger than a day, and strangers added per user per day, one hit each. Strangers, not
     only pending users, are counted: a cap that only phones without an account could hit
@@ -105,7 +105,7 @@ def _members_by_phone(txn: Transaction, user_id: str, account_since: int, phones
             found[phone] = users.get_or_create_user(
                 txn, new_id=new_user_id(), phone=phone,
                 phone_key=keyed_hash(rt.keys.phone, phone), now_ms=now, activate=False).id
-    return [found[phone] for phone in phones]
+    return [found[phone] for phone in phones], known
 
 
 def _come_back(txn: Transaction, conversation: Conversation, user_id: str) -> None:
@@ -188,11 +188,8 @@ def view_one(user_id: str, conversation_id: str, rt: Realtime) -> dict[str, Any]
     now = rt.clock.now_ms()
 
     def view_txn(txn: Transaction) -> list[dict[str, Any]]:
-        me = conversations.get_participant(txn, conversation_id, user_id)
-        conversation = conversations.get_conversation(txn, conversation_id)
-        if me is None or conversation is None or me.consent == DECLINED:
-            return []
-        return _views_txn(txn, user_id, [(conversation, me)], now)
+        mine = conversations.conversation_of_user(txn, user_id, conversation_id)
+        return _views_txn(txn, user_id, [mine], now) if mine else []
 
     views = rt.db.run_read("conversations.view", view_txn)
     if not views:
@@ -230,14 +227,14 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
 def _views_txn(txn: Transaction, user_id: str, mine: list[tuple[Conversation, Participant]],
                now: int) -> list[dict[str, Any]]:
     everyone = conversations.members_of(txn, [c.id for c, _ in mine])
-    viewer = users.get_profile(txn, user_id)
+    viewer_reads = any(m.read_receipts for m in everyone if m.user_id == user_id)
     blocked = blocks.blocked_between(txn, user_id,
                                      sorted({m.user_id for m in everyone} - {user_id}))
     members = defaultdict(list)
     for member in everyone:
         members[member.conversation_id].append(
             member_view(member, viewer_id=user_id, blocked=member.user_id in blocked,
-                        viewer_reads=viewer.read_receipts if viewer else False))
+                        viewer_reads=viewer_reads))
     views = []
     for conversation, me in mine:
         last = messages.newest_message(txn, conversation.id, after_seq=me.joined_seq,

@@ -70,20 +70,17 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     now = rt.clock.now_ms()
     try:
         request = _parse_send(frame)
+        if caller.prior_send is None:  # a retry gets the same answer, whatever came since
+            _admit(caller)
     except EphemeraError:
         count_frame(caller.connection_id, rt)
         raise
     body_hash = keyed_hash(rt.keys.body, request.body)
     limits = _send_limits(caller, request, body_hash, now)
-    if caller.prior_send is not None:  # stored before: the same answer, whatever came since
+    if caller.prior_send is not None:
         rt.limiter.check(limits)
         _answer_retry(caller, caller.prior_send, request, body_hash, frame.get("req"), now, rt)
         return
-    try:
-        _admit(caller)
-    except EphemeraError:
-        count_frame(caller.connection_id, rt)
-        raise
     try:
         message = rt.db.run_transaction("messaging.send", _send_txn, caller, request,
                                         body_hash, limits, now, rt)
@@ -101,8 +98,7 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     sent = _sent_frame(frame.get("req"), request.client_msg_id, message.id, message.seq,
                        message.conversation_id, message.created_at, message.expires_at,
                        duplicate=False)
-    audience = rt.db.run_read("messaging.audience", conversations.connections_of_conversation,
-                              message.conversation_id, caller.user_id)
+    audience = _audience(message.conversation_id, rt, sender_id=caller.user_id)
     pushed = {"type": "message", **message_view(message)}
     push_frames([(caller.connection_id, sent)] + [
         (listener.connection_id, pushed) for listener in audience
@@ -255,10 +251,12 @@ def _advance_txn(txn: Transaction, conversation_id: str, user_id: str,
     return moved
 
 
-def _audience(conversation_id: str, rt: Realtime) -> list[Listener]:
-    """Every live connection of every participant who has not declined."""
+def _audience(conversation_id: str, rt: Realtime,
+              sender_id: str | None = None) -> list[Listener]:
+    """Every live connection of every participant who has not declined (and whether each
+    blocked `sender_id`)."""
     return rt.db.run_read("messaging.audience", conversations.connections_of_conversation,
-                          conversation_id)
+                          conversation_id, sender_id)
 
 
 def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
@@ -268,14 +266,12 @@ def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
     receipts only between people who both have read receipts on."""
     mine = next((listener for listener in audience if listener.user_id == caller.user_id),
                 None)
-    consent = caller.conversation.consent if caller.conversation else None
-    if consent == REQUEST or (mine is not None and mine.consent == REQUEST):
+    if mine is None or mine.consent != ACCEPTED:
         return []
-    i_share_reads = mine.read_receipts if mine is not None else False
     return [
         (listener.connection_id, {"type": "receipt", "conversation_id": conversation_id,
                                   "user_id": caller.user_id, "kind": kind, "seq": seq})
         for kind, seq in sorted(moved.items()) for listener in audience
         if listener.user_id != caller.user_id
-        and (kind != "read" or (i_share_reads and listener.read_receipts))
+        and (kind != "read" or (mine.read_receipts and listener.read_receipts))
     ]

@@ -18,10 +18,13 @@ from chalicelib.storage.database import Transaction
 SWEEP_BATCH = 500
 
 
-def connection_opened_txn(txn: Transaction, row: ConnectionRow) -> bool:
-    """Store a new connection inside the caller's transaction; True if it is the user's
-    first live one (the user just came online)."""
-    users.lock_user(txn, row.user_id, row.connected_at)
+def connection_opened_txn(txn: Transaction, row: ConnectionRow, *,
+                          user_locked: bool = False) -> bool:
+    """Store a new connection inside the caller's transaction (taking the user's lock unless
+    the caller holds it already); True if it is the user's first live one (the user just
+    came online)."""
+    if not user_locked:
+        users.lock_user(txn, row.user_id, row.connected_at)
     connections.insert_connection(txn, row)
     return len(connections.connection_ids_of_user(txn, row.user_id)) == 1
 
@@ -55,14 +58,12 @@ def reveal(user_id: str, conversation_id: str, rt: Realtime) -> None:
     `read` only between people who both share reads)."""
 
     def reveal_txn(txn: Transaction) -> list[tuple[str, dict[str, object]]]:
-        user = users.get_user(txn, user_id)
-        profile = users.get_profile(txn, user_id)
-        me = conversations.get_participant(txn, conversation_id, user_id)
-        if user is None or profile is None or me is None:
+        me = next((member for member in conversations.members_of(txn, [conversation_id])
+                   if member.user_id == user_id), None)
+        if me is None:
             return []
-        presence = {"type": "presence", "user_id": user_id,
-                    "online": bool(connections.connection_ids_of_user(txn, user_id)),
-                    "last_seen_at": user.last_seen_at}
+        presence = {"type": "presence", "user_id": user_id, "online": me.online,
+                    "last_seen_at": me.last_seen_at}
         frames = [(cid, presence) for cid in
                   connections.connection_ids_of_contacts(txn, user_id, conversation_id)]
         listeners = conversations.connections_of_conversation(txn, conversation_id)
@@ -71,7 +72,7 @@ def reveal(user_id: str, conversation_id: str, rt: Realtime) -> None:
                        "user_id": user_id, "kind": kind, "seq": seq}
             frames += [(listener.connection_id, receipt) for listener in listeners
                        if seq > 0 and listener.user_id != user_id
-                       and (kind == "delivered" or (profile.read_receipts
+                       and (kind == "delivered" or (me.read_receipts
                                                      and listener.read_receipts))]
         return frames
 

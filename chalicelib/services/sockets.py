@@ -41,7 +41,7 @@ def open_connection(ticket: object, connection_id: str, *, tokens: Tokens,
         return presence.connection_opened_txn(txn, ConnectionRow(
             id=connection_id, user_id=claims.user_id, device_id=claims.device_id,
             connected_at=now, last_seen_at=now,
-        ))
+        ), user_locked=True)
 
     came_online = rt.db.run_transaction("sockets.open", admit_txn)
     set_user(claims.user_id)

@@ -127,6 +127,14 @@ def conversations_of_user(txn: Transaction, user_id: str) -> list[tuple[Conversa
     return [_mine(row, user_id) for row in txn.fetchall()]
 
 
+def conversation_of_user(txn: Transaction, user_id: str,
+                         conversation_id: str) -> tuple[Conversation, Participant] | None:
+    """One conversation of the user's (not one they declined), with their participant row."""
+    txn.execute(_MINE + " AND c.id = %s", (user_id, conversation_id))
+    row = txn.fetchone()
+    return _mine(row, user_id) if row else None
+
+
 def page_of_user(txn: Transaction, user_id: str, *, before: tuple[int, str] | None,
                  limit: int) -> list[tuple[Conversation, Participant]]:
     """Up to `limit` of the user's conversations by latest activity, newest first, after the
