@@ -97,28 +97,16 @@ function Privacy({ client, settings: saved }: { client: ChatClient; settings: To
   return (
     <section className="settings-section" aria-labelledby="settings-privacy">
       <h3 id="settings-privacy">Privacy</h3>
-      <label className="toggle">
-        <input type="checkbox" checked={settings.message_requests} disabled={busy}
-          aria-describedby="message-requests-hint"
-          onChange={(e) => void toggle({ message_requests: e.target.checked })} />
-        <span>Message requests</span>
-      </label>
-      <p className="hint" id="message-requests-hint">
-        {settings.message_requests
+      <Switch id="message-requests" label="Message requests" checked={settings.message_requests}
+        disabled={busy} onChange={(on) => void toggle({ message_requests: on })}
+        hint={settings.message_requests
           ? "On: chats from people you haven't accepted wait under Message requests, and they can't see when you're online."
-          : "Off: anyone who has your number can message you directly."}
-      </p>
-      <label className="toggle">
-        <input type="checkbox" checked={settings.read_receipts} disabled={busy}
-          aria-describedby="read-receipts-hint"
-          onChange={(e) => void toggle({ read_receipts: e.target.checked })} />
-        <span>Read receipts</span>
-      </label>
-      <p className="hint" id="read-receipts-hint">
-        {settings.read_receipts
+          : "Off: anyone who has your number can message you directly."} />
+      <Switch id="read-receipts" label="Read receipts" checked={settings.read_receipts}
+        disabled={busy} onChange={(on) => void toggle({ read_receipts: on })}
+        hint={settings.read_receipts
           ? "On: people see when you've read their messages, and you see when they've read yours."
-          : "Off: nobody sees when you've read their messages, and you don't see when they've read yours."}
-      </p>
+          : "Off: nobody sees when you've read their messages, and you don't see when they've read yours."} />
       {error && <p role="alert" className="error">{error}</p>}
     </section>
   );
@@ -156,5 +144,23 @@ function BlockedPerson({ client, block }: { client: ChatClient; block: Block }) 
         onClick={() => void run(() => client.unblock(block.user_id))}>Unblock</button>
       {error && <p role="alert" className="error">{error}</p>}
     </li>
+  );
+}
+
+
+/** A labelled checkbox with a one-line explanation of what its state means. */
+function Switch({ id, label, checked, disabled, hint, onChange }: {
+  id: string; label: string; checked: boolean; disabled: boolean; hint: string;
+  onChange: (on: boolean) => void;
+}) {
+  return (
+    <>
+      <label className="toggle">
+        <input type="checkbox" checked={checked} disabled={disabled}
+          aria-describedby={`${id}-hint`} onChange={(e) => onChange(e.target.checked)} />
+        <span>{label}</span>
+      </label>
+      <p className="hint" id={`${id}-hint`}>{hint}</p>
+    </>
   );
 }
