@@ -22,6 +22,7 @@ from chalicelib.services import (
     reading,
     sockets,
 )
+from chalicelib.storage import migrate
 
 bootstrap.fail_fast_in_lambda()
 app = Chalice(app_name="ephemera")
@@ -199,6 +200,16 @@ def ws_message(event: WebsocketEvent) -> None:
 @app.on_ws_disconnect()
 def ws_disconnect(event: WebsocketEvent) -> None:
     sockets.close_connection(event.connection_id, rt=bootstrap.get_realtime())
+
+
+# --- deploy -----------------------------------------------------------------------------
+
+
+@app.lambda_function(name="migrate")
+def migrate_database(event: object, context: object) -> dict[str, Any]:
+    """Invoked once by `make deploy` (no trigger): the only code that reaches the database in
+    the VPC. Applies pending migrations and the binlog retention; safe to run again."""
+    return migrate.upgrade(bootstrap.get_db())
 
 
 # --- schedule ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from chalicelib.adapters.push import ApiGatewayPush, Push
 from chalicelib.adapters.sms import OutboxSmsSender, SmsSender, SnsSmsSender
 from chalicelib.clock import Clock, SystemClock
-from chalicelib.config import Config
+from chalicelib.config import WS_MANAGEMENT_ENDPOINT_PARAMETER, WS_PUBLIC_URL_PARAMETER, Config
 from chalicelib.crypto import Keys
 from chalicelib.errors import ConfigError
 from chalicelib.services.limits import Limiter, SlidingWindowLimiter, load_policies
@@ -41,7 +41,7 @@ def get_db() -> Database:
     settings = get_config().database
     password = None
     if settings.secret_arn:
-        from chalicelib.adapters.secrets import get_db_password
+        from chalicelib.adapters.parameters import get_db_password
 
         arn = settings.secret_arn
         password = lambda: get_db_password(arn)  # noqa: E731 - read on every (re)connect
@@ -53,7 +53,7 @@ def get_keys() -> Keys:
     config = get_config()
     if config.jwt_secret is not None:
         return Keys.from_secret(config.jwt_secret)
-    from chalicelib.adapters.secrets import get_secret_string
+    from chalicelib.adapters.parameters import get_secret_string
 
     return Keys.from_secret(get_secret_string(config.jwt_secret_arn or ""))
 
@@ -78,7 +78,7 @@ def get_sms() -> SmsSender:
 
 @cache
 def get_push() -> Push:
-    return ApiGatewayPush(get_config().ws_management_endpoint)
+    return ApiGatewayPush(resolve_endpoint=ws_management_endpoint)
 
 
 @cache
@@ -103,10 +103,27 @@ def get_auth() -> AuthService:
 
 
 def ws_public_url() -> str:
-    url = get_config().ws_public_url
+    """The `wss://` address tickets send clients to."""
+    url = _ws_address(get_config().ws_public_url, WS_PUBLIC_URL_PARAMETER)
     if not url:
-        raise ConfigError("WS_PUBLIC_URL must be set to hand out WebSocket tickets")
+        raise ConfigError("WS_PUBLIC_URL or WS_PARAMETER_PREFIX must be set to hand out tickets")
     return url
+
+
+def ws_management_endpoint() -> str | None:
+    """Where pushes go: API Gateway's management API (or the local stack's `/local`)."""
+    return _ws_address(get_config().ws_management_endpoint, WS_MANAGEMENT_ENDPOINT_PARAMETER)
+
+
+def _ws_address(from_environment: str | None, parameter: str) -> str | None:
+    """The environment wins (the local stack sets it); a deployed stage reads the SSM parameter
+    `make deploy` wrote, on first use, so a route that never pushes never pays for it."""
+    prefix = get_config().ws_parameter_prefix
+    if from_environment or not prefix:
+        return from_environment
+    from chalicelib.adapters.parameters import get_ssm_parameter
+
+    return get_ssm_parameter(f"{prefix}/{parameter}")
 
 
 def fail_fast_in_lambda() -> None:

@@ -2,7 +2,7 @@
 
 Every problem raises `ConfigError` naming the variable, so a bad deploy fails at start with a
 message an operator can act on. Secrets are not resolved here: `*_ARN` variables are kept as
-references and fetched lazily (see `adapters/secrets.py`), so reading the config costs no I/O.
+references and fetched lazily (see `adapters/parameters.py`), so reading the config costs no I/O.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ STAGES = ("local", "dev", "prod")
 SMS_MODES = ("console", "sns")
 DEFAULT_SQLITE_URL = "sqlite:///.ephemera/local.db"
 MIN_JWT_SECRET_BYTES = 32
+
+# The WebSocket API's id exists only after the first `chalice deploy`, so `make deploy` writes
+# its addresses to these SSM parameters under `WS_PARAMETER_PREFIX` (e.g. `/ephemera/dev`).
+WS_MANAGEMENT_ENDPOINT_PARAMETER = "ws-management-endpoint"
+WS_PUBLIC_URL_PARAMETER = "ws-public-url"
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Config:
     jwt_audience: str
     ws_public_url: str | None
     ws_management_endpoint: str | None
+    ws_parameter_prefix: str | None
     sms_mode: str
     otp_allowed_countries: tuple[str, ...]
     expiry_interval_s: int
@@ -75,6 +81,7 @@ class Config:
             jwt_audience=_text(env, "JWT_AUDIENCE", default="ephemera-api"),
             ws_public_url=env.get("WS_PUBLIC_URL") or None,
             ws_management_endpoint=env.get("WS_MANAGEMENT_ENDPOINT") or None,
+            ws_parameter_prefix=_parameter_prefix(env, "WS_PARAMETER_PREFIX"),
             sms_mode=_choice(env, "SMS_MODE", SMS_MODES, default="console" if is_local else "sns"),
             otp_allowed_countries=_country_list(env, "OTP_ALLOWED_COUNTRIES"),
             expiry_interval_s=_positive_int(env, "EXPIRY_INTERVAL_S", default=60),
@@ -158,6 +165,14 @@ def _positive_int(env: Mapping[str, str], name: str, *, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number (got {raw!r})") from exc
     if value <= 0:
         raise ConfigError(f"{name} must be positive (got {value})")
+    return value
+
+
+def _parameter_prefix(env: Mapping[str, str], name: str) -> str | None:
+    """An SSM path such as `/ephemera/dev`: absolute, without a trailing slash."""
+    value = env.get(name) or None
+    if value is not None and (not value.startswith("/") or value.endswith("/")):
+        raise ConfigError(f"{name} must look like /ephemera/dev (got {value!r})")
     return value
 
 

@@ -8,6 +8,7 @@ this one serves every handler, route and the schedule, with the endpoint from co
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from chalicelib.errors import ConfigError
@@ -24,8 +25,13 @@ class Push(Protocol):
 class ApiGatewayPush:
     """boto3's `apigatewaymanagementapi`, one client per container, made on first use."""
 
-    def __init__(self, endpoint_url: str | None, *, client: Any = None) -> None:
+    def __init__(self, endpoint_url: str | None = None, *,
+                 resolve_endpoint: Callable[[], str | None] | None = None,
+                 client: Any = None) -> None:
+        """`endpoint_url`, or `resolve_endpoint` called on the first push (a deployed stage reads
+        it from SSM, and a handler that never pushes never asks)."""
         self._endpoint_url = endpoint_url
+        self._resolve_endpoint = resolve_endpoint
         self._client = client
 
     def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
@@ -47,8 +53,11 @@ class ApiGatewayPush:
 
     def _management_api(self) -> Any:
         if self._client is None:
+            if not self._endpoint_url and self._resolve_endpoint is not None:
+                self._endpoint_url = self._resolve_endpoint()
             if not self._endpoint_url:
-                raise ConfigError("WS_MANAGEMENT_ENDPOINT must be set to push to connections")
+                raise ConfigError("WS_MANAGEMENT_ENDPOINT or WS_PARAMETER_PREFIX must be set "
+                                  "to push to connections")
             import boto3
             from botocore.config import Config
 

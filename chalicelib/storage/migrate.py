@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from chalicelib.clock import Clock, SystemClock
-from chalicelib.storage.database import Database
+from chalicelib.storage.database import Database, Transaction
 from chalicelib.storage.engines import Connection, Cursor, Engine
 
 T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 FILENAME = re.compile(r"^(\d{12})_[a-z0-9_]+\.sql$")
+# Binary logs hold every row written, message bodies included: on RDS keep them one hour
+# (enough for RDS's own replication and point-in-time recovery to read them), not indefinitely.
+BINLOG_RETENTION_HOURS = 1
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,21 @@ def migrate(
             ]
     finally:
         connection.close()
+
+
+def upgrade(db: Database, binlog_retention_hours: int = BINLOG_RETENTION_HOURS) -> dict:
+    """What a deploy runs once (the `migrate` function): every pending migration, then the
+    binary-log retention that keeps expired messages from outliving their TTL in the server's
+    logs. Idempotent; returns what it did."""
+    applied = migrate(db.engine)
+    limited = db.run_transaction("migrate.binlog_retention", _limit_binlog_retention,
+                                 binlog_retention_hours)
+    return {"applied": applied, "schema_version": current_version(db),
+            "binlog_retention_hours": binlog_retention_hours if limited else None}
+
+
+def _limit_binlog_retention(txn: Transaction, hours: int) -> bool:
+    return txn.engine.limit_binlog_retention(txn, hours)
 
 
 def current_version(db: Database) -> str | None:
@@ -128,10 +146,10 @@ def _current_version_txn(cur: Cursor) -> str | None:
 def main() -> int:
     from chalicelib import bootstrap
 
-    db = bootstrap.get_db()
-    applied = migrate(db.engine)
+    report = upgrade(bootstrap.get_db())
+    applied = report["applied"]
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}; "
-          f"schema at {current_version(db)}")
+          f"schema at {report['schema_version']}")
     return 0
 
 

@@ -134,3 +134,56 @@ def test_the_migrate_command_applies_then_reports_nothing_to_do(tmp_path):
 
     assert run().startswith(f"applied {len(available_migrations())} migration(s)")
     assert run().startswith("applied 0 migration(s): none; schema at " + latest_version())
+
+
+def test_the_deployed_migrate_function_upgrades_then_has_nothing_to_do(
+    monkeypatch, mysql_server, empty_mysql_database
+):
+    from chalice.test import Client
+
+    from app import app
+    from chalicelib import bootstrap
+
+    monkeypatch.setenv("STAGE", "local")
+    monkeypatch.setenv("JWT_SECRET", "j" * 40)
+    monkeypatch.setenv("DATABASE_URL", mysql_server.url(empty_mysql_database))
+    bootstrap.reset()
+    try:
+        with Client(app, stage_name="local") as client:
+            first = client.lambda_.invoke("migrate", {}).payload
+            second = client.lambda_.invoke("migrate", {}).payload
+    finally:
+        bootstrap.reset()
+
+    assert first["applied"] == [m.version for m in available_migrations()]
+    assert second == {"applied": [], "schema_version": latest_version(),
+                      "binlog_retention_hours": None}  # MariaDB: no RDS procedure
+
+
+def test_on_rds_the_upgrade_limits_binlog_retention_to_one_hour(mysql_server, mysql_database):
+    """RDS MySQL's `mysql.rds_set_configuration` is stood in for by a procedure of the same
+    name that records its arguments, so the real CALL statement runs."""
+    from chalicelib.storage.database import Database
+    from chalicelib.storage.migrate import upgrade
+
+    with mysql_server.connect("mysql") as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS test.rds_configuration_calls"
+                    " (name VARCHAR(64), value VARCHAR(64))")
+        cur.execute("DELETE FROM test.rds_configuration_calls")
+        cur.execute("CREATE OR REPLACE PROCEDURE mysql.rds_set_configuration("
+                    "IN name VARCHAR(64), IN value INT)"
+                    " INSERT INTO test.rds_configuration_calls VALUES (name, value)")
+    db = Database(create_engine(parse_database_url(mysql_server.url(mysql_database))))
+    try:
+        report = upgrade(db)
+        with mysql_server.connect("mysql") as conn, conn.cursor() as cur:
+            cur.execute("SELECT name, value FROM test.rds_configuration_calls")
+            calls = cur.fetchall()
+    finally:
+        db.close()
+        with mysql_server.connect("mysql") as conn, conn.cursor() as cur:
+            cur.execute("DROP PROCEDURE IF EXISTS mysql.rds_set_configuration")
+            cur.execute("DROP TABLE IF EXISTS test.rds_configuration_calls")
+
+    assert report["binlog_retention_hours"] == 1
+    assert calls == [{"name": "binlog retention hours", "value": "1"}]

@@ -43,6 +43,13 @@ def test_deployed_stage_reads_mysql_with_the_password_from_a_secret():
     assert config.sms_mode == "sns"
 
 
+def test_a_deployed_stage_names_the_ssm_path_of_its_websocket_addresses():
+    config = Config.from_env(deployed(WS_PARAMETER_PREFIX="/ephemera/prod"))
+
+    assert config.ws_parameter_prefix == "/ephemera/prod"
+    assert config.ws_public_url is None and config.ws_management_endpoint is None
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -58,6 +65,8 @@ def test_deployed_stage_reads_mysql_with_the_password_from_a_secret():
         (local(OTP_ALLOWED_COUNTRIES="GB,France"), "OTP_ALLOWED_COUNTRIES"),
         (deployed(DATABASE_URL="mysql://u:hunter2@h/db"), "DATABASE_URL"),
         (deployed(DB_SECRET_ARN=""), "DB_SECRET_ARN"),
+        (deployed(WS_PARAMETER_PREFIX="ephemera/prod"), "WS_PARAMETER_PREFIX"),
+        (deployed(WS_PARAMETER_PREFIX="/ephemera/prod/"), "WS_PARAMETER_PREFIX"),
         (deployed(DATABASE_URL="sqlite:///x.db"), "DATABASE_URL"),
         (deployed(SMS_MODE="console"), "SMS_MODE"),
         (deployed(JWT_SECRET=SECRET), "JWT_SECRET"),

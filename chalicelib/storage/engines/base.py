@@ -94,3 +94,8 @@ class Engine(ABC):
     def migration_lock(self, cur: Cursor) -> Iterator[None]:
         """Keep two migrators apart; engines whose write transactions suffice do nothing."""
         yield
+
+    def limit_binlog_retention(self, cur: Cursor, hours: int) -> bool:
+        """Keep the server's binary logs at most `hours`, where the server lets us (RDS);
+        False where there is no such setting."""
+        return False

@@ -100,5 +100,16 @@ class MysqlEngine(Engine):
             cur.fetchall()
 
 
+    def limit_binlog_retention(self, cur: Cursor, hours: int) -> bool:
+        # RDS MySQL keeps binary logs (every written row, bodies included) per this setting;
+        # the procedure exists only on RDS, so MariaDB and a plain MySQL are left as they are.
+        cur.execute("SELECT COUNT(*) AS n FROM information_schema.ROUTINES"
+                    " WHERE ROUTINE_SCHEMA = 'mysql' AND ROUTINE_NAME = 'rds_set_configuration'")
+        if not (cur.fetchone() or {}).get("n"):
+            return False
+        cur.execute("CALL mysql.rds_set_configuration('binlog retention hours', %s)", (hours,))
+        return True
+
+
 def _code(exc: BaseException) -> int | None:
     return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None

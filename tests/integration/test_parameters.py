@@ -1,0 +1,130 @@
+"""Deployed secrets and addresses come from Secrets Manager and SSM (moto here) through
+powertools Parameters."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+from chalicelib import bootstrap
+from chalicelib.adapters.parameters import get_db_password, get_secret_string, get_ssm_parameter
+from chalicelib.errors import ConfigError
+
+
+@pytest.fixture
+def secretsmanager(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="eu-west-1")
+
+
+def test_a_plain_secret_is_read_as_a_string(secretsmanager):
+    arn = secretsmanager.create_secret(Name="ephemera/jwt-a", SecretString="s3cr3t-value")["ARN"]
+
+    assert get_secret_string(arn) == "s3cr3t-value"
+
+
+def test_the_database_password_comes_from_an_rds_style_secret(secretsmanager):
+    arn = secretsmanager.create_secret(
+        Name="ephemera/db-a", SecretString=json.dumps({"username": "app", "password": "pw-1"}),
+    )["ARN"]
+
+    assert get_db_password(arn) == "pw-1"
+
+
+def test_a_deployed_stage_connects_with_the_password_from_the_secret(
+    secretsmanager, monkeypatch, mysql_server, mysql_database
+):
+    with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'ephemera_app'@'%' IDENTIFIED BY 'pw-from-secret'")
+        cur.execute(f"GRANT SELECT ON `{mysql_database}`.* TO 'ephemera_app'@'%'")
+    arn = secretsmanager.create_secret(
+        Name="ephemera/db-b",
+        SecretString=json.dumps({"username": "ephemera_app", "password": "pw-from-secret"}),
+    )["ARN"]
+    monkeypatch.setenv("STAGE", "dev")
+    monkeypatch.setenv("DATABASE_URL",
+                       mysql_server.url(mysql_database).replace("root@", "ephemera_app@"))
+    monkeypatch.setenv("DB_SECRET_ARN", arn)
+    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    bootstrap.reset()
+
+    def whoami(txn):
+        txn.execute("SELECT CURRENT_USER() AS me")
+        return txn.fetchone()["me"]
+
+    try:
+        assert bootstrap.get_db().run_read("t", whoami).startswith("ephemera_app@")
+    finally:
+        bootstrap.reset()
+        with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS 'ephemera_app'@'%'")
+
+
+@pytest.fixture
+def ssm(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    parameters.clear_caches()  # powertools caches across tests, like a warm container
+    with mock_aws():
+        yield boto3.client("ssm", region_name="eu-west-1")
+
+
+@pytest.fixture
+def deployed_stage(monkeypatch, mysql_server, mysql_database):
+    """A `dev` stage's environment as `.chalice/config.json` and `make deploy` leave it: the
+    WebSocket addresses are not in it, only the SSM path they were written under."""
+    monkeypatch.setenv("STAGE", "dev")
+    monkeypatch.setenv("DATABASE_URL", mysql_server.url(mysql_database))
+    monkeypatch.setenv("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:db")
+    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
+    monkeypatch.setenv("WS_PARAMETER_PREFIX", "/ephemera/dev")
+    for name in ("JWT_SECRET", "WS_PUBLIC_URL", "WS_MANAGEMENT_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    bootstrap.reset()
+    yield
+    bootstrap.reset()
+
+
+def test_a_plain_ssm_parameter_is_read(ssm):
+    ssm.put_parameter(Name="/ephemera/test/ws-public-url", Value="wss://a.example/api",
+                      Type="String")
+
+    assert get_ssm_parameter("/ephemera/test/ws-public-url") == "wss://a.example/api"
+
+
+def test_a_missing_ssm_parameter_names_itself_and_the_command_that_writes_it(ssm):
+    with pytest.raises(ConfigError, match="/ephemera/test/missing.*make deploy"):
+        get_ssm_parameter("/ephemera/test/missing")
+
+
+def test_a_deployed_stage_reads_its_websocket_addresses_from_ssm(ssm, deployed_stage):
+    ssm.put_parameter(Name="/ephemera/dev/ws-public-url",
+                      Value="wss://abc123.execute-api.eu-west-1.amazonaws.com/api", Type="String")
+    ssm.put_parameter(Name="/ephemera/dev/ws-management-endpoint",
+                      Value="https://abc123.execute-api.eu-west-1.amazonaws.com/api",
+                      Type="String")
+
+    assert bootstrap.ws_public_url() == "wss://abc123.execute-api.eu-west-1.amazonaws.com/api"
+    assert bootstrap.ws_management_endpoint() == (
+        "https://abc123.execute-api.eu-west-1.amazonaws.com/api")
+
+
+def test_the_environment_wins_over_ssm_so_the_local_stack_needs_no_aws(
+    ssm, deployed_stage, monkeypatch
+):
+    monkeypatch.setenv("WS_PUBLIC_URL", "ws://127.0.0.1:8000/ws")
+    bootstrap.reset()
+
+    assert bootstrap.ws_public_url() == "ws://127.0.0.1:8000/ws"
+
+
+def test_the_push_adapter_asks_for_its_endpoint_only_on_the_first_push(ssm, deployed_stage):
+    push = bootstrap.get_push()  # built by every handler; no SSM call yet
+
+    with pytest.raises(ConfigError, match="/ephemera/dev/ws-management-endpoint"):
+        push.send("L0SM9cOFvHcCIhw=", {"type": "pong"})
