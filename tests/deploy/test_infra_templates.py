@@ -1,0 +1,368 @@
+"""The CloudFormation templates in `infra/`: cfn-lint finds nothing in them (and does find a
+planted mistake), and the templates say what the design promises: a private, encrypted database
+reached only through the proxy, only from the Lambdas; short backups; no final snapshot; outputs
+named as `make deploy` reads them; a web page that may run only its own scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from cfnlint.decode.cfn_yaml import load
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
+TEMPLATES = sorted(INFRA.glob("*.yaml"))
+STACK = INFRA / "stack.yaml"
+WEB = INFRA / "web.yaml"
+
+STACK_OUTPUTS = {"SubnetIds", "LambdaSecurityGroupId", "DatabaseProxyEndpoint", "DatabaseName",
+                 "DatabaseUser", "DatabaseSecretArn", "JwtSecretArn"}
+WEB_OUTPUTS = {"BucketName", "DistributionId", "WebUrl"}
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+ANYWHERE = {"0.0.0.0/0", "::/0"}
+
+
+def _lint(path: Path) -> list[str]:
+    """cfn-lint's errors and warnings (its defaults: informational checks are off)."""
+    return [f"{m.rule.id} {m.filename}:{m.linenumber} {m.message}" for m in lint_file(path)]
+
+
+@pytest.fixture(scope="module")
+def stack() -> dict[str, Any]:
+    return load(str(STACK))
+
+
+@pytest.fixture(scope="module")
+def web() -> dict[str, Any]:
+    return load(str(WEB))
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def _resolve(value: Any, template: dict[str, Any], stage: str) -> Any:
+    """The value a property takes for `stage`: evaluates Fn::If on the template's conditions
+    (built from Fn::Equals on Ref Stage), leaves every other intrinsic as it is."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        condition, when_true, when_false = value["Fn::If"]
+        return _resolve(when_true if _condition(template, condition, stage) else when_false,
+                        template, stage)
+    return value
+
+
+def _condition(template: dict[str, Any], name: str, stage: str) -> bool:
+    left, right = template["Conditions"][name]["Fn::Equals"]
+    values = [stage if side == {"Ref": "Stage"} else side for side in (left, right)]
+    return values[0] == values[1]
+
+
+def _exists(template: dict[str, Any], resource: dict[str, Any], stage: str) -> bool:
+    return "Condition" not in resource or _condition(template, resource["Condition"], stage)
+
+
+def _group_id(ref: Any) -> str:
+    """The logical id of a security group referenced as !GetAtt X.GroupId or !Ref X."""
+    if isinstance(ref, dict) and "Fn::GetAtt" in ref:
+        name, attribute = ref["Fn::GetAtt"]
+        assert attribute == "GroupId"
+        return name
+    if isinstance(ref, dict) and "Ref" in ref:
+        return ref["Ref"]
+    raise AssertionError(f"not a security group reference: {ref!r}")
+
+
+def _ingress_rules(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every ingress rule, inline or separate, keyed by the logical id of its security group."""
+    rules: dict[str, list[dict[str, Any]]] = {
+        name: list(group["Properties"].get("SecurityGroupIngress", []))
+        for name, group in _resources(template, "AWS::EC2::SecurityGroup").items()}
+    for rule in _resources(template, "AWS::EC2::SecurityGroupIngress").values():
+        rules[_group_id(rule["Properties"]["GroupId"])].append(rule["Properties"])
+    return rules
+
+
+def _egress_rules(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    rules: dict[str, list[dict[str, Any]]] = {}
+    for name, group in _resources(template, "AWS::EC2::SecurityGroup").items():
+        # Without inline egress AWS adds an allow-all rule, which separate rules do not remove.
+        assert group["Properties"].get("SecurityGroupEgress"), f"{name} would allow all egress"
+        rules[name] = [rule for rule in group["Properties"]["SecurityGroupEgress"]
+                       if rule.get("CidrIp") != "255.255.255.255/32"]  # the "match nothing" rule
+    for rule in _resources(template, "AWS::EC2::SecurityGroupEgress").values():
+        rules[_group_id(rule["Properties"]["GroupId"])].append(rule["Properties"])
+    return rules
+
+
+def _mysql_from(rule: dict[str, Any]) -> str:
+    assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 3306, 3306), rule
+    return _group_id(rule["SourceSecurityGroupId"])
+
+
+# ---------------------------------------------------------------- cfn-lint
+
+
+def test_both_templates_are_checked() -> None:
+    assert {STACK, WEB} <= set(TEMPLATES)
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_template_passes_cfn_lint_without_errors_or_warnings(template: Path) -> None:
+    assert _lint(template) == []
+
+
+@pytest.mark.parametrize(("template", "original", "broken"), [
+    (STACK, "Value: !Ref JwtSecret\n", "Value: !Ref JwtSecretThatDoesNotExist\n"),
+    (STACK, "StorageEncrypted: true", "StorageEncrypted: maybe"),
+    (WEB, "DefaultRootObject: index.html", "DefaultRootObjekt: index.html"),
+], ids=["missing-resource", "invalid-value", "unknown-property"])
+def test_cfn_lint_check_fails_a_broken_template(
+        tmp_path: Path, template: Path, original: str, broken: str) -> None:
+    text = template.read_text()
+    assert text.count(original) == 1
+    copy = tmp_path / template.name
+    copy.write_text(text.replace(original, broken))
+    assert _lint(copy) != []
+
+
+# ---------------------------------------------------------------- the database
+
+
+def test_database_is_encrypted_and_not_public(stack: dict[str, Any]) -> None:
+    (database,) = _resources(stack, "AWS::RDS::DBInstance").values()
+    props = database["Properties"]
+    assert props["StorageEncrypted"] is True
+    assert props["PubliclyAccessible"] is False
+    assert props["Engine"] == "mysql"
+    default_version = stack["Parameters"][props["EngineVersion"]["Ref"]]["Default"]
+    assert default_version.split(".")[:2] in (["8", "0"], ["8", "4"])
+    subnet_group = stack["Resources"][props["DBSubnetGroupName"]["Ref"]]
+    assert subnet_group["Properties"]["SubnetIds"] == [
+        {"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}]
+
+
+@pytest.mark.parametrize(("stage", "protected"), [("dev", False), ("prod", True)])
+def test_database_deletion_protection_is_on_for_prod_only(
+        stack: dict[str, Any], stage: str, protected: bool) -> None:
+    props = stack["Resources"]["Database"]["Properties"]
+    assert _resolve(props["DeletionProtection"], stack, stage) is protected
+    assert _resolve(props["MultiAZ"], stack, stage) is protected
+
+
+def test_database_backup_retention_comes_from_the_parameter_and_defaults_to_one_day(
+        stack: dict[str, Any]) -> None:
+    props = stack["Resources"]["Database"]["Properties"]
+    assert props["BackupRetentionPeriod"] == {"Ref": "BackupRetentionDays"}
+    parameter = stack["Parameters"]["BackupRetentionDays"]
+    assert (parameter["Default"], parameter["MinValue"]) == (1, 1)
+
+
+def test_deleting_the_stack_leaves_no_snapshot_of_expired_messages(
+        stack: dict[str, Any]) -> None:
+    database = stack["Resources"]["Database"]
+    assert database["DeletionPolicy"] == "Delete"
+    assert database["UpdateReplacePolicy"] == "Delete"
+    assert database["Properties"]["DeleteAutomatedBackups"] is True
+
+
+def test_database_password_is_managed_by_rds(stack: dict[str, Any]) -> None:
+    props = stack["Resources"]["Database"]["Properties"]
+    assert props["ManageMasterUserPassword"] is True
+    assert "MasterUserPassword" not in props
+    assert (props["MasterUsername"], props["DBName"]) == ("ephemera", "ephemera")
+
+
+# ---------------------------------------------------------------- the network
+
+
+def test_no_security_group_accepts_traffic_from_anywhere(stack: dict[str, Any]) -> None:
+    for group, rules in _ingress_rules(stack).items():
+        for rule in rules:
+            assert rule.get("CidrIp") not in ANYWHERE, group
+            assert rule.get("CidrIpv6") not in ANYWHERE, group
+            assert "SourceSecurityGroupId" in rule, f"{group} accepts an address range"
+
+
+def test_database_accepts_connections_only_from_the_proxy(stack: dict[str, Any]) -> None:
+    database = stack["Resources"]["Database"]["Properties"]
+    (group,) = [_group_id(ref) for ref in database["VPCSecurityGroups"]]
+    assert [_mysql_from(rule) for rule in _ingress_rules(stack)[group]] == [
+        "ProxySecurityGroup"]
+
+
+def test_proxy_accepts_connections_only_from_the_lambdas(stack: dict[str, Any]) -> None:
+    proxy = stack["Resources"]["DatabaseProxy"]["Properties"]
+    (group,) = [_group_id(ref) for ref in proxy["VpcSecurityGroupIds"]]
+    assert group == "ProxySecurityGroup"
+    assert [_mysql_from(rule) for rule in _ingress_rules(stack)[group]] == [
+        "LambdaSecurityGroup"]
+    assert stack["Outputs"]["LambdaSecurityGroupId"]["Value"] == {
+        "Fn::GetAtt": ["LambdaSecurityGroup", "GroupId"]}
+
+
+def test_connections_leave_only_along_lambda_proxy_database(stack: dict[str, Any]) -> None:
+    egress = _egress_rules(stack)
+
+    def summary(rule: dict[str, Any]) -> tuple[Any, ...]:
+        target = (_group_id(rule["DestinationSecurityGroupId"])
+                  if "DestinationSecurityGroupId" in rule else rule["CidrIp"])
+        return rule["IpProtocol"], rule["FromPort"], rule["ToPort"], target
+
+    assert sorted(map(summary, egress["LambdaSecurityGroup"])) == [
+        ("tcp", 443, 443, "0.0.0.0/0"), ("tcp", 3306, 3306, "ProxySecurityGroup")]
+    assert [summary(rule) for rule in egress["ProxySecurityGroup"]] == [
+        ("tcp", 3306, 3306, "DatabaseSecurityGroup")]
+    assert egress["DatabaseSecurityGroup"] == []
+
+
+def test_proxy_authenticates_with_the_databases_managed_secret(stack: dict[str, Any]) -> None:
+    managed_secret = {"Fn::GetAtt": ["Database", "MasterUserSecret.SecretArn"]}
+    proxy = stack["Resources"]["DatabaseProxy"]["Properties"]
+    assert proxy["EngineFamily"] == "MYSQL"
+    assert proxy["RequireTLS"] is True
+    (auth,) = proxy["Auth"]
+    assert (auth["AuthScheme"], auth["SecretArn"]) == ("SECRETS", managed_secret)
+    role = stack["Resources"][proxy["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+    statements = [s for policy in role["Policies"]
+                  for s in policy["PolicyDocument"]["Statement"]]
+    assert statements == [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                           "Resource": managed_secret}]
+    (target,) = _resources(stack, "AWS::RDS::DBProxyTargetGroup").values()
+    assert target["Properties"]["TargetGroupName"] == "default"
+    assert target["Properties"]["DBInstanceIdentifiers"] == [{"Ref": "Database"}]
+    assert stack["Outputs"]["DatabaseSecretArn"]["Value"] == managed_secret
+
+
+def test_private_subnets_are_in_two_different_azs(stack: dict[str, Any]) -> None:
+    zones = [stack["Resources"][name]["Properties"]["AvailabilityZone"]
+             for name in ("PrivateSubnetA", "PrivateSubnetB")]
+    assert zones == [{"Fn::Select": [0, {"Fn::GetAZs": ""}]},
+                     {"Fn::Select": [1, {"Fn::GetAZs": ""}]}]
+    assert stack["Outputs"]["SubnetIds"]["Value"] == {
+        "Fn::Join": [",", [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}]]}
+    proxy = stack["Resources"]["DatabaseProxy"]["Properties"]
+    assert proxy["VpcSubnetIds"] == [{"Ref": "PrivateSubnetA"}, {"Ref": "PrivateSubnetB"}]
+
+
+@pytest.mark.parametrize(("stage", "gateways"), [("dev", 1), ("prod", 2)])
+def test_private_subnets_reach_the_internet_only_through_nat(
+        stack: dict[str, Any], stage: str, gateways: int) -> None:
+    nat = {name for name, r in _resources(stack, "AWS::EC2::NatGateway").items()
+           if _exists(stack, r, stage)}
+    assert len(nat) == gateways
+    associations = {r["Properties"]["SubnetId"]["Ref"]: r["Properties"]["RouteTableId"]["Ref"]
+                    for r in _resources(stack, "AWS::EC2::SubnetRouteTableAssociation").values()}
+    used = set()
+    for subnet in ("PrivateSubnetA", "PrivateSubnetB"):
+        (route,) = [r["Properties"] for r in _resources(stack, "AWS::EC2::Route").values()
+                    if r["Properties"]["RouteTableId"]["Ref"] == associations[subnet]]
+        assert "GatewayId" not in route
+        used.add(_resolve(route["NatGatewayId"], stack, stage)["Ref"])
+    assert used == nat
+
+
+def test_jwt_secret_is_generated_per_stage(stack: dict[str, Any]) -> None:
+    (secret,) = _resources(stack, "AWS::SecretsManager::Secret").values()
+    assert secret["Properties"]["Name"] == {"Fn::Sub": "ephemera/${Stage}/jwt"}
+    generated = secret["Properties"]["GenerateSecretString"]
+    assert generated["PasswordLength"] == 64
+    assert generated["ExcludePunctuation"] is True
+    assert stack["Outputs"]["JwtSecretArn"]["Value"] == {"Ref": "JwtSecret"}
+
+
+def test_stage_is_dev_or_prod(stack: dict[str, Any], web: dict[str, Any]) -> None:
+    for template in (stack, web):
+        assert template["Parameters"]["Stage"]["AllowedValues"] == ["dev", "prod"]
+
+
+@pytest.mark.parametrize(("template", "names"), [(STACK, STACK_OUTPUTS), (WEB, WEB_OUTPUTS)],
+                         ids=["stack", "web"])
+def test_outputs_are_named_as_the_deploy_script_reads_them(
+        template: Path, names: set[str]) -> None:
+    assert set(load(str(template))["Outputs"]) == names
+
+
+# ---------------------------------------------------------------- the web client
+
+
+def _csp(web: dict[str, Any]) -> dict[str, list[str]]:
+    policy = web["Resources"]["SecurityHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]
+    header = policy["SecurityHeadersConfig"]["ContentSecurityPolicy"]
+    assert header["Override"] is True
+    text = header["ContentSecurityPolicy"]["Fn::Sub"]
+    directives = [d.split() for d in text.split(";") if d.strip()]
+    return {d[0]: d[1:] for d in directives}
+
+
+def test_web_csp_runs_only_own_scripts_and_connects_only_to_self_and_the_websocket(
+        web: dict[str, Any]) -> None:
+    csp = _csp(web)
+    assert not any("unsafe" in source for sources in csp.values() for source in sources)
+    assert csp["default-src"] == ["'self'"]
+    assert csp["script-src"] == ["'self'"]
+    assert csp["connect-src"] == ["'self'", "${WebSocketOrigin}"]
+    assert csp["object-src"] == ["'none'"]
+    assert csp["base-uri"] == ["'none'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert web["Parameters"]["WebSocketOrigin"]["AllowedPattern"].startswith("^wss://")
+
+
+def test_web_pages_carry_the_other_security_headers(web: dict[str, Any]) -> None:
+    config = web["Resources"]["SecurityHeadersPolicy"]["Properties"]
+    headers = config["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["ContentTypeOptions"]["Override"] is True
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    distribution = web["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
+    default = distribution["DefaultCacheBehavior"]
+    assert default["ResponseHeadersPolicyId"] == {"Ref": "SecurityHeadersPolicy"}
+    assert default["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert default["CachePolicyId"] == CACHING_OPTIMIZED
+    assert distribution["DefaultRootObject"] == "index.html"
+
+
+def test_web_bucket_is_private_and_readable_only_by_its_distribution(
+        web: dict[str, Any]) -> None:
+    (name, bucket), = _resources(web, "AWS::S3::Bucket").items()
+    props = bucket["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"][key] is True for key in (
+        "BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert "AccessControl" not in props and "WebsiteConfiguration" not in props
+
+    (policy,) = _resources(web, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": name}
+    allows = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+              if s["Effect"] == "Allow"]
+    assert len(allows) == 1
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    source = allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    assert source.endswith(":distribution/${Distribution}")
+
+    distribution = web["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
+    (origin,) = [o for o in distribution["Origins"] if "S3OriginConfig" in o]
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
+
+
+def test_api_paths_go_uncached_to_the_rest_api_on_the_same_origin(web: dict[str, Any]) -> None:
+    distribution = web["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
+    (behavior,) = [b for b in distribution["CacheBehaviors"] if b["PathPattern"] == "/api/*"]
+    (origin,) = [o for o in distribution["Origins"] if o["Id"] == behavior["TargetOriginId"]]
+    assert origin["DomainName"] == {"Ref": "RestApiDomain"}
+    assert "OriginPath" not in origin  # the API Gateway stage is `api` already
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    assert behavior["CachePolicyId"] == CACHING_DISABLED
+    assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST
+    assert {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} <= set(behavior["AllowedMethods"])
+    assert behavior["ViewerProtocolPolicy"] in ("https-only", "redirect-to-https")
+    # Error pages would replace the API's own 404 and 403 answers with the web page.
+    assert "CustomErrorResponses" not in distribution
