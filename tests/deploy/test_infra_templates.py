@@ -311,6 +311,21 @@ def test_web_csp_runs_only_own_scripts_and_connects_only_to_self_and_the_websock
     assert web["Parameters"]["WebSocketOrigin"]["AllowedPattern"].startswith("^wss://")
 
 
+def test_web_csp_is_as_strict_as_the_local_stacks_page(web: dict[str, Any]) -> None:
+    """The same directives and sources as local_stack's page, except what only exists locally:
+    the hash of its injected config script and its own ws:// origin."""
+    from local_stack.server import LocalWebClient, StackSettings
+
+    settings = StackSettings(host="127.0.0.1", port=8000, workers=1, expiry_interval_s=60,
+                             idle_timeout_s=600, max_connection_s=7200)
+    header = LocalWebClient(settings)._page_headers["Content-Security-Policy"]
+    local = {d.split()[0]: d.split()[1:] for d in header.split(";") if d.strip()}
+    local["script-src"] = [s for s in local["script-src"] if not s.startswith("'sha256-")]
+    local["connect-src"] = [s if s == "'self'" else "${WebSocketOrigin}"
+                            for s in local["connect-src"]]
+    assert _csp(web) == local
+
+
 def test_web_pages_carry_the_other_security_headers(web: dict[str, Any]) -> None:
     config = web["Resources"]["SecurityHeadersPolicy"]["Properties"]
     headers = config["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
