@@ -9,13 +9,15 @@ into the copy (moto's Lambda does not check them against EC2).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import moto
 import pytest
 
-from tests.deploy import aws_stack
+from tests.deploy import aws_stack, moto_server
 from tests.deploy.aws_stack import aws_env, chalice, function_config, function_name
 
 STAGES = ["dev", "prod"]
@@ -219,3 +221,73 @@ def test_delete_removes_the_functions_the_apis_and_the_schedule(lifecycle: Lifec
     assert before.deployed["websocket_api"]["websocket_api_id"] not in after.websocket_api_ids
     assert after.rule is None
     assert not any(after.roles_exist.values())
+
+
+# --- the moto shim itself (tests/deploy/moto_server.py) -----------------------------------------
+
+SWAGGER_2_WITHOUT_DESCRIPTION = {
+    "swagger": "2.0",
+    "info": {"title": "shim-check", "version": "1.0"},
+    "schemes": ["https"],
+    "paths": {"/ping": {"get": {
+        "responses": {"200": {"description": "pong"}},
+        "x-amazon-apigateway-integration": {
+            "type": "aws_proxy", "httpMethod": "POST", "passthroughBehavior": "when_no_match",
+            "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/"
+                   "arn:aws:lambda:us-east-1:123456789012:function:f/invocations",
+        },
+    }}},
+}
+
+
+def test_shim_imports_a_swagger_2_document_without_a_description(moto_endpoint: str) -> None:
+    api = aws_stack.client(moto_endpoint, "apigateway")
+    created = api.import_rest_api(body=json.dumps(SWAGGER_2_WITHOUT_DESCRIPTION),
+                                  failOnWarnings=True)
+    try:
+        assert created["name"] == "shim-check"
+        assert not created.get("description")
+        paths = {r["path"] for r in api.get_resources(restApiId=created["id"])["items"]}
+        assert paths == {"/", "/ping"}
+        api.put_rest_api(restApiId=created["id"], mode="overwrite",
+                         body=json.dumps(SWAGGER_2_WITHOUT_DESCRIPTION))
+        with pytest.raises(api.exceptions.BadRequestException):
+            api.put_rest_api(restApiId=created["id"], mode="overwrite",
+                             body=json.dumps({**SWAGGER_2_WITHOUT_DESCRIPTION, "swagger": "1.2"}))
+    finally:
+        api.delete_rest_api(restApiId=created["id"])
+
+
+def test_shim_gives_websocket_apis_deployments_and_stages_their_deployment(
+    moto_endpoint: str,
+) -> None:
+    v2 = aws_stack.client(moto_endpoint, "apigatewayv2")
+    api_id = v2.create_api(Name="shim-check", ProtocolType="WEBSOCKET",
+                           RouteSelectionExpression="$request.body.action")["ApiId"]
+    try:
+        first = v2.create_deployment(ApiId=api_id)
+        assert first["DeploymentStatus"] == "DEPLOYED"
+        v2.create_stage(ApiId=api_id, StageName="api", DeploymentId=first["DeploymentId"])
+        assert v2.get_stage(ApiId=api_id, StageName="api")["DeploymentId"] == first["DeploymentId"]
+        second = v2.create_deployment(ApiId=api_id, StageName="api", Description="again")
+        assert v2.get_stage(ApiId=api_id, StageName="api")["DeploymentId"] == second["DeploymentId"]
+        assert v2.get_deployment(ApiId=api_id, DeploymentId=second["DeploymentId"])[
+            "Description"] == "again"
+        listed = v2.get_deployments(ApiId=api_id)["Items"]
+        assert {d["DeploymentId"] for d in listed} == {first["DeploymentId"],
+                                                       second["DeploymentId"]}
+        v2.delete_deployment(ApiId=api_id, DeploymentId=first["DeploymentId"])
+        with pytest.raises(v2.exceptions.NotFoundException):
+            v2.get_deployment(ApiId=api_id, DeploymentId=first["DeploymentId"])
+        with pytest.raises(v2.exceptions.NotFoundException):
+            v2.create_deployment(ApiId=api_id, StageName="no-such-stage")
+    finally:
+        v2.delete_api(ApiId=api_id)
+
+
+def test_shim_refuses_to_patch_any_moto_but_the_one_it_was_written_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(moto, "__version__", "5.2.6")
+    with pytest.raises(AssertionError, match="moto 5.2.5 and moto 5.2.6 is installed"):
+        moto_server.patch_moto()
