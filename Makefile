@@ -5,13 +5,17 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# Chalice's WebSocket handlers and `chalice package` need a region; moto needs credentials.
-export AWS_DEFAULT_REGION ?= us-east-1
-export AWS_ACCESS_KEY_ID ?= testing
-export AWS_SECRET_ACCESS_KEY ?= testing
+STAGE ?= dev
 export POWERTOOLS_METRICS_NAMESPACE ?= Ephemera
 
-.PHONY: install run test lint migrate expire bench clean
+# Offline targets: Chalice's WebSocket handlers need a region, moto needs credentials. Never for
+# the deploy targets, where dummy keys would shadow the operator's own profile.
+OFFLINE_TARGETS := run test migrate expire bench
+$(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
+$(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID ?= testing
+$(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY ?= testing
+
+.PHONY: install run test lint migrate expire bench clean infra deploy destroy
 
 install: $(BIN)/.installed tools/asyncapi/node_modules/.installed web/dist/index.html
 
@@ -64,6 +68,17 @@ bench: install
 	$(BIN)/python -m bench.limits
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.web_client
+
+# AWS (docs/DEPLOY.md): `make infra` once per stage, then `make deploy` for every release.
+# They use your own AWS credentials and region (profile or environment).
+infra: install
+	$(BIN)/python -m infra.deploy infra --stage $(STAGE)
+
+deploy: install
+	$(BIN)/python -m infra.deploy deploy --stage $(STAGE)
+
+destroy: install
+	$(BIN)/python -m infra.deploy destroy --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) .ephemera .pytest_cache .ruff_cache tools/asyncapi/node_modules web/node_modules web/dist

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from chalicelib.errors import ConfigError
 
@@ -37,6 +37,7 @@ class DatabaseSettings:
     password: str | None = None
     name: str = ""
     secret_arn: str | None = None
+    tls: bool = False  # `?tls=required`: encrypt and verify the server (RDS Proxy requires it)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class Config:
 def parse_database_url(
     url: str, *, secret_arn: str | None = None, allow_password: bool = True
 ) -> DatabaseSettings:
-    """Parse `sqlite:///path` or `mysql://user@host:port/db` into settings."""
+    """Parse `sqlite:///path` or `mysql://user@host:port/db[?tls=required]` into settings."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
@@ -130,6 +131,9 @@ def parse_database_url(
         port = parts.port or 3306
     except ValueError as exc:
         raise ConfigError("DATABASE_URL: the port is not a number") from exc
+    options = parse_qs(parts.query, keep_blank_values=True)
+    if set(options) - {"tls"} or options.get("tls", ["required"]) != ["required"]:
+        raise ConfigError("DATABASE_URL: the only option is ?tls=required")
     return DatabaseSettings(
         engine="mysql",
         host=parts.hostname,
@@ -138,6 +142,7 @@ def parse_database_url(
         password=unquote(parts.password) if parts.password is not None else None,
         name=name,
         secret_arn=secret_arn,
+        tls="tls" in options,
     )
 
 

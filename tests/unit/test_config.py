@@ -43,6 +43,15 @@ def test_deployed_stage_reads_mysql_with_the_password_from_a_secret():
     assert config.sms_mode == "sns"
 
 
+def test_a_database_behind_rds_proxy_is_reached_over_verified_tls():
+    plain = Config.from_env(deployed()).database
+    proxied = Config.from_env(deployed(
+        DATABASE_URL="mysql://ephemera@proxy.internal:3306/ephemera?tls=required")).database
+
+    assert (plain.tls, proxied.tls) == (False, True)
+    assert (proxied.host, proxied.name) == ("proxy.internal", "ephemera")
+
+
 def test_a_deployed_stage_names_the_ssm_path_of_its_websocket_addresses():
     config = Config.from_env(deployed(WS_PARAMETER_PREFIX="/ephemera/prod"))
 
@@ -62,6 +71,8 @@ def test_a_deployed_stage_names_the_ssm_path_of_its_websocket_addresses():
         (local(DATABASE_URL="postgres://x@y/z"), "DATABASE_URL"),
         (local(DATABASE_URL="mysql://host-without-user/db"), "DATABASE_URL"),
         (local(DATABASE_URL="mysql://u@h:notaport/db"), "DATABASE_URL"),
+        (local(DATABASE_URL="mysql://u@h/db?tls=maybe"), "DATABASE_URL"),
+        (local(DATABASE_URL="mysql://u@h/db?charset=latin1"), "DATABASE_URL"),
         (local(OTP_ALLOWED_COUNTRIES="GB,France"), "OTP_ALLOWED_COUNTRIES"),
         (deployed(DATABASE_URL="mysql://u:hunter2@h/db"), "DATABASE_URL"),
         (deployed(DB_SECRET_ARN=""), "DB_SECRET_ARN"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -39,6 +40,8 @@ class MysqlEngine(Engine):
             autocommit=autocommit,
             cursorclass=pymysql.cursors.DictCursor,
             connect_timeout=5,
+            # The system's CA bundle verifies RDS Proxy's certificate and host name.
+            ssl=ssl.create_default_context() if self._settings.tls else None,
             # READ COMMITTED: a statement sees what others committed before it, so the loser of
             # a unique-key race can read the winner's row in the same transaction; it also
             # takes no gap locks, which keeps the expiry engine's deletes out of the send path.

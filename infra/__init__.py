@@ -1,0 +1,1 @@
+"""Deploy tooling (`python -m infra.deploy`) beside the CloudFormation templates; never deployed."""

@@ -1,0 +1,438 @@
+"""`make infra`, `make deploy` and `make destroy`: what `chalice deploy` cannot do, in order.
+
+    python -m infra.deploy infra   --stage dev   # the VPC, database, proxy and JWT secret
+    python -m infra.deploy deploy  --stage dev   # the app, its SSM addresses, migrations, web
+    python -m infra.deploy destroy --stage dev   # everything above, newest first
+
+`deploy` reads the infra stack's outputs into `.chalice/config.json` (the stage's VPC settings
+and environment) and renders the stage's IAM policy (`.chalice/policy-<stage>.json`), runs
+`chalice deploy`, and, because the WebSocket API's id exists only after the first deploy,
+narrows the policy to that API and deploys once more when the id was new. It then writes the
+WebSocket addresses to SSM, invokes the `migrate` function, publishes the web client and
+prints the URLs. Every step is idempotent: running it again changes nothing that is right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import WS_MANAGEMENT_ENDPOINT_PARAMETER, WS_PUBLIC_URL_PARAMETER
+
+APP_NAME = "ephemera"
+API_STAGE = "api"  # `api_gateway_stage` in .chalice/config.json
+STAGES = ("dev", "prod")
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+INFRA_TEMPLATE = PROJECT_DIR / "infra" / "stack.yaml"
+WEB_TEMPLATE = PROJECT_DIR / "infra" / "web.yaml"
+WEB_DIST = PROJECT_DIR / "web" / "dist"
+CONFIG_SCRIPT = "config.js"
+
+
+def infra_stack_name(stage: str) -> str:
+    return f"{APP_NAME}-{stage}"
+
+
+def web_stack_name(stage: str) -> str:
+    return f"{APP_NAME}-{stage}-web"
+
+
+def parameter_prefix(stage: str) -> str:
+    """The SSM path of the stage's WebSocket addresses (the Lambdas' `WS_PARAMETER_PREFIX`)."""
+    return f"/{APP_NAME}/{stage}"
+
+
+def function_name(stage: str, name: str) -> str:
+    """Chalice's name for a deployed function."""
+    return f"{APP_NAME}-{stage}-{name}"
+
+
+@dataclass(frozen=True)
+class InfraOutputs:
+    """What `infra/stack.yaml` hands the app (its stack outputs)."""
+
+    subnet_ids: tuple[str, ...]
+    security_group_id: str
+    database_proxy_endpoint: str
+    database_name: str
+    database_user: str
+    database_secret_arn: str
+    jwt_secret_arn: str
+
+    @classmethod
+    def from_outputs(cls, outputs: dict[str, str]) -> InfraOutputs:
+        return cls(
+            subnet_ids=tuple(s.strip() for s in outputs["SubnetIds"].split(",") if s.strip()),
+            security_group_id=outputs["LambdaSecurityGroupId"],
+            database_proxy_endpoint=outputs["DatabaseProxyEndpoint"],
+            database_name=outputs["DatabaseName"],
+            database_user=outputs["DatabaseUser"],
+            database_secret_arn=outputs["DatabaseSecretArn"],
+            jwt_secret_arn=outputs["JwtSecretArn"],
+        )
+
+    @property
+    def database_url(self) -> str:
+        # No password: the Lambdas read it from DB_SECRET_ARN. RDS Proxy requires TLS.
+        return (f"mysql://{self.database_user}@{self.database_proxy_endpoint}:3306/"
+                f"{self.database_name}?tls=required")
+
+
+@dataclass(frozen=True)
+class DeployedApis:
+    """The API ids `chalice deploy` recorded in `.chalice/deployed/<stage>.json`."""
+
+    rest_api_id: str
+    websocket_api_id: str
+
+    def rest_url(self, region: str) -> str:
+        return f"https://{self.rest_api_id}.execute-api.{region}.amazonaws.com/{API_STAGE}/"
+
+    def websocket_url(self, region: str) -> str:
+        return f"wss://{self.websocket_api_id}.execute-api.{region}.amazonaws.com/{API_STAGE}"
+
+    def management_endpoint(self, region: str) -> str:
+        return f"https://{self.websocket_api_id}.execute-api.{region}.amazonaws.com/{API_STAGE}"
+
+
+# --- the stage's configuration and policy ---------------------------------------------------
+
+
+def lambda_policy(stage: str, *, account: str, region: str, infra: InfraOutputs,
+                  websocket_api_id: str | None) -> dict[str, Any]:
+    """The one IAM policy of the stage's functions: exactly what `chalicelib/` calls, plus the
+    logs and network interfaces Lambda itself needs. Before the first deploy the WebSocket
+    API's id is unknown (`None`): the grant then covers the account's APIs on stage `api` until
+    `deploy` narrows it, seconds later."""
+    api = websocket_api_id or "*"
+    prefix = parameter_prefix(stage)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PushToThisApisConnections",
+                "Effect": "Allow",
+                "Action": "execute-api:ManageConnections",
+                "Resource": f"arn:aws:execute-api:{region}:{account}:{api}/{API_STAGE}/*"
+                            "/@connections/*",
+            },
+            {
+                # An SMS goes to a phone number, which has no ARN: SNS takes only "*" here.
+                "Sid": "SendLoginCodesBySms",
+                "Effect": "Allow",
+                "Action": "sns:Publish",
+                "Resource": "*",
+            },
+            {
+                "Sid": "ReadTheDatabaseAndJwtSecrets",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": [infra.database_secret_arn, infra.jwt_secret_arn],
+            },
+            {
+                "Sid": "ReadTheWebSocketAddresses",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameter",
+                "Resource": [
+                    f"arn:aws:ssm:{region}:{account}:parameter{prefix}/"
+                    f"{WS_MANAGEMENT_ENDPOINT_PARAMETER}",
+                    f"arn:aws:ssm:{region}:{account}:parameter{prefix}/{WS_PUBLIC_URL_PARAMETER}",
+                ],
+            },
+            {
+                "Sid": "WriteOwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/"
+                            f"{APP_NAME}-{stage}-*",
+            },
+            {
+                # What AWSLambdaVPCAccessExecutionRole grants: a function in a VPC runs on
+                # network interfaces Lambda creates in its name. These actions take no ARN.
+                "Sid": "RunInsideTheVpc",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
+                           "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface",
+                           "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def policy_path(project_dir: Path, stage: str) -> Path:
+    return project_dir / ".chalice" / f"policy-{stage}.json"
+
+
+def configure_stage(project_dir: Path, stage: str, infra: InfraOutputs, policy: dict) -> bool:
+    """Write the infra outputs into the stage of `.chalice/config.json` and the policy into
+    `.chalice/policy-<stage>.json`; True when either file changed."""
+    config_path = project_dir / ".chalice" / "config.json"
+    config = json.loads(config_path.read_text())
+    settings = config["stages"][stage]
+    settings["subnet_ids"] = list(infra.subnet_ids)
+    settings["security_group_ids"] = [infra.security_group_id]
+    settings["environment_variables"].update({
+        "DATABASE_URL": infra.database_url,
+        "DB_SECRET_ARN": infra.database_secret_arn,
+        "JWT_SECRET_ARN": infra.jwt_secret_arn,
+    })
+    changed = _write_json(config_path, config)
+    return _write_json(policy_path(project_dir, stage), policy) or changed
+
+
+def _write_json(path: Path, document: dict) -> bool:
+    text = json.dumps(document, indent=2) + "\n"
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def deployed_apis(project_dir: Path, stage: str) -> DeployedApis | None:
+    """The API ids of the stage's last `chalice deploy`, or None before the first one."""
+    path = project_dir / ".chalice" / "deployed" / f"{stage}.json"
+    if not path.exists():
+        return None
+    resources = {r["name"]: r for r in json.loads(path.read_text())["resources"]}
+    return DeployedApis(rest_api_id=resources["rest_api"]["rest_api_id"],
+                        websocket_api_id=resources["websocket_api"]["websocket_api_id"])
+
+
+# --- AWS steps ------------------------------------------------------------------------------
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
+    (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def deploy_stack(cloudformation: Any, stack_name: str, template: Path,
+                 parameters: dict[str, str]) -> dict[str, str]:
+    """Create the stack, or update it (no change is not an error); wait; return its outputs."""
+    arguments = {
+        "StackName": stack_name,
+        "TemplateBody": template.read_text(),
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        "Capabilities": ["CAPABILITY_IAM"],
+    }
+    try:
+        cloudformation.describe_stacks(StackName=stack_name)
+    except cloudformation.exceptions.ClientError:
+        cloudformation.create_stack(**arguments)
+        cloudformation.get_waiter("stack_create_complete").wait(StackName=stack_name)
+    else:
+        try:
+            cloudformation.update_stack(**arguments)
+        except cloudformation.exceptions.ClientError as exc:
+            if "No updates are to be performed" not in str(exc):
+                raise
+        else:
+            cloudformation.get_waiter("stack_update_complete").wait(StackName=stack_name)
+    return stack_outputs(cloudformation, stack_name)
+
+
+def write_endpoint_parameters(ssm: Any, stage: str, region: str,
+                              apis: DeployedApis) -> dict[str, str]:
+    """Publish the WebSocket addresses where the Lambdas look for them (overwriting)."""
+    values = {
+        f"{parameter_prefix(stage)}/{WS_MANAGEMENT_ENDPOINT_PARAMETER}":
+            apis.management_endpoint(region),
+        f"{parameter_prefix(stage)}/{WS_PUBLIC_URL_PARAMETER}": apis.websocket_url(region),
+    }
+    for name, value in values.items():
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+    return values
+
+
+def delete_endpoint_parameters(ssm: Any, stage: str) -> None:
+    names = [f"{parameter_prefix(stage)}/{name}"
+             for name in (WS_MANAGEMENT_ENDPOINT_PARAMETER, WS_PUBLIC_URL_PARAMETER)]
+    ssm.delete_parameters(Names=names)
+
+
+def run_migrations(lambda_client: Any, stage: str) -> dict[str, Any]:
+    """Invoke the `migrate` function once and return its report; raise when it failed."""
+    reply = lambda_client.invoke(FunctionName=function_name(stage, "migrate"),
+                                 InvocationType="RequestResponse", Payload=b"{}")
+    payload = reply["Payload"].read().decode() or "null"
+    if reply.get("FunctionError"):
+        raise RuntimeError(f"the migrate function failed: {payload}")
+    return json.loads(payload)
+
+
+def web_client_config(apis: DeployedApis, web_url: str, region: str, stage: str) -> str:
+    """`config.js`, loaded by the page before the app (the CSP allows only same-origin
+    scripts): the REST API sits on the page's own origin under `/api` (CloudFront)."""
+    config = {"apiBaseUrl": f"{web_url}/{API_STAGE}", "wsUrl": apis.websocket_url(region),
+              "stage": stage}
+    return f"window.EPHEMERA_CONFIG = {json.dumps(config)};\n"
+
+
+def publish_web_client(s3: Any, bucket: str, config_script: str, dist: Path = WEB_DIST) -> int:
+    """Upload the built client, its `config.js`, and an index that loads it; return the count.
+    Hashed assets are cached for a year, the index and the config never."""
+    if not (dist / "index.html").is_file():
+        raise RuntimeError(f"{dist}/index.html is missing: build the web client first")
+    uploads: dict[str, tuple[bytes, str, str]] = {}
+    for path in sorted(p for p in dist.rglob("*") if p.is_file()):
+        key = path.relative_to(dist).as_posix()
+        content_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        uploads[key] = (path.read_bytes(), content_type, "public, max-age=31536000, immutable")
+    index = (dist / "index.html").read_text(encoding="utf-8").replace(
+        "</head>", f'<script src="/{CONFIG_SCRIPT}"></script></head>', 1)
+    uploads["index.html"] = (index.encode(), "text/html; charset=utf-8", "no-cache")
+    uploads[CONFIG_SCRIPT] = (config_script.encode(), "text/javascript; charset=utf-8",
+                              "no-cache")
+    for key, (body, content_type, cache_control) in uploads.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type,
+                      CacheControl=cache_control)
+    return len(uploads)
+
+
+def empty_bucket(s3: Any, bucket: str) -> None:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
+# --- the commands ---------------------------------------------------------------------------
+
+
+class Deployment:
+    """One stage's deploy, with the AWS clients and the `chalice` command it drives."""
+
+    def __init__(self, stage: str, *, session: Any, project_dir: Path = PROJECT_DIR,
+                 chalice: tuple[str, ...] = ("chalice",), say: Any = print) -> None:
+        if stage not in STAGES:
+            raise SystemExit(f"STAGE must be one of {', '.join(STAGES)} (got {stage!r})")
+        self.stage = stage
+        self.session = session
+        self.region = session.region_name
+        self.project_dir = project_dir
+        self.chalice_command = chalice
+        self.say = say
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service)
+
+    def chalice(self, *args: str) -> None:
+        command = [*self.chalice_command, "--project-dir", str(self.project_dir), *args,
+                   "--stage", self.stage]
+        subprocess.run(command, check=True)
+
+    def infra(self) -> InfraOutputs:
+        self.say(f"infra: stack {infra_stack_name(self.stage)} (this takes 15-25 minutes "
+                 "the first time: RDS and its proxy)")
+        outputs = deploy_stack(self.client("cloudformation"), infra_stack_name(self.stage),
+                               INFRA_TEMPLATE, {"Stage": self.stage})
+        return InfraOutputs.from_outputs(outputs)
+
+    def deploy(self, *, web: bool = True) -> dict[str, str]:
+        cloudformation = self.client("cloudformation")
+        try:
+            outputs = stack_outputs(cloudformation, infra_stack_name(self.stage))
+        except cloudformation.exceptions.ClientError as exc:
+            raise SystemExit(f"no stack {infra_stack_name(self.stage)}: run "
+                             f"`make infra STAGE={self.stage}` first") from exc
+        infra = InfraOutputs.from_outputs(outputs)
+        account = self.client("sts").get_caller_identity()["Account"]
+
+        def configure(apis: DeployedApis | None) -> bool:
+            policy = lambda_policy(self.stage, account=account, region=self.region, infra=infra,
+                                   websocket_api_id=apis.websocket_api_id if apis else None)
+            return configure_stage(self.project_dir, self.stage, infra, policy)
+
+        configure(deployed_apis(self.project_dir, self.stage))
+        self.say("chalice deploy")
+        self.chalice("deploy")
+        apis = deployed_apis(self.project_dir, self.stage)
+        assert apis is not None, "chalice deploy recorded no APIs"
+        if configure(apis):
+            self.say("chalice deploy (the policy now names this WebSocket API)")
+            self.chalice("deploy")
+
+        urls = {"rest": apis.rest_url(self.region), "websocket": apis.websocket_url(self.region)}
+        written = write_endpoint_parameters(self.client("ssm"), self.stage, self.region, apis)
+        self.say(f"ssm: wrote {', '.join(written)}")
+        report = run_migrations(self.client("lambda"), self.stage)
+        self.say(f"migrations: {json.dumps(report)}")
+        if web:
+            urls["web"] = self.publish_web(apis)
+        return urls
+
+    def publish_web(self, apis: DeployedApis) -> str:
+        rest_domain = f"{apis.rest_api_id}.execute-api.{self.region}.amazonaws.com"
+        websocket_origin = f"wss://{apis.websocket_api_id}.execute-api.{self.region}" \
+                           ".amazonaws.com"
+        self.say(f"web: stack {web_stack_name(self.stage)}")
+        outputs = deploy_stack(self.client("cloudformation"), web_stack_name(self.stage),
+                               WEB_TEMPLATE, {"Stage": self.stage, "RestApiDomain": rest_domain,
+                                              "WebSocketOrigin": websocket_origin})
+        script = web_client_config(apis, outputs["WebUrl"], self.region, self.stage)
+        count = publish_web_client(self.client("s3"), outputs["BucketName"], script)
+        self.say(f"web: uploaded {count} files to {outputs['BucketName']}")
+        return outputs["WebUrl"]
+
+    def destroy(self, *, infra: bool = True) -> None:
+        cloudformation = self.client("cloudformation")
+        web = web_stack_name(self.stage)
+        try:
+            outputs = stack_outputs(cloudformation, web)
+        except cloudformation.exceptions.ClientError:
+            outputs = None
+        if outputs is not None:
+            self.say(f"web: emptying {outputs['BucketName']}, deleting stack {web}")
+            empty_bucket(self.client("s3"), outputs["BucketName"])
+            _delete_stack(cloudformation, web)
+        if deployed_apis(self.project_dir, self.stage) is not None:
+            self.say("chalice delete")
+            self.chalice("delete")
+        delete_endpoint_parameters(self.client("ssm"), self.stage)
+        if infra:
+            self.say(f"infra: deleting stack {infra_stack_name(self.stage)} (prod's database "
+                     "has deletion protection: turn it off first, deliberately)")
+            _delete_stack(cloudformation, infra_stack_name(self.stage))
+
+
+def _delete_stack(cloudformation: Any, stack_name: str) -> None:
+    cloudformation.delete_stack(StackName=stack_name)
+    cloudformation.get_waiter("stack_delete_complete").wait(StackName=stack_name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.deploy", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("infra", "deploy", "destroy"))
+    parser.add_argument("--stage", required=True, choices=STAGES)
+    parser.add_argument("--no-web", action="store_true",
+                        help="deploy: skip the web client (S3 + CloudFront)")
+    parser.add_argument("--keep-infra", action="store_true",
+                        help="destroy: keep the VPC, database and secrets")
+    args = parser.parse_args(argv)
+
+    import boto3
+
+    chalice = (str(Path(sys.executable).with_name("chalice")),)
+    deployment = Deployment(args.stage, session=boto3.session.Session(), chalice=chalice)
+    if args.command == "infra":
+        print(json.dumps(deployment.infra().__dict__, indent=2))
+    elif args.command == "deploy":
+        urls = deployment.deploy(web=not args.no_web)
+        print("\nDeployed:")
+        for name, url in urls.items():
+            print(f"  {name:<9} {url}")
+    else:
+        deployment.destroy(infra=not args.keep_infra)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
