@@ -23,9 +23,6 @@ T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 FILENAME = re.compile(r"^(\d{12})_[a-z0-9_]+\.sql$")
-# Binary logs hold every row written, message bodies included: on RDS keep them one hour
-# (enough for RDS's own replication and point-in-time recovery to read them), not indefinitely.
-BINLOG_RETENTION_HOURS = 1
 
 
 @dataclass(frozen=True)
@@ -77,19 +74,18 @@ def migrate(
         connection.close()
 
 
-def upgrade(db: Database, binlog_retention_hours: int = BINLOG_RETENTION_HOURS) -> dict:
+def upgrade(db: Database) -> dict:
     """What a deploy runs once (the `migrate` function): every pending migration, then the
-    binary-log retention that keeps expired messages from outliving their TTL in the server's
-    logs. Idempotent; returns what it did."""
+    shortest binary-log retention, so bodies do not outlive their TTL in the server's logs
+    (binlogs hold every row written). Idempotent; returns what it did."""
     applied = migrate(db.engine)
-    limited = db.run_transaction("migrate.binlog_retention", _limit_binlog_retention,
-                                 binlog_retention_hours)
+    shortened = db.run_transaction("migrate.binlog_retention", _shorten_binlog_retention)
     return {"applied": applied, "schema_version": current_version(db),
-            "binlog_retention_hours": binlog_retention_hours if limited else None}
+            "binlog_retention": "shortest" if shortened else "not managed here"}
 
 
-def _limit_binlog_retention(txn: Transaction, hours: int) -> bool:
-    return txn.engine.limit_binlog_retention(txn, hours)
+def _shorten_binlog_retention(txn: Transaction) -> bool:
+    return txn.engine.shorten_binlog_retention(txn)
 
 
 def current_version(db: Database) -> str | None:

@@ -157,10 +157,10 @@ def test_the_deployed_migrate_function_upgrades_then_has_nothing_to_do(
 
     assert first["applied"] == [m.version for m in available_migrations()]
     assert second == {"applied": [], "schema_version": latest_version(),
-                      "binlog_retention_hours": None}  # MariaDB: no RDS procedure
+                      "binlog_retention": "not managed here"}  # MariaDB: no RDS procedure
 
 
-def test_on_rds_the_upgrade_limits_binlog_retention_to_one_hour(mysql_server, mysql_database):
+def test_on_rds_the_upgrade_sets_the_shortest_binlog_retention(mysql_server, mysql_database):
     """RDS MySQL's `mysql.rds_set_configuration` is stood in for by a procedure of the same
     name that records its arguments, so the real CALL statement runs."""
     from chalicelib.storage.database import Database
@@ -185,5 +185,5 @@ def test_on_rds_the_upgrade_limits_binlog_retention_to_one_hour(mysql_server, my
             cur.execute("DROP PROCEDURE IF EXISTS mysql.rds_set_configuration")
             cur.execute("DROP TABLE IF EXISTS test.rds_configuration_calls")
 
-    assert report["binlog_retention_hours"] == 1
-    assert calls == [{"name": "binlog retention hours", "value": "1"}]
+    assert report["binlog_retention"] == "shortest"
+    assert calls == [{"name": "binlog retention hours", "value": None}]

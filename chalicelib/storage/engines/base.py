@@ -95,7 +95,7 @@ class Engine(ABC):
         """Keep two migrators apart; engines whose write transactions suffice do nothing."""
         yield
 
-    def limit_binlog_retention(self, cur: Cursor, hours: int) -> bool:
-        """Keep the server's binary logs at most `hours`, where the server lets us (RDS);
-        False where there is no such setting."""
+    def shorten_binlog_retention(self, cur: Cursor) -> bool:
+        """Keep the server's binary logs no longer than it needs them, where the server lets
+        us say so (RDS); False where there is no such setting."""
         return False

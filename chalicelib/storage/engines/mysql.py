@@ -103,14 +103,15 @@ class MysqlEngine(Engine):
             cur.fetchall()
 
 
-    def limit_binlog_retention(self, cur: Cursor, hours: int) -> bool:
+    def shorten_binlog_retention(self, cur: Cursor) -> bool:
         # RDS MySQL keeps binary logs (every written row, bodies included) per this setting;
-        # the procedure exists only on RDS, so MariaDB and a plain MySQL are left as they are.
+        # NULL purges each as soon as backups and replicas have it. The procedure exists only
+        # on RDS, so MariaDB and a plain MySQL are left as they are.
         cur.execute("SELECT COUNT(*) AS n FROM information_schema.ROUTINES"
                     " WHERE ROUTINE_SCHEMA = 'mysql' AND ROUTINE_NAME = 'rds_set_configuration'")
         if not (cur.fetchone() or {}).get("n"):
             return False
-        cur.execute("CALL mysql.rds_set_configuration('binlog retention hours', %s)", (hours,))
+        cur.execute("CALL mysql.rds_set_configuration('binlog retention hours', NULL)")
         return True
 
 
