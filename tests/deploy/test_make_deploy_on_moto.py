@@ -1,0 +1,231 @@
+"""`make deploy` and `make destroy` (infra/deploy.py) against the moto server: stack outputs in,
+`chalice deploy` (twice on the first run, to narrow the policy to the new WebSocket API), the
+SSM addresses, the migrate invocation, the web client's upload, and the teardown.
+
+moto's CloudFormation cannot create RDS Proxy, so the infra stack here is a stand-in that makes
+the VPC pieces moto knows and hands the rest of `infra/stack.yaml`'s outputs through as values;
+`infra/stack.yaml` itself is linted in test_infra_templates.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from infra.deploy import (
+    CONFIG_SCRIPT,
+    DeployedApis,
+    Deployment,
+    InfraOutputs,
+    deployed_apis,
+    infra_stack_name,
+    lambda_policy,
+    publish_web_client,
+    web_client_config,
+)
+from tests.deploy.aws_stack import CHALICE, REGION, aws_env, project_copy
+
+STAND_IN_INFRA = """
+Parameters:
+  Stage: {Type: String}
+  DatabaseSecretArn: {Type: String}
+  JwtSecretArn: {Type: String}
+Resources:
+  Vpc: {Type: AWS::EC2::VPC, Properties: {CidrBlock: 10.40.0.0/16}}
+  PrivateA: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.40.1.0/24}}
+  PrivateB: {Type: AWS::EC2::Subnet, Properties: {VpcId: !Ref Vpc, CidrBlock: 10.40.2.0/24}}
+  LambdaSecurityGroup:
+    Type: AWS::EC2::SecurityGroup
+    Properties: {GroupDescription: lambdas, VpcId: !Ref Vpc}
+Outputs:
+  SubnetIds: {Value: !Join [",", [!Ref PrivateA, !Ref PrivateB]]}
+  LambdaSecurityGroupId: {Value: !GetAtt LambdaSecurityGroup.GroupId}
+  DatabaseProxyEndpoint: {Value: ephemera.proxy-abcdefghijkl.us-east-1.rds.amazonaws.com}
+  DatabaseName: {Value: ephemera}
+  DatabaseUser: {Value: ephemera}
+  DatabaseSecretArn: {Value: !Ref DatabaseSecretArn}
+  JwtSecretArn: {Value: !Ref JwtSecretArn}
+"""
+
+
+@dataclass
+class DeployRun:
+    stage: str
+    project: Path
+    infra: InfraOutputs
+    urls: dict[str, str]
+    said: list[str]
+    again_said: list[str]
+    again_urls: dict[str, str]
+    deployment: Deployment
+
+
+@pytest.fixture(scope="module")
+def on_moto(moto_endpoint: str) -> Iterator[str]:
+    """This process, and the `chalice` it runs, talk to moto only."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in aws_env(moto_endpoint).items():
+            patch.setenv(name, value)
+        yield moto_endpoint
+
+
+def create_stand_in_infra(stage: str) -> InfraOutputs:
+    secrets = boto3.client("secretsmanager", region_name=REGION)
+    arns = {name: secrets.create_secret(Name=f"ephemera/{stage}/{name}",
+                                        SecretString="x" * 64)["ARN"]
+            for name in ("db", "jwt")}
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    cloudformation.create_stack(
+        StackName=infra_stack_name(stage), TemplateBody=STAND_IN_INFRA,
+        Parameters=[{"ParameterKey": "Stage", "ParameterValue": stage},
+                    {"ParameterKey": "DatabaseSecretArn", "ParameterValue": arns["db"]},
+                    {"ParameterKey": "JwtSecretArn", "ParameterValue": arns["jwt"]}])
+    (stack,) = cloudformation.describe_stacks(StackName=infra_stack_name(stage))["Stacks"]
+    return InfraOutputs.from_outputs({o["OutputKey"]: o["OutputValue"]
+                                      for o in stack["Outputs"]})
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def deployed(request, on_moto, tmp_path_factory) -> DeployRun:
+    stage = request.param
+    project = project_copy(tmp_path_factory.mktemp(f"make-deploy-{stage}"))
+    infra = create_stand_in_infra(stage)
+    said: list[str] = []
+    deployment = Deployment(stage, session=boto3.session.Session(region_name=REGION),
+                            project_dir=project, chalice=(str(CHALICE),), say=said.append)
+    urls = deployment.deploy(web=False)
+    again_said: list[str] = []
+    deployment.say = again_said.append
+    again_urls = deployment.deploy(web=False)
+    return DeployRun(stage, project, infra, urls, said, again_said, again_urls, deployment)
+
+
+def function(name: str) -> dict:
+    return boto3.client("lambda", region_name=REGION).get_function_configuration(
+        FunctionName=name)
+
+
+def stage_functions(stage: str) -> list[dict]:
+    found = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
+    return [f for f in found if f["FunctionName"] == f"ephemera-{stage}"
+            or f["FunctionName"].startswith(f"ephemera-{stage}-")]
+
+
+def test_the_first_deploy_runs_chalice_twice_to_name_the_new_websocket_api(deployed):
+    assert [line for line in deployed.said if line.startswith("chalice deploy")] == [
+        "chalice deploy", "chalice deploy (the policy now names this WebSocket API)"]
+
+
+def test_a_second_deploy_changes_nothing_and_runs_chalice_once(deployed):
+    assert [line for line in deployed.again_said if line.startswith("chalice deploy")] == [
+        "chalice deploy"]
+    assert deployed.again_urls == deployed.urls
+
+
+def test_the_urls_printed_are_the_deployed_apis(deployed):
+    apis = deployed_apis(deployed.project, deployed.stage)
+
+    assert deployed.urls == {
+        "rest": f"https://{apis.rest_api_id}.execute-api.{REGION}.amazonaws.com/api/",
+        "websocket": f"wss://{apis.websocket_api_id}.execute-api.{REGION}.amazonaws.com/api"}
+
+
+def test_the_websocket_addresses_are_in_ssm_where_the_lambdas_read_them(deployed):
+    apis = deployed_apis(deployed.project, deployed.stage)
+    ssm = boto3.client("ssm", region_name=REGION)
+    host = f"{apis.websocket_api_id}.execute-api.{REGION}.amazonaws.com"
+
+    def value(name: str) -> str:
+        return ssm.get_parameter(Name=f"/ephemera/{deployed.stage}/{name}")["Parameter"]["Value"]
+
+    assert value("ws-management-endpoint") == f"https://{host}/api"
+    assert value("ws-public-url") == f"wss://{host}/api"
+
+
+def test_every_function_runs_in_the_stacks_subnets_and_reaches_the_proxy(deployed):
+    functions = stage_functions(deployed.stage)
+
+    assert {f["FunctionName"].removeprefix(f"ephemera-{deployed.stage}") for f in functions} >= {
+        "", "-websocket_connect", "-websocket_message", "-websocket_disconnect",
+        "-scheduled_cleanup", "-migrate"}
+    for summary in functions:
+        found = function(summary["FunctionName"])
+        assert sorted(found["VpcConfig"]["SubnetIds"]) == sorted(deployed.infra.subnet_ids)
+        assert found["VpcConfig"]["SecurityGroupIds"] == [deployed.infra.security_group_id]
+        env = found["Environment"]["Variables"]
+        assert env["DATABASE_URL"] == deployed.infra.database_url
+        assert env["DB_SECRET_ARN"] == deployed.infra.database_secret_arn
+        assert env["JWT_SECRET_ARN"] == deployed.infra.jwt_secret_arn
+        assert env["WS_PARAMETER_PREFIX"] == f"/ephemera/{deployed.stage}"
+
+
+def test_every_role_carries_the_policy_narrowed_to_this_websocket_api(deployed):
+    apis = deployed_apis(deployed.project, deployed.stage)
+    account = boto3.client("sts", region_name=REGION).get_caller_identity()["Account"]
+    expected = lambda_policy(deployed.stage, account=account, region=REGION,
+                             infra=deployed.infra, websocket_api_id=apis.websocket_api_id)
+    iam = boto3.client("iam", region_name=REGION)
+
+    for summary in stage_functions(deployed.stage):
+        role = function(summary["FunctionName"])["Role"].rsplit("/", 1)[-1]
+        (policy_name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+        document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+        assert document == expected, role
+    assert apis.websocket_api_id in json.dumps(expected)
+
+
+def test_the_rendered_policy_file_is_the_one_deployed(deployed):
+    rendered = json.loads(
+        (deployed.project / ".chalice" / f"policy-{deployed.stage}.json").read_text())
+    apis = deployed_apis(deployed.project, deployed.stage)
+
+    (push,) = [s for s in rendered["Statement"] if s["Sid"] == "PushToThisApisConnections"]
+    assert f":{apis.websocket_api_id}/api/*/@connections/*" in push["Resource"]
+
+
+def test_destroy_removes_the_app_and_its_addresses_then_the_infra(deployed):
+    stage = deployed.stage
+
+    deployed.deployment.destroy()
+
+    assert stage_functions(stage) == []
+    ssm = boto3.client("ssm", region_name=REGION)
+    names = [f"/ephemera/{stage}/ws-public-url", f"/ephemera/{stage}/ws-management-endpoint"]
+    assert ssm.get_parameters(Names=names)["Parameters"] == []
+    stacks = boto3.client("cloudformation", region_name=REGION).list_stacks()["StackSummaries"]
+    assert {s["StackStatus"] for s in stacks if s["StackName"] == infra_stack_name(stage)} <= {
+        "DELETE_COMPLETE"}
+
+
+def test_the_web_client_is_uploaded_with_an_index_that_loads_its_config(on_moto, tmp_path):
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text(
+        "<!doctype html><html><head><script type=module src=/assets/app-1a2b.js></script>"
+        "</head><body></body></html>")
+    (dist / "assets" / "app-1a2b.js").write_text("console.log('app')")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="ephemera-dev-web")
+    apis = DeployedApis(rest_api_id="r3st", websocket_api_id="w5ck")
+    script = web_client_config(apis, "https://d111.cloudfront.net", REGION, "dev")
+
+    count = publish_web_client(s3, "ephemera-dev-web", script, dist)
+
+    assert count == 3
+    index = s3.get_object(Bucket="ephemera-dev-web", Key="index.html")
+    assert index["ContentType"] == "text/html; charset=utf-8"
+    assert index["CacheControl"] == "no-cache"
+    assert b'<script src="/config.js"></script></head>' in index["Body"].read()
+    config = s3.get_object(Bucket="ephemera-dev-web", Key=CONFIG_SCRIPT)["Body"].read().decode()
+    assert json.loads(config.removeprefix("window.EPHEMERA_CONFIG = ").rstrip(";\n")) == {
+        "apiBaseUrl": "https://d111.cloudfront.net/api",
+        "wsUrl": f"wss://w5ck.execute-api.{REGION}.amazonaws.com/api", "stage": "dev"}
+    asset = s3.get_object(Bucket="ephemera-dev-web", Key="assets/app-1a2b.js")
+    assert asset["ContentType"] == "text/javascript"
+    assert asset["CacheControl"] == "public, max-age=31536000, immutable"
+
