@@ -44,7 +44,7 @@ def get_db() -> Database:
         from chalicelib.adapters.parameters import get_db_password
 
         arn = settings.secret_arn
-        password = lambda: get_db_password(arn)  # noqa: E731 - read on every (re)connect
+        password = lambda fresh: get_db_password(arn, fresh=fresh)  # noqa: E731 - per connect
     return Database(create_engine(settings, password=password))
 
 

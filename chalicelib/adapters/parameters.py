@@ -11,18 +11,18 @@ SECRET_MAX_AGE_S = 300  # a rotated secret is picked up within five minutes
 PARAMETER_MAX_AGE_S = 300  # a redeploy that moves an endpoint is seen within five minutes
 
 
-def get_secret_string(arn: str) -> str:
-    """The secret's string value (cached)."""
+def get_secret_string(arn: str, *, fresh: bool = False) -> str:
+    """The secret's string value (cached, unless `fresh`)."""
     # Imported here: it pulls in boto3, which cold paths that need no secret should not pay.
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(arn, max_age=SECRET_MAX_AGE_S)
+    value = parameters.get_secret(arn, max_age=SECRET_MAX_AGE_S, force_fetch=fresh)
     return value if isinstance(value, str) else value.decode()
 
 
-def get_db_password(arn: str) -> str:
+def get_db_password(arn: str, *, fresh: bool = False) -> str:
     """The `password` field of an RDS-style JSON secret (`{"username": ..., "password": ...}`)."""
-    return json.loads(get_secret_string(arn))["password"]
+    return json.loads(get_secret_string(arn, fresh=fresh))["password"]
 
 
 def get_ssm_parameter(name: str) -> str:

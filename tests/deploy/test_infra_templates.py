@@ -381,3 +381,11 @@ def test_api_paths_go_uncached_to_the_rest_api_on_the_same_origin(web: dict[str,
     assert behavior["ViewerProtocolPolicy"] in ("https-only", "redirect-to-https")
     # Error pages would replace the API's own 404 and 403 answers with the web page.
     assert "CustomErrorResponses" not in distribution
+
+
+def test_the_proxy_pools_read_committed_connections_and_does_not_pin_on_that_set(stack):
+    (target_group,) = _resources(stack, "AWS::RDS::DBProxyTargetGroup").values()
+
+    pool = target_group["Properties"]["ConnectionPoolConfigurationInfo"]
+    assert pool["InitQuery"] == "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    assert pool["SessionPinningFilters"] == ["EXCLUDE_VARIABLE_SETS"]

@@ -128,3 +128,69 @@ def test_the_push_adapter_asks_for_its_endpoint_only_on_the_first_push(ssm, depl
 
     with pytest.raises(ConfigError, match="/ephemera/dev/ws-management-endpoint"):
         push.send("L0SM9cOFvHcCIhw=", {"type": "pong"})
+
+
+def test_a_rotated_database_secret_is_read_afresh_when_the_cached_password_is_refused(
+    secretsmanager, monkeypatch, mysql_server, mysql_database
+):
+    """RDS rotates its managed secret weekly; a container holding the old password (cached for
+    five minutes) must not fail every new connection until the cache expires."""
+    with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS 'ephemera_rot'@'%' IDENTIFIED BY 'before'")
+        cur.execute(f"GRANT SELECT ON `{mysql_database}`.* TO 'ephemera_rot'@'%'")
+    arn = secretsmanager.create_secret(
+        Name="ephemera/db-rotating",
+        SecretString=json.dumps({"username": "ephemera_rot", "password": "before"}))["ARN"]
+    monkeypatch.setenv("STAGE", "dev")
+    monkeypatch.setenv("DATABASE_URL",
+                       mysql_server.url(mysql_database).replace("root@", "ephemera_rot@"))
+    monkeypatch.setenv("DB_SECRET_ARN", arn)
+    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    bootstrap.reset()
+
+    def whoami(txn):
+        txn.execute("SELECT CURRENT_USER() AS me")
+        return txn.fetchone()["me"]
+
+    try:
+        engine = bootstrap.get_db().engine
+        engine.connect().close()  # caches "before"
+        with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
+            cur.execute("ALTER USER 'ephemera_rot'@'%' IDENTIFIED BY 'after'")
+        secretsmanager.put_secret_value(
+            SecretId=arn, SecretString=json.dumps({"username": "ephemera_rot",
+                                                   "password": "after"}))
+
+        connection = engine.connect()
+        with connection.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER() AS me")
+            assert cur.fetchone()["me"].startswith("ephemera_rot@")
+        connection.close()
+    finally:
+        bootstrap.reset()
+        with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS 'ephemera_rot'@'%'")
+
+
+def test_a_wrong_password_that_stays_wrong_is_still_refused(
+    secretsmanager, monkeypatch, mysql_server, mysql_database
+):
+    import pymysql
+
+    arn = secretsmanager.create_secret(
+        Name="ephemera/db-wrong",
+        SecretString=json.dumps({"username": "root", "password": "not-roots"}))["ARN"]
+    monkeypatch.setenv("STAGE", "dev")
+    monkeypatch.setenv("DATABASE_URL", mysql_server.url(mysql_database))
+    monkeypatch.setenv("DB_SECRET_ARN", arn)
+    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
+    monkeypatch.delenv("JWT_SECRET", raising=False)
+    bootstrap.reset()
+    try:
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            bootstrap.get_db().engine.connect()
+    finally:
+        bootstrap.reset()
+
+    assert refused.value.args[0] == 1045

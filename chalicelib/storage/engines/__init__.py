@@ -11,9 +11,10 @@ __all__ = ["Connection", "Cursor", "Engine", "Row", "create_engine"]
 
 
 def create_engine(
-    settings: DatabaseSettings, *, password: Callable[[], str | None] | None = None
+    settings: DatabaseSettings, *, password: Callable[[bool], str | None] | None = None
 ) -> Engine:
-    """The engine for `settings`; imports only the driver it needs (cold starts)."""
+    """The engine for `settings`; imports only the driver it needs (cold starts).
+    `password(fresh)` gives the password, bypassing any cache when `fresh`."""
     if settings.engine == "mysql":
         from chalicelib.storage.engines.mysql import MysqlEngine
 

@@ -13,6 +13,7 @@ from chalicelib.config import DatabaseSettings
 from chalicelib.storage.engines.base import Connection, Cursor, Engine
 
 ER_DUP_ENTRY = 1062
+ER_ACCESS_DENIED = 1045
 # Codes that mean "this connection is dead": server gone away, lost connection, killed
 # (MariaDB 1927), dropped for inactivity (MySQL 4031), and the client-side "not connected".
 DISCONNECT_CODES = frozenset({2006, 2013, 2014, 2045, 2055, 1927, 4031})
@@ -23,18 +24,29 @@ class MysqlEngine(Engine):
     name = "mysql"
 
     def __init__(
-        self, settings: DatabaseSettings, *, password: Callable[[], str | None] | None = None
+        self, settings: DatabaseSettings, *,
+        password: Callable[[bool], str | None] | None = None,
     ) -> None:
         self._settings = settings
         # Called on every connect, so a rotated secret is picked up when a connection is replaced.
-        self._password = password or (lambda: settings.password)
+        self._password = password or (lambda fresh: settings.password)
 
     def connect(self, *, autocommit: bool = False) -> Connection:
+        try:
+            return self._connect(self._password(False), autocommit)
+        except pymysql.err.OperationalError as exc:
+            if _code(exc) != ER_ACCESS_DENIED:
+                raise
+        # RDS rotates the managed secret weekly: a password cached before that is refused
+        # until the cache expires, so read the secret afresh and try once more.
+        return self._connect(self._password(True), autocommit)
+
+    def _connect(self, password: str | None, autocommit: bool) -> Connection:
         return pymysql.connect(
             host=self._settings.host,
             port=self._settings.port,
             user=self._settings.user,
-            password=self._password() or "",
+            password=password or "",
             database=self._settings.name,
             charset="utf8mb4",
             autocommit=autocommit,
