@@ -354,7 +354,9 @@ class Deployment:
         self.say("chalice deploy")
         self.chalice("deploy")
         apis = deployed_apis(self.project_dir, self.stage)
-        assert apis is not None, "chalice deploy recorded no APIs"
+        if apis is None:
+            raise RuntimeError(f"chalice deploy recorded no APIs in .chalice/deployed/"
+                               f"{self.stage}.json")
         if configure(apis):
             self.say("chalice deploy (the policy now names this WebSocket API)")
             self.chalice("deploy")

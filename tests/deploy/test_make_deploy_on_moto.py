@@ -22,6 +22,7 @@ from infra.deploy import (
     DeployedApis,
     Deployment,
     InfraOutputs,
+    deploy_stack,
     deployed_apis,
     infra_stack_name,
     lambda_policy,
@@ -200,6 +201,23 @@ def test_destroy_removes_the_app_and_its_addresses_then_the_infra(deployed):
     stacks = boto3.client("cloudformation", region_name=REGION).list_stacks()["StackSummaries"]
     assert {s["StackStatus"] for s in stacks if s["StackName"] == infra_stack_name(stage)} <= {
         "DELETE_COMPLETE"}
+
+
+def test_a_stack_is_created_then_updated_in_place_with_its_outputs_returned(on_moto, tmp_path):
+    template = tmp_path / "stack.yaml"
+    template.write_text(STAND_IN_INFRA)
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    parameters = {"Stage": "dev", "DatabaseSecretArn": "arn:db-1", "JwtSecretArn": "arn:jwt-1"}
+
+    created = deploy_stack(cloudformation, "ephemera-stack-test", template, parameters)
+    updated = deploy_stack(cloudformation, "ephemera-stack-test", template,
+                           {**parameters, "JwtSecretArn": "arn:jwt-2"})
+
+    assert (created["JwtSecretArn"], updated["JwtSecretArn"]) == ("arn:jwt-1", "arn:jwt-2")
+    assert updated["SubnetIds"] == created["SubnetIds"]
+    stacks = cloudformation.describe_stacks(StackName="ephemera-stack-test")["Stacks"]
+    assert len(stacks) == 1
+    cloudformation.delete_stack(StackName="ephemera-stack-test")
 
 
 def test_the_web_client_is_uploaded_with_an_index_that_loads_its_config(on_moto, tmp_path):
