@@ -389,3 +389,14 @@ def test_the_proxy_pools_read_committed_connections_and_does_not_pin_on_that_set
     pool = target_group["Properties"]["ConnectionPoolConfigurationInfo"]
     assert pool["InitQuery"] == "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
     assert pool["SessionPinningFilters"] == ["EXCLUDE_VARIABLE_SETS"]
+
+
+@pytest.mark.parametrize(("stage", "size"), [("dev", "db.t4g.micro"), ("prod", "db.t4g.medium")])
+def test_each_stage_gets_the_database_size_its_costs_are_computed_for(stack, stage, size):
+    (database,) = _resources(stack, "AWS::RDS::DBInstance").values()
+    condition, _, by_stage = database["Properties"]["DBInstanceClass"]["Fn::If"]
+
+    assert condition == "HasInstanceClass"
+    assert stack["Parameters"]["DatabaseInstanceClass"]["Default"] == ""
+    mapping, _, key = by_stage["Fn::FindInMap"]
+    assert stack["Mappings"][mapping][stage][key] == size
