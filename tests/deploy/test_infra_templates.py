@@ -1,10 +1,13 @@
 """The CloudFormation templates in `infra/`: cfn-lint finds nothing in them (and does find a
 planted mistake), and the templates say what the design promises: a private, encrypted database
 reached only through the proxy, only from the Lambdas; short backups; no final snapshot; outputs
-named as `make deploy` reads them; a web page that may run only its own scripts."""
+named as `make deploy` reads them; a web page that may run only its own scripts, connects only
+to itself and the two APIs, and reaches the APIs directly (no API path through CloudFront, so
+API Gateway sees the user's own address)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +24,6 @@ STACK_OUTPUTS = {"SubnetIds", "LambdaSecurityGroupId", "DatabaseProxyEndpoint", 
                  "DatabaseUser", "DatabaseSecretArn", "JwtSecretArn"}
 WEB_OUTPUTS = {"BucketName", "DistributionId", "WebUrl"}
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
-CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
 ANYWHERE = {"0.0.0.0/0", "::/0"}
 
 
@@ -298,22 +299,46 @@ def _csp(web: dict[str, Any]) -> dict[str, list[str]]:
     return {d[0]: d[1:] for d in directives}
 
 
-def test_web_csp_runs_only_own_scripts_and_connects_only_to_self_and_the_websocket(
+def test_web_csp_runs_only_own_scripts_and_connects_only_to_self_and_the_two_apis(
         web: dict[str, Any]) -> None:
     csp = _csp(web)
     assert not any("unsafe" in source for sources in csp.values() for source in sources)
     assert csp["default-src"] == ["'self'"]
     assert csp["script-src"] == ["'self'"]
-    assert csp["connect-src"] == ["'self'", "${WebSocketOrigin}"]
+    assert csp["connect-src"] == ["'self'", "${RestApiOrigin}", "${WebSocketOrigin}"]
     assert csp["object-src"] == ["'none'"]
     assert csp["base-uri"] == ["'none'"]
     assert csp["frame-ancestors"] == ["'none'"]
-    assert web["Parameters"]["WebSocketOrigin"]["AllowedPattern"].startswith("^wss://")
+
+
+def test_web_parameters_are_the_api_origins_deploy_passes_and_nothing_wider(
+        web: dict[str, Any]) -> None:
+    """Each API parameter lands in connect-src as it is: it must be one exact origin (scheme and
+    execute-api host, no path, no wildcard), the one `publish_web` derives from the API id."""
+    from infra.deploy import DeployedApis
+
+    apis = DeployedApis(rest_api_id="a1b2c3d4e5", websocket_api_id="f6g7h8i9j0")
+    assert set(web["Parameters"]) == {"Stage", "RestApiOrigin", "WebSocketOrigin"}
+    rest = re.compile(web["Parameters"]["RestApiOrigin"]["AllowedPattern"])
+    websocket = re.compile(web["Parameters"]["WebSocketOrigin"]["AllowedPattern"])
+    for region in ("us-east-1", "eu-central-1", "ap-southeast-2"):
+        assert rest.fullmatch(apis.rest_origin(region))
+        assert websocket.fullmatch(apis.websocket_origin(region))
+    for wrong in ("http://a1b2c3.execute-api.us-east-1.amazonaws.com",  # not TLS
+                  "https://a1b2c3.execute-api.us-east-1.amazonaws.com/",
+                  "https://a1b2c3.execute-api.us-east-1.amazonaws.com/api",
+                  "https://*.execute-api.us-east-1.amazonaws.com",
+                  "https://a1b2c3.execute-api.us-east-1.amazonaws.com https://evil.example",
+                  "https://a1b2c3.execute-api.us-east-1.amazonaws.com.evil.example",
+                  "a1b2c3.execute-api.us-east-1.amazonaws.com",  # the old RestApiDomain
+                  "wss://a1b2c3.execute-api.us-east-1.amazonaws.com", "https://evil.example"):
+        assert not rest.fullmatch(wrong), wrong
 
 
 def test_web_csp_is_as_strict_as_the_local_stacks_page(web: dict[str, Any]) -> None:
     """The same directives and sources as local_stack's page, except what only exists locally:
-    the hash of its injected config script and its own ws:// origin."""
+    the hash of its injected config script and its own ws:// origin. Its REST API is the page's
+    own origin ('self'); deployed, it is the REST API's origin."""
     from local_stack.server import LocalWebClient, StackSettings
 
     settings = StackSettings(host="127.0.0.1", port=8000, workers=1, expiry_interval_s=60,
@@ -321,8 +346,8 @@ def test_web_csp_is_as_strict_as_the_local_stacks_page(web: dict[str, Any]) -> N
     header = LocalWebClient(settings)._page_headers["Content-Security-Policy"]
     local = {d.split()[0]: d.split()[1:] for d in header.split(";") if d.strip()}
     local["script-src"] = [s for s in local["script-src"] if not s.startswith("'sha256-")]
-    local["connect-src"] = [s if s == "'self'" else "${WebSocketOrigin}"
-                            for s in local["connect-src"]]
+    assert local["connect-src"] == ["'self'", "ws://127.0.0.1:8000"]
+    local["connect-src"] = ["'self'", "${RestApiOrigin}", "${WebSocketOrigin}"]
     assert _csp(web) == local
 
 
@@ -368,19 +393,46 @@ def test_web_bucket_is_private_and_readable_only_by_its_distribution(
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["OriginAccessControl", "Id"]}
 
 
-def test_api_paths_go_uncached_to_the_rest_api_on_the_same_origin(web: dict[str, Any]) -> None:
+def _references(value: Any, name: str, where: str = "") -> list[str]:
+    """Where in `value` the parameter or resource `name` is used (Ref, GetAtt or Sub)."""
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            if key == "Ref" and item == name:
+                found.append(where)
+            elif key == "Fn::GetAtt" and isinstance(item, list) and item[0] == name:
+                found.append(where)
+            elif key == "Fn::Sub" and re.search(r"\$\{" + re.escape(name) + r"[}.]",
+                                                item if isinstance(item, str) else item[0]):
+                found.append(where)
+            found += _references(item, name, f"{where}/{key}")
+        return found
+    if isinstance(value, list):
+        return [ref for index, item in enumerate(value)
+                for ref in _references(item, name, f"{where}/{index}")]
+    return []
+
+
+def test_the_distribution_forwards_nothing_to_api_gateway(web: dict[str, Any]) -> None:
+    """The page calls the APIs directly: through CloudFront, API Gateway's identity.sourceIp
+    would be an edge address, and the per-address login limits and a code's network binding
+    would count and bind CloudFront instead of the user. So the distribution serves the bucket
+    and nothing else, and the API origins appear only in the page's connect-src."""
     distribution = web["Resources"]["Distribution"]["Properties"]["DistributionConfig"]
-    (behavior,) = [b for b in distribution["CacheBehaviors"] if b["PathPattern"] == "/api/*"]
-    (origin,) = [o for o in distribution["Origins"] if o["Id"] == behavior["TargetOriginId"]]
-    assert origin["DomainName"] == {"Ref": "RestApiDomain"}
-    assert "OriginPath" not in origin  # the API Gateway stage is `api` already
-    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
-    assert behavior["CachePolicyId"] == CACHING_DISABLED
-    assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST
-    assert {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} <= set(behavior["AllowedMethods"])
-    assert behavior["ViewerProtocolPolicy"] in ("https-only", "redirect-to-https")
-    # Error pages would replace the API's own 404 and 403 answers with the web page.
-    assert "CustomErrorResponses" not in distribution
+    (origin,) = distribution["Origins"]
+    assert "S3OriginConfig" in origin and "CustomOriginConfig" not in origin
+    assert origin["DomainName"] == {"Fn::GetAtt": ["WebBucket", "RegionalDomainName"]}
+    assert "CacheBehaviors" not in distribution
+    default = distribution["DefaultCacheBehavior"]
+    assert default["TargetOriginId"] == origin["Id"]
+    assert set(default["AllowedMethods"]) == {"GET", "HEAD"}  # nothing to POST an API call to
+    assert "OriginRequestPolicyId" not in default
+    assert "execute-api" not in str(distribution)
+
+    csp_path = ("/Resources/SecurityHeadersPolicy/Properties/ResponseHeadersPolicyConfig"
+                "/SecurityHeadersConfig/ContentSecurityPolicy/ContentSecurityPolicy")
+    for parameter in ("RestApiOrigin", "WebSocketOrigin"):
+        assert _references(web, parameter) == [csp_path], parameter
 
 
 def test_the_proxy_pools_read_committed_connections_and_does_not_pin_on_that_set(stack):

@@ -1,7 +1,9 @@
 """A stand-in for the CloudFront distribution of `infra/web.yaml`, read from the template itself:
-the bucket's objects (as `infra.deploy.publish_web_client` uploads them) on the default
-behaviour, the REST API behind the `/api/*` behaviour, and the ResponseHeadersPolicy's headers
-on both. A change to the template's headers or behaviours is a change to what this serves."""
+the bucket's objects (as `infra.deploy.publish_web_client` uploads them) on the template's
+behaviours, with the ResponseHeadersPolicy's headers and each behaviour's allowed methods. A
+change to the template's headers or behaviours is a change to what this serves. The template
+forwards nothing to the APIs (the page calls them directly, so API Gateway sees the user's own
+address); a behaviour with any origin but the bucket makes this stand-in refuse to start."""
 
 from __future__ import annotations
 
@@ -13,17 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from cfnlint.decode.cfn_yaml import load
 
-from infra.deploy import API_STAGE, WEB_TEMPLATE
-
-# Hop-by-hop and framing headers: each hop sets its own.
-_NOT_FORWARDED = {"host", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
-                  "content-length", "accept-encoding", "proxy-connection"}
-_NOT_RETURNED = {"connection", "keep-alive", "transfer-encoding", "content-length",
-                 "content-encoding"}
+from infra.deploy import WEB_TEMPLATE
 
 
 @dataclass(frozen=True)
@@ -101,8 +96,8 @@ class WebTemplate:
     def is_bucket(self, behaviour: Behaviour) -> bool:
         return "S3OriginConfig" in self.origins[behaviour.origin_id]
 
-    def origin_path(self, behaviour: Behaviour) -> str:
-        return self.origins[behaviour.origin_id].get("OriginPath", "")
+    def all_behaviours(self) -> list[Behaviour]:
+        return [*self.behaviours, self.default_behaviour]
 
     def security_headers(self, policy_id: str, parameters: dict[str, str]) -> dict[str, str]:
         """The response headers the ResponseHeadersPolicy `policy_id` sets."""
@@ -151,26 +146,35 @@ class WebTemplate:
         return headers
 
 
+@dataclass(frozen=True)
+class Served:
+    """One request the stand-in answered."""
+
+    method: str
+    path: str
+    status: int
+
+
 class CloudFrontStandIn:
     """The distribution on 127.0.0.1 (plain HTTP), in a thread of its own, serving the objects
-    uploaded to `bucket` of `s3` (read at each request). `rest_origin` is the
-    local stack, which answers on `/<route>` as API Gateway's stage `api` answers on
-    `/api/<route>`: this stand-in strips the stage the way API Gateway would."""
+    uploaded to `bucket` of `s3` (read at each request), and recording every request."""
 
-    def __init__(self, template: WebTemplate, s3: RecordingS3, bucket: str, rest_origin: str,
+    def __init__(self, template: WebTemplate, s3: RecordingS3, bucket: str,
                  parameters: dict[str, str],
                  header_overrides: dict[str, str] | None = None) -> None:
+        elsewhere = [b for b in template.all_behaviours() if not template.is_bucket(b)]
+        assert not elsewhere, (
+            f"the template forwards {elsewhere} to an origin other than the bucket: this "
+            "stand-in serves the bucket only (and the APIs must see the user's own address)")
         self.template = template
         self.s3 = s3
         self.bucket = bucket
-        self.rest_origin = rest_origin.rstrip("/")
         self.parameters = parameters
         self.header_overrides = header_overrides or {}
-        self.forwarded: list[tuple[str, str]] = []  # (method, path at the REST API)
+        self.served: list[Served] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
         self.url = ""
 
     # --- life -----------------------------------------------------------------------------
@@ -187,8 +191,7 @@ class CloudFrontStandIn:
         self._loop.close()
 
     async def _start(self) -> None:
-        self._session = aiohttp.ClientSession(auto_decompress=True)
-        application = web.Application(client_max_size=10 * 1024 * 1024)
+        application = web.Application()
         application.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(application)
         await self._runner.setup()
@@ -198,8 +201,6 @@ class CloudFrontStandIn:
         self.url = f"http://127.0.0.1:{port}"
 
     async def _stop(self) -> None:
-        if self._session is not None:
-            await self._session.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -208,15 +209,14 @@ class CloudFrontStandIn:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         behaviour = self.template.behaviour_for(request.path)
         if request.method not in behaviour.allowed_methods:
-            response: web.StreamResponse = web.Response(status=403, text="method not allowed")
-        elif self.template.is_bucket(behaviour):
-            response = self._from_bucket(request)
+            response = web.Response(status=403, text="method not allowed")
         else:
-            response = await self._from_api(request, behaviour)
+            response = self._from_bucket(request)
         self._apply_headers_policy(response, behaviour)
+        self.served.append(Served(request.method, request.path, response.status))
         return response
 
-    def _from_bucket(self, request: web.Request) -> web.StreamResponse:
+    def _from_bucket(self, request: web.Request) -> web.Response:
         key = request.path.lstrip("/") or self.template.default_root_object
         stored = self.s3.objects.get((self.bucket, key))
         if stored is None:  # a private bucket read through OAC: a missing key is AccessDenied
@@ -224,29 +224,6 @@ class CloudFrontStandIn:
         response = web.Response(body=b"" if request.method == "HEAD" else stored.body)
         response.headers["Content-Type"] = stored.content_type
         response.headers["Cache-Control"] = stored.cache_control
-        return response
-
-    async def _from_api(self, request: web.Request, behaviour: Behaviour) -> web.StreamResponse:
-        # CloudFront: OriginPath + the viewer's path. API Gateway: the first segment is the stage.
-        path = self.template.origin_path(behaviour) + request.path_qs
-        stage = f"/{API_STAGE}"
-        if not (path == stage or path.startswith(stage + "/") or path.startswith(stage + "?")):
-            return web.json_response({"message": "Forbidden"}, status=403)
-        route = path[len(stage):] or "/"
-        if route.startswith("?"):
-            route = "/" + route
-        self.forwarded.append((request.method, route.split("?", 1)[0]))
-        headers = {name: value for name, value in request.headers.items()
-                   if name.lower() not in _NOT_FORWARDED}
-        assert self._session is not None
-        async with self._session.request(request.method, self.rest_origin + route,
-                                         headers=headers, data=await request.read(),
-                                         allow_redirects=False) as reply:
-            body = await reply.read()
-            response = web.Response(status=reply.status, body=body)
-            for name, value in reply.headers.items():
-                if name.lower() not in _NOT_RETURNED:
-                    response.headers.add(name, value)
         return response
 
     def _apply_headers_policy(self, response: web.StreamResponse, behaviour: Behaviour) -> None:
