@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalice import Chalice, Rate, Response
+from chalice import Chalice, CORSConfig, Rate, Response
 from chalice.app import WebsocketEvent
 
 from chalicelib import bootstrap, observability
@@ -28,6 +28,12 @@ bootstrap.fail_fast_in_lambda()
 app = Chalice(app_name="ephemera")
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(observability.log_invocation, "all")
+# The deployed web client (on CloudFront) calls the API at its execute-api address, not through
+# CloudFront, so API Gateway sees the caller's own address (the login limits and a code's network
+# binding use it). Any origin may: the API authenticates by bearer token, never by cookie, so a
+# foreign page gains nothing a script could not. API Gateway answers preflights itself (MOCK).
+app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Authorization", "Content-Type"],
+                          expose_headers=["Retry-After"], max_age=600)
 
 
 def api_route(path: str, method: str) -> Callable[[Callable[..., Response]], Any]:

@@ -91,11 +91,17 @@ class DeployedApis:
     rest_api_id: str
     websocket_api_id: str
 
+    def rest_origin(self, region: str) -> str:
+        return f"https://{self.rest_api_id}.execute-api.{region}.amazonaws.com"
+
     def rest_url(self, region: str) -> str:
-        return f"https://{self.rest_api_id}.execute-api.{region}.amazonaws.com/{API_STAGE}/"
+        return f"{self.rest_origin(region)}/{API_STAGE}/"
+
+    def websocket_origin(self, region: str) -> str:
+        return f"wss://{self.websocket_api_id}.execute-api.{region}.amazonaws.com"
 
     def websocket_url(self, region: str) -> str:
-        return f"wss://{self.websocket_api_id}.execute-api.{region}.amazonaws.com/{API_STAGE}"
+        return f"{self.websocket_origin(region)}/{API_STAGE}"
 
     def management_endpoint(self, region: str) -> str:
         return f"https://{self.websocket_api_id}.execute-api.{region}.amazonaws.com/{API_STAGE}"
@@ -238,6 +244,25 @@ def deploy_stack(cloudformation: Any, stack_name: str, template: Path,
     return stack_outputs(cloudformation, stack_name)
 
 
+# API Gateway's own errors (its throttling 429, 413, 502/504) never reach the function, so they
+# carry no CORS headers unless told to: a browser would report a network error, not the status.
+GATEWAY_ERROR_CORS = {
+    "gatewayresponse.header.Access-Control-Allow-Origin": "'*'",
+    "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'",
+    "gatewayresponse.header.Access-Control-Expose-Headers": "'Retry-After'",
+}
+
+
+def allow_cors_on_gateway_errors(apigateway: Any, rest_api_id: str) -> None:
+    """Give API Gateway's default 4XX and 5XX replies the app's CORS headers and redeploy the
+    stage (each `chalice deploy` re-imports the API, so this runs after every one)."""
+    for response_type in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        apigateway.put_gateway_response(restApiId=rest_api_id, responseType=response_type,
+                                        responseParameters=GATEWAY_ERROR_CORS)
+    apigateway.create_deployment(restApiId=rest_api_id, stageName=API_STAGE,
+                                 description="CORS headers on API Gateway's own errors")
+
+
 def write_endpoint_parameters(ssm: Any, stage: str, region: str,
                               apis: DeployedApis) -> dict[str, str]:
     """Publish the WebSocket addresses where the Lambdas look for them (overwriting)."""
@@ -267,11 +292,12 @@ def run_migrations(lambda_client: Any, stage: str) -> dict[str, Any]:
     return json.loads(payload)
 
 
-def web_client_config(apis: DeployedApis, web_url: str, region: str, stage: str) -> str:
+def web_client_config(apis: DeployedApis, region: str, stage: str) -> str:
     """`config.js`, loaded by the page before the app (the CSP allows only same-origin
-    scripts): the REST API sits on the page's own origin under `/api` (CloudFront)."""
-    config = {"apiBaseUrl": f"{web_url}/{API_STAGE}", "wsUrl": apis.websocket_url(region),
-              "stage": stage}
+    scripts). The page calls the REST API directly (CORS), so API Gateway sees the user's own
+    address, not CloudFront's."""
+    config = {"apiBaseUrl": apis.rest_url(region).rstrip("/"),
+              "wsUrl": apis.websocket_url(region), "stage": stage}
     return f"window.EPHEMERA_CONFIG = {json.dumps(config)};\n"
 
 
@@ -362,6 +388,7 @@ class Deployment:
             self.chalice("deploy")
 
         urls = {"rest": apis.rest_url(self.region), "websocket": apis.websocket_url(self.region)}
+        allow_cors_on_gateway_errors(self.client("apigateway"), apis.rest_api_id)
         written = write_endpoint_parameters(self.client("ssm"), self.stage, self.region, apis)
         self.say(f"ssm: wrote {', '.join(written)}")
         report = run_migrations(self.client("lambda"), self.stage)
@@ -371,14 +398,12 @@ class Deployment:
         return urls
 
     def publish_web(self, apis: DeployedApis) -> str:
-        rest_domain = f"{apis.rest_api_id}.execute-api.{self.region}.amazonaws.com"
-        websocket_origin = f"wss://{apis.websocket_api_id}.execute-api.{self.region}" \
-                           ".amazonaws.com"
         self.say(f"web: stack {web_stack_name(self.stage)}")
+        parameters = {"Stage": self.stage, "RestApiOrigin": apis.rest_origin(self.region),
+                      "WebSocketOrigin": apis.websocket_origin(self.region)}
         outputs = deploy_stack(self.client("cloudformation"), web_stack_name(self.stage),
-                               WEB_TEMPLATE, {"Stage": self.stage, "RestApiDomain": rest_domain,
-                                              "WebSocketOrigin": websocket_origin})
-        script = web_client_config(apis, outputs["WebUrl"], self.region, self.stage)
+                               WEB_TEMPLATE, parameters)
+        script = web_client_config(apis, self.region, self.stage)
         count = publish_web_client(self.client("s3"), outputs["BucketName"], script)
         self.say(f"web: uploaded {count} files to {outputs['BucketName']}")
         return outputs["WebUrl"]

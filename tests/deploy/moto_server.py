@@ -1,6 +1,6 @@
-"""moto's server with the three fixes `chalice deploy` needs, for moto 5.2.5 only (test code).
+"""moto's server with the four fixes `chalice deploy` needs, for moto 5.2.5 only (test code).
 
-`chalice deploy` of this app against moto 5.2.5 stops at three gaps in moto. Each is fixed here
+`chalice deploy` of this app against moto 5.2.5 stops at four gaps in moto. Each is fixed here
 the way moto itself would fix it, in moto's own backend/response classes, patched at server start:
 
 1. API Gateway `ImportRestApi` answered 500 (KeyError) on a document whose `info` has no
@@ -10,6 +10,9 @@ the way moto itself would fix it, in moto's own backend/response classes, patche
    when `failonwarnings` is set); other Swagger versions are still refused.
 3. API Gateway v2 `CreateDeployment` had no route (404): deployments are now modelled
    (create, get, list, delete), and a deployment made with `StageName` becomes that stage's.
+4. API Gateway `PutRestApi` failed (TypeError, 500) on a MOCK integration, which has no `uri`
+   or `httpMethod` (Chalice writes one per path for CORS preflights): both are now optional for
+   integrations that need neither, as in AWS.
 
 Run it as `python -m tests.deploy.moto_server --port N [--host H]`: it applies the fixes, then
 serves exactly like `moto_server` (`moto.server.main`). Any other moto version refuses to start:
@@ -77,8 +80,22 @@ def _patch_apigateway() -> None:
         paths_only = {key: value for key, value in api_doc.items() if key != "swagger"}
         return moto_put_rest_api(self, function_id, paths_only, False, mode)
 
+    moto_put_integration = backend_cls.put_integration
+
+    def put_integration(
+        self: Any, function_id: str, resource_id: str, method_type: str, integration_type: str,
+        uri: str | None = None, integration_method: str | None = None, **kwargs: Any,
+    ) -> Any:
+        # Gap 4: a MOCK integration (what Chalice writes for CORS preflights) has no `uri` and no
+        # `httpMethod`; AWS takes it, but moto's put_integration required both, and put_rest_api
+        # drops the missing ones, so the import failed with a TypeError (500). HTTP and AWS
+        # integrations still get moto's own check that they name a method.
+        return moto_put_integration(self, function_id, resource_id, method_type,
+                                    integration_type, uri, integration_method, **kwargs)
+
     backend_cls.import_rest_api = import_rest_api
     backend_cls.put_rest_api = put_rest_api
+    backend_cls.put_integration = put_integration
 
 
 # --- gap 3: API Gateway v2 CreateDeployment -----------------------------------------------------
@@ -208,7 +225,7 @@ _patched = False
 
 
 def patch_moto() -> None:
-    """Apply the three fixes to moto's classes (once; refuses any moto but 5.2.5)."""
+    """Apply the four fixes to moto's classes (once; refuses any moto but 5.2.5)."""
     global _patched
     check_moto_version()
     if not _patched:

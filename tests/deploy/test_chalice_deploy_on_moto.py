@@ -179,9 +179,14 @@ def test_rest_api_sends_every_route_to_api_handler_as_a_lambda_proxy(
     assert ("/health", "GET") in integrations
     assert ("/conversations/{conversation_id}/messages", "GET") in integrations
     api_handler = arn_of(snap, "api_handler")
+    preflights = {path for (path, method) in integrations if method == "OPTIONS"}
+    assert preflights == {path for (path, _) in integrations}  # CORS: every path answers them
     for (path, method), integration in integrations.items():
-        # Chalice's Swagger says `aws_proxy`; AWS answers `AWS_PROXY`, moto 5.2.5 echoes the
-        # document's spelling.
+        # Chalice's Swagger says `aws_proxy`/`mock`; AWS answers `AWS_PROXY`/`MOCK`, moto 5.2.5
+        # echoes the document's spelling.
+        if method == "OPTIONS":
+            assert integration["type"].upper() == "MOCK", path
+            continue
         assert integration["type"].upper() == "AWS_PROXY", (path, method)
         assert integration["httpMethod"] == "POST", (path, method)
         assert f"/functions/{api_handler}/invocations" in integration["uri"], (path, method)

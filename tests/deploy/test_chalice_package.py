@@ -118,3 +118,22 @@ def test_the_migrate_function_has_no_trigger(packaged):
                   if f["Handler"] == "app.migrate_database"]
     assert "Events" not in migrate
     assert migrate["Timeout"] == 300
+
+
+def test_every_rest_path_answers_cors_preflights_without_invoking_a_function(packaged):
+    """The deployed page calls the API directly (so API Gateway sees the user's address);
+    browsers ask first with OPTIONS, which API Gateway answers itself (a MOCK integration)."""
+    _, template, _ = packaged
+    (api,) = [r["Properties"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::Serverless::Api"]
+
+    paths = api["DefinitionBody"]["paths"]
+    assert "/auth/otp" in paths and "/conversations/{conversation_id}/messages" in paths
+    for path, methods in paths.items():
+        preflight = methods["options"]
+        assert preflight["x-amazon-apigateway-integration"]["type"] == "mock", path
+        headers = preflight["x-amazon-apigateway-integration"]["responses"]["default"][
+            "responseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == "'*'", path
+        assert "Authorization" in headers[
+            "method.response.header.Access-Control-Allow-Headers"], path

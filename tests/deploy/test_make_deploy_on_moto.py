@@ -180,6 +180,18 @@ def test_every_role_carries_the_policy_narrowed_to_this_websocket_api(deployed):
     assert apis.websocket_api_id in json.dumps(expected)
 
 
+def test_api_gateways_own_errors_carry_the_apps_cors_headers(deployed):
+    apis = deployed_apis(deployed.project, deployed.stage)
+    apigateway = boto3.client("apigateway", region_name=REGION)
+
+    for response_type in ("DEFAULT_4XX", "DEFAULT_5XX"):
+        response = apigateway.get_gateway_response(restApiId=apis.rest_api_id,
+                                                   responseType=response_type)
+        headers = response["responseParameters"]
+        assert headers["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
+        assert "Retry-After" in headers["gatewayresponse.header.Access-Control-Expose-Headers"]
+
+
 def test_the_rendered_policy_file_is_the_one_deployed(deployed):
     rendered = json.loads(
         (deployed.project / ".chalice" / f"policy-{deployed.stage}.json").read_text())
@@ -230,7 +242,7 @@ def test_the_web_client_is_uploaded_with_an_index_that_loads_its_config(on_moto,
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="ephemera-dev-web")
     apis = DeployedApis(rest_api_id="r3st", websocket_api_id="w5ck")
-    script = web_client_config(apis, "https://d111.cloudfront.net", REGION, "dev")
+    script = web_client_config(apis, REGION, "dev")
 
     count = publish_web_client(s3, "ephemera-dev-web", script, dist)
 
@@ -241,7 +253,7 @@ def test_the_web_client_is_uploaded_with_an_index_that_loads_its_config(on_moto,
     assert b'<script src="/config.js"></script></head>' in index["Body"].read()
     config = s3.get_object(Bucket="ephemera-dev-web", Key=CONFIG_SCRIPT)["Body"].read().decode()
     assert json.loads(config.removeprefix("window.EPHEMERA_CONFIG = ").rstrip(";\n")) == {
-        "apiBaseUrl": "https://d111.cloudfront.net/api",
+        "apiBaseUrl": f"https://r3st.execute-api.{REGION}.amazonaws.com/api",
         "wsUrl": f"wss://w5ck.execute-api.{REGION}.amazonaws.com/api", "stage": "dev"}
     asset = s3.get_object(Bucket="ephemera-dev-web", Key="assets/app-1a2b.js")
     assert asset["ContentType"] == "text/javascript"

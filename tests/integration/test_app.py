@@ -96,3 +96,15 @@ def test_the_scheduled_cleanup_deletes_expired_messages_and_keeps_live_ones(clie
     with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
         cur.execute("SELECT seq FROM messages")
         assert [row["seq"] for row in cur.fetchall()] == [2]
+
+
+def test_replies_and_errors_allow_any_origin_because_the_api_takes_no_cookies(client):
+    """The deployed web client calls the API from its CloudFront origin (docs/DEPLOY.md)."""
+    ok = client.http.get("/health")
+    refused = client.http.get("/conversations", headers={"Authorization": "Bearer nope"})
+
+    assert refused.status_code == 401
+    for response in (ok, refused):
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+        assert response.headers["Access-Control-Expose-Headers"] == "Retry-After"
