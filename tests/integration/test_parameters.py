@@ -36,34 +36,50 @@ def test_the_database_password_comes_from_an_rds_style_secret(secretsmanager):
     assert get_db_password(arn) == "pw-1"
 
 
-def test_a_deployed_stage_connects_with_the_password_from_the_secret(
-    secretsmanager, monkeypatch, mysql_server, mysql_database
-):
+@pytest.fixture
+def app_user(mysql_server, mysql_database):
+    """A MariaDB account `ephemera_app` (password "before") on the run's database, dropped after."""
     with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
-        cur.execute("CREATE USER IF NOT EXISTS 'ephemera_app'@'%' IDENTIFIED BY 'pw-from-secret'")
+        cur.execute("CREATE USER IF NOT EXISTS 'ephemera_app'@'%' IDENTIFIED BY 'before'")
         cur.execute(f"GRANT SELECT ON `{mysql_database}`.* TO 'ephemera_app'@'%'")
-    arn = secretsmanager.create_secret(
-        Name="ephemera/db-b",
-        SecretString=json.dumps({"username": "ephemera_app", "password": "pw-from-secret"}),
-    )["ARN"]
+    yield "ephemera_app"
+    with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
+        cur.execute("DROP USER IF EXISTS 'ephemera_app'@'%'")
+
+
+def deploy_stage_on(monkeypatch, database_url: str, secret_arn: str) -> None:
+    """The environment of a `dev` function whose database password lives in `secret_arn`."""
     monkeypatch.setenv("STAGE", "dev")
-    monkeypatch.setenv("DATABASE_URL",
-                       mysql_server.url(mysql_database).replace("root@", "ephemera_app@"))
-    monkeypatch.setenv("DB_SECRET_ARN", arn)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DB_SECRET_ARN", secret_arn)
     monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
     monkeypatch.delenv("JWT_SECRET", raising=False)
     bootstrap.reset()
 
-    def whoami(txn):
-        txn.execute("SELECT CURRENT_USER() AS me")
-        return txn.fetchone()["me"]
 
+def rds_secret(secretsmanager, name: str, username: str, password: str) -> str:
+    return secretsmanager.create_secret(
+        Name=name, SecretString=json.dumps({"username": username, "password": password}))["ARN"]
+
+
+def current_user(connection) -> str:
+    with connection.cursor() as cur:
+        cur.execute("SELECT CURRENT_USER() AS me")
+        return cur.fetchone()["me"]
+
+
+def test_a_deployed_stage_connects_with_the_password_from_the_secret(
+    secretsmanager, monkeypatch, mysql_server, mysql_database, app_user
+):
+    arn = rds_secret(secretsmanager, "ephemera/db-b", app_user, "before")
+    deploy_stage_on(monkeypatch, mysql_server.url(mysql_database).replace("root@", "ephemera_app@"),
+                    arn)
     try:
-        assert bootstrap.get_db().run_read("t", whoami).startswith("ephemera_app@")
+        connection = bootstrap.get_db().engine.connect()
+        assert current_user(connection).startswith("ephemera_app@")
+        connection.close()
     finally:
         bootstrap.reset()
-        with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
-            cur.execute("DROP USER IF EXISTS 'ephemera_app'@'%'")
 
 
 @pytest.fixture
@@ -78,14 +94,11 @@ def ssm(monkeypatch):
 def deployed_stage(monkeypatch, mysql_server, mysql_database):
     """A `dev` stage's environment as `.chalice/config.json` and `make deploy` leave it: the
     WebSocket addresses are not in it, only the SSM path they were written under."""
-    monkeypatch.setenv("STAGE", "dev")
-    monkeypatch.setenv("DATABASE_URL", mysql_server.url(mysql_database))
-    monkeypatch.setenv("DB_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:db")
-    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
     monkeypatch.setenv("WS_PARAMETER_PREFIX", "/ephemera/dev")
-    for name in ("JWT_SECRET", "WS_PUBLIC_URL", "WS_MANAGEMENT_ENDPOINT"):
+    for name in ("WS_PUBLIC_URL", "WS_MANAGEMENT_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
-    bootstrap.reset()
+    deploy_stage_on(monkeypatch, mysql_server.url(mysql_database),
+                    "arn:aws:secretsmanager:eu-west-1:1:secret:db")
     yield
     bootstrap.reset()
 
@@ -131,46 +144,26 @@ def test_the_push_adapter_asks_for_its_endpoint_only_on_the_first_push(ssm, depl
 
 
 def test_a_rotated_database_secret_is_read_afresh_when_the_cached_password_is_refused(
-    secretsmanager, monkeypatch, mysql_server, mysql_database
+    secretsmanager, monkeypatch, mysql_server, mysql_database, app_user
 ):
     """RDS rotates its managed secret weekly; a container holding the old password (cached for
     five minutes) must not fail every new connection until the cache expires."""
-    with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
-        cur.execute("CREATE USER IF NOT EXISTS 'ephemera_rot'@'%' IDENTIFIED BY 'before'")
-        cur.execute(f"GRANT SELECT ON `{mysql_database}`.* TO 'ephemera_rot'@'%'")
-    arn = secretsmanager.create_secret(
-        Name="ephemera/db-rotating",
-        SecretString=json.dumps({"username": "ephemera_rot", "password": "before"}))["ARN"]
-    monkeypatch.setenv("STAGE", "dev")
-    monkeypatch.setenv("DATABASE_URL",
-                       mysql_server.url(mysql_database).replace("root@", "ephemera_rot@"))
-    monkeypatch.setenv("DB_SECRET_ARN", arn)
-    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
-    monkeypatch.delenv("JWT_SECRET", raising=False)
-    bootstrap.reset()
-
-    def whoami(txn):
-        txn.execute("SELECT CURRENT_USER() AS me")
-        return txn.fetchone()["me"]
-
+    arn = rds_secret(secretsmanager, "ephemera/db-rotating", app_user, "before")
+    deploy_stage_on(monkeypatch, mysql_server.url(mysql_database).replace("root@", "ephemera_app@"),
+                    arn)
     try:
         engine = bootstrap.get_db().engine
         engine.connect().close()  # caches "before"
         with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
-            cur.execute("ALTER USER 'ephemera_rot'@'%' IDENTIFIED BY 'after'")
+            cur.execute("ALTER USER 'ephemera_app'@'%' IDENTIFIED BY 'after'")
         secretsmanager.put_secret_value(
-            SecretId=arn, SecretString=json.dumps({"username": "ephemera_rot",
-                                                   "password": "after"}))
+            SecretId=arn, SecretString=json.dumps({"username": app_user, "password": "after"}))
 
         connection = engine.connect()
-        with connection.cursor() as cur:
-            cur.execute("SELECT CURRENT_USER() AS me")
-            assert cur.fetchone()["me"].startswith("ephemera_rot@")
+        assert current_user(connection).startswith("ephemera_app@")
         connection.close()
     finally:
         bootstrap.reset()
-        with mysql_server.connect(mysql_database) as conn, conn.cursor() as cur:
-            cur.execute("DROP USER IF EXISTS 'ephemera_rot'@'%'")
 
 
 def test_a_wrong_password_that_stays_wrong_is_still_refused(
@@ -178,15 +171,8 @@ def test_a_wrong_password_that_stays_wrong_is_still_refused(
 ):
     import pymysql
 
-    arn = secretsmanager.create_secret(
-        Name="ephemera/db-wrong",
-        SecretString=json.dumps({"username": "root", "password": "not-roots"}))["ARN"]
-    monkeypatch.setenv("STAGE", "dev")
-    monkeypatch.setenv("DATABASE_URL", mysql_server.url(mysql_database))
-    monkeypatch.setenv("DB_SECRET_ARN", arn)
-    monkeypatch.setenv("JWT_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:jwt")
-    monkeypatch.delenv("JWT_SECRET", raising=False)
-    bootstrap.reset()
+    arn = rds_secret(secretsmanager, "ephemera/db-wrong", "root", "not-roots")
+    deploy_stage_on(monkeypatch, mysql_server.url(mysql_database), arn)
     try:
         with pytest.raises(pymysql.err.OperationalError) as refused:
             bootstrap.get_db().engine.connect()
