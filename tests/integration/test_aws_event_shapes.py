@@ -29,6 +29,7 @@ from app import app
 from chalicelib import bootstrap
 from chalicelib.ids import new_id
 from chalicelib.storage import outbox
+from tests.integration.test_conversation_routes import Api
 
 EVENTS = Path(__file__).parents[1] / "events"
 PLACEHOLDER = "REPLACED_BY_TEST"
@@ -72,24 +73,14 @@ def disconnect_event(connection_id: str) -> dict[str, Any]:
     return filled(event)
 
 
-class Stack:
-    """The app as clients and API Gateway see it: REST through `client.http`, WebSocket and
-    schedule events through `client.lambda_.invoke`, pushes recorded by the management API."""
+class Stack(Api):
+    """The app as clients and API Gateway see it: REST through `client.http` (`call`, to get
+    sessions, tickets and a conversation as a client does), WebSocket and schedule events
+    through `client.lambda_.invoke`, pushes recorded by the management API."""
 
     def __init__(self, client: Client, db, management_api) -> None:
-        self.client = client
-        self.db = db
+        super().__init__(client, db)
         self.management_api = management_api
-
-    # --- REST, to get sessions, tickets and a conversation as a client does ---------------
-
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None):
-        headers = {"Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        response = self.client.http.request(method, path, headers=headers,
-                                            body=json.dumps(body) if body is not None else b"")
-        return response.status_code, json.loads(response.body) if response.body else None
 
     def login(self, phone: str, device: str = "phone") -> dict[str, Any]:
         _, challenge = self.call("POST", "/auth/otp", {"phone": phone})
