@@ -12,6 +12,7 @@ from typing import Any
 
 from bench.report import emit, latency_summary
 from bench.storage import mysql_database
+from bench.worlds import migrated_world
 from chalicelib.clock import SystemClock
 from chalicelib.config import parse_database_url
 from chalicelib.ids import new_id
@@ -21,8 +22,6 @@ from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage.database import Database, Transaction
 from chalicelib.storage.engines import create_engine
-from chalicelib.storage.migrate import migrate
-from tests.integration.messaging_world import World
 from tests.support.fakes import TEST_KEYS, RecordingPush
 
 BACKLOG = 200_000
@@ -87,13 +86,8 @@ def _engine_settings() -> dict[str, Any]:
 
 def main() -> None:
     with mysql_database() as url:
-        engine = create_engine(parse_database_url(url))
-        migrate(engine)
-        db = Database(engine)
-        push = RecordingPush()
-        world = World(Realtime(db=db, push=push, clock=SystemClock(), limiter=NoLimits(),
-                               keys=TEST_KEYS),
-                      push)
+        world = migrated_world(url)
+        db = world.rt.db
         alice, bob = world.person(), world.person()
         old_chat, live_chat = world.chat(alice, bob), world.chat(alice, world.person())
         devices = [world.device(alice) for _ in range(SENDER_THREADS)]

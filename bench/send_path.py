@@ -10,16 +10,9 @@ from typing import Any
 
 from bench.report import emit, latency_summary
 from bench.storage import mysql_database
-from chalicelib.clock import SystemClock
-from chalicelib.config import parse_database_url
-from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
+from bench.worlds import migrated_world
 from chalicelib.storage.database import Database, Transaction
-from chalicelib.storage.engines import create_engine
-from chalicelib.storage.migrate import migrate
 from tests.e2e.conftest import RunningStack, StackClient
-from tests.integration.messaging_world import World
-from tests.support.fakes import TEST_KEYS, RecordingPush
 
 SENDS = 300
 GROUP_SIZE = 8
@@ -48,12 +41,8 @@ class CountingDatabase(Database):
 
 
 def round_trips_per_send(url: str) -> dict[str, Any]:
-    engine = create_engine(parse_database_url(url))
-    migrate(engine)
-    db = CountingDatabase(engine)
-    push = RecordingPush()
-    world = World(Realtime(db=db, push=push, clock=SystemClock(), limiter=NoLimits(),
-                           keys=TEST_KEYS), push)
+    world = migrated_world(url, CountingDatabase)
+    db = world.rt.db
     alice, bob = world.person(), world.person()
     sender, _ = world.device(alice), world.device(bob)
     chat = world.chat(alice, bob)

@@ -11,18 +11,11 @@ import tracemalloc
 
 from bench.report import emit
 from bench.storage import mysql_database
-from chalicelib.clock import SystemClock
-from chalicelib.config import parse_database_url
+from bench.worlds import migrated_world
 from chalicelib.ids import new_id
-from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
 from chalicelib.storage import messages
-from chalicelib.storage.database import Database, Transaction
-from chalicelib.storage.engines import create_engine
+from chalicelib.storage.database import Transaction
 from chalicelib.storage.messages import Message
-from chalicelib.storage.migrate import migrate
-from tests.integration.messaging_world import World
-from tests.support.fakes import TEST_KEYS, RecordingPush
 
 CONVERSATIONS = 10
 MESSAGES_EACH = 500
@@ -38,12 +31,8 @@ def fill(txn: Transaction, chat: str, sender: str, now: int) -> None:
 
 def main() -> None:
     with mysql_database() as url:
-        engine = create_engine(parse_database_url(url))
-        migrate(engine)
-        db = Database(engine)
-        push = RecordingPush()
-        world = World(Realtime(db=db, push=push, clock=SystemClock(), limiter=NoLimits(),
-                               keys=TEST_KEYS), push)
+        world = migrated_world(url)
+        db = world.rt.db
         alice, bob = world.person(), world.person()
         reader = world.device(bob)
         for _ in range(CONVERSATIONS):
