@@ -168,6 +168,21 @@ def app_env(
 
 
 @pytest.fixture
+def client(app_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """`app.py` through Chalice's test client (stage local) on the run's database. Pushes and
+    tickets name a closed port: a module whose tests read pushes overrides this fixture."""
+    from chalice.test import Client
+
+    from app import app
+
+    monkeypatch.setenv("WS_PUBLIC_URL", "ws://127.0.0.1:9/ws")
+    monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local")
+    bootstrap.reset()
+    with Client(app, stage_name="local") as test_client:
+        yield test_client
+
+
+@pytest.fixture
 def management_api() -> Iterator[RecordingManagementApi]:
     """A recording stand-in for API Gateway's management API on a local port."""
     api = RecordingManagementApi().start()

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from chalice.test import Client
-
-from app import app
 from chalicelib import bootstrap
 from chalicelib.storage.migrate import latest_version
 from tests.integration.test_storage_contract import (
@@ -16,12 +12,6 @@ from tests.integration.test_storage_contract import (
     make_user,
     send,
 )
-
-
-@pytest.fixture
-def client(app_env):
-    with Client(app, stage_name="local") as client:
-        yield client
 
 
 def test_health_is_ok_once_the_schema_is_at_the_latest_version(client):

@@ -8,12 +8,9 @@ import json
 from urllib.parse import quote
 
 import pytest
-from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import app
-from chalicelib import bootstrap
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.realtime import Realtime
 from chalicelib.storage import outbox
@@ -37,14 +34,6 @@ odd_json = st.one_of(
 )
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture
-def client(app_env, monkeypatch):
-    monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local")
-    bootstrap.reset()
-    with Client(app, stage_name="local") as test_client:
-        yield test_client
 
 
 @pytest.fixture

@@ -5,21 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from chalice.test import Client
 
-from app import app
-from chalicelib import bootstrap
 from chalicelib.storage import outbox
 
 ALICE, BOB, CAROL, NEWCOMER = "+14155550101", "+14155550102", "+14155550103", "+14155550199"
-
-
-@pytest.fixture
-def client(app_env, monkeypatch):
-    monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local")
-    bootstrap.reset()
-    with Client(app, stage_name="local") as test_client:
-        yield test_client
 
 
 class Api:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from chalice.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import app, ws_connect
+from app import ws_connect
 from chalicelib import bootstrap
 from chalicelib.clock import FixedClock
 from chalicelib.errors import RateLimited
@@ -183,15 +182,6 @@ def test_a_read_flood_on_one_socket_is_refused(world):
 
 
 # --- over REST and at the handshake ---------------------------------------------------------
-
-
-@pytest.fixture
-def client(app_env, monkeypatch):
-    monkeypatch.setenv("WS_PUBLIC_URL", "ws://127.0.0.1:9/ws")
-    monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local")
-    bootstrap.reset()
-    with Client(app, stage_name="local") as test_client:
-        yield test_client
 
 
 def post(client, path, body, token=None):
