@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,16 +24,12 @@ from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
 from tests.conftest import TEST_JWT_SECRET, empty_tables
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE_TIMEOUT_S = 3
 EXPIRY_INTERVAL_S = 1
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class RunningStack:
