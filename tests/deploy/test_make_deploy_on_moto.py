@@ -29,7 +29,14 @@ from infra.deploy import (
     publish_web_client,
     web_client_config,
 )
-from tests.deploy.aws_stack import CHALICE, REGION, aws_env, project_copy
+from tests.deploy.aws_stack import (
+    CHALICE,
+    REGION,
+    aws_env,
+    function,
+    function_names,
+    project_copy,
+)
 
 STAND_IN_INFRA = """
 Parameters:
@@ -56,6 +63,7 @@ Outputs:
 
 @dataclass
 class DeployRun:
+    endpoint: str  # moto's
     stage: str
     project: Path
     infra: InfraOutputs
@@ -103,18 +111,7 @@ def deployed(request, on_moto, tmp_path_factory) -> DeployRun:
     again_said: list[str] = []
     deployment.say = again_said.append
     again_urls = deployment.deploy(web=False)
-    return DeployRun(stage, project, infra, urls, said, again_said, again_urls, deployment)
-
-
-def function(name: str) -> dict:
-    return boto3.client("lambda", region_name=REGION).get_function_configuration(
-        FunctionName=name)
-
-
-def stage_functions(stage: str) -> list[dict]:
-    found = boto3.client("lambda", region_name=REGION).list_functions()["Functions"]
-    return [f for f in found if f["FunctionName"] == f"ephemera-{stage}"
-            or f["FunctionName"].startswith(f"ephemera-{stage}-")]
+    return DeployRun(on_moto, stage, project, infra, urls, said, again_said, again_urls, deployment)
 
 
 def test_the_first_deploy_runs_chalice_twice_to_name_the_new_websocket_api(deployed):
@@ -149,16 +146,16 @@ def test_the_websocket_addresses_are_in_ssm_where_the_lambdas_read_them(deployed
 
 
 def test_every_function_runs_in_the_stacks_subnets_and_reaches_the_proxy(deployed):
-    functions = stage_functions(deployed.stage)
+    names = function_names(deployed.endpoint, deployed.stage)
 
-    assert {f["FunctionName"].removeprefix(f"ephemera-{deployed.stage}") for f in functions} >= {
+    assert {name.removeprefix(f"ephemera-{deployed.stage}") for name in names} >= {
         "", "-websocket_connect", "-websocket_message", "-websocket_disconnect",
         "-scheduled_cleanup", "-migrate"}
-    for summary in functions:
-        found = function(summary["FunctionName"])
+    for name in names:
+        found = function(deployed.endpoint, name)
         assert sorted(found["VpcConfig"]["SubnetIds"]) == sorted(deployed.infra.subnet_ids)
         assert found["VpcConfig"]["SecurityGroupIds"] == [deployed.infra.security_group_id]
-        env = found["Environment"]["Variables"]
+        env = found["Environment"]
         assert env["DATABASE_URL"] == deployed.infra.database_url
         assert env["DB_SECRET_ARN"] == deployed.infra.database_secret_arn
         assert env["JWT_SECRET_ARN"] == deployed.infra.jwt_secret_arn
@@ -172,8 +169,8 @@ def test_every_role_carries_the_policy_narrowed_to_this_websocket_api(deployed):
                              infra=deployed.infra, websocket_api_id=apis.websocket_api_id)
     iam = boto3.client("iam", region_name=REGION)
 
-    for summary in stage_functions(deployed.stage):
-        role = function(summary["FunctionName"])["Role"].rsplit("/", 1)[-1]
+    for name in function_names(deployed.endpoint, deployed.stage):
+        role = function(deployed.endpoint, name)["Role"].rsplit("/", 1)[-1]
         (policy_name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
         document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
         assert document == expected, role
@@ -206,7 +203,7 @@ def test_destroy_removes_the_app_and_its_addresses_then_the_infra(deployed):
 
     deployed.deployment.destroy()
 
-    assert stage_functions(stage) == []
+    assert function_names(deployed.endpoint, stage) == set()
     ssm = boto3.client("ssm", region_name=REGION)
     names = [f"/ephemera/{stage}/ws-public-url", f"/ephemera/{stage}/ws-management-endpoint"]
     assert ssm.get_parameters(Names=names)["Parameters"] == []
