@@ -11,6 +11,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.errors import EphemeraError
+
 SERVICE = "ephemera"
 REDACTED = "[redacted]"
 # Keys whose values never reach a log line, however they got there (PROTOCOL field names and
@@ -45,6 +47,16 @@ logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
 metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Ephemera"), service=SERVICE
 )
+
+
+INTERNAL = EphemeraError("something went wrong on our side")
+
+
+def internal_failure(what: str) -> EphemeraError:
+    """The one place an unknown failure becomes `internal`, for REST and frames alike: called
+    inside the `except` block, it logs the traceback and returns the error to answer with."""
+    logger.exception(what)
+    return INTERNAL
 
 
 def set_user(user_id: str) -> None:

@@ -1,4 +1,4 @@
-"""The one place that turns results and domain errors into HTTP replies and `error` frames."""
+"""HTTP replies: results and domain errors as Chalice responses (frames are in `wire.py`)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from typing import Any, ParamSpec
 from chalice import Response
 
 from chalicelib.errors import EphemeraError, RateLimited
-from chalicelib.observability import logger
+from chalicelib.observability import internal_failure, logger
 
 P = ParamSpec("P")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
-INTERNAL = EphemeraError("something went wrong on our side")
 
 
 def json_response(
@@ -34,16 +33,6 @@ def error_response(error: EphemeraError) -> Response:
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after_s)
     return json_response({"error": error.to_error()}, status=error.status, headers=headers)
-
-
-def with_req(frame: dict[str, Any], req: Any) -> dict[str, Any]:
-    """A reply frame echoing the client's `req`, when the client sent one."""
-    return frame if req is None else {**frame, "req": req}
-
-
-def error_frame(error: EphemeraError, req: Any = None) -> dict[str, Any]:
-    """The WebSocket `error` frame: the same fields as REST's `error`, plus `req` if given."""
-    return with_req({"type": "error", **error.to_error()}, req)
 
 
 def handshake_refusal(error: EphemeraError) -> Response:
@@ -72,8 +61,7 @@ def rest(view: Callable[P, Response]) -> Callable[P, Response]:
             if error.status >= 500:
                 logger.exception("request failed", extra={"error_code": error.code})
             return error_response(error)
-        except Exception:  # noqa: BLE001 - the one place unknown failures become `internal`
-            logger.exception("unhandled error")
-            return error_response(INTERNAL)
+        except Exception:  # noqa: BLE001 - see internal_failure
+            return error_response(internal_failure("request failed"))
 
     return handle

@@ -14,7 +14,6 @@ from chalicelib.ids import new_id, new_user_id
 from chalicelib.inputs import int_field
 from chalicelib.phones import normalize_phone
 from chalicelib.services.limits import NEW_ACCOUNT_MS
-from chalicelib.services.messaging import message_view
 from chalicelib.services.presence import reveal
 from chalicelib.services.realtime import Realtime
 from chalicelib.storage import blocks, conversations, messages, users
@@ -27,6 +26,7 @@ from chalicelib.storage.conversations import (
     Participant,
 )
 from chalicelib.storage.database import Transaction
+from chalicelib.wire import message_view
 
 TTL_MIN_S, TTL_MAX_S, TTL_DEFAULT_S = 10, 30 * 24 * 3600, 24 * 3600
 TITLE_MAX = 200

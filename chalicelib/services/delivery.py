@@ -1,21 +1,38 @@
-"""Fan-out: many frames to many connections at once, reporting the connections that are gone.
+"""Pushing: frames to connections, concurrently, and what to do with the ones that are gone.
 
-Each push is a network round trip in AWS, so a group send's pushes go out concurrently on a
-small pool kept per container, instead of one after another.
+Each push is a network round trip in AWS, so a fan-out's pushes go out concurrently on a
+small pool kept per container, instead of one after another. A connection API Gateway calls
+gone is forgotten the way a clean disconnect is (presence announces offline if it was the
+user's last), so no dead connection is ever counted.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.adapters.push import Push
 from chalicelib.observability import logger
+from chalicelib.services import presence
+from chalicelib.wire import Frame
+
+if TYPE_CHECKING:
+    from chalicelib.services.realtime import Realtime
 
 PUSH_CONCURRENCY = 8
 _pool = ThreadPoolExecutor(max_workers=PUSH_CONCURRENCY, thread_name_prefix="push")
 
-Frame = dict[str, Any]
+
+def push_frames(frames: list[tuple[str, Frame]], rt: Realtime) -> None:
+    """The one way services push: deliver every frame, then drop the connections that turned
+    out to be gone."""
+    drop_connections(deliver(rt.push, frames), rt)
+
+
+def drop_connections(connection_ids: list[str], rt: Realtime) -> None:
+    for connection_id in connection_ids:
+        logger.info("dropping a gone connection", extra={"connection_id": connection_id})
+        presence.close_connection(connection_id, rt)
 
 
 def deliver(push: Push, frames: list[tuple[str, Frame]]) -> list[str]:

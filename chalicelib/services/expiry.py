@@ -20,10 +20,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.clock import Clock
 from chalicelib.errors import ConfigError
 from chalicelib.observability import logger, metrics
-from chalicelib.services.presence import push_frames, sweep_stale_connections
+from chalicelib.services.delivery import push_frames
+from chalicelib.services.presence import sweep_stale_connections
 from chalicelib.services.realtime import Realtime
 from chalicelib.storage import conversations, housekeeping, messages
 from chalicelib.storage.database import Database, Transaction
+from chalicelib.wire import expired_frame, unread_frame
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_TIME_BUDGET_S = 40.0  # well inside the scheduled function's 60 s timeout
@@ -107,9 +109,8 @@ def _frames_txn(txn: Transaction, conversation_id: str, deleted: list[tuple[int,
     audience = conversations.connections_of_conversation(txn, conversation_id)
     frames = []
     for start in range(0, len(ranges), RANGES_PER_FRAME):
-        frame = {"type": "expired", "conversation_id": conversation_id,
-                 "ranges": ranges[start:start + RANGES_PER_FRAME], "up_to_seq": up_to_seq,
-                 "reason": "expired"}
+        frame = expired_frame(conversation_id, ranges[start:start + RANGES_PER_FRAME],
+                              up_to_seq=up_to_seq)
         frames += [(listener.connection_id, frame) for listener in audience]
     for member in conversations.list_participants(txn, conversation_id):
         mine = [listener.connection_id for listener in audience
@@ -119,8 +120,7 @@ def _frames_txn(txn: Transaction, conversation_id: str, deleted: list[tuple[int,
         if mine and counted:
             count = messages.unread_count(txn, conversation_id, member.user_id,
                                           read_seq=member.read_seq, now_ms=now)
-            frames += [(cid, {"type": "unread", "conversation_id": conversation_id,
-                              "count": count}) for cid in mine]
+            frames += [(cid, unread_frame(conversation_id, count)) for cid in mine]
     return frames
 
 

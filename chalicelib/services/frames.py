@@ -9,12 +9,11 @@ from typing import Any
 
 from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
 from chalicelib.inputs import require_utf8
-from chalicelib.observability import logger
-from chalicelib.replies import INTERNAL, error_frame, with_req
+from chalicelib.observability import internal_failure, logger
 from chalicelib.services import messaging, reading
-from chalicelib.services.delivery import deliver
-from chalicelib.services.presence import push_frames
+from chalicelib.services.delivery import deliver, push_frames
 from chalicelib.services.realtime import Caller, Realtime, caller_of
+from chalicelib.wire import error_frame, pong_frame
 
 MAX_FRAME_BYTES = 32 * 1024
 REQ_MAX_LENGTH = 64
@@ -24,8 +23,7 @@ Action = Callable[[Caller, dict[str, Any], Realtime], None]
 
 def ping(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     """Heartbeat: the connection's activity was refreshed on the way in; answer `pong`."""
-    pong = with_req({"type": "pong", "server_time": rt.clock.now_ms()}, frame.get("req"))
-    push_frames([(caller.connection_id, pong)], rt)
+    push_frames([(caller.connection_id, pong_frame(rt.clock.now_ms(), frame.get("req")))], rt)
 
 
 ACTIONS: dict[str, Action] = {
@@ -63,9 +61,8 @@ def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
         action(caller, frame, rt)
     except EphemeraError as error:
         deliver(rt.push, [(connection_id, error_frame(error, req))])
-    except Exception:  # noqa: BLE001 - the one place an unknown failure becomes `internal`
-        logger.exception("frame failed")
-        deliver(rt.push, [(connection_id, error_frame(INTERNAL, req))])
+    except Exception:  # noqa: BLE001 - see internal_failure
+        deliver(rt.push, [(connection_id, error_frame(internal_failure("frame failed"), req))])
 
 
 def parse_frame(raw: str | None) -> dict[str, Any]:

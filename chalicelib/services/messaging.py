@@ -18,29 +18,20 @@ from chalicelib.errors import (
 )
 from chalicelib.ids import new_id
 from chalicelib.inputs import int_field, string_field
-from chalicelib.replies import with_req
+from chalicelib.services.delivery import push_frames
 from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
-from chalicelib.services.presence import push_frames, reveal
+from chalicelib.services.presence import reveal
 from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage import conversations, messages
 from chalicelib.storage.conversations import ACCEPTED, DECLINED, REQUEST, Listener
 from chalicelib.storage.database import Transaction
 from chalicelib.storage.messages import IdempotencyKey, Message
+from chalicelib.wire import message_frame, with_req
 
 MAX_BODY_BYTES = 16 * 1024
 CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
 ID_MAX = 64
-
-
-def message_view(message: Message) -> dict[str, Any]:
-    return {
-        "conversation_id": message.conversation_id, "message_id": message.id,
-        "seq": message.seq, "sender_id": message.sender_id,
-        "sender_device_id": message.sender_device_id, "client_msg_id": message.client_msg_id,
-        "body": message.body, "created_at": message.created_at,
-        "expires_at": message.expires_at,
-    }
 
 
 # --- send ---------------------------------------------------------------------------------
@@ -99,7 +90,7 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
                        message.conversation_id, message.created_at, message.expires_at,
                        duplicate=False)
     audience = _audience(message.conversation_id, rt, sender_id=caller.user_id)
-    pushed = {"type": "message", **message_view(message)}
+    pushed = message_frame(message)
     push_frames([(caller.connection_id, sent)] + [
         (listener.connection_id, pushed) for listener in audience
         if listener.connection_id != caller.connection_id and not listener.blocks_sender

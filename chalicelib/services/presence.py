@@ -8,12 +8,12 @@ and age limits) are dropped the same way as a clean disconnect, so none is ever 
 
 from __future__ import annotations
 
-from chalicelib.observability import logger
-from chalicelib.services.delivery import Frame, deliver
+from chalicelib.services import delivery
 from chalicelib.services.realtime import Realtime
 from chalicelib.storage import connections, conversations, users
 from chalicelib.storage.connections import ConnectionRow
 from chalicelib.storage.database import Transaction
+from chalicelib.wire import presence_frame, receipt_frame
 
 SWEEP_BATCH = 500
 
@@ -45,11 +45,10 @@ def connection_closed_txn(txn: Transaction, connection_id: str,
 
 def announce(user_id: str, *, online: bool, last_seen_at: int | None, rt: Realtime) -> None:
     """Tell everyone who may see the user's presence; drop whatever turns out gone."""
-    frame = {"type": "presence", "user_id": user_id, "online": online,
-             "last_seen_at": last_seen_at}
+    frame = presence_frame(user_id, online=online, last_seen_at=last_seen_at)
     audience = rt.db.run_read("presence.audience", connections.connection_ids_of_contacts,
                               user_id)
-    push_frames([(cid, frame) for cid in audience], rt)
+    delivery.push_frames([(cid, frame) for cid in audience], rt)
 
 
 def reveal(user_id: str, conversation_id: str, rt: Realtime) -> None:
@@ -62,21 +61,19 @@ def reveal(user_id: str, conversation_id: str, rt: Realtime) -> None:
                    if member.user_id == user_id), None)
         if me is None:
             return []
-        presence = {"type": "presence", "user_id": user_id, "online": me.online,
-                    "last_seen_at": me.last_seen_at}
+        presence = presence_frame(user_id, online=me.online, last_seen_at=me.last_seen_at)
         frames = [(cid, presence) for cid in
                   connections.connection_ids_of_contacts(txn, user_id, conversation_id)]
         listeners = conversations.connections_of_conversation(txn, conversation_id)
         for kind, seq in (("delivered", me.delivered_seq), ("read", me.read_seq)):
-            receipt = {"type": "receipt", "conversation_id": conversation_id,
-                       "user_id": user_id, "kind": kind, "seq": seq}
+            receipt = receipt_frame(conversation_id, user_id, kind, seq)
             frames += [(listener.connection_id, receipt) for listener in listeners
                        if seq > 0 and listener.user_id != user_id
                        and (kind == "delivered" or (me.read_receipts
                                                      and listener.read_receipts))]
         return frames
 
-    push_frames(rt.db.run_read("presence.reveal", reveal_txn), rt)
+    delivery.push_frames(rt.db.run_read("presence.reveal", reveal_txn), rt)
 
 
 def close_connection(connection_id: str, rt: Realtime) -> None:
@@ -85,18 +82,6 @@ def close_connection(connection_id: str, rt: Realtime) -> None:
     last = rt.db.run_transaction("presence.close", connection_closed_txn, connection_id, now)
     if last is not None:
         announce(last.user_id, online=False, last_seen_at=now, rt=rt)
-
-
-def push_frames(frames: list[tuple[str, Frame]], rt: Realtime) -> None:
-    """The one way services push: deliver every frame, then drop the connections that turned
-    out to be gone (announcing offline where one was its user's last)."""
-    drop_connections(deliver(rt.push, frames), rt)
-
-
-def drop_connections(connection_ids: list[str], rt: Realtime) -> None:
-    for connection_id in connection_ids:
-        logger.info("dropping a gone connection", extra={"connection_id": connection_id})
-        close_connection(connection_id, rt)
 
 
 def sweep_stale_connections(*, idle_timeout_s: int, max_connection_s: int,

@@ -9,13 +9,12 @@ from typing import Any
 
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.inputs import MAX_SAFE_INTEGER, int_field
-from chalicelib.replies import with_req
-from chalicelib.services.messaging import message_view
-from chalicelib.services.presence import push_frames
+from chalicelib.services.delivery import push_frames
 from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage import conversations, messages
 from chalicelib.storage.conversations import DECLINED, Conversation, Participant
 from chalicelib.storage.database import Transaction
+from chalicelib.wire import message_view, with_req
 
 HISTORY_LIMIT, HISTORY_MAX = 50, 200
 SYNC_LIMIT, SYNC_MAX = 100, 500

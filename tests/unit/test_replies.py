@@ -17,7 +17,8 @@ from chalicelib.errors import (
     TooLarge,
     Unauthorized,
 )
-from chalicelib.replies import error_frame, error_response, json_response, rest
+from chalicelib.replies import error_response, json_response, rest
+from chalicelib.wire import error_frame
 
 
 @pytest.mark.parametrize(
