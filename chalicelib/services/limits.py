@@ -17,7 +17,8 @@ from typing import Protocol
 from chalicelib.clock import Clock
 from chalicelib.errors import ConfigError, RateLimited
 from chalicelib.storage import rate_limits
-from chalicelib.storage.database import Database, Transaction
+from chalicelib.storage.database import Database, Later, Transaction
+from chalicelib.storage.rate_limits import Counts
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,19 @@ def retry_after_ms(limit: int, window_ms: int, previous: int, current: int,
     return to_next + into
 
 
+class Verdict(Protocol):
+    def enforce(self) -> None:
+        """Raise `RateLimited` if any counted check is over its limit (reading the counts
+        sends the transaction's queue if it has not gone yet)."""
+
+
+class Admitted:
+    """The verdict when nothing was counted."""
+
+    def enforce(self) -> None:
+        return None
+
+
 class Limiter(Protocol):
     def check(self, checks: list[tuple[str, str]]) -> None:
         """Count one hit on each (policy, key) in a transaction of its own; raise
@@ -112,6 +126,12 @@ class Limiter(Protocol):
                   cost: int = 1) -> None:
         """The same inside the caller's transaction: a denial rolls all of it back. `cost`
         hits are counted on each (e.g. one per pending user a request creates)."""
+
+    def count(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int, *,
+              cost: int = 1) -> Verdict:
+        """`check_txn` in two steps, so the counting travels with the caller's next statement
+        (one round trip for both): queue the hits and the read of the counts now, `enforce`
+        the verdict after that statement."""
 
 
 class SlidingWindowLimiter:
@@ -125,26 +145,50 @@ class SlidingWindowLimiter:
 
     def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int, *,
                   cost: int = 1) -> None:
+        self.count(txn, checks, now_ms, cost=cost).enforce()
+
+    def count(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int, *,
+              cost: int = 1) -> Verdict:
         if not checks or cost < 1:
-            return
+            return Admitted()
         buckets = []
         for policy_name, key in checks:
             policy = self._policies[policy_name]
             start = now_ms - now_ms % policy.window_ms
-            buckets.append((policy, f"{policy.name}:{key}", start))
-        rate_limits.count_hits(txn, [(bucket, start, start + 2 * policy.window_ms, cost)
-                                     for policy, bucket, start in buckets])
+            buckets.append(_Bucket(policy, f"{policy.name}:{key}", start))
+        rate_limits.count_hits(txn, [(b.name, b.start, b.start + 2 * b.policy.window_ms, cost)
+                                     for b in buckets])
         counts = rate_limits.read_counts(
-            txn, [(bucket, start - policy.window_ms) for policy, bucket, start in buckets]
-            + [(bucket, start) for _, bucket, start in buckets])
+            txn, [(b.name, b.start - b.policy.window_ms) for b in buckets]
+            + [(b.name, b.start) for b in buckets])
+        return _Counted(buckets, counts, now_ms, cost)
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    policy: Policy
+    name: str
+    start: int  # of the current fixed window
+
+
+@dataclass(frozen=True)
+class _Counted:
+    buckets: list[_Bucket]
+    counts: Later[Counts]
+    now_ms: int
+    cost: int
+
+    def enforce(self) -> None:
+        counts = self.counts.value
         waits = []
-        for policy, bucket, start in buckets:
-            previous = counts.get((bucket, start - policy.window_ms), 0)
-            current = counts.get((bucket, start), 0)
-            elapsed = now_ms - start
+        for bucket in self.buckets:
+            policy = bucket.policy
+            previous = counts.get((bucket.name, bucket.start - policy.window_ms), 0)
+            current = counts.get((bucket.name, bucket.start), 0)
+            elapsed = self.now_ms - bucket.start
             if not allows(policy.limit, policy.window_ms, previous, current, elapsed):
                 waits.append(retry_after_ms(policy.limit, policy.window_ms, previous,
-                                            current - cost, elapsed, cost))
+                                            current - self.cost, elapsed, self.cost))
         if waits:
             raise RateLimited("too many requests; slow down", retry_after_ms=max(waits))
 
@@ -158,3 +202,7 @@ class NoLimits:
     def check_txn(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int, *,
                   cost: int = 1) -> None:
         return None
+
+    def count(self, txn: Transaction, checks: list[tuple[str, str]], now_ms: int, *,
+              cost: int = 1) -> Verdict:
+        return Admitted()

@@ -1,19 +1,53 @@
-"""Named transactions on a cached connection that is replaced when the server dropped it."""
+"""Named transactions on a cached connection that is replaced when the server dropped it.
+
+A transaction may also queue statements whose answers it does not need yet (`later`): they
+travel with the next statement it runs, or with its COMMIT, in one round trip to the server.
+That is how a send stays within a few round trips while its SQL stays one statement per
+thing it does.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from chalicelib.errors import Conflict
 from chalicelib.observability import logger
-from chalicelib.storage.engines import Connection, Cursor, Engine, Row
+from chalicelib.storage.engines import Connection, Cursor, Engine, Row, StatementResult
 
 P = ParamSpec("P")
 MAX_ATTEMPTS = 3  # a reconnect (once) or a deadlock victim's rerun (twice)
 T = TypeVar("T")
+COMMIT = ("COMMIT", ())
+
+
+class CommitFailed(Exception):
+    """The COMMIT itself failed: whether the transaction took effect is unknown."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@dataclass
+class Later(Generic[T]):
+    """A queued statement's answer, read as `value` once the statement has been sent (reading
+    it earlier sends the queue at once, so a forgotten flush costs a round trip, never a
+    wrong answer)."""
+
+    txn: Transaction
+    read: Callable[[StatementResult], T]
+    result: StatementResult | None = field(default=None, repr=False)
+
+    @property
+    def value(self) -> T:
+        if self.result is None:
+            self.txn.flush()
+        assert self.result is not None, "the statement was never sent"
+        return self.read(self.result)
 
 
 def placeholders(values: Sequence[Any]) -> str:
@@ -23,35 +57,93 @@ def placeholders(values: Sequence[Any]) -> str:
 
 
 class Transaction:
-    """The cursor of one named transaction, with its engine at hand for dialect hooks."""
+    """The cursor of one named transaction, with its engine at hand for dialect hooks.
+
+    `execute` runs a statement now (with whatever was queued before it, in the same round
+    trip) and its rows are then read with `fetchone` / `fetchall`; `later` queues one.
+    """
 
     def __init__(self, name: str, cursor: Cursor, engine: Engine) -> None:
         self.name = name
         self.engine = engine
         self._cursor = cursor
+        self._queued: list[tuple[str, Sequence[Any]]] = []
+        self._waiting: list[Later[Any]] = []
+        self._last = StatementResult([], 0, None)
+        self._read_at = 0
+        self._sent_count = 0
 
     @property
     def rowcount(self) -> int:
-        return self._cursor.rowcount
+        return self._last.rowcount
 
     @property
     def lastrowid(self) -> int | None:
-        return self._cursor.lastrowid
+        return self._last.lastrowid
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._cursor.execute(sql, params)
+        self._last = self._send([(sql, params)])[-1]
+        self._read_at = 0
+
+    def later(self, sql: str, params: Sequence[Any] = (),
+              read: Callable[[StatementResult], Any] = lambda result: result) -> Later[Any]:
+        """Queue a statement to go with the next `execute`, `flush` or the COMMIT; `read`
+        turns its result into the `value` of what is returned."""
+        self._queued.append((sql, params))
+        pending: Later[Any] = Later(self, read)
+        self._waiting.append(pending)
+        return pending
+
+    def flush(self) -> None:
+        """Send whatever is queued now (one round trip; nothing if the queue is empty)."""
+        if self._queued:
+            self._send([])
+
+    def commit(self) -> None:
+        """Send the queue and the COMMIT together. A queued statement that fails raises as
+        itself (nothing was committed); a failing COMMIT raises `CommitFailed`."""
+        queued = len(self._queued)
+        try:
+            self._send([COMMIT])
+        except Exception as exc:
+            # A statement error stops the server before the COMMIT; a lost connection after
+            # the batch went out leaves it unknown whether the COMMIT ran.
+            if self._sent_count == queued or self.engine.is_disconnect(exc):
+                raise CommitFailed(exc) from exc
+            raise
 
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> None:
+        self.flush()
         self._cursor.executemany(sql, params)
+        self._last = StatementResult([], self._cursor.rowcount, self._cursor.lastrowid)
 
     def fetchone(self) -> Row | None:
-        return self._cursor.fetchone()
+        if self._read_at >= len(self._last.rows):
+            return None
+        self._read_at += 1
+        return self._last.rows[self._read_at - 1]
 
     def fetchall(self) -> list[Row]:
-        return list(self._cursor.fetchall())
+        rows = self._last.rows[self._read_at:]
+        self._read_at = len(self._last.rows)
+        return list(rows)
 
     def close(self) -> None:
         self._cursor.close()
+
+    def _send(self, statements: list[tuple[str, Sequence[Any]]]) -> list[StatementResult]:
+        """The queue plus `statements`, in one round trip; each queued answer gets its result
+        (the ones before a failing statement too)."""
+        batch, waiting = self._queued + statements, self._waiting
+        self._queued, self._waiting = [], []
+        results: list[StatementResult] = []
+        try:
+            self.engine.run_statements(self._cursor, batch, results)
+        finally:
+            self._sent_count = len(results)
+            for pending, result in zip(waiting, results, strict=False):
+                pending.result = result
+        return results
 
 
 class Database:
@@ -102,6 +194,12 @@ class Database:
                 if write:
                     self.engine.begin(txn, write=True)
                 result = func(txn, *args, **kwargs)
+                if write:
+                    txn.commit()
+            except CommitFailed as failed:
+                if self.engine.is_disconnect(failed.cause):
+                    self._discard(connection, write)
+                raise failed.cause from None
             except Exception as exc:
                 if self.engine.is_disconnect(exc):
                     self._discard(connection, write)
@@ -118,13 +216,6 @@ class Database:
                 if self.engine.is_duplicate_key(exc):
                     raise Conflict("that already exists") from exc
                 raise
-            if write:
-                try:
-                    connection.commit()
-                except Exception as exc:
-                    if self.engine.is_disconnect(exc):
-                        self._discard(connection, write)
-                    raise
             logger.debug("transaction done", extra={
                 "txn": name, "duration_ms": round((time.perf_counter() - started) * 1000, 3),
             })

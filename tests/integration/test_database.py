@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.errors import Conflict
 from chalicelib.ids import new_id
 from chalicelib.storage import conversations, users
 from chalicelib.storage.conversations import Conversation, Participant
 from chalicelib.storage.users import User
 from tests.support.concurrency import run_in_threads
+from tests.support.round_trips import counting_round_trips
 
 NOW = 1_767_225_600_000
 
@@ -79,3 +81,83 @@ def test_concurrent_seq_allocation_has_no_gap_and_no_duplicate(mysql_db):
     seqs = [seq for batch in run_in_threads(8, allocate_many) for seq in batch]
 
     assert sorted(seqs) == list(range(1, 201))
+
+
+# --- statements queued to travel together ------------------------------------------------
+
+
+def insert_user_later(txn, user: User) -> None:
+    txn.later("INSERT INTO users (id, phone, created_at) VALUES (%s, %s, %s)",
+              (user.id, user.phone, user.created_at))
+
+
+def count_users(db, phone: str) -> int:
+    def count(txn) -> int:
+        txn.execute("SELECT COUNT(*) AS n FROM users WHERE phone = %s", (phone,))
+        return txn.fetchone()["n"]
+
+    return db.run_read("t", count)
+
+
+def test_queued_statements_go_with_the_next_one_in_a_single_round_trip(mysql_db):
+    mysql_db.run_read("t", connection_id)  # connect first: the handshake is not counted
+
+    def read_twice(txn):
+        first = txn.later("SELECT 1 AS one")
+        txn.execute("SELECT 2 AS two")
+        return first.value.rows, txn.fetchone()
+
+    with counting_round_trips() as trips:
+        first_rows, second_row = mysql_db.run_read("t", read_twice)
+
+    assert (first_rows, second_row) == ([{"one": 1}], {"two": 2})
+    assert trips.total == 1
+
+
+def test_queued_writes_are_sent_with_the_commit(db):
+    user = User(new_id(), "+14155550111", NOW, NOW, None)
+    db.run_transaction("t", lambda txn: None)  # connect first: the handshake is not counted
+
+    with counting_round_trips() as trips:
+        db.run_transaction("t", insert_user_later, user)
+
+    assert count_users(db, user.phone) == 1
+    if db.engine.name == "mysql":
+        assert trips.total == 1  # the INSERT and the COMMIT together
+
+
+def test_a_queued_statement_that_fails_commits_nothing_of_the_transaction(db):
+    taken = User(new_id(), "+14155550112", NOW, NOW, None)
+    db.run_transaction("t", users.insert_user, taken)
+    fresh = User(new_id(), "+14155550113", NOW, NOW, None)
+
+    def two_inserts(txn):
+        insert_user_later(txn, fresh)
+        insert_user_later(txn, User(new_id(), taken.phone, NOW, NOW, None))  # phone is unique
+
+    with pytest.raises(Conflict):
+        db.run_transaction("t", two_inserts)
+
+    assert count_users(db, fresh.phone) == 0
+
+
+def test_reading_a_queued_answer_early_sends_the_queue(db):
+    def read_early(txn):
+        answer = txn.later("SELECT 3 AS three")
+        return answer.value.rows
+
+    assert db.run_read("t", read_early) == [{"three": 3}]
+
+
+def test_queued_values_are_escaped_not_formatted_into_the_sql(db):
+    hostile = "'); DROP TABLE users; --"
+
+    def echo(txn):
+        answer = txn.later("SELECT %s AS text", (hostile,))
+        txn.execute("SELECT COUNT(*) AS n FROM users")
+        return answer.value.rows[0]["text"], txn.fetchone()["n"]
+
+    text, users_before = db.run_read("t", echo)
+
+    assert text == hostile
+    assert db.run_read("t", echo)[1] == users_before  # the table is still there

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chalicelib.config import DatabaseSettings
-from chalicelib.storage.engines.base import Connection, Cursor, Engine, Row
+from chalicelib.storage.engines.base import Connection, Cursor, Engine, Row, StatementResult
 
-__all__ = ["Connection", "Cursor", "Engine", "Row", "create_engine"]
+__all__ = ["Connection", "Cursor", "Engine", "Row", "StatementResult", "create_engine"]
 
 
 def create_engine(

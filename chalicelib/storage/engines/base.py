@@ -5,9 +5,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    """What one statement returned: its rows (none for a write), rows affected, and the id
+    the server handed back (`LAST_INSERT_ID(expr)` on MySQL)."""
+
+    rows: list[Row]
+    rowcount: int
+    lastrowid: int | None
 
 
 class Cursor(Protocol):
@@ -20,6 +31,7 @@ class Cursor(Protocol):
     def executemany(self, sql: str, params: Sequence[Sequence[Any]]) -> Any: ...
     def fetchone(self) -> Row | None: ...
     def fetchall(self) -> Sequence[Row]: ...
+    def nextset(self) -> bool | None: ...
     def close(self) -> None: ...
 
 
@@ -40,6 +52,13 @@ class Engine(ABC):
     @abstractmethod
     def connect(self, *, autocommit: bool = False) -> Connection:
         """Open a new connection with rows as dicts; autocommit off unless asked (readers)."""
+
+    @abstractmethod
+    def run_statements(self, cur: Cursor, statements: Sequence[tuple[str, Sequence[Any]]],
+                       results: list[StatementResult]) -> None:
+        """Run the statements in order, in one round trip where the server allows it,
+        appending each one's result to `results` as it comes (so after a failure `results`
+        tells how far it got). Stops at the first failing statement, raising its error."""
 
     @abstractmethod
     def begin(self, cur: Cursor, *, write: bool) -> None:
@@ -74,9 +93,10 @@ class Engine(ABC):
 
     def increment_counters(self, cur: Cursor, windows: list[tuple[str, int, int, int]]) -> None:
         """Add `hits` to `rate_limit_windows.hits` for each (bucket, window_start, expires_at,
-        hits), inserting missing rows, in one statement (an upsert)."""
+        hits), inserting missing rows, in one statement (an upsert), queued to go with the
+        transaction's next statement."""
         rows = ", ".join(["(%s, %s, %s, %s)"] * len(windows))  # only placeholders go in
-        cur.execute(
+        cur.later(  # type: ignore[attr-defined] - a Transaction
             "INSERT INTO rate_limit_windows (bucket, window_start, expires_at, hits)"  # noqa: S608
             f" VALUES {rows} {self.upsert_add('bucket, window_start', 'hits')}",
             [value for window in windows for value in window],

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import pymysql
 import pymysql.cursors
+from pymysql.constants import CLIENT
 
 from chalicelib.config import DatabaseSettings
-from chalicelib.storage.engines.base import Connection, Cursor, Engine
+from chalicelib.storage.engines.base import Connection, Cursor, Engine, StatementResult
 
 ER_DUP_ENTRY = 1062
 ER_ACCESS_DENIED = 1045
@@ -51,6 +53,9 @@ class MysqlEngine(Engine):
             charset="utf8mb4",
             autocommit=autocommit,
             cursorclass=pymysql.cursors.DictCursor,
+            # Several statements in one request (`run_statements`): what keeps a send within
+            # a few round trips. Every value is still escaped by the driver, never formatted in.
+            client_flag=CLIENT.MULTI_STATEMENTS,
             connect_timeout=5,
             # The system's CA bundle verifies RDS Proxy's certificate and host name.
             ssl=ssl.create_default_context() if self._settings.tls else None,
@@ -59,6 +64,23 @@ class MysqlEngine(Engine):
             # takes no gap locks, which keeps the expiry engine's deletes out of the send path.
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
+
+    def run_statements(self, cur: Cursor, statements: Sequence[tuple[str, Sequence[Any]]],
+                       results: list[StatementResult]) -> None:
+        if len(statements) == 1:
+            sql, params = statements[0]
+            cur.execute(sql, params)
+            results.append(_result_of(cur))
+            return
+        # The driver escapes each statement's values exactly as `execute` would; the server
+        # answers with one result per statement, read in turn (an error stops the rest).
+        batch = ";\n".join(cur.mogrify(sql, params or None)  # type: ignore[attr-defined]
+                            for sql, params in statements)
+        cur.execute(batch)
+        results.append(_result_of(cur))
+        for _ in statements[1:]:
+            cur.nextset()
+            results.append(_result_of(cur))
 
     def begin(self, cur: Cursor, *, write: bool) -> None:
         # Autocommit is off, so the first statement opens the transaction: an explicit BEGIN
@@ -125,6 +147,10 @@ class MysqlEngine(Engine):
             return False
         cur.execute("CALL mysql.rds_set_configuration('binlog retention hours', NULL)")
         return True
+
+
+def _result_of(cur: Cursor) -> StatementResult:
+    return StatementResult(list(cur.fetchall()), cur.rowcount, cur.lastrowid)
 
 
 def _code(exc: BaseException) -> int | None:

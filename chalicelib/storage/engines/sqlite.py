@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import DatabaseSettings
-from chalicelib.storage.engines.base import Connection, Cursor, Engine, Row
+from chalicelib.storage.engines.base import Connection, Cursor, Engine, Row, StatementResult
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -41,6 +41,9 @@ class SqliteCursor:
 
     def fetchall(self) -> list[Row]:
         return [dict(row) for row in self._cursor.fetchall()]
+
+    def nextset(self) -> None:
+        return None  # one statement per execute here
 
     def close(self) -> None:
         self._cursor.close()
@@ -88,6 +91,14 @@ class SqliteEngine(Engine):
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA synchronous = NORMAL")
         return SqliteConnection(connection)
+
+    def run_statements(self, cur: Cursor, statements: Sequence[tuple[str, Sequence[Any]]],
+                       results: list[StatementResult]) -> None:
+        # In-process: no round trips to save, so one statement after another.
+        for sql, params in statements:
+            cur.execute(sql, params)
+            rows = cur.fetchall()  # also drains RETURNING, finishing the statement
+            results.append(StatementResult(list(rows), cur.rowcount, cur.lastrowid))
 
     def begin(self, cur: Cursor, *, write: bool) -> None:
         # IMMEDIATE takes the write lock now: a deferred transaction that later writes can
