@@ -39,9 +39,20 @@ def operations_of(service: str) -> dict[str, str]:
             for method, operation in client.meta.method_to_api_mapping.items()}
 
 
+def declared_actions_in(tree: ast.Module) -> set[str]:
+    """IAM actions a module declares as a top-level `..._ACTION = "service:Action"` constant:
+    code that signs its own requests (the push adapter) makes no boto3 call to find."""
+    return {
+        node.value.value for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        and any(isinstance(t, ast.Name) and t.id.endswith("_ACTION") for t in node.targets)
+    }
+
+
 def aws_calls_in(source: str) -> set[str]:
     """The IAM actions a module's code needs: boto3 clients it makes and the methods it calls
-    on them, and powertools Parameters getters."""
+    on them, powertools Parameters getters, and the actions it declares."""
     tree = ast.parse(source)
     services = {
         node.args[0].value for node in ast.walk(tree)
@@ -50,7 +61,7 @@ def aws_calls_in(source: str) -> set[str]:
         and node.func.value.id == "boto3" and node.args
         and isinstance(node.args[0], ast.Constant)
     }
-    actions = set()
+    actions = declared_actions_in(tree)
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
@@ -102,6 +113,21 @@ def test_a_new_aws_call_in_the_code_is_found_and_is_not_in_the_policy():
 
     assert aws_calls_in(source) == {"s3:PutObject"}
     assert statements_allowing("s3:PutObject") == []
+
+
+def test_an_action_declared_by_code_that_signs_its_own_requests_is_found():
+    """The push adapter signs with SigV4 itself; the action it declares is what it needs, and
+    a new declared action fails the check until the policy grants it."""
+    source = 'PUT_ACTION = "s3:PutObject"\nSIGNING_SERVICE = "s3"\n'
+
+    assert aws_calls_in(source) == {"s3:PutObject"}
+    assert statements_allowing("s3:PutObject") == []
+
+
+def test_the_push_adapter_declares_the_management_api_action():
+    from chalicelib.adapters import push
+
+    assert aws_calls_in(Path(push.__file__).read_text()) == {"execute-api:ManageConnections"}
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])

@@ -1,22 +1,30 @@
-"""The push adapter speaks API Gateway's management API: signed posts, deletes, GoneException."""
+"""The push adapter speaks API Gateway's management API: SigV4-signed posts and deletes on
+kept-alive connections, GoneException as False, throttling, 5xx and timeouts retried."""
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib.adapters.push import ApiGatewayPush
+from chalicelib.adapters.push import ApiGatewayPush, PushFailed, RetryPolicy, region_of
 from chalicelib.errors import ConfigError
 
 # Shaped like API Gateway's ids: base64-ish, with '=' (and case that matters).
 CONNECTION_ID = "L0SM9cOFvHcCIhw="
+# Short timeouts and pauses, so a stalled call costs the test a fraction of a second.
+QUICK = RetryPolicy(attempts=3, connect_timeout_s=1.0, read_timeout_s=0.3, deadline_s=3.0,
+                    backoff_base_s=0.01, backoff_cap_s=0.05)
 
 
-def test_a_frame_reaches_the_connection_signed_and_utf8(management_api):
+@pytest.fixture
+def push(management_api) -> ApiGatewayPush:
     management_api.live.add(CONNECTION_ID)
-    push = ApiGatewayPush(management_api.endpoint)
+    return ApiGatewayPush(management_api.endpoint, policy=QUICK)
 
+
+def test_a_frame_reaches_the_connection_signed_and_utf8(management_api, push):
     delivered = push.send(CONNECTION_ID, {"type": "message", "body": "héllo 👋"})
 
     assert delivered is True
@@ -26,20 +34,121 @@ def test_a_frame_reaches_the_connection_signed_and_utf8(management_api):
     assert json.loads(call.body) == {"type": "message", "body": "héllo 👋"}
 
 
-def test_a_gone_connection_is_reported_not_raised(management_api):
-    push = ApiGatewayPush(management_api.endpoint)
+def test_the_request_is_signed_for_execute_api_in_the_stacks_region(
+        management_api, push, monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    regional = ApiGatewayPush(management_api.endpoint, policy=QUICK)
 
+    regional.send(CONNECTION_ID, {"type": "pong"})
+
+    (call,) = management_api.calls_to(CONNECTION_ID, "POST")
+    credential = call.authorization.split("Credential=", 1)[1].split(",", 1)[0]
+    assert credential.endswith("/eu-west-3/execute-api/aws4_request")
+    assert "SignedHeaders=" in call.authorization and "Signature=" in call.authorization
+
+
+def test_the_signing_region_comes_from_an_aws_endpoint_host(monkeypatch):
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+    assert region_of("https://a1b2c3d4e5.execute-api.ap-southeast-2.amazonaws.com/api") == (
+        "ap-southeast-2")
+    assert region_of("http://127.0.0.1:8000/local") == "us-east-1"
+
+
+def test_a_gone_connection_is_reported_not_raised(management_api, push):
     assert push.send("gone-connection=", {"type": "pong"}) is False
     assert push.disconnect("gone-connection=") is False
 
 
-def test_disconnect_closes_a_live_connection_once(management_api):
-    management_api.live.add(CONNECTION_ID)
-    push = ApiGatewayPush(management_api.endpoint)
+def test_gone_is_answered_once_without_a_retry(management_api, push):
+    management_api.fail(CONNECTION_ID, status=410, times=3)
 
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is False
+    assert [a.status for a in management_api.attempts_to(CONNECTION_ID)] == [410]
+
+
+def test_disconnect_closes_a_live_connection_once(management_api, push):
     assert push.disconnect(CONNECTION_ID) is True
     assert push.disconnect(CONNECTION_ID) is False
     assert len(management_api.calls_to(CONNECTION_ID, "DELETE")) == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 502])
+def test_throttling_and_server_errors_are_retried_until_the_push_lands(
+        management_api, push, status):
+    management_api.fail(CONNECTION_ID, status=status, times=2)
+
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is True
+    assert [a.status for a in management_api.attempts_to(CONNECTION_ID)] == [
+        status, status, 200]
+    assert len(management_api.calls_to(CONNECTION_ID, "POST")) == 1
+
+
+def test_a_call_that_stalls_past_the_read_timeout_is_retried(management_api, push):
+    management_api.fail(CONNECTION_ID, status=None, times=1, delay_s=QUICK.read_timeout_s * 3)
+
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is True
+    assert len(management_api.attempts_to(CONNECTION_ID)) == 2
+
+
+def test_retries_exhausted_raise_push_failed_naming_the_connection(management_api, push):
+    management_api.fail(CONNECTION_ID, status=500, times=QUICK.attempts)
+
+    with pytest.raises(PushFailed, match=f"{CONNECTION_ID}.*HTTP 500") as failed:
+        push.send(CONNECTION_ID, {"type": "message", "body": "secret words"})
+
+    assert "secret words" not in str(failed.value)
+    assert len(management_api.attempts_to(CONNECTION_ID)) == QUICK.attempts
+
+
+def test_a_refusal_other_than_gone_or_throttling_raises_at_once(management_api, push):
+    management_api.fail(CONNECTION_ID, status=403, times=3)
+
+    with pytest.raises(PushFailed, match="HTTP 403 ForbiddenException"):
+        push.send(CONNECTION_ID, {"type": "pong"})
+    assert len(management_api.attempts_to(CONNECTION_ID)) == 1
+
+
+def test_an_endpoint_that_refuses_connections_raises_push_failed(push):
+    from tests.support.ports import free_port
+
+    unreachable = ApiGatewayPush(f"http://127.0.0.1:{free_port()}/local", policy=QUICK)
+
+    with pytest.raises(PushFailed, match="gave up after 3 attempt"):
+        unreachable.send(CONNECTION_ID, {"type": "pong"})
+
+
+def test_many_pushes_from_one_thread_share_one_kept_alive_connection(management_api, push):
+    for i in range(20):
+        assert push.send(CONNECTION_ID, {"type": "pong", "req": str(i)})
+
+    assert len(management_api.client_ports()) == 1
+
+
+def test_concurrent_pushes_use_at_most_one_connection_per_delivery_thread(
+        management_api, push):
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        results = list(threads.map(
+            lambda i: push.send(CONNECTION_ID, {"type": "pong", "req": str(i)}), range(200)))
+
+    assert all(results)
+    assert 1 <= len(management_api.client_ports()) <= 8
+
+
+def test_the_endpoint_is_resolved_once_on_the_first_push(management_api):
+    management_api.live.add(CONNECTION_ID)
+    asked = []
+
+    def resolve() -> str:
+        asked.append(1)
+        return management_api.endpoint
+
+    push = ApiGatewayPush(resolve_endpoint=resolve, policy=QUICK)
+    assert asked == []
+    push.send(CONNECTION_ID, {"type": "pong"})
+    push.send(CONNECTION_ID, {"type": "pong"})
+
+    assert asked == [1]
 
 
 def test_pushing_without_an_endpoint_names_the_missing_variable():
