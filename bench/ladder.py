@@ -376,7 +376,7 @@ def ladder_on(database_url: str, engine: str) -> list[dict[str, Any]]:
             as stack:
         try:
             return asyncio.run(climb(stack, engine))
-        except (ConnectionClosed, TimeoutError) as error:
+        except (AssertionError, ConnectionClosed, TimeoutError) as error:
             raise RuntimeError(f"the ladder failed ({error!r}); the stack said:\n"
                                f"{stack.output()[-4000:]}") from error
 

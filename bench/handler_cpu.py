@@ -1,0 +1,173 @@
+"""Handler CPU per 1:1 message: the real `$default` frame handler, in this process, built as
+a Lambda builds it (bootstrap: the push adapter, the limiter with every limit lifted), on
+MariaDB, pushing to a live local management endpoint. A message costs its `send` and the
+receiver's `ack`. Where the target is missed, cProfile says where the time goes.
+
+CPU is this thread's (`time.thread_time`): the management endpoint answers from threads of this
+same process, and their work is not the handler's."""
+
+from __future__ import annotations
+
+import cProfile
+import json
+import os
+import pstats
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bench.quick import sized
+from bench.report import emit
+from bench.stack import unlimited_rates_env
+from bench.storage import mysql_database
+from chalicelib import bootstrap
+from chalicelib.ids import new_id
+from chalicelib.services.frames import handle_frame
+from chalicelib.services.realtime import Caller, Realtime
+from chalicelib.storage.migrate import migrate
+from tests.conftest import TEST_JWT_SECRET
+from tests.integration.messaging_world import World
+from tests.support.fakes import RecordingPush
+from tests.support.management_api import RecordingManagementApi
+
+MESSAGES = sized(2_000, 50)
+WARM_UP = sized(200, 10)
+PROFILED = sized(500, 20)
+TARGET_MS = 2.5
+TOP_FUNCTIONS = 15
+
+
+@contextmanager
+def lambda_environment(database_url: str, management_endpoint: str) -> Iterator[Realtime]:
+    """The `$default` function's collaborators, from the environment as a Lambda has it."""
+    settings = {"STAGE": "local", "DATABASE_URL": database_url, "JWT_SECRET": TEST_JWT_SECRET,
+                "WS_MANAGEMENT_ENDPOINT": management_endpoint, "POWERTOOLS_LOG_LEVEL": "WARNING",
+                **unlimited_rates_env()}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    bootstrap.reset()
+    try:
+        migrate(bootstrap.get_db().engine)
+        yield bootstrap.get_realtime()
+    finally:
+        bootstrap.reset()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class OneToOneChat:
+    """Two people with one live connection each, known to the management endpoint."""
+
+    def __init__(self, rt: Realtime, api: RecordingManagementApi) -> None:
+        world = World(rt, RecordingPush())  # set-up only: the handlers push through rt.push
+        alice, bob = world.person(), world.person()
+        self.sender, self.receiver = world.device(alice), world.device(bob)
+        api.live |= {self.sender.connection_id, self.receiver.connection_id}
+        self.conversation_id = world.chat(alice, bob)
+        self.rt = rt
+        self.last_seq = 0
+
+    def send(self) -> None:
+        self._frame(self.sender, {"action": "send", "conversation_id": self.conversation_id,
+                                  "client_msg_id": new_id(), "body": "x" * 100})
+        self.last_seq += 1
+
+    def ack(self) -> None:
+        self._frame(self.receiver, {"action": "ack", "conversation_id": self.conversation_id,
+                                    "seq": self.last_seq})
+
+    def _frame(self, caller: Caller, frame: dict[str, Any]) -> None:
+        handle_frame(json.dumps(frame), caller.connection_id, self.rt)
+
+
+def cpu_per_message(chat: OneToOneChat, api: RecordingManagementApi,
+                    messages: int) -> dict[str, Any]:
+    send_s = ack_s = 0.0
+    calls_before = len(api.calls)
+    for _ in range(messages):
+        started = time.thread_time()
+        chat.send()
+        sent = time.thread_time()
+        chat.ack()
+        send_s += sent - started
+        ack_s += time.thread_time() - sent
+    per_message_ms = (send_s + ack_s) * 1000 / messages
+    return {"messages": messages, "cpu_ms_per_message": round(per_message_ms, 3),
+            "send_ms": round(send_s * 1000 / messages, 3),
+            "ack_ms": round(ack_s * 1000 / messages, 3),
+            "pushes_per_message": round((len(api.calls) - calls_before) / messages, 2),
+            "target_ms": TARGET_MS, "met": per_message_ms <= TARGET_MS}
+
+
+def profile(chat: OneToOneChat, messages: int) -> pstats.Stats:
+    profiler = cProfile.Profile(time.thread_time)
+    profiler.enable()
+    for _ in range(messages):
+        chat.send()
+        chat.ack()
+    profiler.disable()
+    return pstats.Stats(profiler)
+
+
+def where_time_goes(stats: pstats.Stats, messages: int) -> tuple[list[dict[str, Any]],
+                                                                  list[dict[str, Any]]]:
+    """Self time per package (chalicelib, botocore, pymysql, ...) and the top functions."""
+    by_package: dict[str, float] = {}
+    functions = []
+    for (filename, line, name), (_, calls, self_s, cumulative_s, _) in stats.stats.items():
+        package = _package_of(filename)
+        by_package[package] = by_package.get(package, 0.0) + self_s
+        functions.append({"function": f"{package}:{os.path.basename(filename)}:{line}:{name}",
+                          "calls_per_message": round(calls / messages, 1),
+                          "self_ms_per_message": round(self_s * 1000 / messages, 3),
+                          "cumulative_ms_per_message": round(cumulative_s * 1000 / messages,
+                                                             3)})
+    total_s = sum(by_package.values()) or 1.0
+    packages = [{"package": package, "share_pct": round(100 * s / total_s, 1),
+                 "self_ms_per_message": round(s * 1000 / messages, 3)}
+                for package, s in sorted(by_package.items(), key=lambda item: -item[1])]
+    top = sorted(functions, key=lambda f: -f["self_ms_per_message"])[:TOP_FUNCTIONS]
+    return packages[:TOP_FUNCTIONS], top
+
+
+def _package_of(filename: str) -> str:
+    """The top-level package a file belongs to ("<built-in>" for C functions)."""
+    if "site-packages/" in filename:
+        return filename.split("site-packages/", 1)[1].split("/", 1)[0]
+    if "/chalicelib/" in filename:
+        return "chalicelib"
+    if filename.startswith("~") or filename.startswith("<"):
+        return "<built-in>"
+    return "stdlib:" + os.path.basename(filename).removesuffix(".py")
+
+
+def main() -> None:
+    api = RecordingManagementApi().start()
+    try:
+        with mysql_database() as url, lambda_environment(url, api.endpoint) as rt:
+            chat = OneToOneChat(rt, api)
+            for _ in range(WARM_UP):
+                chat.send()
+                chat.ack()
+            result = cpu_per_message(chat, api, MESSAGES)
+            profiled = None if result["met"] else where_time_goes(profile(chat, PROFILED),
+                                                                  PROFILED)
+            rt.db.close()
+    finally:
+        api.stop()
+    emit("handler CPU per 1:1 message (send + ack, $default in-process, MariaDB, pushes to a "
+         "live local management endpoint)", [result])
+    if profiled is not None:
+        packages, top = profiled
+        # cProfile's own cost inflates every figure several times over: read the shares.
+        emit("where the handler CPU goes: self time per package (cProfile, inflated by "
+             "its own overhead: read the shares)", packages)
+        emit("where the handler CPU goes: top functions by self time (cProfile)", top)
+
+
+if __name__ == "__main__":
+    main()
