@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bench.quick import sized
 from bench.report import emit, latency_summary
-from bench.send_path import CountingDatabase
 from bench.storage import mysql_database
 from chalicelib.clock import SystemClock
 from chalicelib.config import parse_database_url
@@ -24,9 +24,10 @@ from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
 from tests.integration.messaging_world import World
 from tests.support.fakes import TEST_KEYS, RecordingPush
+from tests.support.round_trips import counting_round_trips
 
-CHECKS = 3_000
-SENDS = 600
+CHECKS = sized(3_000, 100)
+SENDS = sized(600, 30)
 
 
 def checks_per_second(db: Database) -> dict[str, Any]:
@@ -59,18 +60,16 @@ def main() -> None:
     with mysql_database() as url:
         engine = create_engine(parse_database_url(url))
         migrate(engine)
-        db = CountingDatabase(engine)
+        db = Database(engine)
         # Roomy limits, so that every send is checked and none denied.
         roomy = {name: Policy(name, 10**9, p.window_ms)
                  for name, p in load_policies({}).items()}
         limiter = SlidingWindowLimiter(db=db, clock=SystemClock(), policies=roomy)
         rows = [checks_per_second(db)]
-        CountingDatabase.round_trips = 0
-        rows.append(send_latency(db, NoLimits(), "off"))
-        trips_off = CountingDatabase.round_trips
-        CountingDatabase.round_trips = 0
-        rows.append(send_latency(db, limiter, "on"))
-        trips_on = CountingDatabase.round_trips
+        with counting_round_trips() as trips_off:
+            rows.append(send_latency(db, NoLimits(), "off"))
+        with counting_round_trips() as trips_on:
+            rows.append(send_latency(db, limiter, "on"))
         db.close()
     off, on = rows[1], rows[2]
     rows.append({"case": "ratio (on / off)", "n": "",
@@ -78,8 +77,8 @@ def main() -> None:
                  "p99_ms": round(on["p99_ms"] / off["p99_ms"], 2), "max_ms": "", "per_s": ""})
     emit("rate limiter (MariaDB, one connection)", rows)
     emit("database round trips per send (set-up included, averaged)", [
-        {"limiter": "off", "round_trips": round(trips_off / SENDS, 2)},
-        {"limiter": "on", "round_trips": round(trips_on / SENDS, 2)},
+        {"limiter": "off", "round_trips": round(trips_off.total / SENDS, 2)},
+        {"limiter": "on", "round_trips": round(trips_on.total / SENDS, 2)},
     ])
 
 if __name__ == "__main__":

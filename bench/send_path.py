@@ -1,6 +1,7 @@
-"""Where a send's time goes: database round trips per send (counted), and the latency a client
-sees over the local stack (send -> `sent`, send -> the other side's `message`), for a 1:1 chat
-and a group. MariaDB: a throwaway database on BENCH_MYSQL_URL's server, dropped after."""
+"""The latency a client sees over the local stack, one send at a time (send -> `sent`, send ->
+the other side's `message`), for a 1:1 chat and a group, every rate limit lifted (round trips
+per action: bench/round_trips.py). MariaDB: a throwaway database on BENCH_MYSQL_URL's server,
+dropped after."""
 
 from __future__ import annotations
 
@@ -8,62 +9,22 @@ import json
 import time
 from typing import Any
 
+from bench.quick import sized
 from bench.report import emit, latency_summary
+from bench.stack import running_stack
 from bench.storage import mysql_database
-from bench.worlds import migrated_world
-from chalicelib.storage.database import Database, Transaction
-from tests.e2e.conftest import RunningStack, StackClient
+from tests.e2e.conftest import StackClient
 
-SENDS = 300
+SENDS = sized(300, 12)
 GROUP_SIZE = 8
 
 
-class CountingDatabase(Database):
-    """Counts statements and commits: each is one round trip to the server."""
-
-    round_trips = 0
-
-    def _run(self, name: str, func: Any, write: bool, *args: Any, **kwargs: Any) -> Any:
-        def counted(txn: Transaction, *a: Any, **k: Any) -> Any:
-            original = txn.execute
-
-            def execute(sql: str, params: Any = ()) -> None:
-                CountingDatabase.round_trips += 1
-                original(sql, params)
-
-            txn.execute = execute  # type: ignore[method-assign]
-            return func(txn, *a, **k)
-
-        result = super()._run(name, counted, write, *args, **kwargs)
-        if write:
-            CountingDatabase.round_trips += 1  # the COMMIT (reads autocommit)
-        return result
-
-
-def round_trips_per_send(url: str) -> dict[str, Any]:
-    world = migrated_world(url, CountingDatabase)
-    db = world.rt.db
-    alice, bob = world.person(), world.person()
-    sender, _ = world.device(alice), world.device(bob)
-    chat = world.chat(alice, bob)
-    CountingDatabase.round_trips = 0
-    for _ in range(100):
-        world.send(sender, chat)
-    db.close()
-    return {"what": "database round trips per 1:1 send (caller, txn, audience)",
-            "value": CountingDatabase.round_trips / 100}
-
-
 def end_to_end(url: str) -> list[dict[str, Any]]:
-    stack = RunningStack({"DATABASE_URL": url, "POWERTOOLS_LOG_LEVEL": "WARNING"})
-    try:
-        stack.wait_until_ready()
+    with running_stack(url) as stack:
         client = StackClient(stack)
         rows = [_one_to_one(client), _group(client)]
         client.close_sockets()
         return rows
-    finally:
-        stack.stop()
 
 
 def _one_to_one(client: StackClient) -> dict[str, Any]:
@@ -124,11 +85,8 @@ def _drain(connection: Any) -> None:
 
 def main() -> None:
     with mysql_database() as url:
-        trips = round_trips_per_send(url)
-    with mysql_database() as url:
         rows = end_to_end(url)
     emit("send path over the local stack (MariaDB, 2 workers, loopback)", rows)
-    emit("send path cost", [trips])
 
 
 if __name__ == "__main__":
