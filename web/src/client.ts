@@ -3,12 +3,17 @@
 
 import type { Api } from "./api";
 import { type Conversation, MAX_BODY_BYTES, type ProfileChange, type ServerFrame } from "./protocol";
+import { BatchSize, FramesInFlight, nextBatch, sendFrame } from "./sending";
 import { saveOutbox } from "./session";
-import { FrameTooLarge, type Link, type SocketEvents, type SocketStatus } from "./socket";
-import { type Action, type ChatState, type PendingSend, initialState, reduce, syncCursors } from "./store";
+import { FrameTooLarge, type Link, type SocketEvents } from "./socket";
+import {
+  type Action, type ChatState, type LinkStatus, type PendingSend, hasGap, initialState, reduce, syncCursors,
+} from "./store";
 
-/** Without a `sent` reply after this long, a send goes again (same client_msg_id: no duplicate). */
-const RESEND_AFTER_MS = 8_000;
+/** A sync unanswered this long on a socket that stays open is asked again. */
+const SYNC_RESEND_AFTER_MS = 8_000;
+/** How often the client looks at what waits: sends due again, frames unanswered too long. */
+const TICK_MS = 1_000;
 /** Acks and reads are cumulative: those within this window go as one frame per conversation,
  * which keeps a busy chat inside the server's per-connection frame limit. */
 const CURSOR_DELAY_MS = 250;
@@ -20,6 +25,17 @@ const SYNC_STALL_MS = 2_000;
 const HISTORY_PAGES = 50;
 
 export class SendRefused extends Error {}
+
+export interface ClientTiming {
+  /** A message after a gap in seqs waits this long for the missing ones (pushes from
+   * concurrent invocations overtake each other) before a `sync` fetches them. */
+  gapHoldMs: number;
+  /** A send frame unanswered this long means the link is dead: a new link, then it goes again
+   * (same client_msg_ids, same order). */
+  sendTimeoutMs: number;
+}
+
+const DEFAULT_TIMING: ClientTiming = { gapHoldMs: 1_000, sendTimeoutMs: 10_000 };
 
 /** The REST calls the chat client makes. */
 export type ChatApi = Pick<
@@ -34,6 +50,7 @@ export interface ChatClientDeps {
   api: ChatApi;
   openLink: (events: SocketEvents) => Link;
   persistOutbox?: (outbox: PendingSend[]) => void;
+  timing?: Partial<ClientTiming>;
 }
 
 export class ChatClient {
@@ -41,8 +58,10 @@ export class ChatClient {
   private listeners = new Set<() => void>();
   private readonly socket: Link;
   private readonly persistOutbox: (outbox: PendingSend[]) => void;
-  private socketStatus: SocketStatus = "connecting";
+  private readonly timing: ClientTiming;
   private syncing = false;
+  /** Sends wait for the first sync after a (re)connect: it shows what the last link stored. */
+  private syncedSinceOpen = false;
   private linkOpenedBefore = false;
   private syncSentAt = 0;
   private lastSyncCursors = "";
@@ -52,7 +71,10 @@ export class ChatClient {
   private readWanted = new Map<string, number>();
   private readSent = new Map<string, number>();
   private cursorTimer: number | undefined;
-  private lastSentAt = new Map<string, number>();
+  private readonly inFlight = new FramesInFlight();
+  private readonly batchSize = new BatchSize();
+  private framesSent = 0;
+  private readonly gapTimers = new Map<string, number>();
   private timers: number[] = [];
   private readonly encoder = new TextEncoder();
   private readonly api: ChatApi;
@@ -61,13 +83,11 @@ export class ChatClient {
     this.api = deps.api;
     this.state = initialState(me, outbox);
     this.persistOutbox = deps.persistOutbox ?? saveOutbox;
+    this.timing = { ...DEFAULT_TIMING, ...deps.timing };
     this.socket = deps.openLink({
       opened: () => this.onOpened(),
       frame: (frame) => this.onFrame(frame),
-      status: (status) => {
-        this.socketStatus = status;
-        this.notify();
-      },
+      status: (status) => this.onLinkStatus(status),
     });
   }
 
@@ -80,8 +100,8 @@ export class ChatClient {
 
   readonly getState = (): ChatState => this.state;
 
-  get status(): SocketStatus {
-    return this.socketStatus;
+  get status(): LinkStatus {
+    return this.state.link;
   }
 
   // --- life -------------------------------------------------------------------------------
@@ -93,7 +113,7 @@ export class ChatClient {
     void Promise.all(ready).then(() => this.socket.start());
     this.timers.push(
       setInterval(() => this.dispatch({ type: "expire_due", now: Date.now() }), 1_000),
-      setInterval(() => this.flushOutbox(), 2_000),
+      setInterval(() => this.tick(), TICK_MS),
     );
   }
 
@@ -103,11 +123,14 @@ export class ChatClient {
     clearTimeout(this.cursorTimer);
     this.cursorTimer = undefined;
     this.timers = [];
+    this.gapTimers.forEach((timer) => clearTimeout(timer));
+    this.gapTimers.clear();
   }
 
   // --- what the user does -----------------------------------------------------------------
 
-  /** Queues a message; it goes now if the socket is open, else as soon as it is. */
+  /** Queues a message; it goes now if the link is up and nothing of its conversation is in
+   * flight, else after what is (with whatever else waits, as one batch in the order written). */
   sendMessage(conversationId: string, body: string): void {
     const text = body.trim();
     if (!text) return;
@@ -121,7 +144,7 @@ export class ChatClient {
       queued_at: Date.now(),
     };
     this.dispatch({ type: "send_queued", pending });
-    this.transmit(pending);
+    this.sendNext(conversationId);
   }
 
   discardFailed(clientMsgId: string): void {
@@ -189,8 +212,19 @@ export class ChatClient {
 
   // --- what the server says ---------------------------------------------------------------
 
+  private onLinkStatus(status: LinkStatus): void {
+    if (status !== "online") this.forgetInFlight();
+    this.dispatch({ type: "link_changed", link: status });
+  }
+
+  /** The link is gone: whatever was in flight on it goes again, after the next link's sync. */
+  private forgetInFlight(): void {
+    this.inFlight.clear();
+    this.syncedSinceOpen = false;
+  }
+
   private onOpened(): void {
-    this.lastSentAt.clear(); // whatever was in flight on the old socket goes again
+    this.forgetInFlight();
     this.acked.clear(); // cursors never move back, so telling a new socket again is harmless
     this.readSent.clear();
     this.syncing = false;
@@ -207,19 +241,26 @@ export class ChatClient {
     this.dispatch({ type: "frame", frame, now: Date.now() });
     if (revealed) void this.reloadConversations();
     switch (frame.type) {
-      case "message": {
-        const conversation = this.state.conversations[frame.conversation_id];
-        if (!conversation) void this.reloadConversations().then(() => this.requestSync());
-        else if (conversation.held_seq < frame.seq) this.requestSync(); // a gap: fetch what is missing
+      case "message":
+        if (!this.state.conversations[frame.conversation_id]) {
+          void this.reloadConversations().then(() => this.requestSync());
+        } else {
+          this.watchForGap(frame.conversation_id);
+        }
         break;
-      }
+      case "sent":
+        this.watchForGap(frame.conversation_id);
+        if (this.inFlight.answer(frame.conversation_id, frame.client_msg_id)) this.sendNext(frame.conversation_id);
+        break;
       case "sync":
         this.syncing = false;
+        frame.conversations.forEach((entry) => this.watchForGap(entry.conversation_id));
         if (frame.conversations.some((entry) => !this.state.conversations[entry.conversation_id])) {
           void this.reloadConversations().then(() => this.requestSync());
         } else if (frame.more_conversations || frame.conversations.some((entry) => entry.has_more)) {
           this.continueSync(); // the reply covered only part: again, from the cursors held now
         } else {
+          this.syncedSinceOpen = true;
           this.flushOutbox();
         }
         break;
@@ -239,17 +280,8 @@ export class ChatClient {
 
   private onError(error: Extract<ServerFrame, { type: "error" }>): void {
     if (error.req?.startsWith(SEND_REQ)) {
-      const clientMsgId = error.req.slice(SEND_REQ.length);
-      // unauthorized: this socket is not logged in; the link opens another and it goes there
-      const retryable = error.code === "rate_limited" || error.code === "internal" || error.code === "unauthorized";
-      const waitMs = error.code === "unauthorized" ? 0 : (error.retry_after_ms ?? 2_000);
-      this.lastSentAt.delete(clientMsgId);
-      this.dispatch({
-        type: "send_refused",
-        client_msg_id: clientMsgId,
-        code: error.code,
-        retry_at: retryable ? Date.now() + waitMs : undefined,
-      });
+      const frame = this.inFlight.refused(error.req);
+      if (frame) this.onSendRefused(frame.conversationId, frame.clientMsgIds, error);
     } else if (error.req === CURSOR_REQ && error.code === "rate_limited") {
       // a very busy socket: wait as told, then tell every cursor again (they are cumulative)
       this.acked.clear();
@@ -263,20 +295,68 @@ export class ChatClient {
     }
   }
 
+  /** An `error` answers a whole send frame: for a batch, nothing of it was stored. */
+  private onSendRefused(conversationId: string, clientMsgIds: string[], error: Extract<ServerFrame, { type: "error" }>): void {
+    const isBatch = clientMsgIds.length > 1;
+    const refusedBefore = this.state.outbox.some((p) => p.client_msg_id === clientMsgIds[0] && p.retry_at !== undefined);
+    if (isBatch && error.code === "rate_limited" && refusedBefore) this.batchSize.rateLimitedAgain(clientMsgIds.length);
+    if (isBatch && error.code === "bad_request") this.batchSize.refusedAsBadRequest();
+    // unauthorized: this socket is not logged in; the link opens another and they go there
+    const retryable = ["rate_limited", "internal", "unauthorized"].includes(error.code) || (isBatch && error.code === "bad_request");
+    const waitMs = error.code === "rate_limited" || error.code === "internal" ? (error.retry_after_ms ?? 2_000) : 0;
+    this.dispatch({
+      type: "send_refused",
+      client_msg_ids: clientMsgIds,
+      code: error.code,
+      retry_at: retryable ? Date.now() + waitMs : undefined,
+    });
+    // what comes after a message refused for good goes now; but a socket not logged in is being
+    // replaced by the link, and the next one's sync comes first
+    if (error.code !== "unauthorized") this.sendNext(conversationId);
+  }
+
   // --- plumbing ---------------------------------------------------------------------------
+
+  /** Every second: a frame unanswered too long means a dead link; else whatever may go now. */
+  private tick(): void {
+    if (this.inFlight.overdue(Date.now(), this.timing.sendTimeoutMs)) {
+      this.forgetInFlight();
+      this.socket.reportDead();
+      return;
+    }
+    this.flushOutbox();
+  }
+
+  /** A message past a seq not held yet: the pushes in between may still come (concurrent
+   * invocations overtake each other), so wait a moment before asking for them. */
+  private watchForGap(conversationId: string): void {
+    const conversation = this.state.conversations[conversationId];
+    if (!conversation || !hasGap(conversation) || this.gapTimers.has(conversationId)) return;
+    this.gapTimers.set(conversationId, setTimeout(() => this.fillGap(conversationId), this.timing.gapHoldMs));
+  }
+
+  private fillGap(conversationId: string): void {
+    this.gapTimers.delete(conversationId);
+    const conversation = this.state.conversations[conversationId];
+    if (!conversation || !hasGap(conversation)) return; // the missing ones came in time
+    // a sync already in flight is not sent again: its reply watches for gaps left over
+    if (this.requestSync()) this.dispatch({ type: "gap_sync_sent" });
+  }
 
   private hiddenFromMe(userId: string): boolean {
     return Object.values(this.state.conversations).some((c) =>
       c.members.some((m) => m.user_id === userId && m.online === null && m.last_seen_at === null));
   }
 
-  private requestSync(): void {
+  /** Sends a sync unless one is in flight; true if one went. */
+  private requestSync(): boolean {
     // one sync in flight at a time; a reply lost on a socket that stays open frees it after a while
-    if (this.syncing && Date.now() - this.syncSentAt < RESEND_AFTER_MS) return;
+    if (this.syncing && Date.now() - this.syncSentAt < SYNC_RESEND_AFTER_MS) return false;
     const cursors = syncCursors(this.state);
     this.syncing = this.socket.send({ action: "sync", req: SYNC_REQ, cursors });
     this.syncSentAt = Date.now();
     if (this.syncing) this.lastSyncCursors = JSON.stringify(cursors);
+    return this.syncing;
   }
 
   /** The next part of a sync at once; but cursors that did not move would only get the same
@@ -288,31 +368,31 @@ export class ChatClient {
 
   private flushOutbox(): void {
     if (!this.socket.isOpen) return;
-    if (this.syncing) {
-      this.requestSync(); // sends again only if the last one went unanswered
-      return;
-    }
-    for (const pending of this.state.outbox) this.transmit(pending);
+    if (this.syncing) this.requestSync(); // sends again only if the last one went unanswered
+    if (!this.syncedSinceOpen) return;
+    this.inFlight.settle(this.state.outbox);
+    const conversationIds = new Set(this.state.outbox.map((p) => p.conversation_id));
+    conversationIds.forEach((id) => this.sendNext(id));
   }
 
-  private transmit(pending: PendingSend): void {
+  /** The next frame of a conversation, if none of its frames is in flight: whatever waits, as
+   * one batch in the order written. */
+  private sendNext(conversationId: string): void {
+    if (!this.socket.isOpen || !this.syncedSinceOpen || this.inFlight.has(conversationId)) return;
     const now = Date.now();
-    const lastSent = this.lastSentAt.get(pending.client_msg_id);
-    if (pending.failed || (pending.retry_at && pending.retry_at > now)) return;
-    if (lastSent !== undefined && now - lastSent < RESEND_AFTER_MS) return;
+    const batch = nextBatch(this.state.outbox, conversationId, now, this.batchSize.current);
+    if (batch.length === 0) return;
+    const req = `${SEND_REQ}${++this.framesSent}`;
     try {
-      const sent = this.socket.send({
-        action: "send",
-        req: SEND_REQ + pending.client_msg_id,
-        conversation_id: pending.conversation_id,
-        client_msg_id: pending.client_msg_id,
-        body: pending.body,
-      });
-      if (sent) this.lastSentAt.set(pending.client_msg_id, now);
+      if (!this.socket.send(sendFrame(conversationId, batch, req))) return;
     } catch (error) {
-      if (!(error instanceof FrameTooLarge)) throw error;
-      this.dispatch({ type: "send_refused", client_msg_id: pending.client_msg_id, code: "too_large" });
+      // a batch always fits (nextBatch sees to it); a single message may not
+      if (!(error instanceof FrameTooLarge) || batch.length > 1) throw error;
+      this.dispatch({ type: "send_refused", client_msg_ids: [batch[0].client_msg_id], code: "too_large" });
+      this.sendNext(conversationId);
+      return;
     }
+    this.inFlight.start(conversationId, req, batch.map((p) => p.client_msg_id), now);
   }
 
   private scheduleCursors(delayMs = CURSOR_DELAY_MS): void {

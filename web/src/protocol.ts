@@ -132,8 +132,20 @@ export type ServerFrame =
     }
   | { type: "typing"; conversation_id: string; user_id: string; active: boolean };
 
-export type ClientFrame =
+/** One message of a batch `send`. */
+export interface BatchEntry {
+  client_msg_id: string;
+  body: string;
+}
+
+/** `send` of one message, or of up to MAX_BATCH in one frame: stored in the order listed, in
+ * one transaction, each answered by its own `sent` carrying the batch's `req`. */
+export type SendFrame =
   | { action: "send"; req?: string; conversation_id: string; client_msg_id: string; body: string }
+  | { action: "send"; req?: string; conversation_id: string; messages: BatchEntry[] };
+
+export type ClientFrame =
+  | SendFrame
   | { action: "ack"; req?: string; conversation_id: string; seq: number }
   | { action: "read"; req?: string; conversation_id: string; seq: number }
   | { action: "sync"; req?: string; cursors: Record<string, number>; limit?: number }
@@ -142,5 +154,7 @@ export type ClientFrame =
 /** API Gateway refuses a WebSocket frame over 32 KB; the server refuses a body over 16 KB. */
 export const MAX_FRAME_BYTES = 32 * 1024;
 export const MAX_BODY_BYTES = 16 * 1024;
+/** The most messages one batch `send` may carry. */
+export const MAX_BATCH = 20;
 export const TTL_MIN_S = 10;
 export const TTL_MAX_S = 30 * 24 * 3600;

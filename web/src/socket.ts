@@ -4,6 +4,8 @@
 import { type Api, ApiError } from "./api";
 import { type ClientFrame, MAX_FRAME_BYTES, type ServerFrame } from "./protocol";
 
+/** online: a socket is open and has not been caught silent; connecting: getting a ticket or
+ * opening one; offline: none, waiting to try again (or the browser says it has no network). */
 export type SocketStatus = "connecting" | "online" | "offline";
 
 export interface SocketEvents {
@@ -13,7 +15,7 @@ export interface SocketEvents {
 }
 
 export interface SocketTiming {
-  /** The protocol asks for a ping at least every 5 minutes; API Gateway closes after 10 idle. */
+  /** One ping a minute while idle: the server counts a socket silent for 75 s as gone. */
   pingEveryMs: number;
   /** A ping unanswered this long means the link is dead even if the socket looks open. */
   pongTimeoutMs: number;
@@ -31,6 +33,9 @@ export interface Link {
   readonly isOpen: boolean;
   /** false when not open: the caller keeps the frame for later. */
   send(frame: ClientFrame): boolean;
+  /** The caller waited too long for an answer: the link is dead even if the socket looks open.
+   * Drop it and open a new one. */
+  reportDead(): void;
 }
 
 export class RealtimeSocket implements Link {
@@ -54,6 +59,7 @@ export class RealtimeSocket implements Link {
   start(): void {
     this.running = true;
     window.addEventListener("online", this.reconnectNow);
+    window.addEventListener("offline", this.reportDead);
     document.addEventListener("visibilitychange", this.checkOnReturn);
     void this.connect();
   }
@@ -61,6 +67,7 @@ export class RealtimeSocket implements Link {
   stop(): void {
     this.running = false;
     window.removeEventListener("online", this.reconnectNow);
+    window.removeEventListener("offline", this.reportDead);
     document.removeEventListener("visibilitychange", this.checkOnReturn);
     window.clearTimeout(this.reconnectTimer);
     this.drop();
@@ -174,6 +181,13 @@ export class RealtimeSocket implements Link {
     this.awaitingSince ??= Date.now();
     this.socket.send(JSON.stringify({ action: "ping" }));
   }
+
+  /** Also the browser's `offline` event: no network means no link, whatever the socket says. */
+  readonly reportDead = (): void => {
+    if (!this.running || this.socket === null) return; // no socket: already waiting to try again
+    this.drop();
+    this.retryLater();
+  };
 
   private readonly reconnectNow = (): void => {
     // a socket that exists is open or opening; a dropped one is null

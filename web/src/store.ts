@@ -5,6 +5,12 @@ import type {
   Block, Conversation, ConversationList, Member, Message, Profile, ServerFrame, SyncEntry,
 } from "./protocol";
 
+/** The live link as the user should see it: `online` only while a socket is open and answering. */
+export type LinkStatus = "connecting" | "online" | "offline";
+
+/** An inclusive range of seqs, `[from, to]`. */
+export type SeqRange = [number, number];
+
 /** A message this device has accepted from the user and not yet seen confirmed by `sent`. */
 export interface PendingSend {
   client_msg_id: string;
@@ -34,6 +40,8 @@ export interface ConversationState {
   held_seq: number;
   /** Seqs past `held_seq` that arrived from a blocked sender: never shown, but held all the same. */
   hidden_seqs: number[];
+  /** Seqs past `held_seq` that `expired` said are deleted: they will never come, so they count as held. */
+  gone_ranges: SeqRange[];
   /** Started by someone I share no accepted conversation with, and not accepted yet. */
   request: boolean;
 }
@@ -48,6 +56,9 @@ export interface ChatState {
   profile: Profile | null;
   /** The people I blocked, by user id: their messages are never shown. */
   blocked: Record<string, Block>;
+  link: LinkStatus;
+  /** How many times a gap in seqs outlived its hold and a `sync` was sent to fill it. */
+  gap_syncs: number;
 }
 
 export type Action =
@@ -55,7 +66,8 @@ export type Action =
   | { type: "conversation_loaded"; conversation: Conversation }
   | { type: "frame"; frame: ServerFrame; now: number }
   | { type: "send_queued"; pending: PendingSend }
-  | { type: "send_refused"; client_msg_id: string; code: string; retry_at?: number }
+  /** The server refused these sends (one frame's worth); with `retry_at` they go again then. */
+  | { type: "send_refused"; client_msg_ids: string[]; code: string; retry_at?: number }
   | { type: "send_discarded"; client_msg_id: string }
   | { type: "read_locally"; conversation_id: string; seq: number }
   | { type: "expire_due"; now: number }
@@ -64,10 +76,14 @@ export type Action =
   | { type: "blocks_loaded"; blocks: Block[] }
   | { type: "blocked"; block: Block }
   | { type: "unblocked"; user_id: string }
-  | { type: "history_loaded"; conversation_id: string; messages: Message[] };
+  | { type: "history_loaded"; conversation_id: string; messages: Message[] }
+  | { type: "link_changed"; link: LinkStatus }
+  | { type: "gap_sync_sent" };
 
 export function initialState(me: string, outbox: PendingSend[] = []): ChatState {
-  return { me, clock_offset_ms: 0, conversations: {}, outbox, profile: null, blocked: {} };
+  return {
+    me, clock_offset_ms: 0, conversations: {}, outbox, profile: null, blocked: {}, link: "connecting", gap_syncs: 0,
+  };
 }
 
 export function serverNow(state: ChatState, now: number): number {
@@ -84,17 +100,19 @@ export function reduce(state: ChatState, action: Action): ChatState {
       return applyFrame(state, action.frame, action.now);
     case "send_queued":
       return { ...state, outbox: [...state.outbox, action.pending] };
-    case "send_refused":
+    case "send_refused": {
+      const refused = new Set(action.client_msg_ids);
       return {
         ...state,
         outbox: state.outbox.map((p) =>
-          p.client_msg_id !== action.client_msg_id
+          !refused.has(p.client_msg_id)
             ? p
             : action.retry_at !== undefined
               ? { ...p, retry_at: action.retry_at }
               : { ...p, failed: action.code },
         ),
       };
+    }
     case "send_discarded":
       return { ...state, outbox: state.outbox.filter((p) => p.client_msg_id !== action.client_msg_id) };
     case "read_locally":
@@ -118,6 +136,10 @@ export function reduce(state: ChatState, action: Action): ChatState {
       return unblock(state, action.user_id);
     case "history_loaded":
       return addHistory(state, action.conversation_id, action.messages);
+    case "link_changed":
+      return action.link === state.link ? state : { ...state, link: action.link };
+    case "gap_sync_sent":
+      return { ...state, gap_syncs: state.gap_syncs + 1 };
   }
 }
 
@@ -146,7 +168,10 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
     case "expired":
       return updateConversation(state, frame.conversation_id, (c) => {
         const gone = (seq: number) => seq <= frame.up_to_seq || frame.ranges.some(([from, to]) => seq >= from && seq <= to);
-        return withMessages(c, c.messages.filter((m) => !gone(m.seq)), c.last_message !== null && gone(c.last_message.seq));
+        const kept = withMessages(c, c.messages.filter((m) => !gone(m.seq)), c.last_message !== null && gone(c.last_message.seq));
+        // what is deleted will never arrive: the held cursor may move over it
+        const goneRanges: SeqRange[] = [...c.gone_ranges, ...frame.ranges, [1, frame.up_to_seq]];
+        return advanceHeld({ ...kept, gone_ranges: goneRanges.filter(([from, to]) => from <= to && to > c.held_seq) });
       });
     case "pong":
       return { ...state, clock_offset_ms: frame.server_time - now };
@@ -189,6 +214,7 @@ function fromServer(state: ChatState, conversation: Conversation): ConversationS
     last_message: last_message && !isHidden(state, last_message) ? last_message : null,
     held_seq: held?.held_seq ?? 0,
     hidden_seqs: held?.hidden_seqs ?? [],
+    gone_ranges: held?.gone_ranges ?? [],
   };
   return withMessages(base, held?.messages ?? [], false);
 }
@@ -268,14 +294,16 @@ function applySyncEntry(state: ChatState, entry: SyncEntry): ChatState {
     const kept = c.messages.filter((m) => m.seq >= entry.first_seq);
     const shown = entry.messages.filter((m) => !isHidden(state, m));
     const merged = withMessages(c, insertBySeq(kept, shown), false);
-    // a blocked sender's messages are held all the same: the cursor moves over them
+    // a blocked sender's messages are held all the same: the cursor moves over them; and what
+    // came before first_seq can never arrive, so it counts as held
     const newestInPage = entry.messages.at(-1)?.seq ?? c.held_seq;
+    const heldNow = entry.has_more ? Math.max(newestInPage, entry.first_seq - 1) : entry.last_seq;
     return advanceHeld({
       ...merged,
       last_seq: Math.max(c.last_seq, entry.last_seq),
       read_seq: Math.max(c.read_seq, entry.read_seq),
       unread_count: entry.unread_count,
-      held_seq: Math.max(c.held_seq, entry.has_more ? newestInPage : entry.last_seq),
+      held_seq: Math.max(c.held_seq, heldNow),
     });
   });
 }
@@ -360,13 +388,27 @@ function withMessages(c: ConversationState, messages: Message[], previewGone: bo
   return { ...c, messages, last_message: last };
 }
 
-/** The held cursor moves over every seq now held (shown or hidden) without a gap after it. */
+/** The held cursor moves over every seq now held (shown, hidden, or deleted for good) without
+ * a gap after it: it is what `ack` and `sync` report, so it never passes a seq still to come. */
 function advanceHeld(c: ConversationState): ConversationState {
   const seqs = new Set([...c.messages.map((m) => m.seq), ...c.hidden_seqs]);
   let held = c.held_seq;
-  while (seqs.has(held + 1)) held += 1;
-  const hidden = c.hidden_seqs.filter((seq) => seq > held);
-  return held === c.held_seq && hidden.length === c.hidden_seqs.length ? c : { ...c, held_seq: held, hidden_seqs: hidden };
+  for (;;) {
+    if (seqs.has(held + 1)) {
+      held += 1;
+      continue;
+    }
+    const gone = c.gone_ranges.find(([from, to]) => from <= held + 1 && to > held);
+    if (!gone) break;
+    held = gone[1];
+  }
+  if (held === c.held_seq) return c;
+  return {
+    ...c,
+    held_seq: held,
+    hidden_seqs: c.hidden_seqs.filter((seq) => seq > held),
+    gone_ranges: c.gone_ranges.filter(([, to]) => to > held),
+  };
 }
 
 /** A message from someone I blocked: never shown, never counted. */
@@ -429,6 +471,12 @@ export function receiptOf(state: ChatState, c: ConversationState, message: Messa
   if (readReceiptsOn(state) && others.every((m) => (m.read_seq ?? 0) >= message.seq)) return "read";
   if (others.every((m) => Math.max(m.delivered_seq ?? 0, m.read_seq ?? 0) >= message.seq)) return "delivered";
   return "sent";
+}
+
+/** A message past a seq this device does not hold yet: something is missing in between. */
+export function hasGap(c: ConversationState): boolean {
+  const newest = Math.max(c.messages.at(-1)?.seq ?? 0, ...c.hidden_seqs);
+  return newest > c.held_seq;
 }
 
 /** The cursors a `sync` sends: what this device holds of each conversation. */

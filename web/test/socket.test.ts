@@ -37,6 +37,8 @@ let socket: RealtimeSocket;
 let tickets: (() => Promise<Ticket>)[];
 let statuses: SocketStatus[];
 let opened: number;
+/** What the link listens to on `window` (online, offline), so a test can fire them. */
+let windowListeners: Map<string, () => void>;
 
 /** Starts a link whose first ticket requests get these replies (then good tickets). */
 function startLink(...ticketReplies: (() => Promise<Ticket>)[]): void {
@@ -65,9 +67,14 @@ beforeEach(() => {
   FakeWebSocket.made = [];
   statuses = [];
   opened = 0;
+  windowListeners = new Map();
   const events = { addEventListener: () => {}, removeEventListener: () => {} };
+  const windowEvents = {
+    addEventListener: (name: string, listener: () => void) => windowListeners.set(name, listener),
+    removeEventListener: (name: string) => windowListeners.delete(name),
+  };
   vi.stubGlobal("WebSocket", FakeWebSocket);
-  vi.stubGlobal("window", Object.assign(globalThis, events));
+  vi.stubGlobal("window", Object.assign(globalThis, windowEvents));
   vi.stubGlobal("document", { ...events, visibilityState: "visible" });
 });
 
@@ -94,6 +101,32 @@ describe("the live link", () => {
     expect(FakeWebSocket.made).toHaveLength(2);
     expect(FakeWebSocket.made[1].url).toBe("ws://stack/ws?ticket=t1");
     expect(statuses).toContain("offline");
+  });
+
+  it("the browser's offline event counts the link dead at once", async () => {
+    const first = await liveLink();
+    windowListeners.get("offline")?.();
+    expect(socket.isOpen).toBe(false);
+    expect(first.readyState).toBe(FakeWebSocket.CLOSED);
+    expect(statuses.at(-1)).toBe("offline");
+  });
+
+  it("a link the client reports dead is replaced by a new one with a new ticket", async () => {
+    await liveLink();
+    socket.reportDead();
+    expect(statuses.at(-1)).toBe("offline");
+    await vi.advanceTimersByTimeAsync(15_000); // the backoff
+    expect(FakeWebSocket.made).toHaveLength(2);
+    expect(FakeWebSocket.made[1].url).toBe("ws://stack/ws?ticket=t1");
+  });
+
+  it("an idle link pings once a minute, no more", async () => {
+    const first = await liveLink();
+    for (let minute = 0; minute < 5; minute += 1) {
+      await vi.advanceTimersByTimeAsync(60_000);
+      first.reply({ type: "pong", server_time: Date.now() });
+    }
+    expect(first.sent.map((t) => JSON.parse(t).action)).toEqual(["ping", "ping", "ping", "ping", "ping"]);
   });
 
   it("any frame answers the ping: a live link is kept", async () => {

@@ -107,10 +107,10 @@ describe("sending", () => {
   });
 
   it("a rate-limited send stays queued for later; any other refusal marks it failed", () => {
-    let state = reduce(queued(loaded()), { type: "send_refused", client_msg_id: "cm-1", code: "rate_limited", retry_at: NOW + 500 });
+    let state = reduce(queued(loaded()), { type: "send_refused", client_msg_ids: ["cm-1"], code: "rate_limited", retry_at: NOW + 500 });
     expect(state.outbox[0]).toMatchObject({ retry_at: NOW + 500 });
     expect(state.outbox[0].failed).toBeUndefined();
-    state = reduce(state, { type: "send_refused", client_msg_id: "cm-1", code: "too_large" });
+    state = reduce(state, { type: "send_refused", client_msg_ids: ["cm-1"], code: "too_large" });
     expect(state.outbox[0].failed).toBe("too_large");
   });
 });

@@ -28,7 +28,7 @@ export function Messenger({ api, me }: Props) {
     return () => client.stop();
   }, [client]);
   const state = useSyncExternalStore(client.subscribe, client.getState);
-  const status = useSyncExternalStore(client.subscribe, () => client.status);
+  const status = state.link;
   const [pane, setPane] = useState<Pane>({ kind: "none" });
   useUnreadInTitle(state);
   const selectedId = pane.kind === "chat" ? pane.id : null;
