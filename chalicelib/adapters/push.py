@@ -138,15 +138,21 @@ class _SignedTransport:
         self._credentials = botocore.session.get_session().get_credentials()
         if self._credentials is None:
             raise ConfigError("no AWS credentials found to sign pushes with")
-        self._http = urllib3.PoolManager(num_pools=1, maxsize=POOL_CONNECTIONS, retries=False)
+        # The manager's one pool for the endpoint's host, asked for once: each request then
+        # skips the manager's URL parsing and pool lookup.
+        self._http = urllib3.PoolManager(num_pools=1, maxsize=POOL_CONNECTIONS, retries=False,
+                                         ).connection_from_url(endpoint_url)
+        parts = urlsplit(endpoint_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._path_prefix = parts.path + "/@connections/"
 
     def request(self, method: str, connection_id: str, body: bytes) -> bool:
-        url = f"{self._endpoint_url}/@connections/{quote(connection_id, safe='')}"
+        path = self._path_prefix + quote(connection_id, safe="")
         policy = self._policy
         deadline = time.monotonic() + policy.deadline_s
         for attempt in range(policy.attempts):
             try:
-                return self._attempt(method, connection_id, url, body, deadline)
+                return self._attempt(method, connection_id, path, body, deadline)
             except _Retryable as failure:
                 reason = str(failure)
             if attempt + 1 == policy.attempts:
@@ -158,7 +164,7 @@ class _SignedTransport:
         raise PushFailed(method, connection_id, f"{reason} (gave up after {attempt + 1} "
                                                 "attempt(s))")
 
-    def _attempt(self, method: str, connection_id: str, url: str, body: bytes,
+    def _attempt(self, method: str, connection_id: str, path: str, body: bytes,
                  deadline: float) -> bool:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -166,8 +172,9 @@ class _SignedTransport:
         timeout = self._urllib3.Timeout(connect=min(self._policy.connect_timeout_s, left),
                                         read=min(self._policy.read_timeout_s, left))
         try:
-            response = self._http.request(method, url, body=body, headers=self._signed(
-                method, url, body), timeout=timeout)
+            response = self._http.urlopen(
+                method, path, body=body, headers=self._signed(method, self._origin + path, body),
+                timeout=timeout, retries=False, redirect=False)
         except self._urllib3.exceptions.HTTPError as error:  # connect error, timeout, reset
             raise _Retryable(type(error).__name__) from None
         status = response.status
