@@ -10,6 +10,7 @@ import os
 import time
 from typing import Any
 
+from bench.quick import sized
 from bench.report import emit, latency_summary
 from bench.storage import mysql_database
 from bench.worlds import migrated_world
@@ -24,9 +25,9 @@ from chalicelib.storage.database import Database, Transaction
 from chalicelib.storage.engines import create_engine
 from tests.support.fakes import TEST_KEYS, RecordingPush
 
-BACKLOG = 200_000
-SENDER_THREADS = 4
-SENDS_PER_THREAD = 250
+BACKLOG = sized(200_000, 5_000)
+SENDER_THREADS = sized(4, 2)
+SENDS_PER_THREAD = sized(250, 10)
 
 
 def fill_backlog(db: Database, conversation_id: str, sender_id: str, rows: int) -> None:
@@ -109,7 +110,7 @@ def main() -> None:
         db.close()
 
     without, during = latency_summary(quiet), latency_summary(busy)
-    emit("expiry engine, 200,000-row backlog (MariaDB, batches of 2,000)", [
+    emit(f"expiry engine, {BACKLOG:,}-row backlog (MariaDB, batches of 2,000)", [
         {"what": "rows deleted", "value": report.deleted},
         {"what": "batches", "value": report.batches},
         {"what": "seconds", "value": round(purge_s, 2)},

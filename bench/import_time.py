@@ -7,9 +7,10 @@ import subprocess
 import sys
 import time
 
+from bench.quick import sized
 from bench.report import emit, latency_summary
 
-RUNS = 15
+RUNS = sized(15, 2)
 
 
 def time_import(env: dict[str, str]) -> float:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pymysql
 
+from bench.quick import sized
 from bench.report import emit, latency_summary
 from chalicelib.config import parse_database_url
 from chalicelib.ids import new_id
@@ -25,10 +26,10 @@ from chalicelib.storage.messages import Message
 from chalicelib.storage.migrate import migrate
 from chalicelib.storage.users import User
 
-SENDS = 2_000
-READS = 500
-EXPIRED_ROWS = 50_000
-BATCH = 2_000
+SENDS = sized(2_000, 50)
+READS = sized(500, 20)
+EXPIRED_ROWS = sized(50_000, 2_000)
+BATCH = sized(2_000, 500)
 NOW = 1_767_225_600_000
 
 
@@ -69,7 +70,9 @@ def bench_engine(url: str) -> list[dict[str, object]]:
     migrate(engine)
     db = Database(engine)
     alice = User(new_id(), "+14155550101", NOW, NOW, None)
-    chat = Conversation(new_id(), "group", None, None, 86_400, 0, alice.id, NOW, NOW)
+    chat = Conversation(id=new_id(), kind="group", direct_key=None, title=None,
+                        ttl_seconds=86_400, last_seq=0, created_by=alice.id, created_at=NOW,
+                        updated_at=NOW, activity_at=NOW)
 
     def setup(txn: Transaction) -> None:
         users.insert_user(txn, alice)
@@ -80,7 +83,7 @@ def bench_engine(url: str) -> list[dict[str, object]]:
     db.run_transaction("bench.setup", setup)
 
     def send_txn(txn: Transaction) -> None:
-        seq = conversations.allocate_seq(txn, chat.id, alice.id)
+        seq = conversations.allocate_seq(txn, chat.id, alice.id, NOW)
         messages.insert_message(txn, Message(new_id(), chat.id, seq, alice.id, "device",
                                              new_id(), "x" * 200, NOW, NOW + 86_400_000))
 

@@ -9,6 +9,7 @@ import json
 import time
 import tracemalloc
 
+from bench.quick import sized
 from bench.report import emit
 from bench.storage import mysql_database
 from bench.worlds import migrated_world
@@ -17,8 +18,8 @@ from chalicelib.storage import messages
 from chalicelib.storage.database import Transaction
 from chalicelib.storage.messages import Message
 
-CONVERSATIONS = 10
-MESSAGES_EACH = 500
+CONVERSATIONS = sized(10, 2)
+MESSAGES_EACH = sized(500, 20)
 BODY = "x" * 16_000
 
 
@@ -48,7 +49,8 @@ def main() -> None:
         tracemalloc.stop()
         reply = world.last(reader, "sync")
         db.close()
-    emit("one sync, 10 conversations x 500 messages of 16 KB behind (MariaDB)", [{
+    emit(f"one sync, {CONVERSATIONS} conversations x {MESSAGES_EACH} messages of 16 KB behind "
+         "(MariaDB)", [{
         "peak_memory_mb": round(peak / 2**20, 2),
         "reply_kb": round(len(json.dumps(reply, ensure_ascii=False).encode()) / 1024, 1),
         "messages_in_reply": sum(len(e["messages"]) for e in reply["conversations"]),

@@ -10,20 +10,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.quick import sized
 from bench.report import emit, latency_summary
+from bench.stack import running_stack
 from bench.storage import mysql_database
 from chalicelib.config import parse_database_url
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
-from tests.conftest import TEST_JWT_SECRET
-from tests.e2e.conftest import RunningStack
 from tests.e2e.web_client import WebUser, launch_chromium
 
-MESSAGES = 200
-# A new account may send 20 messages a minute: lifted here, to time the path, not the limiter.
-UNLIMITED_SENDS = {f"RATE_{policy}": "100000/60" for policy in (
-    "SEND_BURST_PER_USER", "SEND_PER_USER", "SEND_PER_NEW_USER", "SEND_PER_CONVERSATION",
-    "FRAMES_PER_CONNECTION")}
+MESSAGES = sized(200, 5)
 DIST = Path(__file__).resolve().parent.parent / "web" / "dist"
 
 # Stamps, on the page's own clock, the moment Enter goes down in the composer and the moment a
@@ -109,13 +105,8 @@ def _bundle_rows() -> list[dict[str, Any]]:
 def main() -> None:
     with mysql_database() as url:
         migrate(create_engine(parse_database_url(url)))
-        stack = RunningStack({"DATABASE_URL": url, "JWT_SECRET": TEST_JWT_SECRET,
-                              "POWERTOOLS_LOG_LEVEL": "WARNING", **UNLIMITED_SENDS})
-        try:
-            stack.wait_until_ready()
+        with running_stack(url) as stack:  # every limit lifted: it times the path
             rows = measure(stack.base_url)
-        finally:
-            stack.stop()
     emit("web client in headless Chromium over the local stack (MariaDB, 2 workers)", rows)
 
 
