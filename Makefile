@@ -60,14 +60,20 @@ migrate: install
 expire: install
 	$(BIN)/python -m chalicelib.services.expiry
 
+# Every benchmark, limits lifted where they are not what is measured (about 15 minutes; the
+# ladder alone 8). BENCH_QUICK=1 runs each for a few seconds, as `make test` does.
 bench: install
 	$(BIN)/python -m bench.import_time
 	$(BIN)/python -m bench.storage
+	$(BIN)/python -m bench.round_trips
+	$(BIN)/python -m bench.handler_cpu
+	$(BIN)/python -m bench.push_adapter
 	$(BIN)/python -m bench.send_path
 	$(BIN)/python -m bench.expiry
 	$(BIN)/python -m bench.limits
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.web_client
+	$(BIN)/python -m bench.ladder
 
 # AWS (docs/DEPLOY.md): `make infra` once per stage, then `make deploy` for every release.
 # They use your own AWS credentials and region (profile or environment).
