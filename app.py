@@ -223,6 +223,4 @@ def migrate_database(event: object, context: object) -> dict[str, Any]:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="scheduled_cleanup")
 def scheduled_cleanup(event: object) -> dict[str, Any]:
-    config = bootstrap.get_config()
-    return expiry.run_cleanup(bootstrap.get_realtime(), idle_timeout_s=config.ws_idle_timeout_s,
-                              max_connection_s=config.ws_max_connection_s)
+    return expiry.run_scheduled(bootstrap.get_config(), bootstrap.get_realtime())

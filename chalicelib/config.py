@@ -58,6 +58,10 @@ class Config:
     expiry_interval_s: int
     ws_idle_timeout_s: int
     ws_max_connection_s: int
+    # Presence after a silent drop: a connection with no sign of life this long is shown
+    # offline (clients ping every 60 s), looked at every PRESENCE_SWEEP_EVERY_S at most.
+    presence_silent_after_s: int = 75
+    presence_sweep_every_s: int = 15
 
     @property
     def is_local(self) -> bool:
@@ -88,6 +92,8 @@ class Config:
             expiry_interval_s=_positive_int(env, "EXPIRY_INTERVAL_S", default=60),
             ws_idle_timeout_s=_positive_int(env, "WS_IDLE_TIMEOUT_S", default=600),
             ws_max_connection_s=_positive_int(env, "WS_MAX_CONNECTION_S", default=7200),
+            presence_silent_after_s=_positive_int(env, "PRESENCE_SILENT_AFTER_S", default=75),
+            presence_sweep_every_s=_positive_int(env, "PRESENCE_SWEEP_EVERY_S", default=15),
         )
         config._check_secrets()
         return config

@@ -1,12 +1,25 @@
 """Multi-device presence: a user is online while any of their devices holds a live connection.
 
-`presence` frames go to the users who share a conversation with them, only when the first
-device connects or the last one goes; the user's row lock makes exactly one connect or
-disconnect see "first" or "last". Dead connections (410 on a push, or past API Gateway's idle
-and age limits) are dropped the same way as a clean disconnect, so none is ever counted.
+`presence` frames go to the users who share a conversation with them, only when the user comes
+online or goes offline; the user's row lock makes exactly one connect, disconnect or sweep see
+each change. Dead connections (410 on a push, or past API Gateway's idle and age limits) are
+dropped the same way as a clean disconnect, so none is ever counted.
+
+A socket can also die silently (lid shut, Wi-Fi lost): no close reaches us, and API Gateway
+only notices after its 10-minute idle limit. Clients ping every 60 s, so a connection with no
+sign of life for `silent_after` (75 s: a ping interval plus slack for jitter) is *silent*: the
+presence sweep marks it, and a user whose last counted connection is marked is announced
+offline with its last activity as `last_seen_at`. A marked connection that shows life again is
+unmarked by the next sweep and the user announced online again. The row stays: the idle sweep
+deletes it as before. Freshness comes from the activity pings already record and the sweep's
+schedule, never from more pings.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from chalicelib.services import delivery
 from chalicelib.services.realtime import Realtime
@@ -18,6 +31,42 @@ from chalicelib.wire import presence_frame, receipt_frame
 SWEEP_BATCH = 500
 
 
+@dataclass(frozen=True)
+class Liveness:
+    """How presence judges a connection that says nothing (PRESENCE_SILENT_AFTER_S and
+    PRESENCE_SWEEP_EVERY_S): silent after `silent_after_ms` without a sign of life, and looked
+    at again at most every `sweep_every_ms`, so offline is announced within their sum."""
+
+    silent_after_ms: int = 75_000
+    sweep_every_ms: int = 15_000
+
+
+DEFAULT_LIVENESS = Liveness()
+
+
+@dataclass
+class PresenceSweep:
+    """What presence sweeps did: how many ran, and the announcements they made."""
+
+    sweeps: int = 0
+    offline: int = 0
+    online: int = 0
+
+    def add(self, other: PresenceSweep) -> None:
+        self.sweeps += other.sweeps
+        self.offline += other.offline
+        self.online += other.online
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change of what others are told about a user."""
+
+    user_id: str
+    online: bool
+    last_seen_at: int
+
+
 def connection_opened_txn(txn: Transaction, row: ConnectionRow, *,
                           user_locked: bool = False) -> bool:
     """Store a new connection inside the caller's transaction (taking the user's lock unless
@@ -25,22 +74,27 @@ def connection_opened_txn(txn: Transaction, row: ConnectionRow, *,
     came online)."""
     if not user_locked:
         users.lock_user(txn, row.user_id, row.connected_at)
+    # Others were told "online" if any other connection is counted (silent ones are not).
+    was_online = bool(connections.live_connection_ids_of_user(txn, row.user_id))
     connections.insert_connection(txn, row)
-    return len(connections.connection_ids_of_user(txn, row.user_id)) == 1
+    return not was_online
 
 
 def connection_closed_txn(txn: Transaction, connection_id: str,
                           now_ms: int) -> ConnectionRow | None:
-    """Forget a connection; the row if it was its user's last one (they just went offline)."""
+    """Forget a connection; the row if it was its user's last counted one (they just went
+    offline). A connection already marked silent was not counted: its user's going offline
+    was announced by the sweep, with its last activity, and its closing now (the idle sweep,
+    minutes later) is no sign of life."""
     row = connections.get_connection(txn, connection_id)
     if row is None:
         return None
-    users.lock_user(txn, row.user_id, now_ms)
+    users.lock_user(txn, row.user_id, row.last_seen_at if row.silent else now_ms)
     # Under the user's lock, the DELETE tells whether a concurrent close (a $disconnect racing
     # a 410, say) got here first; only the one that removed the row may announce.
-    if not connections.delete_connection(txn, connection_id):
+    if not connections.delete_connection(txn, connection_id) or row.silent:
         return None
-    return row if not connections.connection_ids_of_user(txn, row.user_id) else None
+    return row if not connections.live_connection_ids_of_user(txn, row.user_id) else None
 
 
 def announce(user_id: str, *, online: bool, last_seen_at: int | None, rt: Realtime) -> None:
@@ -98,3 +152,78 @@ def sweep_stale_connections(*, idle_timeout_s: int, max_connection_s: int,
         rt.push.disconnect(row.id)
         close_connection(row.id, rt)
     return len(stale)
+
+
+def sweep_presence(liveness: Liveness, rt: Realtime) -> PresenceSweep:
+    """Mark connections that went silent or showed life again since the last sweep, and
+    announce each user whose presence changed by it (once: under the user's lock)."""
+    silent_before = rt.clock.now_ms() - liveness.silent_after_ms
+    changes = rt.db.run_read("presence.liveness_changes", connections.liveness_changes,
+                             silent_before_ms=silent_before, limit=SWEEP_BATCH)
+    swept = PresenceSweep(sweeps=1)
+    for change in changes:
+        transition = rt.db.run_transaction("presence.settle", settle_user_txn, change,
+                                           silent_before_ms=silent_before)
+        if transition is None:
+            continue
+        announce(transition.user_id, online=transition.online,
+                 last_seen_at=transition.last_seen_at, rt=rt)
+        if transition.online:
+            swept.online += 1
+        else:
+            swept.offline += 1
+    return swept
+
+
+def settle_user_txn(txn: Transaction, change: connections.LivenessChange, *,
+                    silent_before_ms: int) -> Transition | None:
+    """Under the user's lock: re-mark their connections by last activity; the transition if
+    the user went from counted-online to not, or back. `last_seen_at` is the latest activity
+    of any of their connections: the truth, not the sweep's time."""
+    users.lock_user(txn, change.user_id, change.last_seen_at)
+    counted = len(connections.live_connection_ids_of_user(txn, change.user_id))
+    went_silent, came_alive = connections.mark_liveness(txn, change.user_id,
+                                                        silent_before_ms=silent_before_ms)
+    is_online = counted - went_silent + came_alive > 0
+    if is_online == (counted > 0):
+        return None
+    last_seen = connections.last_activity_of_user(txn, change.user_id)
+    if last_seen is None:
+        return None
+    users.note_last_seen(txn, change.user_id, last_seen)
+    return Transition(change.user_id, online=is_online, last_seen_at=last_seen)
+
+
+def watch_presence(liveness: Liveness, rt: Realtime, *, last_sweep_ms: int, until_ms: int,
+                   sleep: Callable[[float], None] = time.sleep) -> PresenceSweep:
+    """After a sweep at `last_sweep_ms`, sweep again whenever a counted connection may have
+    gone silent (its last activity plus `silent_after`) or a silent one may have come back,
+    never more often than `sweep_every`, until `until_ms`. With nothing to wait for (no one
+    connected) it returns at once, so an idle system's scheduled run ends at once."""
+    watched = PresenceSweep()
+    max_sweeps = max(0, until_ms - last_sweep_ms) // liveness.sweep_every_ms
+    while watched.sweeps < max_sweeps:
+        outlook = rt.db.run_read("presence.outlook", connections.sweep_outlook)
+        due = next_sweep_at(outlook, liveness, last_sweep_ms=last_sweep_ms)
+        if due is None or due > until_ms:
+            break
+        wait_ms = due - rt.clock.now_ms()
+        if wait_ms > 0:
+            sleep(wait_ms / 1000)
+        watched.add(sweep_presence(liveness, rt))
+        last_sweep_ms = rt.clock.now_ms()
+    return watched
+
+
+def next_sweep_at(outlook: connections.SweepOutlook, liveness: Liveness, *,
+                  last_sweep_ms: int) -> int | None:
+    """When the next sweep could find something: at the earliest moment a counted connection
+    turns silent, or one interval on while a silent one might come back; None if neither."""
+    soonest_allowed = last_sweep_ms + liveness.sweep_every_ms
+    if outlook.any_silent:
+        return soonest_allowed
+    if outlook.oldest_live_activity is None:
+        return None
+    # Silent means quiet for longer than silent_after: the first millisecond after it.
+    turns_silent_at = outlook.oldest_live_activity + liveness.silent_after_ms + 1
+    return max(turns_silent_at, soonest_allowed)

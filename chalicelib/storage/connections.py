@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.storage.database import Transaction
 from chalicelib.storage.messages import IdempotencyKey
@@ -15,6 +16,16 @@ class ConnectionRow:
     device_id: str
     connected_at: int
     last_seen_at: int
+    # Marked by the presence sweep: no sign of life for PRESENCE_SILENT_AFTER_S, so presence
+    # no longer counts it (the row stays until the idle sweep deletes it).
+    silent: bool = False
+
+
+CONNECTION_COLUMNS = "id, user_id, device_id, connected_at, last_seen_at, silent"
+
+
+def _connection(row: dict[str, Any]) -> ConnectionRow:
+    return ConnectionRow(**{**row, "silent": bool(row["silent"])})
 
 
 def insert_connection(txn: Transaction, connection: ConnectionRow) -> None:
@@ -27,13 +38,10 @@ def insert_connection(txn: Transaction, connection: ConnectionRow) -> None:
 
 
 def get_connection(txn: Transaction, connection_id: str) -> ConnectionRow | None:
-    txn.execute(
-        "SELECT id, user_id, device_id, connected_at, last_seen_at FROM connections"
-        " WHERE id = %s",
-        (connection_id,),
-    )
+    txn.execute(f"SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = %s",  # noqa: S608
+                (connection_id,))
     row = txn.fetchone()
-    return ConnectionRow(**row) if row else None
+    return _connection(row) if row else None
 
 
 def delete_connection(txn: Transaction, connection_id: str) -> bool:
@@ -86,11 +94,82 @@ def stale_connections(txn: Transaction, *, idle_before_ms: int, opened_before_ms
                       limit: int) -> list[ConnectionRow]:
     """Connections API Gateway has certainly closed: idle too long, or open too long."""
     txn.execute(
-        "SELECT id, user_id, device_id, connected_at, last_seen_at FROM connections"
+        f"SELECT {CONNECTION_COLUMNS} FROM connections"  # noqa: S608 - fixed column list
         " WHERE last_seen_at < %s OR connected_at < %s ORDER BY last_seen_at LIMIT %s",
         (idle_before_ms, opened_before_ms, limit),
     )
-    return [ConnectionRow(**row) for row in txn.fetchall()]
+    return [_connection(row) for row in txn.fetchall()]
+
+
+# --- liveness: what the presence sweep reads and marks ------------------------------------
+
+
+def live_connection_ids_of_user(txn: Transaction, user_id: str) -> list[str]:
+    """The user's connections that presence counts (not marked silent)."""
+    txn.execute("SELECT id FROM connections WHERE user_id = %s AND silent = 0 ORDER BY id",
+                (user_id,))
+    return [row["id"] for row in txn.fetchall()]
+
+
+@dataclass(frozen=True)
+class LivenessChange:
+    """A user with a connection whose mark no longer fits its last activity."""
+
+    user_id: str
+    last_seen_at: int  # that connection's last sign of life
+
+
+def liveness_changes(txn: Transaction, *, silent_before_ms: int,
+                     limit: int) -> list[LivenessChange]:
+    """Users with an unmarked connection quiet since before `silent_before_ms`, or a marked one
+    that has shown life since: two ranges of the (silent, last_seen_at) index, so a sweep
+    with nothing to do reads nothing."""
+    txn.execute(
+        "SELECT user_id, MAX(last_seen_at) AS last_seen_at FROM connections"
+        " WHERE (silent = 0 AND last_seen_at < %s) OR (silent = 1 AND last_seen_at >= %s)"
+        " GROUP BY user_id ORDER BY user_id LIMIT %s",
+        (silent_before_ms, silent_before_ms, limit),
+    )
+    return [LivenessChange(row["user_id"], int(row["last_seen_at"])) for row in txn.fetchall()]
+
+
+def mark_liveness(txn: Transaction, user_id: str, *, silent_before_ms: int) -> tuple[int, int]:
+    """Mark the user's connections by their last activity: silent if quiet since before
+    `silent_before_ms`, live otherwise. Returns (newly silent, newly live)."""
+    txn.execute("UPDATE connections SET silent = 1"
+                " WHERE user_id = %s AND silent = 0 AND last_seen_at < %s",
+                (user_id, silent_before_ms))
+    went_silent = txn.rowcount
+    txn.execute("UPDATE connections SET silent = 0"
+                " WHERE user_id = %s AND silent = 1 AND last_seen_at >= %s",
+                (user_id, silent_before_ms))
+    return went_silent, txn.rowcount
+
+
+def last_activity_of_user(txn: Transaction, user_id: str) -> int | None:
+    """The latest sign of life of any of the user's connections (None without any)."""
+    txn.execute("SELECT MAX(last_seen_at) AS last_seen_at FROM connections WHERE user_id = %s",
+                (user_id,))
+    row = txn.fetchone()
+    return int(row["last_seen_at"]) if row and row["last_seen_at"] is not None else None
+
+
+@dataclass(frozen=True)
+class SweepOutlook:
+    """What decides when the presence sweep must look again."""
+
+    oldest_live_activity: int | None  # the unmarked connection quiet for longest, if any
+    any_silent: bool  # a marked connection may show life again at any time
+
+
+def sweep_outlook(txn: Transaction) -> SweepOutlook:
+    """Two index lookups: the oldest unmarked activity, and whether any connection is marked."""
+    txn.execute(
+        "SELECT (SELECT MIN(last_seen_at) FROM connections WHERE silent = 0) AS oldest_live,"
+        " EXISTS (SELECT 1 FROM connections WHERE silent = 1) AS any_silent")
+    row = txn.fetchone()
+    oldest = row["oldest_live"]
+    return SweepOutlook(int(oldest) if oldest is not None else None, bool(row["any_silent"]))
 
 
 @dataclass(frozen=True)

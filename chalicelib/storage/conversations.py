@@ -207,14 +207,18 @@ class Member:
 
 
 def members_of(txn: Transaction, conversation_ids: list[str]) -> list[Member]:
-    """Members of these conversations with their cursors and presence, in one query."""
+    """Members of these conversations with their cursors and presence, in one query.
+
+    `online` is what `presence` frames last said: a connection counts until the presence sweep
+    marks it silent, so a silent drop reads offline here exactly when it is announced."""
     if not conversation_ids:
         return []
     in_list = placeholders(conversation_ids)
     sql = (
         "SELECT p.conversation_id, p.user_id, u.phone, u.display_name, p.role, p.consent,"  # noqa: S608
         " u.read_receipts, p.read_seq, p.delivered_seq, u.last_seen_at,"
-        " EXISTS (SELECT 1 FROM connections k WHERE k.user_id = p.user_id) AS online"
+        " EXISTS (SELECT 1 FROM connections k WHERE k.user_id = p.user_id AND k.silent = 0)"
+        "  AS online"
         " FROM participants p JOIN users u ON u.id = p.user_id"
         " WHERE p.conversation_id IN (" + in_list + ")"
         " ORDER BY p.conversation_id, p.joined_at, p.user_id"

@@ -125,10 +125,22 @@ def touch_device(txn: Transaction, device_id: str, now_ms: int) -> None:
     txn.execute("UPDATE devices SET last_used_at = %s WHERE id = %s", (now_ms, device_id))
 
 
-def lock_user(txn: Transaction, user_id: str, now_ms: int) -> None:
-    """Take the user's row lock (and note activity): connects and disconnects of one user's
-    devices run one at a time, so exactly one of them sees "first" or "last"."""
-    txn.execute("UPDATE users SET last_seen_at = %s WHERE id = %s", (now_ms, user_id))
+def lock_user(txn: Transaction, user_id: str, seen_at_ms: int) -> None:
+    """Take the user's row lock and note a sign of life at `seen_at_ms`: connects, disconnects
+    and presence sweeps of one user run one at a time, so exactly one of them sees the user
+    come online or go offline."""
+    note_last_seen(txn, user_id, seen_at_ms)
+
+
+def note_last_seen(txn: Transaction, user_id: str, seen_at_ms: int) -> None:
+    """Move the user's last sign of life forward to `seen_at_ms`, never back: a sweep that
+    finds a connection silent notes its last activity, not the sweep's own time, and an
+    earlier activity noted late cannot hide a later one."""
+    txn.execute(
+        "UPDATE users SET last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < %s"
+        " THEN %s ELSE last_seen_at END WHERE id = %s",
+        (seen_at_ms, seen_at_ms, user_id),
+    )
 
 
 @dataclass(frozen=True)
