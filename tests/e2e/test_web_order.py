@@ -1,0 +1,74 @@
+"""PROTOCOL "Keeping order" in a real browser against the real local stack: a backlog written
+while the link is down arrives in the other window in the order it was written."""
+
+from __future__ import annotations
+
+import urllib3
+from playwright.sync_api import Route, expect
+
+from chalicelib.storage import connections
+
+ALICE, BOB = "+14155550101", "+14155550102"
+ROUNDS = 5
+ARRIVAL_WAIT_MS = 20_000
+
+
+def test_messages_written_while_the_socket_is_cut_arrive_in_the_order_written(
+        open_window, stack, stack_db):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+    alice.start_chat(BOB)
+    alice.send("before the tunnels")
+    bob.accept_request(ALICE)
+    expected = ["before the tunnels"]
+    expect(bob.bodies).to_have_text(expected)
+
+    for tunnel in range(ROUNDS):
+        held_tickets = _hold_ticket_requests(alice)
+        _cut_sockets_of(alice, stack, stack_db)
+        expect(alice.page.get_by_test_id("connection-status")).not_to_have_text("online")
+
+        written = [f"tunnel {tunnel}: {word}" for word in ("one", "two", "three")]
+        for text in written:
+            alice.send(text)
+        expect(alice.pending).to_have_count(3)
+
+        _release(alice, held_tickets)
+        alice.expect_connected()
+        expected += written
+        expect(bob.bodies).to_have_text(expected, timeout=ARRIVAL_WAIT_MS)
+        expect(alice.pending).to_have_count(0)
+        expect(alice.bodies).to_have_text(expected)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _hold_ticket_requests(user) -> list[Route]:
+    """No new socket while the messages are typed: ticket requests wait until released."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    user.page.route("**/ws/ticket", hold)
+    return held
+
+
+def _release(user, held: list[Route]) -> None:
+    for route in held:
+        route.continue_()
+    user.page.unroute("**/ws/ticket")  # passes on any request held since, too
+    # a link waiting out its backoff (no request held) tries again now
+    user.page.evaluate("() => window.dispatchEvent(new Event('online'))")
+
+
+def _cut_sockets_of(user, stack, stack_db) -> None:
+    """What a dropped network looks like to the server: the stack closes the user's sockets.
+    (Playwright's setOffline leaves open WebSockets alive.)"""
+    user_id = user.session_storage()["userId"]
+    ids = stack_db.run_read("t", connections.connection_ids_of_user, user_id)
+    assert ids, "the user had no open socket to cut"
+    http = urllib3.PoolManager()
+    for connection_id in ids:
+        reply = http.request("DELETE", f"{stack.base_url}/local/@connections/{connection_id}")
+        assert reply.status == 204
