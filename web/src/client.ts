@@ -3,7 +3,7 @@
 
 import type { Api } from "./api";
 import { type Conversation, MAX_BODY_BYTES, type ProfileChange, type ServerFrame } from "./protocol";
-import { BatchSize, FramesInFlight, nextBatch, sendFrame } from "./sending";
+import { BatchSize, FramesInFlight, nextBatch, retryDelay, sendFrame } from "./sending";
 import { saveOutbox } from "./session";
 import { FrameTooLarge, type Link, type SocketEvents } from "./socket";
 import {
@@ -99,10 +99,6 @@ export class ChatClient {
   };
 
   readonly getState = (): ChatState => this.state;
-
-  get status(): LinkStatus {
-    return this.state.link;
-  }
 
   // --- life -------------------------------------------------------------------------------
 
@@ -301,14 +297,12 @@ export class ChatClient {
     const refusedBefore = this.state.outbox.some((p) => p.client_msg_id === clientMsgIds[0] && p.retry_at !== undefined);
     if (isBatch && error.code === "rate_limited" && refusedBefore) this.batchSize.rateLimitedAgain(clientMsgIds.length);
     if (isBatch && error.code === "bad_request") this.batchSize.refusedAsBadRequest();
-    // unauthorized: this socket is not logged in; the link opens another and they go there
-    const retryable = ["rate_limited", "internal", "unauthorized"].includes(error.code) || (isBatch && error.code === "bad_request");
-    const waitMs = error.code === "rate_limited" || error.code === "internal" ? (error.retry_after_ms ?? 2_000) : 0;
+    const waitMs = retryDelay(error, isBatch);
     this.dispatch({
       type: "send_refused",
       client_msg_ids: clientMsgIds,
       code: error.code,
-      retry_at: retryable ? Date.now() + waitMs : undefined,
+      retry_at: waitMs === undefined ? undefined : Date.now() + waitMs,
     });
     // what comes after a message refused for good goes now; but a socket not logged in is being
     // replaced by the link, and the next one's sync comes first

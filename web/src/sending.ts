@@ -3,7 +3,7 @@
 // either order. So a conversation has at most one send frame in flight; what waits meanwhile
 // goes next as one batch, in the order written, once every message of that frame is answered.
 
-import { type BatchEntry, MAX_BATCH, MAX_FRAME_BYTES, type SendFrame } from "./protocol";
+import { type BatchEntry, MAX_BATCH, MAX_FRAME_BYTES, type SendFrame, type ServerFrame } from "./protocol";
 import type { PendingSend } from "./store";
 
 const encoder = new TextEncoder();
@@ -124,5 +124,21 @@ export class BatchSize {
 
   refusedAsBadRequest(): void {
     this.limit = 1;
+  }
+}
+
+/** How long the messages of a refused send frame wait before they go again; undefined when
+ * they were refused for good (`not_found`, `forbidden`, `too_large`...): shown as failed. */
+export function retryDelay(error: Extract<ServerFrame, { type: "error" }>, isBatch: boolean): number | undefined {
+  switch (error.code) {
+    case "rate_limited":
+    case "internal":
+      return error.retry_after_ms ?? 2_000;
+    case "unauthorized": // this socket is not logged in: the link opens another, they go there
+      return 0;
+    case "bad_request": // a batch: one by one from now on (BatchSize), each gets its own answer
+      return isBatch ? 0 : undefined;
+    default:
+      return undefined;
   }
 }

@@ -227,13 +227,34 @@ describe("the sender's order", () => {
     client.sendMessage("c1", "second");
     client.sendMessage("c1", "third");
     expect(link.of("send")).toHaveLength(1);
-    const [first] = link.of("send") as Extract<SendFrame, { client_msg_id: string }>[];
-    link.receive({ type: "sent", req: first.req, conversation_id: "c1", client_msg_id: first.client_msg_id,
-      message_id: "m1", seq: 1, created_at: Date.now(), expires_at: Date.now() + 60_000, duplicate: false });
+    answer(link, 0, 1);
     const batch = link.of("send")[1];
     expect("messages" in batch && batch.messages.map((m) => m.body)).toEqual(["second", "third"]);
   });
+
+  it("a batch refused as a bad request (a server without the batch form) goes again one by one, in order", async () => {
+    const link = await startedWith((events) => new ScriptedLink(events));
+    link.open();
+    link.receive({ type: "sync", req: "sync", server_time: Date.now(), conversations: [] });
+    ["first", "second", "third"].forEach((body) => client.sendMessage("c1", body));
+    answer(link, 0, 1);
+    const batch = link.of("send")[1];
+    link.receive({ type: "error", req: batch.req, code: "bad_request", message: "client_msg_id is required" });
+    answer(link, 2, 2);
+    answer(link, 3, 3);
+    expect(link.of("send").map((f) => ("messages" in f ? f.messages.map((m) => m.body) : f.body)))
+      .toEqual(["first", ["second", "third"], "second", "third"]);
+    expect(shownBodies()).toEqual(["first", "second", "third"]);
+  });
 });
+
+/** The server stores the `index`th send frame (a single one) as `seq`, and says so. */
+function answer(link: ScriptedLink, index: number, seq: number): void {
+  const frame = link.of("send")[index];
+  if (!("client_msg_id" in frame)) throw new Error("a batch where one message was expected");
+  link.receive({ type: "sent", req: frame.req, conversation_id: "c1", client_msg_id: frame.client_msg_id,
+    message_id: `m${seq}`, seq, created_at: Date.now(), expires_at: Date.now() + 60_000, duplicate: false });
+}
 
 describe("the receiver's order", () => {
   const pushed = (seq: number): ServerFrame => {
