@@ -36,20 +36,27 @@ def drop_connections(connection_ids: list[str], rt: Realtime) -> None:
 
 
 def deliver(push: Push, frames: list[tuple[str, Frame]]) -> list[str]:
-    """Send each (connection id, frame); return the ids API Gateway says are gone. A push that
-    fails otherwise is logged and skipped: the device catches up with `sync`."""
-    if not frames:
-        return []
-    if len(frames) == 1:
-        return [cid for cid, frame in frames if not _send(push, cid, frame)]
-    futures = [(cid, _pool.submit(_send, push, cid, frame)) for cid, frame in frames]
+    """Send each (connection id, frame); return the ids API Gateway says are gone. Connections
+    are served concurrently, each one's frames in the order given (a batch's messages arrive
+    in seq order). A push that fails otherwise is logged and skipped: the device catches up
+    with `sync`."""
+    by_connection: dict[str, list[Frame]] = {}
+    for connection_id, frame in frames:
+        by_connection.setdefault(connection_id, []).append(frame)
+    if len(by_connection) <= 1:
+        return [cid for cid, queue in by_connection.items() if not _send_all(push, cid, queue)]
+    futures = [(cid, _pool.submit(_send_all, push, cid, queue))
+               for cid, queue in by_connection.items()]
     return [cid for cid, future in futures if not future.result()]
 
 
-def _send(push: Push, connection_id: str, frame: Frame) -> bool:
-    try:
-        return push.send(connection_id, frame)
-    except Exception:  # noqa: BLE001 - one failed push must not stop the others
-        logger.warning("push failed", exc_info=True,
-                       extra={"connection_id": connection_id, "frame_type": frame.get("type")})
-        return True  # not known to be gone; keep the connection
+def _send_all(push: Push, connection_id: str, queue: list[Frame]) -> bool:
+    """One connection's frames in order; False (and the rest dropped) once it is gone."""
+    for frame in queue:
+        try:
+            if not push.send(connection_id, frame):
+                return False
+        except Exception:  # noqa: BLE001 - one failed push must not stop the others
+            logger.warning("push failed", exc_info=True, extra={
+                "connection_id": connection_id, "frame_type": frame.get("type")})
+    return True  # not known to be gone; keep the connection

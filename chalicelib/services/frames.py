@@ -12,7 +12,7 @@ from chalicelib.inputs import require_utf8
 from chalicelib.observability import internal_failure, logger
 from chalicelib.services import messaging, reading
 from chalicelib.services.delivery import deliver, push_frames
-from chalicelib.services.realtime import Caller, Realtime, caller_of
+from chalicelib.services.realtime import Caller, Realtime, caller_of, count_frame
 from chalicelib.wire import error_frame, pong_frame
 
 MAX_FRAME_BYTES = 32 * 1024
@@ -33,11 +33,14 @@ ACTIONS: dict[str, Action] = {
     "sync": reading.sync,
     "ping": ping,
 }
+# These count their frame against the connection's budget (and refresh its activity) inside
+# their own transaction, saving one of their own; the others do it first, in one of its own.
+COUNT_OWN_FRAME = frozenset({messaging.send, messaging.ack, messaging.read})
 
 
 def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
-    """Every frame, bad ones included, passes the connection's frame limit before it costs a
-    transaction of its own (a fresh `send` counts it inside its own transaction)."""
+    """Every frame, bad ones included, passes the connection's frame limit before it costs
+    more than that."""
     req = None
     try:
         try:
@@ -48,16 +51,16 @@ def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
             if action is None:
                 raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
         except EphemeraError:
-            messaging.count_frame(connection_id, rt)
+            count_frame(connection_id, rt)
             raise
-        named, client_msg_id = frame.get("conversation_id"), frame.get("client_msg_id")
+        named = frame.get("conversation_id")
         caller = caller_of(connection_id, rt, force_touch=frame["action"] == "ping",
                            conversation_id=named if isinstance(named, str) else None,
-                           client_msg_id=client_msg_id if isinstance(client_msg_id, str)
-                           and action is messaging.send else None)
+                           client_msg_ids=messaging.client_msg_ids_of(frame)
+                           if action is messaging.send else ())
         logger.append_keys(action=frame["action"])
-        if action is not messaging.send:  # a send counts its frame with its own limits
-            messaging.count_frame(connection_id, rt)
+        if action not in COUNT_OWN_FRAME:
+            count_frame(connection_id, rt, touch=caller.touch_due)
         action(caller, frame, rt)
     except EphemeraError as error:
         deliver(rt.push, [(connection_id, error_frame(error, req))])

@@ -1,5 +1,11 @@
-"""Sending messages and moving cursors: idempotent ordered sends, fan-out, receipts, unread
-counts. (History and offline sync are in `reading.py`.)"""
+"""Sending messages and moving cursors: idempotent ordered sends (one message or a batch),
+fan-out, receipts, unread counts. (History and offline sync are in `reading.py`.)
+
+Each path keeps its database round trips few by queueing what it does not need to read yet
+(`Transaction.later`): a send is the caller's read, then the limits with the seq, then the
+rows with the COMMIT; an ack or a read is the caller's read, the limits with the cursors'
+lock, then the update with the COMMIT.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +27,15 @@ from chalicelib.inputs import int_field, string_field
 from chalicelib.services.delivery import push_frames
 from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
 from chalicelib.services.presence import reveal
-from chalicelib.services.realtime import Caller, Realtime
-from chalicelib.storage import conversations, messages
+from chalicelib.services.realtime import Caller, Realtime, count_frame, count_frame_txn
+from chalicelib.storage import connections, conversations, messages
 from chalicelib.storage.conversations import ACCEPTED, DECLINED, REQUEST, Listener
-from chalicelib.storage.database import Transaction
+from chalicelib.storage.database import Later, Transaction
 from chalicelib.storage.messages import IdempotencyKey, Message
-from chalicelib.wire import message_frame, with_req
+from chalicelib.wire import Frame, message_frame, receipt_frame, sent_frame, unread_frame
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_BATCH = 20  # messages in one `send` frame (the default burst limit, too)
 CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
 ID_MAX = 64
@@ -38,70 +45,127 @@ ID_MAX = 64
 
 
 @dataclass(frozen=True)
-class _Send:
-    conversation_id: str
+class _Draft:
+    """One message of a `send` frame, checked, with its body's keyed hash."""
+
     client_msg_id: str
     body: str
+    body_hash: str
+
+
+@dataclass(frozen=True)
+class _Send:
+    conversation_id: str
+    drafts: list[_Draft]  # in the order the user wrote them
+
+
+def client_msg_ids_of(frame: dict[str, Any]) -> list[str]:
+    """The ids a `send` frame names (for the caller's one read); nothing for a bad frame."""
+    listed = frame.get("messages")
+    if isinstance(listed, list):
+        return [m["client_msg_id"] for m in listed[:MAX_BATCH] if isinstance(m, dict)
+                and isinstance(m.get("client_msg_id"), str)]
+    single = frame.get("client_msg_id")
+    return [single] if isinstance(single, str) else []
 
 
 def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
-    """Store the message once and push it to every other connection of every participant.
+    """Store each new message once, in the order written, and push it to every other
+    connection of every participant; answer every message with its own `sent`.
 
-    Everything answered without storing anything is answered before any locking transaction,
-    from what the caller's one read already knew: a retry (answered from the stored key, even
-    if a block or a departure came since), not a member (`not_found`, and no conversation
-    budget spent), blocked in a direct chat (`forbidden`). Each still passes the frame limit.
-
-    A fresh send is one transaction: its limits, the next seq as a member (no row updated:
-    `not_found`), the (sender, client_msg_id) key, the message. The loser of a race between
-    two copies hits the key: its transaction rolls back (seq included, so no gap) and it is
-    answered as a retry. Pushes happen after the commit; a failed push loses nothing, since
-    the device catches up with `sync`.
+    A message whose `client_msg_id` was stored before is answered from its stored key
+    (`duplicate`), whatever came since (a block, a departure): a retry is not a new send.
+    The new ones of one frame are one transaction: their limits (each message counts), the
+    next seqs as a member (no row updated: `not_found`), the keys, the messages. A concurrent
+    copy of the same send loses on a key: it rolls back (seqs included, so no gap) and is
+    answered from what the winner stored. Pushes happen after the commit; a failed push
+    loses nothing, since the device catches up with `sync`.
     """
     now = rt.clock.now_ms()
     try:
-        request = _parse_send(frame)
-        if caller.prior_send is None:  # a retry gets the same answer, whatever came since
+        request = _parse_send(frame, rt)
+        retried, fresh = _split_retries(request, caller.prior_sends)
+        if fresh:
             _admit(caller)
     except EphemeraError:
-        count_frame(caller.connection_id, rt)
+        count_frame(caller.connection_id, rt, touch=caller.touch_due)
         raise
-    body_hash = keyed_hash(rt.keys.body, request.body)
-    limits = _send_limits(caller, request, body_hash, now)
-    if caller.prior_send is not None:
+    req = frame.get("req")
+    limits = _send_limits(caller, request, fresh, now)
+    if not fresh:  # only retries: they still pass the limits, and change nothing
         rt.limiter.check(limits)
-        _answer_retry(caller, caller.prior_send, request, body_hash, frame.get("req"), now, rt)
+        _answer(caller, [], retried, [], req, now, rt)
         return
     try:
-        message = rt.db.run_transaction("messaging.send", _send_txn, caller, request,
-                                        body_hash, limits, now, rt)
-    except Conflict:
-        rt.limiter.check(limits)
-        prior = rt.db.run_read("messaging.retry", messages.get_idempotency_key,
-                               caller.user_id, request.client_msg_id)
-        if prior is None:  # the key's holder rolled back meanwhile: rare, and safe to say so
+        stored, audience = rt.db.run_transaction("messaging.send", _send_txn, caller, request,
+                                                 fresh, limits, now, rt)
+    except Conflict:  # a concurrent copy stored some of them first
+        prior = rt.db.run_read("messaging.retry", messages.idempotency_keys_of,
+                               caller.user_id, [d.client_msg_id for d in request.drafts])
+        retried, fresh = _split_retries(request, prior)
+        if fresh:  # the key's holder rolled back meanwhile: rare, and safe to say so
             raise Conflict("that send is still in progress; retry it") from None
-        _answer_retry(caller, prior, request, body_hash, frame.get("req"), now, rt)
+        rt.limiter.check(limits)
+        _answer(caller, [], retried, [], req, now, rt)
         return
     except NotFound:  # left or removed since the caller's read
         count_frame(caller.connection_id, rt)
         raise
-    sent = _sent_frame(frame.get("req"), request.client_msg_id, message.id, message.seq,
-                       message.conversation_id, message.created_at, message.expires_at,
-                       duplicate=False)
-    audience = _audience(message.conversation_id, rt, sender_id=caller.user_id)
-    pushed = message_frame(message)
-    push_frames([(caller.connection_id, sent)] + [
-        (listener.connection_id, pushed) for listener in audience
-        if listener.connection_id != caller.connection_id and not listener.blocks_sender
-    ], rt)
+    _answer(caller, stored, retried, audience, req, now, rt)
     if caller.conversation is not None and caller.conversation.consent == REQUEST:
-        reveal(caller.user_id, message.conversation_id, rt)  # sending accepted it
+        reveal(caller.user_id, request.conversation_id, rt)  # sending accepted it
 
 
-def count_frame(connection_id: str, rt: Realtime) -> None:
-    """One frame against the connection's budget, in a transaction of its own (kept)."""
-    rt.limiter.check([("frames_per_connection", connection_id)])
+def _parse_send(frame: dict[str, Any], rt: Realtime) -> _Send:
+    """The single form (`client_msg_id`, `body`) or the batch form (`messages`), checked
+    whole: one bad message refuses the frame."""
+    conversation_id = string_field(frame, "conversation_id", max_length=ID_MAX)
+    if "messages" in frame:
+        if "client_msg_id" in frame or "body" in frame:
+            raise InvalidInput("send either messages or client_msg_id and body, not both")
+        listed = frame["messages"]
+        if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_BATCH:
+            raise InvalidInput(f"messages must be a list of 1 to {MAX_BATCH} messages")
+        if not all(isinstance(entry, dict) for entry in listed):
+            raise InvalidInput("each of messages must be an object with client_msg_id and body")
+        drafts = [_draft(entry, rt) for entry in listed]
+    else:
+        drafts = [_draft(frame, rt)]
+    if len({d.client_msg_id for d in drafts}) < len(drafts):
+        raise InvalidInput("each message of a batch needs its own client_msg_id")
+    return _Send(conversation_id, drafts)
+
+
+def _draft(fields: dict[str, Any], rt: Realtime) -> _Draft:
+    client_msg_id = fields.get("client_msg_id")
+    if not isinstance(client_msg_id, str) or not CLIENT_MSG_ID.match(client_msg_id):
+        raise InvalidInput("client_msg_id must be 8 to 64 of A-Z, a-z, 0-9, _ and -")
+    body = fields.get("body")
+    if not isinstance(body, str) or not body:
+        raise InvalidInput("body must be a non-empty string")
+    if len(body.encode("utf-8")) > MAX_BODY_BYTES:
+        raise TooLarge(f"body is over {MAX_BODY_BYTES} bytes of UTF-8")
+    return _Draft(client_msg_id, body, keyed_hash(rt.keys.body, body))
+
+
+def _split_retries(request: _Send, prior: dict[str, IdempotencyKey],
+                   ) -> tuple[list[IdempotencyKey], list[_Draft]]:
+    """The stored keys of the messages sent before, and the drafts that are new. An id
+    reused for another message (another body or conversation) refuses the frame."""
+    retried, fresh = [], []
+    for draft in request.drafts:
+        key = prior.get(draft.client_msg_id)
+        if key is None:
+            fresh.append(draft)
+            continue
+        # A key stored before bodies were hashed with a key has no hash left (erased by the
+        # migration): it is matched on its conversation alone.
+        same_body = not key.body_hash or same(key.body_hash, draft.body_hash)
+        if key.conversation_id != request.conversation_id or not same_body:
+            raise Conflict("client_msg_id was already used for another message",
+                           client_msg_id=draft.client_msg_id)
+        retried.append(key)
+    return retried, fresh
 
 
 def _admit(caller: Caller) -> None:
@@ -112,20 +176,7 @@ def _admit(caller: Caller) -> None:
         raise Forbidden("you cannot send to this conversation")
 
 
-def _parse_send(frame: dict[str, Any]) -> _Send:
-    conversation_id = string_field(frame, "conversation_id", max_length=ID_MAX)
-    client_msg_id = frame.get("client_msg_id")
-    if not isinstance(client_msg_id, str) or not CLIENT_MSG_ID.match(client_msg_id):
-        raise InvalidInput("client_msg_id must be 8 to 64 of A-Z, a-z, 0-9, _ and -")
-    body = frame.get("body")
-    if not isinstance(body, str) or not body:
-        raise InvalidInput("body must be a non-empty string")
-    if len(body.encode("utf-8")) > MAX_BODY_BYTES:
-        raise TooLarge(f"body is over {MAX_BODY_BYTES} bytes of UTF-8")
-    return _Send(conversation_id, client_msg_id, body)
-
-
-def _send_limits(caller: Caller, request: _Send, body_hash: str,
+def _send_limits(caller: Caller, request: _Send, fresh: list[_Draft],
                  now: int) -> list[tuple[str, str]]:
     """The send policies that apply: the connection's frame budget, a burst and a sustained
     rate per sender (stricter for an account younger than a day), a rate per conversation,
@@ -135,58 +186,66 @@ def _send_limits(caller: Caller, request: _Send, body_hash: str,
               ("send_burst_per_user", caller.user_id),
               ("send_per_new_user" if new_account else "send_per_user", caller.user_id),
               ("send_per_conversation", request.conversation_id)]
-    if len(request.body) >= SPAM_MIN_BODY:
-        checks.append(("send_same_body", f"{caller.user_id}:{body_hash}"))
+    checks += sorted({("send_same_body", f"{caller.user_id}:{draft.body_hash}")
+                      for draft in fresh if len(draft.body) >= SPAM_MIN_BODY})
     return checks
 
 
-def _send_txn(txn: Transaction, caller: Caller, request: _Send, body_hash: str,
-              limits: list[tuple[str, str]], now: int, rt: Realtime) -> Message:
-    # Limits first: a denial rolls back the whole send, its own hits included.
-    rt.limiter.check_txn(txn, limits, now)
-    seq = conversations.allocate_seq(txn, request.conversation_id, caller.user_id, now)
-    if seq is None:
+def _send_txn(txn: Transaction, caller: Caller, request: _Send, fresh: list[_Draft],
+              limits: list[tuple[str, str]], now: int,
+              rt: Realtime) -> tuple[list[tuple[Message, IdempotencyKey]],
+                                     Later[list[Listener]]]:
+    """Three statements' worth of round trips whatever the batch: the limits travel with the
+    seq update, and the rows and the audience's read with the COMMIT."""
+    verdict = rt.limiter.count(txn, limits, now, cost=len(fresh))
+    last_seq = conversations.allocate_seq(txn, request.conversation_id, caller.user_id, now,
+                                          count=len(fresh))
+    verdict.enforce()  # a denial rolls the whole send back, its own hits and seqs included
+    if last_seq is None:
         raise NotFound("no such conversation")
-    assert caller.conversation is not None  # _admit checked it
-    if caller.conversation.consent == REQUEST:
+    named = caller.conversation
+    assert named is not None  # _admit checked it
+    if named.consent == REQUEST:
         conversations.set_consent(txn, request.conversation_id, caller.user_id, ACCEPTED)
-    message = Message(
-        id=new_id(now), conversation_id=request.conversation_id, seq=seq,
+    if caller.touch_due:
+        connections.touch_connection(txn, caller.connection_id, now)
+    first_seq = last_seq - len(fresh) + 1
+    stored = [Message(
+        id=new_id(now), conversation_id=request.conversation_id, seq=first_seq + index,
         sender_id=caller.user_id, sender_device_id=caller.device_id,
-        client_msg_id=request.client_msg_id, body=request.body, created_at=now,
-        expires_at=now + caller.conversation.ttl_seconds * 1000,
-    )
-    messages.insert_idempotency_key(txn, IdempotencyKey(
-        sender_id=caller.user_id, client_msg_id=request.client_msg_id,
-        conversation_id=request.conversation_id, message_id=message.id, seq=seq,
-        body_hash=body_hash,
-        created_at=now, message_expires_at=message.expires_at,
-        keep_until=max(now + IDEMPOTENCY_WINDOW_MS, message.expires_at),
-    ))
-    messages.insert_message(txn, message)
-    return message
+        client_msg_id=draft.client_msg_id, body=draft.body, created_at=now,
+        expires_at=now + named.ttl_seconds * 1000,
+    ) for index, draft in enumerate(fresh)]
+    keys = [IdempotencyKey(
+        sender_id=caller.user_id, client_msg_id=m.client_msg_id,
+        conversation_id=m.conversation_id, message_id=m.id, seq=m.seq, body_hash=d.body_hash,
+        created_at=now, message_expires_at=m.expires_at,
+        keep_until=max(now + IDEMPOTENCY_WINDOW_MS, m.expires_at),
+    ) for m, d in zip(stored, fresh, strict=True)]
+    messages.insert_idempotency_keys(txn, keys)  # first: a duplicate stops the rest
+    messages.insert_messages(txn, stored)
+    audience = conversations.listeners_later(txn, request.conversation_id, caller.user_id)
+    return list(zip(stored, keys, strict=True)), audience
 
 
-def _answer_retry(caller: Caller, key: IdempotencyKey, request: _Send, body_hash: str,
-                  req: Any, now: int, rt: Realtime) -> None:
-    # A key stored before bodies were hashed with a key has no hash left (erased by the
-    # migration): it is matched on its conversation alone.
-    same_body = not key.body_hash or same(key.body_hash, body_hash)
-    if key.conversation_id != request.conversation_id or not same_body:
-        raise Conflict("client_msg_id was already used for another message")
-    frame = _sent_frame(req, key.client_msg_id, key.message_id, key.seq, key.conversation_id,
-                        key.created_at, key.message_expires_at, duplicate=True)
-    if key.message_expires_at <= now:
-        frame["expired"] = True
-    push_frames([(caller.connection_id, frame)], rt)
-
-
-def _sent_frame(req: Any, client_msg_id: str, message_id: str, seq: int, conversation_id: str,
-                created_at: int, expires_at: int, *, duplicate: bool) -> dict[str, Any]:
-    return with_req({"type": "sent", "conversation_id": conversation_id,
-                      "client_msg_id": client_msg_id, "message_id": message_id, "seq": seq,
-                      "created_at": created_at, "expires_at": expires_at,
-                      "duplicate": duplicate}, req)
+def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
+            retried: list[IdempotencyKey], audience: Later[list[Listener]] | list[Listener],
+            req: Any, now: int, rt: Realtime) -> None:
+    """Every message's `sent` to the sender, in seq order, then the new ones to everyone
+    else's connections (one connection's frames are pushed in order)."""
+    answers = [(key.seq, sent_frame(key, duplicate=False, now_ms=now, req=req))
+               for _, key in stored]
+    answers += [(key.seq, sent_frame(key, duplicate=True, now_ms=now, req=req))
+                for key in retried]
+    frames: list[tuple[str, Frame]] = [(caller.connection_id, frame)
+                                       for _, frame in sorted(answers, key=lambda a: a[0])]
+    listeners = audience.value if isinstance(audience, Later) else audience
+    receivers = [listener.connection_id for listener in listeners
+                 if listener.connection_id != caller.connection_id
+                 and not listener.blocks_sender]
+    frames += [(connection_id, message_frame(message))
+               for connection_id in receivers for message, _ in stored]
+    push_frames(frames, rt)
 
 
 # --- receipts -----------------------------------------------------------------------------
@@ -195,63 +254,68 @@ def _sent_frame(req: Any, client_msg_id: str, message_id: str, seq: int, convers
 def ack(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     """"This device holds everything up to seq": the user's delivered cursor moves forward
     (any device's ack counts), and the other participants get a `delivered` receipt."""
-    conversation_id, seq = _cursor_frame(frame)
-    moved = rt.db.run_transaction("messaging.ack", _advance_txn, conversation_id,
-                                  caller.user_id, {"delivered": seq})
-    if moved:
-        push_frames(_receipts(caller, conversation_id, moved, _audience(conversation_id, rt)),
-                    rt)
+    _move_cursors(caller, frame, ("delivered",), rt)
 
 
 def read(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     """"I have read up to seq": the read cursor (and delivered, which reading implies) moves
     forward; others get receipts, my own devices the new unread count."""
-    conversation_id, seq = _cursor_frame(frame)
+    _move_cursors(caller, frame, ("read", "delivered"), rt)
+
+
+@dataclass(frozen=True)
+class _Moved:
+    cursors: dict[str, int]  # the cursors that moved, to their new values
+    audience: Later[list[Listener]] | None = None
+    unread: Later[int] | None = None
+
+
+def _move_cursors(caller: Caller, frame: dict[str, Any], names: tuple[str, ...],
+                  rt: Realtime) -> None:
+    try:
+        conversation_id = string_field(frame, "conversation_id", max_length=ID_MAX)
+        seq = int_field(frame, "seq", minimum=0)
+    except EphemeraError:
+        count_frame(caller.connection_id, rt, touch=caller.touch_due)
+        raise
     now = rt.clock.now_ms()
-    moved = rt.db.run_transaction("messaging.read", _advance_txn, conversation_id,
-                                  caller.user_id, {"read": seq, "delivered": seq})
-    if not moved:
+    moved = rt.db.run_transaction(f"messaging.{names[0]}", _move_txn, caller, conversation_id,
+                                  dict.fromkeys(names, seq), now, rt)
+    if not moved.cursors:
         return
-    audience = _audience(conversation_id, rt)  # my own connections are in it too
-    frames = _receipts(caller, conversation_id, moved, audience)
-    if "read" in moved:
-        count = rt.db.run_read("messaging.unread", messages.unread_count, conversation_id,
-                               caller.user_id, read_seq=moved["read"], now_ms=now)
-        unread = {"type": "unread", "conversation_id": conversation_id, "count": count}
+    audience = moved.audience.value if moved.audience is not None else []
+    frames = _receipts(caller, conversation_id, moved.cursors, audience)  # my own too
+    if moved.unread is not None:
+        unread = unread_frame(conversation_id, moved.unread.value)
         frames += [(listener.connection_id, unread) for listener in audience
                    if listener.user_id == caller.user_id]
     push_frames(frames, rt)
 
 
-def _cursor_frame(frame: dict[str, Any]) -> tuple[str, int]:
-    return (string_field(frame, "conversation_id", max_length=ID_MAX),
-            int_field(frame, "seq", minimum=0))
-
-
-def _advance_txn(txn: Transaction, conversation_id: str, user_id: str,
-                 targets: dict[str, int]) -> dict[str, int]:
-    moved = {}
-    for cursor, seq in targets.items():
-        value = conversations.advance_cursor(txn, conversation_id, user_id, cursor, seq)
-        if value is not None:
-            moved[cursor] = value
+def _move_txn(txn: Transaction, caller: Caller, conversation_id: str,
+              targets: dict[str, int], now: int, rt: Realtime) -> _Moved:
+    """The frame's count and the cursors' lock in one round trip; the update, the audience
+    and the unread count with the COMMIT. Cursors only move forward, capped at the last seq."""
+    verdict = count_frame_txn(txn, caller.connection_id, now, rt, touch=caller.touch_due)
+    before = conversations.lock_cursors(txn, conversation_id, caller.user_id)
+    verdict.enforce()
+    if before is None:
+        raise NotFound("no such conversation")
+    current = {"read": before.read, "delivered": before.delivered}
+    moved = {name: min(seq, before.last_seq) for name, seq in targets.items()
+             if min(seq, before.last_seq) > current[name]}
     if not moved:
-        me = conversations.get_participant(txn, conversation_id, user_id)
-        if me is None or me.consent == DECLINED:
-            raise NotFound("no such conversation")
-    return moved
-
-
-def _audience(conversation_id: str, rt: Realtime,
-              sender_id: str | None = None) -> list[Listener]:
-    """Every live connection of every participant who has not declined (and whether each
-    blocked `sender_id`)."""
-    return rt.db.run_read("messaging.audience", conversations.connections_of_conversation,
-                          conversation_id, sender_id)
+        return _Moved({})
+    conversations.set_cursors(txn, conversation_id, caller.user_id, moved)
+    unread = None
+    if "read" in moved:
+        unread = messages.unread_count_later(txn, conversation_id, caller.user_id,
+                                             read_seq=moved["read"], now_ms=now)
+    return _Moved(moved, conversations.listeners_later(txn, conversation_id), unread)
 
 
 def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
-              audience: list[Listener]) -> list[tuple[str, dict[str, Any]]]:
+              audience: list[Listener]) -> list[tuple[str, Frame]]:
     """A receipt per moved cursor, for the other participants' connections. Nothing while
     the caller has not accepted the conversation (a request reveals nothing), and `read`
     receipts only between people who both have read receipts on."""
@@ -260,8 +324,7 @@ def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
     if mine is None or mine.consent != ACCEPTED:
         return []
     return [
-        (listener.connection_id, {"type": "receipt", "conversation_id": conversation_id,
-                                  "user_id": caller.user_id, "kind": kind, "seq": seq})
+        (listener.connection_id, receipt_frame(conversation_id, caller.user_id, kind, seq))
         for kind, seq in sorted(moved.items()) for listener in audience
         if listener.user_id != caller.user_id
         and (kind != "read" or (mine.read_receipts and listener.read_receipts))

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from chalicelib.adapters.push import Push
 from chalicelib.clock import Clock
 from chalicelib.crypto import Keys
 from chalicelib.errors import Unauthorized
 from chalicelib.observability import set_user
-from chalicelib.services.limits import Limiter
+from chalicelib.services.limits import Limiter, Verdict
 from chalicelib.storage import connections
 from chalicelib.storage.connections import NamedConversation
-from chalicelib.storage.database import Database
+from chalicelib.storage.database import Database, Transaction
 from chalicelib.storage.messages import IdempotencyKey
 
 # A connection's last_seen_at is refreshed at most this often by ordinary frames (ping always
-# refreshes it); well inside API Gateway's 10-minute idle limit that housekeeping checks.
-TOUCH_EVERY_MS = 60_000
+# refreshes it); presence and the idle sweep judge a connection by it.
+TOUCH_EVERY_MS = 20_000
 
 
 @dataclass(frozen=True)
 class Realtime:
     """The collaborators of real-time work: database, push adapter, clock, rate limiter, and
-    the derived keys that hash phones and bodies."""
+    the derived keys that hash phones and bodies. Services take it as their last argument."""
 
     db: Database
     push: Push
@@ -39,30 +40,52 @@ class Realtime:
 class Caller:
     """The user and device behind a WebSocket connection, with what the frame's one read
     learnt besides: how the caller stands in the conversation the frame names (None when it
-    names none that exists) and their earlier send under the frame's `client_msg_id`."""
+    names none that exists), their earlier sends under the frame's `client_msg_id`s, and
+    whether the connection's activity is due a refresh (done inside the frame's own write)."""
 
     connection_id: str
     user_id: str
     device_id: str
     conversation: NamedConversation | None = None
     account_since: int = 0  # the rate limits treat accounts younger than a day more strictly
-    prior_send: IdempotencyKey | None = None
+    prior_sends: dict[str, IdempotencyKey] = field(default_factory=dict)
+    touch_due: bool = False
 
 
 def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None = None,
-              client_msg_id: str | None = None, force_touch: bool = False) -> Caller:
-    """Who sent a frame, from the connection row stored at `$connect` (one read). The row's
-    activity is refreshed when it is getting old, or always for a ping. A connection with no
-    row (revoked, swept), or whose device has been revoked since, is refused."""
+              client_msg_ids: Sequence[str] = (), force_touch: bool = False) -> Caller:
+    """Who sent a frame, from the connection row stored at `$connect` (one read). A
+    connection with no row (revoked, swept), or whose device has been revoked since, is
+    refused."""
     now = rt.clock.now_ms()
     loaded = rt.db.run_read("realtime.caller", connections.load_caller, connection_id,
-                            conversation_id, client_msg_id)
+                            conversation_id, client_msg_ids)
     if loaded is None:
         raise Unauthorized("this connection is not logged in; open a new one with a ticket")
     row = loaded.connection
-    if force_touch or now - row.last_seen_at >= rt.touch_every_ms:
-        rt.db.run_transaction("realtime.touch", connections.touch_connection, connection_id,
-                              now)
     set_user(row.user_id)
     return Caller(connection_id, row.user_id, row.device_id, loaded.conversation,
-                  loaded.account_since, loaded.prior_send)
+                  loaded.account_since, loaded.prior_sends,
+                  touch_due=force_touch or now - row.last_seen_at >= rt.touch_every_ms)
+
+
+def count_frame_txn(txn: Transaction, connection_id: str, now_ms: int, rt: Realtime, *,
+                    touch: bool, cost: int = 1) -> Verdict:
+    """Queue the frame's hit on its connection's budget and, when due, the connection's sign
+    of life, to travel with the transaction's next statement; the caller enforces the
+    verdict after it."""
+    verdict = rt.limiter.count(txn, [("frames_per_connection", connection_id)], now_ms,
+                               cost=cost)
+    if touch:
+        connections.touch_connection(txn, connection_id, now_ms)
+    return verdict
+
+
+def count_frame(connection_id: str, rt: Realtime, *, touch: bool = False) -> None:
+    """One frame against the connection's budget, in a transaction of its own (two round
+    trips: the counting with the touch, then the COMMIT). Raises `RateLimited` when over."""
+
+    def count_txn(txn: Transaction) -> None:
+        count_frame_txn(txn, connection_id, rt.clock.now_ms(), rt, touch=touch).enforce()
+
+    rt.db.run_transaction("frames.count", count_txn)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.storage.database import Transaction
+from chalicelib.storage.database import Later, Transaction, placeholders
+from chalicelib.storage.engines import StatementResult
 from chalicelib.storage.messages import IdempotencyKey
 
 
@@ -61,7 +63,8 @@ def delete_device_connections(txn: Transaction, device_id: str) -> list[str]:
 
 
 def touch_connection(txn: Transaction, connection_id: str, now_ms: int) -> None:
-    txn.execute("UPDATE connections SET last_seen_at = %s WHERE id = %s", (now_ms, connection_id))
+    """Queue: note the connection's latest sign of life (sent with the next statement)."""
+    txn.later("UPDATE connections SET last_seen_at = %s WHERE id = %s", (now_ms, connection_id))
 
 
 def connection_ids_of_user(txn: Transaction, user_id: str) -> list[str]:
@@ -187,15 +190,16 @@ class CallerRow:
     connection: ConnectionRow
     account_since: int  # when the user activated their account (the rate limits' "age")
     conversation: NamedConversation | None  # the one the frame names; None if none exists
-    prior_send: IdempotencyKey | None  # the caller's earlier send with the frame's client_msg_id
+    prior_sends: dict[str, IdempotencyKey]  # the caller's earlier sends under the frame's ids
 
 
 def load_caller(txn: Transaction, connection_id: str, conversation_id: str | None,
-                client_msg_id: str | None = None) -> CallerRow | None:
+                client_msg_ids: Sequence[str] = ()) -> CallerRow | None:
     """In one round trip: a connection whose device is still live (a revoked device's
     connection reads as none), its user's account age, how the caller stands in the
-    conversation the frame names, and their earlier send under the frame's client_msg_id
+    conversation the frame names, and their earlier sends under the frame's client_msg_ids
     (a retry is answered from this read, without a locking transaction)."""
+    keys = _prior_sends_later(txn, connection_id, client_msg_ids) if client_msg_ids else None
     txn.execute(
         "SELECT k.id, k.user_id, k.device_id, k.connected_at, k.last_seen_at,"
         " COALESCE(u.activated_at, u.created_at) AS account_since,"
@@ -203,17 +207,13 @@ def load_caller(txn: Transaction, connection_id: str, conversation_id: str | Non
         " EXISTS (SELECT 1 FROM participants o JOIN blocks b ON b.blocker_id = o.user_id"
         "   AND b.blocked_user_id = k.user_id"
         "   WHERE c.kind = 'direct' AND o.conversation_id = c.id AND o.user_id <> k.user_id)"
-        "  AS blocked,"
-        " ik.conversation_id AS key_conversation_id, ik.message_id AS key_message_id,"
-        " ik.seq AS key_seq, ik.body_hash AS key_body_hash, ik.created_at AS key_created_at,"
-        " ik.message_expires_at AS key_message_expires_at, ik.keep_until AS key_keep_until"
+        "  AS blocked"
         " FROM connections k JOIN users u ON u.id = k.user_id"
         " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL"
         " LEFT JOIN conversations c ON c.id = %s"
         " LEFT JOIN participants p ON p.conversation_id = c.id AND p.user_id = k.user_id"
-        " LEFT JOIN idempotency_keys ik ON ik.sender_id = k.user_id AND ik.client_msg_id = %s"
         " WHERE k.id = %s",
-        (conversation_id, client_msg_id, connection_id),
+        (conversation_id, connection_id),
     )
     row = txn.fetchone()
     if row is None:
@@ -224,13 +224,18 @@ def load_caller(txn: Transaction, connection_id: str, conversation_id: str | Non
     if row["ttl_seconds"] is not None:
         named = NamedConversation(int(row["ttl_seconds"]), row["kind"], row["consent"],
                                   bool(row["blocked"]))
-    prior = None
-    if row["key_message_id"] is not None:
-        prior = IdempotencyKey(
-            sender_id=row["user_id"], client_msg_id=client_msg_id or "",
-            conversation_id=row["key_conversation_id"], message_id=row["key_message_id"],
-            seq=int(row["key_seq"]), body_hash=row["key_body_hash"],
-            created_at=int(row["key_created_at"]),
-            message_expires_at=int(row["key_message_expires_at"]),
-            keep_until=int(row["key_keep_until"]))
-    return CallerRow(connection, int(row["account_since"]), named, prior)
+    return CallerRow(connection, int(row["account_since"]), named,
+                     keys.value if keys is not None else {})
+
+
+def _prior_sends_later(txn: Transaction, connection_id: str,
+                       client_msg_ids: Sequence[str]) -> Later[dict[str, IdempotencyKey]]:
+    def by_id(result: StatementResult) -> dict[str, IdempotencyKey]:
+        return {row["client_msg_id"]: IdempotencyKey(**row) for row in result.rows}
+
+    return txn.later(
+        "SELECT ik.sender_id, ik.client_msg_id, ik.conversation_id, ik.message_id, ik.seq,"  # noqa: S608
+        " ik.body_hash, ik.created_at, ik.message_expires_at, ik.keep_until"
+        " FROM connections k JOIN idempotency_keys ik ON ik.sender_id = k.user_id"
+        f" WHERE k.id = %s AND ik.client_msg_id IN ({placeholders(client_msg_ids)})",
+        (connection_id, *client_msg_ids), read=by_id)

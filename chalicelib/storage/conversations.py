@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.storage.database import Transaction, placeholders
+from chalicelib.storage.database import Later, Transaction, placeholders
+from chalicelib.storage.engines import StatementResult
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,48 @@ def list_participants(txn: Transaction, conversation_id: str) -> list[Participan
 
 
 def allocate_seq(txn: Transaction, conversation_id: str, sender_id: str,
-                 now_ms: int) -> int | None:
-    """The conversation's next seq, or None when the sender is not a participant (or has
-    declined it, or no such conversation): the membership check, the counter and the
-    conversation's activity time are one statement, one row lock."""
-    return txn.engine.allocate_seq(txn, conversation_id, sender_id, now_ms)
+                 now_ms: int, *, count: int = 1) -> int | None:
+    """Take the conversation's next `count` seqs and return the last of them, or None when
+    the sender is not a participant (or has declined it, or no such conversation): the
+    membership check, the counter and the conversation's activity time are one statement,
+    one row lock."""
+    return txn.engine.allocate_seq(txn, conversation_id, sender_id, now_ms, count=count)
+
+
+@dataclass(frozen=True)
+class Cursors:
+    """A member's cursors, and the conversation's last seq that caps them."""
+
+    read: int
+    delivered: int
+    last_seq: int
+
+
+def lock_cursors(txn: Transaction, conversation_id: str, user_id: str) -> Cursors | None:
+    """A member's cursors, locked until the transaction ends (so two devices moving them at
+    once take turns); None unless they are a member who has not declined."""
+    txn.execute(
+        "SELECT p.read_seq, p.delivered_seq, c.last_seq FROM participants p"  # noqa: S608
+        " JOIN conversations c ON c.id = p.conversation_id"
+        " WHERE p.conversation_id = %s AND p.user_id = %s AND p.consent <> 'declined'"
+        f"{txn.engine.for_update()}",
+        (conversation_id, user_id),
+    )
+    row = txn.fetchone()
+    if row is None:
+        return None
+    return Cursors(int(row["read_seq"]), int(row["delivered_seq"]), int(row["last_seq"]))
+
+
+def set_cursors(txn: Transaction, conversation_id: str, user_id: str,
+                moved: dict[str, int]) -> None:
+    """Queue: set the cursors named in `moved` ("read", "delivered") to their values (the
+    caller holds them locked and moves them only forward)."""
+    columns = {"read": "read_seq", "delivered": "delivered_seq"}
+    assignments = ", ".join(f"{columns[name]} = %s" for name in moved)  # names from a fixed map
+    txn.later(f"UPDATE participants SET {assignments}"  # noqa: S608
+              " WHERE conversation_id = %s AND user_id = %s",
+              (*moved.values(), conversation_id, user_id))
 
 
 def get_participant(txn: Transaction, conversation_id: str, user_id: str) -> Participant | None:
@@ -238,27 +276,6 @@ def update_settings(txn: Transaction, conversation_id: str, *, title: str | None
                     (ttl_seconds, now_ms, conversation_id))
 
 
-def advance_cursor(txn: Transaction, conversation_id: str, user_id: str, cursor: str,
-                   seq: int) -> int | None:
-    """Move the member's `read_seq` or `delivered_seq` forward to `seq` (capped at the
-    conversation's last_seq), never back. The new value if it moved, else None."""
-    column = {"read": "read_seq", "delivered": "delivered_seq"}[cursor]
-    capped = ("(SELECT CASE WHEN %s < c.last_seq THEN %s ELSE c.last_seq END"
-              " FROM conversations c WHERE c.id = participants.conversation_id)")
-    txn.execute(
-        f"UPDATE participants SET {column} = {capped}"  # noqa: S608 - column from a fixed map
-        f" WHERE conversation_id = %s AND user_id = %s AND consent <> 'declined'"
-        f" AND {column} < {capped}",
-        (seq, seq, conversation_id, user_id, seq, seq),
-    )
-    if txn.rowcount != 1:
-        return None
-    txn.execute(f"SELECT {column} AS value FROM participants"  # noqa: S608 - fixed map
-                " WHERE conversation_id = %s AND user_id = %s", (conversation_id, user_id))
-    row = txn.fetchone()
-    return int(row["value"]) if row else None
-
-
 @dataclass(frozen=True)
 class Listener:
     """A live connection of a member: who may be pushed what."""
@@ -274,14 +291,22 @@ def connections_of_conversation(txn: Transaction, conversation_id: str,
                                 sender_id: str | None = None) -> list[Listener]:
     """Every live connection of every member who has not declined the conversation, and, in
     the same query, whether that member blocked `sender_id`."""
-    txn.execute(
+    return listeners_later(txn, conversation_id, sender_id).value
+
+
+def listeners_later(txn: Transaction, conversation_id: str,
+                    sender_id: str | None = None) -> Later[list[Listener]]:
+    """Queue `connections_of_conversation`'s query (e.g. to go with a send's COMMIT)."""
+
+    def listeners(result: StatementResult) -> list[Listener]:
+        return [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
+                         bool(row["blocks_sender"])) for row in result.rows]
+
+    return txn.later(
         "SELECT k.id, k.user_id, p.consent, u.read_receipts,"
         " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
         "  AND b.blocked_user_id = %s) AS blocks_sender"
         " FROM participants p"
         " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
         " WHERE p.conversation_id = %s AND p.consent <> 'declined' ORDER BY k.id",
-        (sender_id, conversation_id),
-    )
-    return [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
-                     bool(row["blocks_sender"])) for row in txn.fetchall()]
+        (sender_id, conversation_id), read=listeners)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.storage.database import Transaction, placeholders
+from chalicelib.storage.database import Later, Transaction, placeholders
 
 
 @dataclass(frozen=True)
@@ -27,15 +27,20 @@ class DeletedMessage:
     sender_id: str
 
 
-def insert_message(txn: Transaction, message: Message) -> None:
-    txn.execute(
-        "INSERT INTO messages (id, conversation_id, seq, sender_id, sender_device_id,"
-        " client_msg_id, body, created_at, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (message.id, message.conversation_id, message.seq, message.sender_id,
-         message.sender_device_id, message.client_msg_id, message.body, message.created_at,
-         message.expires_at),
+def insert_messages(txn: Transaction, batch: list[Message]) -> None:
+    """Queue: store the messages in one statement (sent with the transaction's COMMIT)."""
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch))  # placeholders only
+    txn.later(
+        "INSERT INTO messages (id, conversation_id, seq, sender_id, sender_device_id,"  # noqa: S608
+        f" client_msg_id, body, created_at, expires_at) VALUES {rows}",
+        [value for m in batch for value in (
+            m.id, m.conversation_id, m.seq, m.sender_id, m.sender_device_id, m.client_msg_id,
+            m.body, m.created_at, m.expires_at)],
     )
+
+
+def insert_message(txn: Transaction, message: Message) -> None:
+    insert_messages(txn, [message])
 
 
 def messages_after(
@@ -144,27 +149,31 @@ class IdempotencyKey:
     keep_until: int
 
 
-def insert_idempotency_key(txn: Transaction, key: IdempotencyKey) -> None:
-    """Raises the engine's duplicate-key error when this sender used the id before."""
-    txn.execute(
-        "INSERT INTO idempotency_keys (sender_id, client_msg_id, conversation_id, message_id,"
-        " seq, body_hash, created_at, message_expires_at, keep_until)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (key.sender_id, key.client_msg_id, key.conversation_id, key.message_id, key.seq,
-         key.body_hash, key.created_at, key.message_expires_at, key.keep_until),
+def insert_idempotency_keys(txn: Transaction, keys: list[IdempotencyKey]) -> None:
+    """Queue: store the keys in one statement. It fails with the engine's duplicate-key error
+    (and so does the transaction) when this sender used one of the ids before."""
+    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(keys))  # placeholders only
+    txn.later(
+        "INSERT INTO idempotency_keys (sender_id, client_msg_id, conversation_id, message_id,"  # noqa: S608
+        f" seq, body_hash, created_at, message_expires_at, keep_until) VALUES {rows}",
+        [value for k in keys for value in (
+            k.sender_id, k.client_msg_id, k.conversation_id, k.message_id, k.seq, k.body_hash,
+            k.created_at, k.message_expires_at, k.keep_until)],
     )
 
 
-def get_idempotency_key(txn: Transaction, sender_id: str,
-                        client_msg_id: str) -> IdempotencyKey | None:
+def idempotency_keys_of(txn: Transaction, sender_id: str,
+                        client_msg_ids: list[str]) -> dict[str, IdempotencyKey]:
+    """The sender's stored keys among `client_msg_ids`, by id."""
+    if not client_msg_ids:
+        return {}
     txn.execute(
-        "SELECT sender_id, client_msg_id, conversation_id, message_id, seq, body_hash,"
+        "SELECT sender_id, client_msg_id, conversation_id, message_id, seq, body_hash,"  # noqa: S608
         " created_at, message_expires_at, keep_until FROM idempotency_keys"
-        " WHERE sender_id = %s AND client_msg_id = %s",
-        (sender_id, client_msg_id),
+        f" WHERE sender_id = %s AND client_msg_id IN ({placeholders(client_msg_ids)})",
+        (sender_id, *client_msg_ids),
     )
-    row = txn.fetchone()
-    return IdempotencyKey(**row) if row else None
+    return {row["client_msg_id"]: IdempotencyKey(**row) for row in txn.fetchall()}
 
 
 def newest_message(txn: Transaction, conversation_id: str, *, after_seq: int,
@@ -197,13 +206,18 @@ def unread_count(txn: Transaction, conversation_id: str, user_id: str, *, read_s
                  now_ms: int) -> int:
     """Invariant 6, computed, never stored: messages after my read cursor, not mine, not
     expired. An index range on (conversation_id, seq), so it cannot drift."""
-    txn.execute(
+    return unread_count_later(txn, conversation_id, user_id, read_seq=read_seq,
+                              now_ms=now_ms).value
+
+
+def unread_count_later(txn: Transaction, conversation_id: str, user_id: str, *,
+                       read_seq: int, now_ms: int) -> Later[int]:
+    """Queue `unread_count`'s query."""
+    return txn.later(
         "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s AND seq > %s"
         " AND sender_id <> %s AND expires_at > %s",
         (conversation_id, read_seq, user_id, now_ms),
-    )
-    row = txn.fetchone()
-    return int(row["n"]) if row else 0
+        read=lambda result: int(result.rows[0]["n"]) if result.rows else 0)
 
 
 def expired_backlog(txn: Transaction, now_ms: int) -> tuple[int, int | None]:

@@ -74,9 +74,10 @@ class Engine(ABC):
 
     @abstractmethod
     def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str,
-                     now_ms: int) -> int | None:
-        """Take the conversation's next seq if `member_id` is a participant who has not
-        declined it (and note `now_ms` as its latest activity), else None.
+                     now_ms: int, *, count: int = 1) -> int | None:
+        """Take the conversation's next `count` seqs if `member_id` is a participant who has
+        not declined it (and note `now_ms` as its latest activity): the last of them, else
+        None.
 
         One statement: the membership check is folded into the counter update, and the new
         value comes back without a second query.
@@ -86,6 +87,10 @@ class Engine(ABC):
     def upsert_add(self, key: str, column: str) -> str:
         """The clause that turns an INSERT that hits an existing `key` into `column` plus the
         inserted row's `column`."""
+
+    def for_update(self) -> str:
+        """The clause that locks the rows a SELECT reads until the transaction ends."""
+        return " FOR UPDATE"
 
     @abstractmethod
     def octet_length(self, column: str) -> str:

@@ -96,16 +96,16 @@ class MysqlEngine(Engine):
         return isinstance(exc, pymysql.err.OperationalError) and _code(exc) in DISCONNECT_CODES
 
     def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str,
-                     now_ms: int) -> int | None:
+                     now_ms: int, *, count: int = 1) -> int | None:
         # LAST_INSERT_ID(expr) hands the new value back in the OK packet (cursor.lastrowid):
         # one round trip, and no row updated when the sender is not a participant.
         cur.execute(
             "UPDATE conversations c"
             " JOIN participants p ON p.conversation_id = c.id AND p.user_id = %s"
             "  AND p.consent <> 'declined'"
-            " SET c.last_seq = LAST_INSERT_ID(c.last_seq + 1), c.activity_at = %s"
+            " SET c.last_seq = LAST_INSERT_ID(c.last_seq + %s), c.activity_at = %s"
             " WHERE c.id = %s",
-            (member_id, now_ms, conversation_id),
+            (member_id, count, now_ms, conversation_id),
         )
         return int(cur.lastrowid) if cur.rowcount == 1 else None
 

@@ -119,15 +119,18 @@ class SqliteEngine(Engine):
     def octet_length(self, column: str) -> str:
         return f"LENGTH(CAST({column} AS BLOB))"  # LENGTH of text counts characters
 
+    def for_update(self) -> str:
+        return ""  # a write transaction holds the database's one write lock (BEGIN IMMEDIATE)
+
     def allocate_seq(self, cur: Cursor, conversation_id: str, member_id: str,
-                     now_ms: int) -> int | None:
+                     now_ms: int, *, count: int = 1) -> int | None:
         cur.execute(
-            "UPDATE conversations SET last_seq = last_seq + 1, activity_at = %s"
+            "UPDATE conversations SET last_seq = last_seq + %s, activity_at = %s"
             " WHERE id = %s AND EXISTS ("
             "   SELECT 1 FROM participants WHERE conversation_id = %s AND user_id = %s"
             "   AND consent <> 'declined')"
             " RETURNING last_seq",
-            (now_ms, conversation_id, conversation_id, member_id),
+            (count, now_ms, conversation_id, conversation_id, member_id),
         )
         rows = cur.fetchall()  # drain RETURNING so the statement is finished before COMMIT
         return int(rows[0]["last_seq"]) if rows else None
