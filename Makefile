@@ -68,6 +68,8 @@ bench: install
 	$(BIN)/python -m bench.round_trips
 	$(BIN)/python -m bench.handler_cpu
 	$(BIN)/python -m bench.push_adapter
+	$(BIN)/python -m bench.front_process
+	$(BIN)/python -m bench.presence
 	$(BIN)/python -m bench.send_path
 	$(BIN)/python -m bench.expiry
 	$(BIN)/python -m bench.limits
