@@ -21,6 +21,8 @@ import yaml
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+from chalicelib.services.messaging import MAX_BATCH
+
 ROOT = Path(__file__).parents[2]
 OPENAPI_PATH = ROOT / "docs" / "openapi.yaml"
 ASYNCAPI_PATH = ROOT / "docs" / "asyncapi.yaml"
@@ -50,7 +52,7 @@ ERROR_CODES = {"bad_request", "unauthorized", "forbidden", "not_found", "conflic
                "too_large", "rate_limited", "internal"}
 # Client frames: action -> fields besides `action`; server frames: type -> fields besides `type`.
 CLIENT_FRAMES = {
-    "send": {"req", "conversation_id", "client_msg_id", "body"},
+    "send": {"req", "conversation_id", "client_msg_id", "body", "messages"},
     "ack": {"req", "conversation_id", "seq"},
     "read": {"req", "conversation_id", "seq"},
     "sync": {"req", "cursors", "limit"},
@@ -475,6 +477,14 @@ def test_the_frame_constraints_are_those_of_the_protocol(asyncapi):
     assert receipt["kind"]["enum"] == ["delivered", "read"]
     expired = properties_of(asyncapi, server["expired"]["payload"])
     assert expired["reason"]["enum"] == ["expired", "unsent"]
+
+
+def test_the_batch_form_of_send_is_documented_with_its_bound(asyncapi):
+    client, _ = asyncapi_frames(asyncapi)
+    listed = properties_of(asyncapi, client["send"]["payload"])["messages"]
+    assert (listed["minItems"], listed["maxItems"]) == (1, MAX_BATCH)
+    assert set(properties_of(asyncapi, listed["items"])) == {"client_msg_id", "body"}
+    assert "Keeping order" in asyncapi["info"]["description"]
 
 
 def test_the_handshake_and_the_socket_limits_are_described(asyncapi):
