@@ -162,17 +162,25 @@ def sweep_presence(liveness: Liveness, rt: Realtime) -> PresenceSweep:
                              silent_before_ms=silent_before, limit=SWEEP_BATCH)
     swept = PresenceSweep(sweeps=1)
     for change in changes:
-        transition = rt.db.run_transaction("presence.settle", settle_user_txn, change,
-                                           silent_before_ms=silent_before)
-        if transition is None:
-            continue
-        announce(transition.user_id, online=transition.online,
-                 last_seen_at=transition.last_seen_at, rt=rt)
-        if transition.online:
+        transition = settle_user(change, silent_before_ms=silent_before, rt=rt)
+        if transition is not None and transition.online:
             swept.online += 1
-        else:
+        elif transition is not None:
             swept.offline += 1
     return swept
+
+
+def settle_user(change: connections.LivenessChange, *, silent_before_ms: int,
+                rt: Realtime) -> Transition | None:
+    """Bring what others are told about one user in line with their connections' activity,
+    and tell them if it changed. The sweep calls it; so can the frame path, the moment a
+    connection marked silent shows life (rather than at the next sweep)."""
+    transition = rt.db.run_transaction("presence.settle", settle_user_txn, change,
+                                       silent_before_ms=silent_before_ms)
+    if transition is not None:
+        announce(transition.user_id, online=transition.online,
+                 last_seen_at=transition.last_seen_at, rt=rt)
+    return transition
 
 
 def settle_user_txn(txn: Transaction, change: connections.LivenessChange, *,

@@ -19,6 +19,7 @@ from chalicelib.services.expiry import run_cleanup
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.presence import Liveness
 from chalicelib.services.realtime import Caller, Realtime
+from chalicelib.storage.connections import LivenessChange
 from tests.integration.messaging_world import Person, World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -137,6 +138,25 @@ def test_a_silent_socket_that_pings_again_is_announced_online_again_exactly_once
     shown = presence_of(world, bob_phone, alice)
     assert [online for online, _ in shown] == [False, True]
     assert shown_online(world, bob, alice)[0] is True
+
+
+def test_settling_a_revived_user_at_once_announces_online_and_the_next_sweep_nothing(
+        world, clock):
+    """The hook for the frame path: a connection marked silent that shows life is settled at
+    once, and the sweep that follows finds nothing left to announce."""
+    alice, bob = world.person(), world.person()
+    world.chat(alice, bob)
+    bob_phone, alice_phone = world.device(bob), world.device(alice)
+    live_through(world, clock, 90, pings={bob_phone.connection_id: [60]})
+    world.forget_frames()
+    world.frame(alice_phone, "ping")
+
+    presence.settle_user(
+        LivenessChange(alice.id, clock.now_ms()),
+        silent_before_ms=clock.now_ms() - LIVENESS.silent_after_ms, rt=world.rt)
+    presence.sweep_presence(LIVENESS, world.rt)
+
+    assert presence_of(world, bob_phone, alice) == [(True, clock.now_ms())]
 
 
 def test_two_devices_are_shown_offline_only_when_both_are_silent(world, clock):
