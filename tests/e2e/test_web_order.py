@@ -10,6 +10,7 @@ from chalicelib.storage import connections
 
 ALICE, BOB = "+14155550101", "+14155550102"
 ROUNDS = 5
+BURST = 15  # with the first message, within the default burst limit (20 sends per 10 s)
 ARRIVAL_WAIT_MS = 20_000
 
 
@@ -72,3 +73,19 @@ def _cut_sockets_of(user, stack, stack_db) -> None:
     for connection_id in ids:
         reply = http.request("DELETE", f"{stack.base_url}/local/@connections/{connection_id}")
         assert reply.status == 204
+
+
+def test_a_burst_typed_in_one_window_arrives_in_the_other_in_the_order_typed(open_window):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+    alice.start_chat(BOB)
+    alice.send("the burst follows")
+    bob.accept_request(ALICE)
+    expect(bob.bodies).to_have_text(["the burst follows"])
+
+    typed = [f"burst {n}" for n in range(BURST)]
+    for text in typed:
+        alice.send(text)
+
+    expect(bob.bodies).to_have_text(["the burst follows", *typed], timeout=ARRIVAL_WAIT_MS)
+    expect(alice.pending).to_have_count(0)
+    expect(alice.bodies).to_have_text(["the burst follows", *typed])
