@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Conversation, Message, ServerFrame } from "../src/protocol";
 import {
-  type ChatState, conversationName, initialState, receiptOf, reduce, syncCursors, totalUnread, unreadCount,
+  type ChatState, conversationName, hasGap, initialState, receiptOf, reduce, syncCursors, totalUnread, unreadCount,
 } from "../src/store";
 
 const ME = "u-me";
@@ -136,6 +136,13 @@ describe("sync", () => {
     expect(state.conversations.c1.held_seq).toBe(2);
   });
 
+  it("what came before first_seq counts as held: it can never arrive", () => {
+    const state = frames(loaded(), sync(entry({ last_seq: 9, first_seq: 5, messages: [message(5), message(6)], has_more: true })));
+    expect(state.conversations.c1.held_seq).toBe(6);
+    const nothingYet = frames(loaded(), sync(entry({ last_seq: 9, first_seq: 5, messages: [], has_more: true })));
+    expect(nothingYet.conversations.c1.held_seq).toBe(4);
+  });
+
   it("messages older than first_seq are dropped", () => {
     const state = frames(loaded(), pushed(message(1)), sync(entry({ first_seq: 2, messages: [message(2)] })));
     expect(state.conversations.c1.messages.map((m) => m.seq)).toEqual([2]);
@@ -148,6 +155,21 @@ describe("expiry", () => {
     state = frames(state, { type: "expired", conversation_id: "c1", ranges: [[5, 5]], up_to_seq: 2 });
     expect(state.conversations.c1.messages.map((m) => m.seq)).toEqual([3, 4]);
     expect(state.conversations.c1.last_message?.seq).toBe(4);
+  });
+
+  it("seqs listed as expired count as held, so a gap made only of them closes", () => {
+    let state = frames(loaded(), pushed(message(1)), pushed(message(4)));
+    expect(hasGap(state.conversations.c1)).toBe(true);
+    state = frames(state, { type: "expired", conversation_id: "c1", ranges: [[2, 3]], up_to_seq: 0 });
+    expect(state.conversations.c1.held_seq).toBe(4);
+    expect(hasGap(state.conversations.c1)).toBe(false);
+  });
+
+  it("expired seqs not yet reached are remembered until the cursor gets there", () => {
+    let state = frames(loaded(), { type: "expired", conversation_id: "c1", ranges: [[3, 4]], up_to_seq: 1 });
+    expect(state.conversations.c1.held_seq).toBe(1);
+    state = frames(state, pushed(message(2)));
+    expect(state.conversations.c1.held_seq).toBe(4);
   });
 
   it("a message is gone on screen the moment it expires by the server's clock, and stops counting as unread", () => {
