@@ -200,6 +200,14 @@ def drops(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     connected = sim.connect_pairs(USERS)
     rand = random.Random(11)
     horizon_ms = SIMULATED_S * 1000
+    # Someone who shares a chat with everyone and never drops, so that every announcement
+    # has an audience (a partner's socket is gone ten minutes after their own drop).
+    watcher = sim.world.person()
+    for person, _ in connected:
+        sim.world.chat(watcher, person)
+    watching = sim.world.device(watcher)
+    sim.pings += [(sim.start_ms + at, watching.connection_id)
+                  for at in range(0, horizon_ms, PING_EVERY_S * 1000)]
     dropped_at: dict[str, int] = {}
     last_ping_at: dict[str, int] = {}
     for person, caller in connected:
@@ -222,6 +230,8 @@ def drops(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     false_offline = 0
     for at, frame in sim.frames_of("presence"):
         user = frame["user_id"]
+        if user == watcher.id:
+            continue
         if frame["online"] is False and user not in first_offline:
             first_offline[user] = at
             false_offline += at < dropped_at[user]
