@@ -7,9 +7,11 @@ follow AWS's documented `$connect` / `$default` / `$disconnect` examples.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from chalice.local import LambdaEventConverter
@@ -22,8 +24,14 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@lru_cache(maxsize=4)
+def _request_time_of_second(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+
+
 def _request_time(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    # Formatted once per second, not once per event: the string only changes that often.
+    return _request_time_of_second(epoch_ms // 1000)
 
 
 # The caller's address travels from the front to the converter in this header, which the
@@ -79,7 +87,7 @@ class WebsocketEventConverter:
     def message(self, connection_id: str, connected_at: int, body: str, *,
                 source_ip: str) -> dict[str, Any]:
         context = self._context("$default", "MESSAGE", connection_id, connected_at, source_ip)
-        context["messageId"] = uuid.uuid4().hex[:16]
+        context["messageId"] = os.urandom(8).hex()
         return {"requestContext": context, "body": body, "isBase64Encoded": False}
 
     def disconnect(self, connection_id: str, connected_at: int, *, status_code: int,
@@ -95,7 +103,7 @@ class WebsocketEventConverter:
         now = _now_ms()
         return {
             "routeKey": route_key, "eventType": event_type, "messageDirection": "IN",
-            "extendedRequestId": uuid.uuid4().hex, "requestId": str(uuid.uuid4()),
+            "extendedRequestId": os.urandom(16).hex(), "requestId": str(uuid.uuid4()),
             "requestTime": _request_time(now), "requestTimeEpoch": now,
             "connectedAt": connected_at, "connectionId": connection_id,
             "domainName": self._domain_name, "stage": STAGE, "apiId": API_ID,

@@ -84,7 +84,10 @@ class LocalWebsocketGateway:
             # API Gateway answers the upgrade request itself with the handler's status.
             return web.Response(status=status)
 
-        socket = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True)
+        # API Gateway negotiates no extensions: frames travel uncompressed (and this process
+        # does not deflate every push).
+        socket = web.WebSocketResponse(max_msg_size=MAX_FRAME_BYTES, autoping=True,
+                                       compress=False)
         await socket.prepare(request)
         connection = LocalConnection(connection_id, socket, source_ip,
                                      headers.get("User-Agent"), connected_at)
