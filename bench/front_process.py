@@ -3,8 +3,9 @@ the socket) and per client frame (until its `$default` event is dispatched to a 
 
 `python -m local_stack` runs as it does for `make run`, on a throwaway MariaDB database
 (BENCH_MYSQL_URL's server). CPU is the front process's own user + system time from
-/proc/<pid>/stat, so the workers' handler time is not counted; its idle cost (the limits loop,
-the schedule) over the same time is subtracted. Each frame is a `ping` whose reply is one push,
+/proc/<pid>/stat, so the workers' handler time is not counted, split into the event loop's
+thread and the others (the worker pool's manager and queue feeder); its idle cost (the limits
+loop, the schedule) over the same time is subtracted. Each frame is a `ping` whose reply is one push,
 so the cost per frame is measured as (frame + its pong) minus a push. Closed loop, one socket.
 BENCH_QUICK=1: a few seconds.
 """
@@ -38,10 +39,17 @@ PHONE = "+14155550199"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process (not its children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+def _ticks(stat_path: Path) -> int:
+    fields = stat_path.read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def cpu_s(pid: int) -> tuple[float, float]:
+    """User + system CPU seconds of one process (not its children): its event loop's thread
+    (the main one) and all its other threads (the worker pool's manager and queue feeder)."""
+    total = _ticks(Path(f"/proc/{pid}/stat"))
+    loop = _ticks(Path(f"/proc/{pid}/task/{pid}/stat"))
+    return loop / CLOCK_TICKS, (total - loop) / CLOCK_TICKS
 
 
 @contextmanager
@@ -101,14 +109,21 @@ def only_connection_id(database_url: str) -> str:
 
 
 def front_cpu_ms_per_round(pid: int, rounds: int, one_round: Callable[[int], None],
-                           idle_cpu_per_s: float) -> float:
+                           idle_cpu_per_s: float) -> tuple[float, float]:
+    """CPU ms per round: the event loop's thread (less its idle cost), the other threads."""
     for i in range(20):  # warm up
         one_round(i)
-    cpu, wall = cpu_s(pid), time.monotonic()
+    (loop, others), wall = cpu_s(pid), time.monotonic()
     for i in range(rounds):
         one_round(i)
-    used = cpu_s(pid) - cpu - idle_cpu_per_s * (time.monotonic() - wall)
-    return used / rounds * 1000
+    loop_after, others_after = cpu_s(pid)
+    loop_used = loop_after - loop - idle_cpu_per_s * (time.monotonic() - wall)
+    return loop_used / rounds * 1000, (others_after - others) / rounds * 1000
+
+
+def row(what: str, loop_ms: float, others_ms: float) -> dict[str, object]:
+    return {"what": what, "rounds": ROUNDS, "cpu_ms": round(loop_ms + others_ms, 3),
+            "loop_thread_ms": round(loop_ms, 3), "other_threads_ms": round(others_ms, 3)}
 
 
 def main() -> None:
@@ -128,22 +143,21 @@ def main() -> None:
             client_socket.send(json.dumps({"action": "ping", "req": str(i)}))
             client_socket.recv(timeout=10)
 
-        idle = cpu_s(stack.pid)
+        idle = sum(cpu_s(stack.pid))
         time.sleep(IDLE_S)
-        idle_per_s = (cpu_s(stack.pid) - idle) / IDLE_S
-        per_push = front_cpu_ms_per_round(stack.pid, ROUNDS, one_push, idle_per_s)
-        per_frame_and_reply = front_cpu_ms_per_round(stack.pid, ROUNDS, one_frame, idle_per_s)
+        idle_per_s = (sum(cpu_s(stack.pid)) - idle) / IDLE_S
+        push_loop, push_others = front_cpu_ms_per_round(stack.pid, ROUNDS, one_push, idle_per_s)
+        frame_loop, frame_others = front_cpu_ms_per_round(stack.pid, ROUNDS, one_frame,
+                                                          idle_per_s)
         client_socket.close()
 
     emit("local stack front process, CPU per event (ms; workers not counted)", [
-        {"what": "push (management POST -> frame on the socket)", "rounds": ROUNDS,
-         "cpu_ms": round(per_push, 3)},
-        {"what": "client frame -> $default dispatched, and its pong", "rounds": ROUNDS,
-         "cpu_ms": round(per_frame_and_reply, 3)},
-        {"what": "client frame -> $default dispatched (the difference)", "rounds": ROUNDS,
-         "cpu_ms": round(per_frame_and_reply - per_push, 3)},
+        row("push (management POST -> frame on the socket)", push_loop, push_others),
+        row("client frame -> $default dispatched, and its pong", frame_loop, frame_others),
+        row("client frame -> $default dispatched (the difference)", frame_loop - push_loop,
+            frame_others - push_others),
         {"what": "idle (limits loop, schedule), per second", "rounds": "",
-         "cpu_ms": round(idle_per_s * 1000, 3)},
+         "cpu_ms": round(idle_per_s * 1000, 3), "loop_thread_ms": "", "other_threads_ms": ""},
     ])
 
 
