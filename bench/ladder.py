@@ -286,7 +286,8 @@ async def run_rate(pairs: list[Pair], rate: float, stack_pid: int,
     cpu.begin()
     await asyncio.sleep(max(0.0, shared.measured_until - loop.time()))
     cpu.end()
-    await asyncio.gather(*writers)
+    async with asyncio.timeout(DRAIN_TIMEOUT_S):  # a socket the stack stopped reading
+        await asyncio.gather(*writers)
     await drain(pairs, shared)
     return {"rate": rate, **latency_row(shared.latencies_ms),
             **cpu.row(MEASURED_S, shared.answered_in_window),
