@@ -89,9 +89,12 @@ def get_limiter() -> Limiter:
 
 @cache
 def get_realtime() -> Realtime:
-    idle_ms = get_config().ws_idle_timeout_s * 1000
+    config = get_config()
+    idle_ms = config.ws_idle_timeout_s * 1000
+    silent_after_ms = config.presence_silent_after_s * 1000
     return Realtime(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter(),
-                    keys=get_keys(), touch_every_ms=min(TOUCH_EVERY_MS, idle_ms // 3))
+                    keys=get_keys(), silent_after_ms=silent_after_ms,
+                    touch_every_ms=min(TOUCH_EVERY_MS, idle_ms // 3, silent_after_ms // 3))
 
 
 @cache

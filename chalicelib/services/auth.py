@@ -281,8 +281,12 @@ def _revoke_txn(txn: Transaction, device: Device, now: int) -> _Outcome:
     users.lock_user(txn, device.user_id, now)  # presence: see services/presence.py
     users.revoke_device(txn, device.id, now)
     sessions.delete_device_tokens(txn, device.id)
+    counted = set(connections.live_connection_ids_of_user(txn, device.user_id))
     closed = connections.delete_device_connections(txn, device.id)
-    went_offline = bool(closed) and not connections.connection_ids_of_user(txn, device.user_id)
+    # Offline only if a connection presence counted went, and none it counts is left (a
+    # silent one was announced offline when it fell silent).
+    went_offline = bool(counted & set(closed)) and not connections.live_connection_ids_of_user(
+        txn, device.user_id)
     return _Outcome(closed_connections=closed,
                     went_offline=device.user_id if went_offline else None)
 

@@ -10,7 +10,7 @@ from typing import Any
 from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
 from chalicelib.inputs import require_utf8
 from chalicelib.observability import internal_failure, logger
-from chalicelib.services import messaging, reading
+from chalicelib.services import messaging, presence, reading
 from chalicelib.services.delivery import deliver, push_frames
 from chalicelib.services.realtime import Caller, Realtime, caller_of, count_frame
 from chalicelib.wire import error_frame, pong_frame
@@ -62,6 +62,8 @@ def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
         if action not in COUNT_OWN_FRAME:
             count_frame(connection_id, rt, touch=caller.touch_due)
         action(caller, frame, rt)
+        if caller.was_silent:  # it shows life again: others learn now, not at the next sweep
+            presence.revive(caller.user_id, rt)
     except EphemeraError as error:
         deliver(rt.push, [(connection_id, error_frame(error, req))])
     except Exception:  # noqa: BLE001 - see internal_failure

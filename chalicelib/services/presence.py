@@ -202,6 +202,14 @@ def settle_user_txn(txn: Transaction, change: connections.LivenessChange, *,
     return Transition(change.user_id, online=is_online, last_seen_at=last_seen)
 
 
+def revive(user_id: str, rt: Realtime) -> None:
+    """A frame just came on a connection marked silent (and refreshed its activity): settle
+    the user now, so they show online again at once."""
+    now = rt.clock.now_ms()
+    settle_user(connections.LivenessChange(user_id, now), silent_before_ms=now - rt.silent_after_ms,
+                rt=rt)
+
+
 def watch_presence(liveness: Liveness, rt: Realtime, *, last_sweep_ms: int, until_ms: int,
                    sleep: Callable[[float], None] = time.sleep) -> PresenceSweep:
     """After a sweep at `last_sweep_ms`, sweep again whenever a counted connection may have

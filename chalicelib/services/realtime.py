@@ -34,6 +34,9 @@ class Realtime:
     # How stale a connection's last_seen_at may get before a frame refreshes it: well inside
     # the idle timeout that the sweep judges it by (bootstrap derives it from the config).
     touch_every_ms: int = TOUCH_EVERY_MS
+    # No sign of life for this long and a connection is silent: presence stops counting it
+    # (PRESENCE_SILENT_AFTER_S).
+    silent_after_ms: int = 75_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Caller:
     account_since: int = 0  # the rate limits treat accounts younger than a day more strictly
     prior_sends: dict[str, IdempotencyKey] = field(default_factory=dict)
     touch_due: bool = False
+    was_silent: bool = False  # presence had stopped counting this connection
 
 
 def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None = None,
@@ -66,7 +70,8 @@ def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None =
     set_user(row.user_id)
     return Caller(connection_id, row.user_id, row.device_id, loaded.conversation,
                   loaded.account_since, loaded.prior_sends,
-                  touch_due=force_touch or now - row.last_seen_at >= rt.touch_every_ms)
+                  touch_due=force_touch or row.silent
+                  or now - row.last_seen_at >= rt.touch_every_ms, was_silent=row.silent)
 
 
 def count_frame_txn(txn: Transaction, connection_id: str, now_ms: int, rt: Realtime, *,

@@ -201,7 +201,7 @@ def load_caller(txn: Transaction, connection_id: str, conversation_id: str | Non
     (a retry is answered from this read, without a locking transaction)."""
     keys = _prior_sends_later(txn, connection_id, client_msg_ids) if client_msg_ids else None
     txn.execute(
-        "SELECT k.id, k.user_id, k.device_id, k.connected_at, k.last_seen_at,"
+        "SELECT k.id, k.user_id, k.device_id, k.connected_at, k.last_seen_at, k.silent,"
         " COALESCE(u.activated_at, u.created_at) AS account_since,"
         " c.ttl_seconds, c.kind, p.consent,"
         " EXISTS (SELECT 1 FROM participants o JOIN blocks b ON b.blocker_id = o.user_id"
@@ -219,7 +219,7 @@ def load_caller(txn: Transaction, connection_id: str, conversation_id: str | Non
     if row is None:
         return None
     connection = ConnectionRow(row["id"], row["user_id"], row["device_id"],
-                               row["connected_at"], row["last_seen_at"])
+                               row["connected_at"], row["last_seen_at"], bool(row["silent"]))
     named = None
     if row["ttl_seconds"] is not None:
         named = NamedConversation(int(row["ttl_seconds"]), row["kind"], row["consent"],

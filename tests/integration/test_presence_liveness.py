@@ -19,7 +19,6 @@ from chalicelib.services.expiry import run_cleanup
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.presence import Liveness
 from chalicelib.services.realtime import Caller, Realtime
-from chalicelib.storage.connections import LivenessChange
 from tests.integration.messaging_world import Person, World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -140,23 +139,45 @@ def test_a_silent_socket_that_pings_again_is_announced_online_again_exactly_once
     assert shown_online(world, bob, alice)[0] is True
 
 
-def test_settling_a_revived_user_at_once_announces_online_and_the_next_sweep_nothing(
+def test_a_frame_on_a_silent_socket_announces_online_at_once_and_the_next_sweep_nothing(
         world, clock):
-    """The hook for the frame path: a connection marked silent that shows life is settled at
-    once, and the sweep that follows finds nothing left to announce."""
+    """A connection marked silent that shows life is settled by the frame itself, not at the
+    next sweep, and the sweep that follows finds nothing left to announce."""
     alice, bob = world.person(), world.person()
     world.chat(alice, bob)
     bob_phone, alice_phone = world.device(bob), world.device(alice)
     live_through(world, clock, 90, pings={bob_phone.connection_id: [60]})
     world.forget_frames()
+
     world.frame(alice_phone, "ping")
 
-    presence.settle_user(
-        LivenessChange(alice.id, clock.now_ms()),
-        silent_before_ms=clock.now_ms() - LIVENESS.silent_after_ms, rt=world.rt)
-    presence.sweep_presence(LIVENESS, world.rt)
-
     assert presence_of(world, bob_phone, alice) == [(True, clock.now_ms())]
+    presence.sweep_presence(LIVENESS, world.rt)
+    assert presence_of(world, bob_phone, alice) == [(True, clock.now_ms())]
+
+
+def test_revoking_a_device_while_the_other_is_silent_announces_nothing_twice(world, clock):
+    """Offline was announced when the last counted socket fell silent; revoking a device
+    whose socket is already silent must not say it again."""
+    alice, bob = world.person(), world.person()
+    world.chat(alice, bob)
+    bob_phone, alice_phone = world.device(bob), world.device(alice)
+    world.forget_frames()
+    live_through(world, clock, 120, pings={bob_phone.connection_id: [60, 120]})
+    assert [online for online, _ in presence_of(world, bob_phone, alice)] == [False]
+
+    world.rt.db.run_transaction("t", revoke_txn, alice_phone.device_id, clock.now_ms())
+
+    assert [online for online, _ in presence_of(world, bob_phone, alice)] == [False]
+
+
+def revoke_txn(txn, device_id: str, now: int):
+    from chalicelib.services.auth import _revoke_txn
+    from chalicelib.storage import users
+
+    outcome = _revoke_txn(txn, users.get_device(txn, device_id), now)
+    assert outcome.went_offline is None
+    return outcome
 
 
 def test_two_devices_are_shown_offline_only_when_both_are_silent(world, clock):
