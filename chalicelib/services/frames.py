@@ -54,10 +54,10 @@ def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
             count_frame(connection_id, rt)
             raise
         named = frame.get("conversation_id")
+        sending = action is messaging.send and isinstance(named, str)
         caller = caller_of(connection_id, rt, force_touch=frame["action"] == "ping",
-                           conversation_id=named if isinstance(named, str) else None,
-                           client_msg_ids=messaging.client_msg_ids_of(frame)
-                           if action is messaging.send else ())
+                           sending_to=named if sending else None,
+                           client_msg_ids=messaging.client_msg_ids_of(frame) if sending else ())
         logger.append_keys(action=frame["action"])
         if action not in COUNT_OWN_FRAME:
             count_frame(connection_id, rt, touch=caller.touch_due)

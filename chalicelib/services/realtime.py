@@ -56,20 +56,22 @@ class Caller:
     was_silent: bool = False  # presence had stopped counting this connection
 
 
-def caller_of(connection_id: str, rt: Realtime, *, conversation_id: str | None = None,
+def caller_of(connection_id: str, rt: Realtime, *, sending_to: str | None = None,
               client_msg_ids: Sequence[str] = (), force_touch: bool = False) -> Caller:
-    """Who sent a frame, from the connection row stored at `$connect` (one read). A
-    connection with no row (revoked, swept), or whose device has been revoked since, is
-    refused."""
+    """Who sent a frame, from the connection row stored at `$connect` (one read; for a send,
+    `sending_to` names the conversation, whose standing the same read brings). A connection
+    with no row (revoked, swept), or whose device has been revoked since, is refused."""
     now = rt.clock.now_ms()
-    loaded = rt.db.run_read("realtime.caller", connections.load_caller, connection_id,
-                            conversation_id, client_msg_ids)
-    if loaded is None:
+    if sending_to is None:
+        row = rt.db.run_read("realtime.caller", connections.load_caller, connection_id)
+    else:
+        row = rt.db.run_read("realtime.sender", connections.load_sender, connection_id,
+                             sending_to, client_msg_ids)
+    if row is None:
         raise Unauthorized("this connection is not logged in; open a new one with a ticket")
-    row = loaded.connection
     set_user(row.user_id)
-    return Caller(connection_id, row.user_id, row.device_id, loaded.conversation,
-                  loaded.account_since, loaded.prior_sends,
+    return Caller(connection_id, row.user_id, row.device_id, row.conversation,
+                  row.account_since, row.prior_sends,
                   touch_due=force_touch or row.silent
                   or now - row.last_seen_at >= rt.touch_every_ms, was_silent=row.silent)
 

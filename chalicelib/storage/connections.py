@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.storage.database import Later, Transaction, placeholders
@@ -187,21 +187,41 @@ class NamedConversation:
 
 @dataclass(frozen=True)
 class CallerRow:
-    connection: ConnectionRow
-    account_since: int  # when the user activated their account (the rate limits' "age")
-    conversation: NamedConversation | None  # the one the frame names; None if none exists
-    prior_sends: dict[str, IdempotencyKey]  # the caller's earlier sends under the frame's ids
+    """A frame's caller, as its one read found it."""
+
+    user_id: str
+    device_id: str
+    last_seen_at: int
+    silent: bool  # presence had stopped counting the connection
+    account_since: int = 0  # when the user activated their account (the rate limits' "age")
+    conversation: NamedConversation | None = None  # the one a send names; None if none exists
+    prior_sends: dict[str, IdempotencyKey] = field(default_factory=dict)  # under its ids
 
 
-def load_caller(txn: Transaction, connection_id: str, conversation_id: str | None,
-                client_msg_ids: Sequence[str] = ()) -> CallerRow | None:
-    """In one round trip: a connection whose device is still live (a revoked device's
-    connection reads as none), its user's account age, how the caller stands in the
-    conversation the frame names, and their earlier sends under the frame's client_msg_ids
-    (a retry is answered from this read, without a locking transaction)."""
+def load_caller(txn: Transaction, connection_id: str) -> CallerRow | None:
+    """The connection's user and device, if the device is still live (a revoked device's
+    connection reads as none). As few columns as will do: every frame pays for this read,
+    and decoding a column's description is most of a small query's cost in PyMySQL."""
+    txn.execute(
+        "SELECT k.user_id, k.device_id, k.last_seen_at, k.silent FROM connections k"
+        " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL WHERE k.id = %s",
+        (connection_id,),
+    )
+    row = txn.fetchone()
+    if row is None:
+        return None
+    return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]),
+                     bool(row["silent"]))
+
+
+def load_sender(txn: Transaction, connection_id: str, conversation_id: str,
+                client_msg_ids: Sequence[str]) -> CallerRow | None:
+    """`load_caller` for a send, in the same one round trip: also the account's age, how the
+    caller stands in the conversation the send names, and their earlier sends under its
+    client_msg_ids (a retry is answered from this read, without a locking transaction)."""
     keys = _prior_sends_later(txn, connection_id, client_msg_ids) if client_msg_ids else None
     txn.execute(
-        "SELECT k.id, k.user_id, k.device_id, k.connected_at, k.last_seen_at, k.silent,"
+        "SELECT k.user_id, k.device_id, k.last_seen_at, k.silent,"
         " COALESCE(u.activated_at, u.created_at) AS account_since,"
         " c.ttl_seconds, c.kind, p.consent,"
         " EXISTS (SELECT 1 FROM participants o JOIN blocks b ON b.blocker_id = o.user_id"
@@ -218,13 +238,12 @@ def load_caller(txn: Transaction, connection_id: str, conversation_id: str | Non
     row = txn.fetchone()
     if row is None:
         return None
-    connection = ConnectionRow(row["id"], row["user_id"], row["device_id"],
-                               row["connected_at"], row["last_seen_at"], bool(row["silent"]))
     named = None
     if row["ttl_seconds"] is not None:
         named = NamedConversation(int(row["ttl_seconds"]), row["kind"], row["consent"],
                                   bool(row["blocked"]))
-    return CallerRow(connection, int(row["account_since"]), named,
+    return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]),
+                     bool(row["silent"]), int(row["account_since"]), named,
                      keys.value if keys is not None else {})
 
 
