@@ -5,9 +5,9 @@ the socket) and per client frame (until its `$default` event is dispatched to a 
 (BENCH_MYSQL_URL's server). CPU is the front process's own user + system time from
 /proc/<pid>/stat, so the workers' handler time is not counted, split into the event loop's
 thread and the others (the worker pool's manager and queue feeder); its idle cost (the limits
-loop, the schedule) over the same time is subtracted. Each frame is a `ping` whose reply is one push,
-so the cost per frame is measured as (frame + its pong) minus a push. Closed loop, one socket.
-BENCH_QUICK=1: a few seconds.
+loop, the schedule) over the same time is subtracted. Each frame is a `ping` whose reply is one
+push, so the cost per frame is measured as (frame + its pong) minus a push. Closed loop, one
+socket. BENCH_QUICK=1: a few seconds.
 """
 
 from __future__ import annotations
