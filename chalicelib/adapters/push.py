@@ -89,7 +89,6 @@ class ApiGatewayPush:
                  policy: RetryPolicy = RetryPolicy()) -> None:
         """`endpoint_url`, or `resolve_endpoint` called on the first push (a deployed stage reads
         it from SSM, and a handler that never pushes never asks)."""
-        self._endpoint_url = endpoint_url
         self._resolve_endpoint = resolve_endpoint
         self._policy = policy
         self._first_use = threading.Lock()  # delivery pushes from several threads at once
@@ -130,7 +129,6 @@ class _SignedTransport:
         from botocore.awsrequest import AWSRequest
 
         self._urllib3, self._sigv4, self._aws_request = urllib3, SigV4Auth, AWSRequest
-        self._endpoint_url = endpoint_url
         self._region = region_of(endpoint_url)
         self._policy = policy
         # The usual chain (in Lambda: the role's credentials from the environment); frozen
