@@ -89,6 +89,7 @@ class ApiGatewayPush:
                  policy: RetryPolicy = RetryPolicy()) -> None:
         """`endpoint_url`, or `resolve_endpoint` called on the first push (a deployed stage reads
         it from SSM, and a handler that never pushes never asks)."""
+        self._endpoint_url = endpoint_url
         self._resolve_endpoint = resolve_endpoint
         self._policy = policy
         self._first_use = threading.Lock()  # delivery pushes from several threads at once
