@@ -3,13 +3,15 @@ a Lambda builds it (bootstrap: the push adapter, the limiter with every limit li
 MariaDB, pushing to a live local management endpoint. A message costs its `send` and the
 receiver's `ack`. Where the target is missed, cProfile says where the time goes.
 
-CPU is this thread's (`time.thread_time`): the management endpoint answers from threads of this
-same process, and their work is not the handler's."""
+CPU is this process's (`time.process_time`), as Lambda bills it: the handler's thread and the
+delivery pool's threads that push a fan-out. The management endpoint runs in a process of its
+own, so its work is not counted."""
 
 from __future__ import annotations
 
 import cProfile
 import json
+import multiprocessing
 import os
 import pstats
 import time
@@ -62,11 +64,11 @@ def lambda_environment(database_url: str, management_endpoint: str) -> Iterator[
 class OneToOneChat:
     """Two people with one live connection each, known to the management endpoint."""
 
-    def __init__(self, rt: Realtime, api: RecordingManagementApi) -> None:
+    def __init__(self, rt: Realtime, api: ManagementProcess) -> None:
         world = World(rt, RecordingPush())  # set-up only: the handlers push through rt.push
         alice, bob = world.person(), world.person()
         self.sender, self.receiver = world.device(alice), world.device(bob)
-        api.live |= {self.sender.connection_id, self.receiver.connection_id}
+        api.make_live([self.sender.connection_id, self.receiver.connection_id])
         self.conversation_id = world.chat(alice, bob)
         self.rt = rt
         self.last_seq = 0
@@ -84,22 +86,67 @@ class OneToOneChat:
         handle_frame(json.dumps(frame), caller.connection_id, self.rt)
 
 
-def cpu_per_message(chat: OneToOneChat, api: RecordingManagementApi,
+class ManagementProcess:
+    """The recording management API in a child process, so that its CPU is not ours."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child_end = context.Pipe()
+        self._process = context.Process(target=_serve_management_api, args=(child_end,),
+                                        daemon=True)
+        self._process.start()
+        self.endpoint: str = self._ask(("endpoint",))
+
+    def make_live(self, connection_ids: list[str]) -> None:
+        self._ask(("live", connection_ids))
+
+    def pushes(self) -> int:
+        return self._ask(("pushes",))
+
+    def stop(self) -> None:
+        self._ask(("stop",))
+        self._process.join(timeout=10)
+
+    def _ask(self, request: tuple[Any, ...]) -> Any:
+        self._pipe.send(request)
+        if not self._pipe.poll(10):
+            raise TimeoutError("the management API process did not answer")
+        return self._pipe.recv()
+
+
+def _serve_management_api(pipe: Any) -> None:
+    api = RecordingManagementApi().start()
+    while True:
+        request = pipe.recv()
+        if request[0] == "endpoint":
+            pipe.send(api.endpoint)
+        elif request[0] == "live":
+            api.live |= set(request[1])
+            pipe.send(None)
+        elif request[0] == "pushes":
+            pipe.send(len(api.calls))
+        else:
+            api.stop()
+            pipe.send(None)
+            return
+
+
+def cpu_per_message(chat: OneToOneChat, api: ManagementProcess,
                     messages: int) -> dict[str, Any]:
     send_s = ack_s = 0.0
-    calls_before = len(api.calls)
+    calls_before = api.pushes()
     for _ in range(messages):
-        started = time.thread_time()
+        started = time.process_time()
         chat.send()
-        sent = time.thread_time()
+        sent = time.process_time()
         chat.ack()
         send_s += sent - started
-        ack_s += time.thread_time() - sent
+        ack_s += time.process_time() - sent
     per_message_ms = (send_s + ack_s) * 1000 / messages
     return {"messages": messages, "cpu_ms_per_message": round(per_message_ms, 3),
             "send_ms": round(send_s * 1000 / messages, 3),
             "ack_ms": round(ack_s * 1000 / messages, 3),
-            "pushes_per_message": round((len(api.calls) - calls_before) / messages, 2),
+            "pushes_per_message": round((api.pushes() - calls_before) / messages, 2),
             "target_ms": TARGET_MS, "met": per_message_ms <= TARGET_MS}
 
 
@@ -146,7 +193,7 @@ def _package_of(filename: str) -> str:
 
 
 def main() -> None:
-    api = RecordingManagementApi().start()
+    api = ManagementProcess()
     try:
         with mysql_database() as url, lambda_environment(url, api.endpoint) as rt:
             chat = OneToOneChat(rt, api)
