@@ -15,6 +15,7 @@ from chalicelib.inputs import json_object, source_ip
 from chalicelib.replies import handshake_refusal, json_response, no_content, rest
 from chalicelib.services import (
     account,
+    auth,
     conversations,
     expiry,
     frames,
@@ -55,12 +56,13 @@ def query() -> dict[str, str]:
 
 
 def caller() -> Principal:
-    return bootstrap.get_auth().authenticate(app.current_request.headers.get("authorization"))
+    return auth.authenticate(app.current_request.headers.get("authorization"),
+                             bootstrap.get_realtime())
 
 
 @api_route("/health", "GET")
 def get_health() -> Response:
-    report = health.check(bootstrap.get_db())
+    report = health.check(bootstrap.get_realtime())
     reply = {"ok": report.ok, "schema_version": report.schema_version}
     return json_response(reply, status=200 if report.ok else 503)
 
@@ -71,44 +73,44 @@ def get_health() -> Response:
 @api_route("/auth/otp", "POST")
 def request_code() -> Response:
     ip = source_ip(app.current_request.context)
-    reply = bootstrap.get_auth().request_code(body().get("phone"), client_ip=ip)
+    reply = auth.request_code(body().get("phone"), ip, bootstrap.get_realtime())
     return json_response(reply, status=202)
 
 
 @api_route("/auth/verify", "POST")
 def verify_code() -> Response:
     fields = body()
-    session = bootstrap.get_auth().verify_code(
-        fields.get("challenge_id"), fields.get("code"), fields.get("device_name"))
+    session = auth.verify_code(fields.get("challenge_id"), fields.get("code"),
+                               fields.get("device_name"), bootstrap.get_realtime())
     return json_response(session.to_reply())
 
 
 @api_route("/auth/refresh", "POST")
 def refresh_session() -> Response:
-    session = bootstrap.get_auth().refresh(body().get("refresh_token"))
+    session = auth.refresh(body().get("refresh_token"), bootstrap.get_realtime())
     return json_response(session.to_reply())
 
 
 @api_route("/auth/logout", "POST")
 def logout() -> Response:
-    bootstrap.get_auth().logout(caller())
+    auth.logout(caller(), bootstrap.get_realtime())
     return no_content()
 
 
 @api_route("/devices", "GET")
 def list_devices() -> Response:
-    return json_response({"devices": bootstrap.get_auth().list_devices(caller())})
+    return json_response({"devices": auth.list_devices(caller(), bootstrap.get_realtime())})
 
 
 @api_route("/devices/{device_id}", "DELETE")
 def revoke_device(device_id: str) -> Response:
-    bootstrap.get_auth().revoke_device(caller(), device_id)
+    auth.revoke_device(caller(), device_id, bootstrap.get_realtime())
     return no_content()
 
 
 @api_route("/ws/ticket", "POST")
 def issue_ticket() -> Response:
-    reply = bootstrap.get_auth().issue_ticket(caller(), bootstrap.ws_public_url())
+    reply = auth.issue_ticket(caller(), bootstrap.ws_public_url(), bootstrap.get_realtime())
     return json_response(reply)
 
 
@@ -190,7 +192,7 @@ def ws_connect(event: WebsocketEvent) -> Response:
     query = event.to_dict().get("queryStringParameters") or {}
     try:
         sockets.open_connection(query.get("ticket"), event.connection_id,
-                                tokens=bootstrap.get_tokens(), rt=bootstrap.get_realtime())
+                                bootstrap.get_realtime())
     except EphemeraError as error:
         return handshake_refusal(error)
     return Response(body="", status_code=200)
@@ -205,7 +207,7 @@ def ws_message(event: WebsocketEvent) -> None:
 
 @app.on_ws_disconnect()
 def ws_disconnect(event: WebsocketEvent) -> None:
-    sockets.close_connection(event.connection_id, rt=bootstrap.get_realtime())
+    sockets.close_connection(event.connection_id, bootstrap.get_realtime())
 
 
 # --- deploy -----------------------------------------------------------------------------

@@ -71,7 +71,9 @@ def _send_many(url: str, caller: Caller, conversation_id: str) -> list[float]:
 
 def _purge_in_process(url: str) -> None:
     db = Database(create_engine(parse_database_url(url)))
-    purge_expired(db=db, clock=SystemClock(), **_engine_settings())
+    rt = Realtime(db=db, push=RecordingPush(), clock=SystemClock(), limiter=NoLimits(),
+                  keys=TEST_KEYS)
+    purge_expired(rt, **_engine_settings())
     db.close()
 
 
@@ -95,7 +97,7 @@ def main() -> None:
 
         fill_backlog(db, old_chat, alice.id, BACKLOG)
         started = time.perf_counter()
-        report = purge_expired(db=db, clock=SystemClock(), **_engine_settings())
+        report = purge_expired(world.rt, **_engine_settings())
         purge_s = time.perf_counter() - started
 
         quiet = timed_sends(url, devices, live_chat)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import TYPE_CHECKING
 
 from chalicelib.adapters.push import ApiGatewayPush, Push
 from chalicelib.adapters.sms import OutboxSmsSender, SmsSender, SnsSmsSender
@@ -18,12 +17,9 @@ from chalicelib.crypto import Keys
 from chalicelib.errors import ConfigError
 from chalicelib.services.limits import Limiter, SlidingWindowLimiter, load_policies
 from chalicelib.services.realtime import TOUCH_EVERY_MS, Realtime
+from chalicelib.services.tokens import Tokens
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
-
-if TYPE_CHECKING:
-    from chalicelib.services.auth import AuthService
-    from chalicelib.services.tokens import Tokens
 
 
 @cache
@@ -60,9 +56,6 @@ def get_keys() -> Keys:
 
 @cache
 def get_tokens() -> Tokens:
-    # Imported on first use: PyJWT is not needed by every function (the $default handler).
-    from chalicelib.services.tokens import Tokens
-
     config = get_config()
     return Tokens(key=get_keys().jwt, issuer=config.jwt_issuer, audience=config.jwt_audience,
                   clock=get_clock())
@@ -94,15 +87,9 @@ def get_realtime() -> Realtime:
     silent_after_ms = config.presence_silent_after_s * 1000
     return Realtime(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter(),
                     keys=get_keys(), silent_after_ms=silent_after_ms,
-                    touch_every_ms=min(TOUCH_EVERY_MS, idle_ms // 3, silent_after_ms // 3))
-
-
-@cache
-def get_auth() -> AuthService:
-    from chalicelib.services.auth import AuthService
-
-    return AuthService(rt=get_realtime(), keys=get_keys(), tokens=get_tokens(), sms=get_sms(),
-                       allowed_countries=get_config().otp_allowed_countries)
+                    touch_every_ms=min(TOUCH_EVERY_MS, idle_ms // 3, silent_after_ms // 3),
+                    tokens=get_tokens(), sms=get_sms(),
+                    allowed_countries=config.otp_allowed_countries)
 
 
 def ws_public_url() -> str:
@@ -138,7 +125,7 @@ def fail_fast_in_lambda() -> None:
 
 
 ACCESSORS = (get_config, get_clock, get_db, get_keys, get_tokens, get_sms, get_push,
-             get_limiter, get_realtime, get_auth)
+             get_limiter, get_realtime)
 
 
 def reset() -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 from chalicelib.adapters.sms import SmsSender
 from chalicelib.crypto import (
-    Keys,
     derive_key,
     keyed_hash,
     random_digits,
@@ -15,7 +14,7 @@ from chalicelib.crypto import (
     same,
     sha256_hex,
 )
-from chalicelib.errors import InvalidInput, NotFound, Unauthorized
+from chalicelib.errors import ConfigError, InvalidInput, NotFound, Unauthorized
 from chalicelib.identity import Principal
 from chalicelib.ids import new_id, new_user_id
 from chalicelib.inputs import text
@@ -69,183 +68,203 @@ class _Outcome:
     went_offline: str | None = None  # a user whose last connection the revocation closed
 
 
-class AuthService:
-    def __init__(self, *, rt: Realtime, keys: Keys, tokens: Tokens, sms: SmsSender,
-                 allowed_countries: tuple[str, ...] = ()) -> None:
-        self._rt = rt
-        self._db = rt.db
-        self._clock = rt.clock
-        self._limiter = rt.limiter
-        self._keys = keys
-        # Networks are hashed with a key of their own, derived from the phone key (the one
-        # that keys every OTP limit), so no other hash of ours can be matched against them.
-        self._network_hash_key = derive_key(keys.phone, "source-network")
-        self._tokens = tokens
-        self._sms = sms
-        self._allowed_countries = allowed_countries
+# --- one-time codes ---------------------------------------------------------------------
 
-    # --- one-time codes -------------------------------------------------------------------
 
-    def request_code(self, raw_phone: object, *, client_ip: str) -> dict[str, Any]:
-        """Text a new code to the phone; the reply is the same whether it has an account."""
-        phone = normalize_phone(raw_phone, self._allowed_countries)
-        phone_key = keyed_hash(self._keys.phone, phone)
-        network = network_key(self._network_hash_key, client_ip)
-        now = self._clock.now_ms()
-        challenge_id = new_id()
-        code = random_digits(OTP_LENGTH)
-        challenge = OtpChallenge(
-            id=challenge_id, phone=phone, phone_key=phone_key, network_key=network,
-            code_hash=self._code_hash(challenge_id, code), attempts_left=OTP_ATTEMPTS,
-            created_at=now, expires_at=now + OTP_TTL_S * 1000, consumed_at=None,
-        )
-        limits = _code_request_limits(phone_key, network, _calling_code(phone), client_ip)
-        self._db.run_transaction("auth.request_code", self._request_code_txn, challenge, network,
-                                 limits)
-        self._sms.send_code(phone, code)
-        return {"challenge_id": challenge_id, "expires_in": OTP_TTL_S,
-                "resend_after": RESEND_AFTER_S}
+def request_code(raw_phone: object, client_ip: str, rt: Realtime) -> dict[str, Any]:
+    """Text a new code to the phone; the reply is the same whether it has an account."""
+    phone = normalize_phone(raw_phone, rt.allowed_countries)
+    phone_key = keyed_hash(rt.keys.phone, phone)
+    network = network_key(_network_hash_key(rt), client_ip)
+    now = rt.clock.now_ms()
+    challenge_id = new_id()
+    code = random_digits(OTP_LENGTH)
+    challenge = OtpChallenge(
+        id=challenge_id, phone=phone, phone_key=phone_key, network_key=network,
+        code_hash=_code_hash(challenge_id, code, rt), attempts_left=OTP_ATTEMPTS,
+        created_at=now, expires_at=now + OTP_TTL_S * 1000, consumed_at=None,
+    )
+    limits = _code_request_limits(phone_key, network, _calling_code(phone), client_ip)
+    rt.db.run_transaction("auth.request_code", _request_code_txn, challenge, network, limits,
+                          rt)
+    _sms(rt).send_code(phone, code)
+    return {"challenge_id": challenge_id, "expires_in": OTP_TTL_S,
+            "resend_after": RESEND_AFTER_S}
 
-    def verify_code(self, challenge_id: object, code: object, device_name: object) -> Session:
-        """Exchange a code for a session on a new device (creating the user on first login)."""
-        challenge_id = text(challenge_id, "challenge_id", max_length=64)
-        if not isinstance(code, str) or len(code) != OTP_LENGTH or not code.isdigit():
-            raise InvalidInput(f"code must be the {OTP_LENGTH} digits we sent")
-        name = _device_name(device_name)
-        outcome = self._db.run_transaction(
-            "auth.verify_code", self._verify_txn, challenge_id, code, name, self._clock.now_ms(),
-        )
-        if outcome.session is None:
-            if outcome.attempts_left is None:
-                raise Unauthorized("this code has expired or was used; ask for a new one")
-            raise Unauthorized("wrong code", attempts_left=outcome.attempts_left)
-        set_user(outcome.session.user.id)
-        return outcome.session
 
-    def _verify_txn(self, txn: Transaction, challenge_id: str, code: str, device_name: str,
-                    now: int) -> _Outcome:
-        challenge = otp.spend_attempt(txn, challenge_id, now)
-        if challenge is None:
-            return _Outcome()
-        # Guesses per number and requesting network across its challenges, so guesses from
-        # elsewhere cannot lock the owner out, and a high cap per number alone (each code
-        # has its attempts anyway). A denial rolls the spent attempt back.
-        per_network = f"{challenge.phone_key}:{challenge.network_key or 'legacy'}"
-        self._limiter.check_txn(txn, [("verify_per_phone", per_network),
-                                      ("verify_per_phone_global", challenge.phone_key)], now)
-        if not same(challenge.code_hash, self._code_hash(challenge.id, code)):
-            return _Outcome(attempts_left=challenge.attempts_left)
-        otp.consume_challenge(txn, challenge.id, now)
-        user = users.get_or_create_user(txn, new_id=new_user_id(), phone=challenge.phone,
-                                        phone_key=challenge.phone_key, now_ms=now, activate=True)
-        device = Device(id=new_id(), user_id=user.id, name=device_name, token_version=0,
-                        created_at=now, last_used_at=now, revoked_at=None)
-        users.insert_device(txn, device)
-        return _Outcome(session=self._new_session_txn(txn, user, device, now))
+def verify_code(challenge_id: object, code: object, device_name: object,
+                rt: Realtime) -> Session:
+    """Exchange a code for a session on a new device (creating the user on first login)."""
+    challenge_id = text(challenge_id, "challenge_id", max_length=64)
+    if not isinstance(code, str) or len(code) != OTP_LENGTH or not code.isdigit():
+        raise InvalidInput(f"code must be the {OTP_LENGTH} digits we sent")
+    name = _device_name(device_name)
+    outcome = rt.db.run_transaction(
+        "auth.verify_code", _verify_txn, challenge_id, code, name, rt.clock.now_ms(), rt,
+    )
+    if outcome.session is None:
+        if outcome.attempts_left is None:
+            raise Unauthorized("this code has expired or was used; ask for a new one")
+        raise Unauthorized("wrong code", attempts_left=outcome.attempts_left)
+    set_user(outcome.session.user.id)
+    return outcome.session
 
-    # --- sessions -----------------------------------------------------------------------
 
-    def refresh(self, refresh_token: object) -> Session:
-        """Rotate a refresh token. Presenting one that was already rotated means it was
-        copied: the device is revoked and its sockets closed."""
-        token = text(refresh_token, "refresh_token", max_length=MAX_TOKEN_LENGTH)
-        outcome = self._db.run_transaction(
-            "auth.refresh", self._refresh_txn, sha256_hex(token), self._clock.now_ms(),
-        )
-        self._after_revocation(outcome)
-        if outcome.session is None:
-            raise Unauthorized("refresh token is not valid; log in again")
-        set_user(outcome.session.user.id)
-        return outcome.session
+def _verify_txn(txn: Transaction, challenge_id: str, code: str, device_name: str,
+                now: int, rt: Realtime) -> _Outcome:
+    challenge = otp.spend_attempt(txn, challenge_id, now)
+    if challenge is None:
+        return _Outcome()
+    # Guesses per number and requesting network across its challenges, so guesses from
+    # elsewhere cannot lock the owner out, and a high cap per number alone (each code
+    # has its attempts anyway). A denial rolls the spent attempt back.
+    per_network = f"{challenge.phone_key}:{challenge.network_key or 'legacy'}"
+    rt.limiter.check_txn(txn, [("verify_per_phone", per_network),
+                                  ("verify_per_phone_global", challenge.phone_key)], now)
+    if not same(challenge.code_hash, _code_hash(challenge.id, code, rt)):
+        return _Outcome(attempts_left=challenge.attempts_left)
+    otp.consume_challenge(txn, challenge.id, now)
+    user = users.get_or_create_user(txn, new_id=new_user_id(), phone=challenge.phone,
+                                    phone_key=challenge.phone_key, now_ms=now, activate=True)
+    device = Device(id=new_id(), user_id=user.id, name=device_name, token_version=0,
+                    created_at=now, last_used_at=now, revoked_at=None)
+    users.insert_device(txn, device)
+    return _Outcome(session=_new_session_txn(txn, user, device, now, rt))
 
-    def _refresh_txn(self, txn: Transaction, token_hash: str, now: int) -> _Outcome:
-        stored = sessions.get_refresh_token(txn, token_hash)
-        if stored is None or stored.expires_at <= now:
-            return _Outcome()
-        device = users.get_device(txn, stored.device_id)
-        if device is None or device.revoked_at is not None:
-            return _Outcome()
-        if stored.rotated_at is not None or not sessions.mark_rotated(txn, token_hash, now):
-            logger.warning("rotated refresh token presented again; revoking the device",
-                           extra={"device_id": device.id})
-            return _revoke_txn(txn, device, now)
-        user = users.get_user(txn, device.user_id)
-        assert user is not None
-        users.touch_device(txn, device.id, now)
-        return _Outcome(session=self._new_session_txn(txn, user, device, now))
 
-    def _new_session_txn(self, txn: Transaction, user: User, device: Device,
-                         now: int) -> Session:
-        refresh_token = random_token()
-        sessions.insert_refresh_token(txn, RefreshToken(
-            token_hash=sha256_hex(refresh_token), device_id=device.id, created_at=now,
-            expires_at=now + REFRESH_TTL_S * 1000, rotated_at=None,
-        ))
-        access_token = self._tokens.access_token(user.id, device.id, device.token_version)
-        return Session(access_token, refresh_token, user, device.id)
+# --- sessions -----------------------------------------------------------------------
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """The caller of a REST request, from `Authorization: Bearer <access token>`; the
-        device's token version is checked, so a revocation takes effect at once."""
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("send Authorization: Bearer <access_token>")
-        claims = self._tokens.read_access_token(token.strip())
-        device = self._db.run_read("auth.authenticate", users.get_device, claims.device_id)
-        if (device is None or device.revoked_at is not None
-                or device.user_id != claims.user_id
-                or device.token_version != claims.token_version):
-            raise Unauthorized("this session has ended; log in again")
-        set_user(claims.user_id)
-        return Principal(claims.user_id, claims.device_id)
 
-    # --- devices ------------------------------------------------------------------------
+def refresh(refresh_token: object, rt: Realtime) -> Session:
+    """Rotate a refresh token. Presenting one that was already rotated means it was
+    copied: the device is revoked and its sockets closed."""
+    token = text(refresh_token, "refresh_token", max_length=MAX_TOKEN_LENGTH)
+    outcome = rt.db.run_transaction(
+        "auth.refresh", _refresh_txn, sha256_hex(token), rt.clock.now_ms(), rt,
+    )
+    _after_revocation(outcome, rt)
+    if outcome.session is None:
+        raise Unauthorized("refresh token is not valid; log in again")
+    set_user(outcome.session.user.id)
+    return outcome.session
 
-    def list_devices(self, principal: Principal) -> list[dict[str, Any]]:
-        devices = self._db.run_read("auth.list_devices", users.list_live_devices,
-                                    principal.user_id)
-        return [{"id": d.id, "name": d.name, "created_at": d.created_at,
-                 "last_used_at": d.last_used_at, "current": d.id == principal.device_id}
-                for d in devices]
 
-    def logout(self, principal: Principal) -> None:
-        self.revoke_device(principal, principal.device_id)
+def _refresh_txn(txn: Transaction, token_hash: str, now: int, rt: Realtime) -> _Outcome:
+    stored = sessions.get_refresh_token(txn, token_hash)
+    if stored is None or stored.expires_at <= now:
+        return _Outcome()
+    device = users.get_device(txn, stored.device_id)
+    if device is None or device.revoked_at is not None:
+        return _Outcome()
+    if stored.rotated_at is not None or not sessions.mark_rotated(txn, token_hash, now):
+        logger.warning("rotated refresh token presented again; revoking the device",
+                       extra={"device_id": device.id})
+        return _revoke_txn(txn, device, now)
+    user = users.get_user(txn, device.user_id)
+    assert user is not None
+    users.touch_device(txn, device.id, now)
+    return _Outcome(session=_new_session_txn(txn, user, device, now, rt))
 
-    def revoke_device(self, principal: Principal, device_id: str) -> None:
-        """Revoke one of the caller's devices and close its sockets; another user's device
-        is `not_found`, never revealed."""
-        outcome = self._db.run_transaction("auth.revoke_device", _revoke_own_device_txn,
-                                           principal.user_id, device_id, self._clock.now_ms())
-        if outcome is None:
-            raise NotFound("no such device")
-        self._after_revocation(outcome)
 
-    # --- WebSocket tickets --------------------------------------------------------------
+def _new_session_txn(txn: Transaction, user: User, device: Device,
+                     now: int, rt: Realtime) -> Session:
+    refresh_token = random_token()
+    sessions.insert_refresh_token(txn, RefreshToken(
+        token_hash=sha256_hex(refresh_token), device_id=device.id, created_at=now,
+        expires_at=now + REFRESH_TTL_S * 1000, rotated_at=None,
+    ))
+    access_token = _tokens(rt).access_token(user.id, device.id, device.token_version)
+    return Session(access_token, refresh_token, user, device.id)
 
-    def issue_ticket(self, principal: Principal, ws_url: str) -> dict[str, Any]:
-        self._limiter.check([("ticket_per_user", principal.user_id)])
-        ticket = self._tokens.ticket(principal.user_id, principal.device_id)
-        return {"ticket": ticket, "url": ws_url, "expires_in": TICKET_TTL_S}
 
-    def _after_revocation(self, outcome: _Outcome) -> None:
-        """Close the revoked device's sockets (their rows are already gone, so they can do
-        nothing more) and announce offline if they were the user's last."""
-        for connection_id in outcome.closed_connections:
-            self._rt.push.disconnect(connection_id)
-        if outcome.went_offline is not None:
-            presence.announce(outcome.went_offline, online=False,
-                              last_seen_at=self._clock.now_ms(), rt=self._rt)
+def authenticate(authorization: str | None, rt: Realtime) -> Principal:
+    """The caller of a REST request, from `Authorization: Bearer <access token>`; the
+    device's token version is checked, so a revocation takes effect at once."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send Authorization: Bearer <access_token>")
+    claims = _tokens(rt).read_access_token(token.strip())
+    device = rt.db.run_read("auth.authenticate", users.get_device, claims.device_id)
+    if (device is None or device.revoked_at is not None
+            or device.user_id != claims.user_id
+            or device.token_version != claims.token_version):
+        raise Unauthorized("this session has ended; log in again")
+    set_user(claims.user_id)
+    return Principal(claims.user_id, claims.device_id)
 
-    def _request_code_txn(self, txn: Transaction, challenge: OtpChallenge, network: str,
-                          limits: list[tuple[str, str]]) -> None:
-        """Limits first (a denial stores and sends nothing), then the network's one live
-        challenge."""
-        self._limiter.check_txn(txn, limits, challenge.created_at)
-        otp.supersede_live_challenges(txn, challenge.phone_key, network, challenge.created_at)
-        otp.insert_challenge(txn, challenge)
 
-    def _code_hash(self, challenge_id: str, code: str) -> str:
-        return keyed_hash(self._keys.otp, challenge_id, code)
+# --- devices ------------------------------------------------------------------------
+
+
+def list_devices(principal: Principal, rt: Realtime) -> list[dict[str, Any]]:
+    devices = rt.db.run_read("auth.list_devices", users.list_live_devices, principal.user_id)
+    return [{"id": d.id, "name": d.name, "created_at": d.created_at,
+             "last_used_at": d.last_used_at, "current": d.id == principal.device_id}
+            for d in devices]
+
+
+def logout(principal: Principal, rt: Realtime) -> None:
+    revoke_device(principal, principal.device_id, rt)
+
+
+def revoke_device(principal: Principal, device_id: str, rt: Realtime) -> None:
+    """Revoke one of the caller's devices and close its sockets; another user's device
+    is `not_found`, never revealed."""
+    outcome = rt.db.run_transaction("auth.revoke_device", _revoke_own_device_txn,
+                                    principal.user_id, device_id, rt.clock.now_ms())
+    if outcome is None:
+        raise NotFound("no such device")
+    _after_revocation(outcome, rt)
+
+
+# --- WebSocket tickets --------------------------------------------------------------
+
+
+def issue_ticket(principal: Principal, ws_url: str, rt: Realtime) -> dict[str, Any]:
+    rt.limiter.check([("ticket_per_user", principal.user_id)])
+    ticket = _tokens(rt).ticket(principal.user_id, principal.device_id)
+    return {"ticket": ticket, "url": ws_url, "expires_in": TICKET_TTL_S}
+
+
+def _after_revocation(outcome: _Outcome, rt: Realtime) -> None:
+    """Close the revoked device's sockets (their rows are already gone, so they can do
+    nothing more) and announce offline if they were the user's last."""
+    for connection_id in outcome.closed_connections:
+        rt.push.disconnect(connection_id)
+    if outcome.went_offline is not None:
+        presence.announce(outcome.went_offline, online=False,
+                          last_seen_at=rt.clock.now_ms(), rt=rt)
+
+
+def _request_code_txn(txn: Transaction, challenge: OtpChallenge, network: str,
+                      limits: list[tuple[str, str]], rt: Realtime) -> None:
+    """Limits first (a denial stores and sends nothing), then the network's one live
+    challenge."""
+    rt.limiter.check_txn(txn, limits, challenge.created_at)
+    otp.supersede_live_challenges(txn, challenge.phone_key, network, challenge.created_at)
+    otp.insert_challenge(txn, challenge)
+
+
+def _code_hash(challenge_id: str, code: str, rt: Realtime) -> str:
+    return keyed_hash(rt.keys.otp, challenge_id, code)
+
+
+def _network_hash_key(rt: Realtime) -> bytes:
+    """Networks are hashed with a key of their own, derived from the phone key (the one that
+    keys every OTP limit), so no other hash of ours can be matched against them."""
+    return derive_key(rt.keys.phone, "source-network")
+
+
+def _tokens(rt: Realtime) -> Tokens:
+    if rt.tokens is None:
+        raise ConfigError("this function was built without tokens")
+    return rt.tokens
+
+
+def _sms(rt: Realtime) -> SmsSender:
+    if rt.sms is None:
+        raise ConfigError("this function was built without an SMS sender")
+    return rt.sms
 
 
 def _code_request_limits(phone_key: str, network: str, calling_code: str,

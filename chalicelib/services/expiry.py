@@ -18,7 +18,6 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.clock import Clock
 from chalicelib.config import Config
 from chalicelib.errors import ConfigError
 from chalicelib.observability import logger, metrics
@@ -32,7 +31,7 @@ from chalicelib.services.presence import (
 )
 from chalicelib.services.realtime import Realtime
 from chalicelib.storage import conversations, housekeeping, messages
-from chalicelib.storage.database import Database, Transaction
+from chalicelib.storage.database import Transaction
 from chalicelib.wire import expired_frame, unread_frame
 
 DEFAULT_BATCH_SIZE = 2000
@@ -60,9 +59,8 @@ class PurgeReport:
 
 
 def purge_expired(
+    rt: Realtime,
     *,
-    db: Database,
-    clock: Clock,
     batch_size: int = DEFAULT_BATCH_SIZE,
     time_budget_s: float = DEFAULT_TIME_BUDGET_S,
     rest_ratio: float = DEFAULT_REST_RATIO,
@@ -74,9 +72,9 @@ def purge_expired(
     deadline = time.monotonic() + time_budget_s
     while time.monotonic() < deadline:
         started = time.monotonic()
-        batch = db.run_transaction(
+        batch = rt.db.run_transaction(
             "expiry.delete_batch", messages.delete_expired_batch,
-            now_ms=clock.now_ms(), limit=batch_size,
+            now_ms=rt.clock.now_ms(), limit=batch_size,
         )
         if batch:
             report.batches += 1
@@ -88,8 +86,8 @@ def purge_expired(
             report.finished = True
             break
         time.sleep((time.monotonic() - started) * rest_ratio)
-    now = clock.now_ms()
-    report.backlog, oldest = db.run_read("expiry.backlog", messages.expired_backlog, now)
+    now = rt.clock.now_ms()
+    report.backlog, oldest = rt.db.run_read("expiry.backlog", messages.expired_backlog, now)
     report.lag_ms = max(0, now - oldest) if oldest is not None else 0
     return report
 
@@ -144,14 +142,14 @@ def to_ranges(seqs: list[int]) -> list[list[int]]:
     return ranges
 
 
-def clear_ended_rows(db: Database, clock: Clock) -> dict[str, int]:
+def clear_ended_rows(rt: Realtime) -> dict[str, int]:
     """Housekeeping: used or expired codes, used tickets, refresh tokens, idempotency keys past
     their window, old rate-limit windows. One bounded batch per table per run."""
-    now = clock.now_ms()
+    now = rt.clock.now_ms()
     cleared = {}
     for spec in housekeeping.EXPIRING:
         before = now - TICKET_GRACE_MS if spec.table == "consumed_tickets" else now
-        cleared[spec.table] = db.run_transaction(
+        cleared[spec.table] = rt.db.run_transaction(
             "expiry.housekeeping", housekeeping.delete_ended, spec, before_ms=before,
             limit=HOUSEKEEPING_BATCH)
     return cleared
@@ -167,11 +165,11 @@ def run_cleanup(rt: Realtime, *, idle_timeout_s: int, max_connection_s: int,
     Reports the figures as metrics and one log line, and returns them."""
     started = rt.clock.now_ms()
     presence = sweep_presence(liveness, rt)
-    report = purge_expired(db=rt.db, clock=rt.clock)
+    report = purge_expired(rt)
     frames = announce(report, rt) if announce_deletions else 0
     stale = sweep_stale_connections(idle_timeout_s=idle_timeout_s,
                                     max_connection_s=max_connection_s, rt=rt)
-    cleared = clear_ended_rows(rt.db, rt.clock)
+    cleared = clear_ended_rows(rt)
     if watch_presence_for_s > 0:
         presence.add(watch_presence(liveness, rt, last_sweep_ms=started,
                                     until_ms=started + int(watch_presence_for_s * 1000),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chalicelib.adapters.push import Push
 from chalicelib.clock import Clock
@@ -16,6 +17,10 @@ from chalicelib.storage.connections import NamedConversation
 from chalicelib.storage.database import Database, Transaction
 from chalicelib.storage.messages import IdempotencyKey
 
+if TYPE_CHECKING:
+    from chalicelib.adapters.sms import SmsSender
+    from chalicelib.services.tokens import Tokens
+
 # A connection's last_seen_at is refreshed at most this often by ordinary frames (ping always
 # refreshes it); presence and the idle sweep judge a connection by it.
 TOUCH_EVERY_MS = 20_000
@@ -23,8 +28,10 @@ TOUCH_EVERY_MS = 20_000
 
 @dataclass(frozen=True)
 class Realtime:
-    """The collaborators of real-time work: database, push adapter, clock, rate limiter, and
-    the derived keys that hash phones and bodies. Services take it as their last argument."""
+    """Every service's collaborators, in one object that services take as their last argument:
+    database, push adapter, clock, rate limiter, the derived keys that hash phones and bodies,
+    and for the routes that sign people in, the token issuer, the SMS sender and the
+    countries codes may go to (a function that does not sign anyone in is built without)."""
 
     db: Database
     push: Push
@@ -37,6 +44,9 @@ class Realtime:
     # No sign of life for this long and a connection is silent: presence stops counting it
     # (PRESENCE_SILENT_AFTER_S).
     silent_after_ms: int = 75_000
+    tokens: Tokens | None = None
+    sms: SmsSender | None = None
+    allowed_countries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

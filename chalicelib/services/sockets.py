@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from chalicelib.errors import Forbidden, Unauthorized
+from chalicelib.errors import ConfigError, Forbidden, Unauthorized
 from chalicelib.identity import Principal
 from chalicelib.observability import set_user
 from chalicelib.services import presence
@@ -13,18 +11,16 @@ from chalicelib.storage import sessions, users
 from chalicelib.storage.connections import ConnectionRow
 from chalicelib.storage.database import Transaction
 
-if TYPE_CHECKING:  # only the type: the $connect path gets its Tokens from bootstrap
-    from chalicelib.services.tokens import Tokens
 
-
-def open_connection(ticket: object, connection_id: str, *, tokens: Tokens,
-                    rt: Realtime) -> Principal:
+def open_connection(ticket: object, connection_id: str, rt: Realtime) -> Principal:
     """Admit a socket presenting `?ticket=`: signature, audience and expiry are checked, the
     ticket is used up, the device must still be live; only then is the connection stored.
     Any failure raises and stores nothing (the transaction rolls the ticket's use back)."""
     if not isinstance(ticket, str) or not ticket:
         raise Unauthorized("a ticket is required: open the socket as url?ticket=...")
-    claims = tokens.read_ticket(ticket)
+    if rt.tokens is None:
+        raise ConfigError("the $connect function needs tokens to read tickets")
+    claims = rt.tokens.read_ticket(ticket)
     now = rt.clock.now_ms()
 
     def admit_txn(txn: Transaction) -> bool:
@@ -52,6 +48,6 @@ def open_connection(ticket: object, connection_id: str, *, tokens: Tokens,
     return Principal(claims.user_id, claims.device_id)
 
 
-def close_connection(connection_id: str, *, rt: Realtime) -> None:
+def close_connection(connection_id: str, rt: Realtime) -> None:
     """Forget a closed socket (harmless if its row is already gone)."""
     presence.close_connection(connection_id, rt)

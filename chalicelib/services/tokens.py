@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jwt
-
 from chalicelib.clock import Clock
 from chalicelib.errors import Unauthorized
 from chalicelib.ids import new_id
@@ -72,9 +70,13 @@ class Tokens:
         now_s = self._clock.now_ms() // 1000
         payload = {"iss": self._issuer, "aud": audience, "iat": now_s, "nbf": now_s,
                    "exp": now_s + ttl_s, **claims}
+        import jwt  # on first use: a function that never signs or reads one never loads PyJWT
+
         return jwt.encode(payload, self._key, algorithm=ALGORITHM)
 
     def _decode(self, token: str, audience: str, *, extra_required: list[str]) -> dict:
+        import jwt  # on first use, as in _encode
+
         try:
             claims = jwt.decode(
                 token, self._key, algorithms=[ALGORITHM], audience=audience,

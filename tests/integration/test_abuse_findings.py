@@ -8,6 +8,7 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -266,7 +267,7 @@ def test_a_connect_racing_a_revocation_stores_no_connection(mysql_db, clock):
     revocation.start()
     time.sleep(0.1)
     with pytest.raises(Forbidden):
-        sockets.open_connection(ticket, "RACING-CONN=", tokens=tokens, rt=world.rt)
+        sockets.open_connection(ticket, "RACING-CONN=", replace(world.rt, tokens=tokens))
     revocation.join()
     revoker.close()
 

@@ -89,7 +89,7 @@ def test_one_run_deletes_every_expired_row_and_nothing_else(world, db, clock):
     now = clock.now_ms()
     insert_messages(db, chat, alice.id, [now - 5, now, now + 1, now - 1, now + 60_000])
 
-    report = purge_expired(db=db, clock=clock)
+    report = purge_expired(world.rt)
 
     def left(txn):
         txn.execute("SELECT seq FROM messages ORDER BY seq")
@@ -109,7 +109,7 @@ def test_live_participants_are_told_exactly_what_went(world, db, clock):
                                          now + 9_000])
     world.forget_frames()
 
-    announce(purge_expired(db=db, clock=clock), world.rt)
+    announce(purge_expired(world.rt), world.rt)
 
     for phone in (alice_phone, bob_phone):
         (frame,) = world.received(phone, "expired")
@@ -126,7 +126,7 @@ def test_up_to_seq_is_the_last_seq_when_nothing_is_left(world, db, clock):
     chat = world.chat(alice, bob)
     insert_messages(db, chat, alice.id, [clock.now_ms() - 1] * 4)
 
-    announce(purge_expired(db=db, clock=clock), world.rt)
+    announce(purge_expired(world.rt), world.rt)
 
     assert world.last(bob_phone, "expired")["up_to_seq"] == 4
 
@@ -136,8 +136,8 @@ def test_a_backlog_larger_than_a_batch_is_cleared_across_batches(world, db, cloc
     chat = world.chat(alice, bob)
     insert_messages(db, chat, alice.id, [clock.now_ms() - 1] * 50_000 + [clock.now_ms() + 1] * 7)
 
-    report = purge_expired(db=db, clock=clock, batch_size=2_000)
-    second = purge_expired(db=db, clock=clock)
+    report = purge_expired(world.rt, batch_size=2_000)
+    second = purge_expired(world.rt)
 
     assert (report.deleted, report.batches, report.finished) == (50_000, 25, True)
     assert count(db) == 7
@@ -150,7 +150,7 @@ def test_the_engine_stops_when_its_time_budget_is_spent_and_reports_the_backlog(
     chat = world.chat(alice, bob)
     insert_messages(db, chat, alice.id, [clock.now_ms() - 30_000] * 10)
 
-    report = purge_expired(db=db, clock=clock, time_budget_s=0)
+    report = purge_expired(world.rt, time_budget_s=0)
 
     assert (report.deleted, report.finished, report.backlog, report.lag_ms) == (
         0, False, 10, 30_000)
@@ -176,7 +176,7 @@ def test_housekeeping_clears_what_has_ended_and_keeps_what_has_not(world, db, cl
 
     db.run_transaction("t", plant)
 
-    cleared = clear_ended_rows(db, clock)
+    cleared = clear_ended_rows(world.rt)
 
     assert cleared == {"otp_challenges": 1, "consumed_tickets": 1, "refresh_tokens": 1,
                        "idempotency_keys": 1, "rate_limit_windows": 1}
@@ -219,7 +219,7 @@ def test_sends_during_a_large_purge_all_succeed(mysql_db, clock):
     purge_done = threading.Event()
 
     def purge():
-        purge_expired(db=mysql_db, clock=clock, batch_size=2_000)
+        purge_expired(world.rt, batch_size=2_000)
         purge_done.set()
 
     def send_many(device):
