@@ -118,7 +118,10 @@ def front_cpu_ms_per_round(pid: int, rounds: int, one_round: Callable[[int], Non
         one_round(i)
     loop_after, others_after = cpu_s(pid)
     loop_used = loop_after - loop - idle_cpu_per_s * (time.monotonic() - wall)
-    return loop_used / rounds * 1000, (others_after - others) / rounds * 1000
+    # A thread that ends takes its CPU out of /proc's per-thread figures, and the idle
+    # estimate is an estimate: a small negative difference is noise, read as nothing.
+    return (max(0.0, loop_used) / rounds * 1000,
+            max(0.0, others_after - others) / rounds * 1000)
 
 
 def row(what: str, loop_ms: float, others_ms: float) -> dict[str, object]:

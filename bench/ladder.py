@@ -386,7 +386,10 @@ async def climb(stack: RunningStack, engine: str) -> list[dict[str, Any]]:
 
 
 def ladder_on(database_url: str, engine: str) -> list[dict[str, Any]]:
-    with running_stack(database_url, LOCAL_WORKERS=os.environ.get("LOCAL_WORKERS", "2")) \
+    # Four workers (as `make run` has them) unless LOCAL_WORKERS says otherwise: they wait on
+    # the database and on pushes, so two cores keep more than two busy (measured at 300 msg/s
+    # on SQLite: p99 84 ms with two, 23 ms with four).
+    with running_stack(database_url, LOCAL_WORKERS=os.environ.get("LOCAL_WORKERS", "4")) \
             as stack:
         try:
             return asyncio.run(climb(stack, engine))
