@@ -3,7 +3,7 @@ time, as a warm Lambda container does.
 
 Processes, not threads: Chalice keeps `app.current_request` on the one shared `app`, so two
 events at once in one interpreter read each other's requests. Workers reach the front process
-(the management API) over HTTP through boto3, exactly like a deployed Lambda.
+(the management API) over HTTP through the app's push adapter, exactly like a deployed Lambda.
 """
 
 from __future__ import annotations
