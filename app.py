@@ -57,12 +57,12 @@ def query() -> dict[str, str]:
 
 def caller() -> Principal:
     return auth.authenticate(app.current_request.headers.get("authorization"),
-                             bootstrap.get_realtime())
+                             bootstrap.get_context())
 
 
 @api_route("/health", "GET")
 def get_health() -> Response:
-    report = health.check(bootstrap.get_realtime())
+    report = health.check(bootstrap.get_context())
     reply = {"ok": report.ok, "schema_version": report.schema_version}
     return json_response(reply, status=200 if report.ok else 503)
 
@@ -73,7 +73,7 @@ def get_health() -> Response:
 @api_route("/auth/otp", "POST")
 def request_code() -> Response:
     ip = source_ip(app.current_request.context)
-    reply = auth.request_code(body().get("phone"), ip, bootstrap.get_realtime())
+    reply = auth.request_code(body().get("phone"), ip, bootstrap.get_context())
     return json_response(reply, status=202)
 
 
@@ -81,36 +81,36 @@ def request_code() -> Response:
 def verify_code() -> Response:
     fields = body()
     session = auth.verify_code(fields.get("challenge_id"), fields.get("code"),
-                               fields.get("device_name"), bootstrap.get_realtime())
+                               fields.get("device_name"), bootstrap.get_context())
     return json_response(session.to_reply())
 
 
 @api_route("/auth/refresh", "POST")
 def refresh_session() -> Response:
-    session = auth.refresh(body().get("refresh_token"), bootstrap.get_realtime())
+    session = auth.refresh(body().get("refresh_token"), bootstrap.get_context())
     return json_response(session.to_reply())
 
 
 @api_route("/auth/logout", "POST")
 def logout() -> Response:
-    auth.logout(caller(), bootstrap.get_realtime())
+    auth.logout(caller(), bootstrap.get_context())
     return no_content()
 
 
 @api_route("/devices", "GET")
 def list_devices() -> Response:
-    return json_response({"devices": auth.list_devices(caller(), bootstrap.get_realtime())})
+    return json_response({"devices": auth.list_devices(caller(), bootstrap.get_context())})
 
 
 @api_route("/devices/{device_id}", "DELETE")
 def revoke_device(device_id: str) -> Response:
-    auth.revoke_device(caller(), device_id, bootstrap.get_realtime())
+    auth.revoke_device(caller(), device_id, bootstrap.get_context())
     return no_content()
 
 
 @api_route("/ws/ticket", "POST")
 def issue_ticket() -> Response:
-    reply = auth.issue_ticket(caller(), bootstrap.ws_public_url(), bootstrap.get_realtime())
+    reply = auth.issue_ticket(caller(), bootstrap.ws_public_url(), bootstrap.get_context())
     return json_response(reply)
 
 
@@ -119,39 +119,39 @@ def issue_ticket() -> Response:
 
 @api_route("/conversations", "POST")
 def create_conversation() -> Response:
-    view, created = conversations.create(caller().user_id, body(), bootstrap.get_realtime())
+    view, created = conversations.create(caller().user_id, body(), bootstrap.get_context())
     return json_response(view, status=201 if created else 200)
 
 
 @api_route("/conversations", "GET")
 def list_conversations() -> Response:
-    page = conversations.list_for(caller().user_id, query(), bootstrap.get_realtime())
+    page = conversations.list_for(caller().user_id, query(), bootstrap.get_context())
     return json_response(page)
 
 
 @api_route("/conversations/{conversation_id}", "PATCH")
 def update_conversation(conversation_id: str) -> Response:
     view = conversations.update(caller().user_id, conversation_id, body(),
-                                bootstrap.get_realtime())
+                                bootstrap.get_context())
     return json_response(view)
 
 
 @api_route("/conversations/{conversation_id}/messages", "GET")
 def conversation_history(conversation_id: str) -> Response:
     page = reading.history(caller().user_id, conversation_id, query(),
-                           bootstrap.get_realtime())
+                           bootstrap.get_context())
     return json_response(page)
 
 
 @api_route("/conversations/{conversation_id}/accept", "POST")
 def accept_conversation(conversation_id: str) -> Response:
-    view = conversations.accept(caller().user_id, conversation_id, bootstrap.get_realtime())
+    view = conversations.accept(caller().user_id, conversation_id, bootstrap.get_context())
     return json_response(view)
 
 
 @api_route("/conversations/{conversation_id}/decline", "POST")
 def decline_conversation(conversation_id: str) -> Response:
-    conversations.decline(caller().user_id, conversation_id, body(), bootstrap.get_realtime())
+    conversations.decline(caller().user_id, conversation_id, body(), bootstrap.get_context())
     return no_content()
 
 
@@ -160,27 +160,27 @@ def decline_conversation(conversation_id: str) -> Response:
 
 @api_route("/me", "GET")
 def get_me() -> Response:
-    return json_response(account.me(caller().user_id, bootstrap.get_realtime()))
+    return json_response(account.me(caller().user_id, bootstrap.get_context()))
 
 
 @api_route("/me", "PATCH")
 def update_me() -> Response:
-    return json_response(account.update_me(caller().user_id, body(), bootstrap.get_realtime()))
+    return json_response(account.update_me(caller().user_id, body(), bootstrap.get_context()))
 
 
 @api_route("/blocks", "GET")
 def list_blocks() -> Response:
-    return json_response(account.list_blocks(caller().user_id, bootstrap.get_realtime()))
+    return json_response(account.list_blocks(caller().user_id, bootstrap.get_context()))
 
 
 @api_route("/blocks", "POST")
 def block_user() -> Response:
-    return json_response(account.block(caller().user_id, body(), bootstrap.get_realtime()))
+    return json_response(account.block(caller().user_id, body(), bootstrap.get_context()))
 
 
 @api_route("/blocks/{user_id}", "DELETE")
 def unblock_user(user_id: str) -> Response:
-    account.unblock(caller().user_id, user_id, bootstrap.get_realtime())
+    account.unblock(caller().user_id, user_id, bootstrap.get_context())
     return no_content()
 
 
@@ -192,7 +192,7 @@ def ws_connect(event: WebsocketEvent) -> Response:
     query = event.to_dict().get("queryStringParameters") or {}
     try:
         sockets.open_connection(query.get("ticket"), event.connection_id,
-                                bootstrap.get_realtime())
+                                bootstrap.get_context())
     except EphemeraError as error:
         return handshake_refusal(error)
     return Response(body="", status_code=200)
@@ -202,12 +202,12 @@ def ws_connect(event: WebsocketEvent) -> Response:
 def ws_message(event: WebsocketEvent) -> None:
     # The raw body, not event.body: Chalice turns a missing body into the string "None".
     frames.handle_frame(event.to_dict().get("body"), event.connection_id,
-                        bootstrap.get_realtime())
+                        bootstrap.get_context())
 
 
 @app.on_ws_disconnect()
 def ws_disconnect(event: WebsocketEvent) -> None:
-    sockets.close_connection(event.connection_id, bootstrap.get_realtime())
+    sockets.close_connection(event.connection_id, bootstrap.get_context())
 
 
 # --- deploy -----------------------------------------------------------------------------
@@ -225,4 +225,4 @@ def migrate_database(event: object, context: object) -> dict[str, Any]:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="scheduled_cleanup")
 def scheduled_cleanup(event: object) -> dict[str, Any]:
-    return expiry.run_scheduled(bootstrap.get_config(), bootstrap.get_realtime())
+    return expiry.run_scheduled(bootstrap.get_config(), bootstrap.get_context())

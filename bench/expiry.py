@@ -18,9 +18,9 @@ from chalicelib.clock import SystemClock
 from chalicelib.config import parse_database_url
 from chalicelib.ids import new_id
 from chalicelib.services import frames
+from chalicelib.services.context import Caller, Context
 from chalicelib.services.expiry import purge_expired
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage.database import Database, Transaction
 from chalicelib.storage.engines import create_engine
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -56,14 +56,14 @@ def timed_sends(url: str, callers: list[Caller], conversation_id: str) -> list[f
 
 def _send_many(url: str, caller: Caller, conversation_id: str) -> list[float]:
     db = Database(create_engine(parse_database_url(url)))
-    rt = Realtime(db=db, push=RecordingPush(), clock=SystemClock(), limiter=NoLimits(),
+    ctx = Context(db=db, push=RecordingPush(), clock=SystemClock(), limiter=NoLimits(),
                   keys=TEST_KEYS)
     samples = []
     for i in range(SENDS_PER_THREAD):
         frame = json.dumps({"action": "send", "conversation_id": conversation_id,
                             "client_msg_id": new_id(), "body": "x" * 100, "req": i})
         started = time.perf_counter()
-        frames.handle_frame(frame, caller.connection_id, rt)
+        frames.handle_frame(frame, caller.connection_id, ctx)
         samples.append((time.perf_counter() - started) * 1000)
     db.close()
     return samples
@@ -71,9 +71,9 @@ def _send_many(url: str, caller: Caller, conversation_id: str) -> list[float]:
 
 def _purge_in_process(url: str) -> None:
     db = Database(create_engine(parse_database_url(url)))
-    rt = Realtime(db=db, push=RecordingPush(), clock=SystemClock(), limiter=NoLimits(),
+    ctx = Context(db=db, push=RecordingPush(), clock=SystemClock(), limiter=NoLimits(),
                   keys=TEST_KEYS)
-    purge_expired(rt, **_engine_settings())
+    purge_expired(ctx, **_engine_settings())
     db.close()
 
 
@@ -90,14 +90,14 @@ def _engine_settings() -> dict[str, Any]:
 def main() -> None:
     with mysql_database() as url:
         world = migrated_world(url)
-        db = world.rt.db
+        db = world.ctx.db
         alice, bob = world.person(), world.person()
         old_chat, live_chat = world.chat(alice, bob), world.chat(alice, world.person())
         devices = [world.device(alice) for _ in range(SENDER_THREADS)]
 
         fill_backlog(db, old_chat, alice.id, BACKLOG)
         started = time.perf_counter()
-        report = purge_expired(world.rt, **_engine_settings())
+        report = purge_expired(world.ctx, **_engine_settings())
         purge_s = time.perf_counter() - started
 
         quiet = timed_sends(url, devices, live_chat)

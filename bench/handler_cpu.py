@@ -25,8 +25,8 @@ from bench.stack import unlimited_rates_env
 from bench.storage import mysql_database
 from chalicelib import bootstrap
 from chalicelib.ids import new_id
+from chalicelib.services.context import Caller, Context
 from chalicelib.services.frames import handle_frame
-from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage.migrate import migrate
 from tests.conftest import TEST_JWT_SECRET
 from tests.integration.messaging_world import World
@@ -41,7 +41,7 @@ TOP_FUNCTIONS = 15
 
 
 @contextmanager
-def lambda_environment(database_url: str, management_endpoint: str) -> Iterator[Realtime]:
+def lambda_environment(database_url: str, management_endpoint: str) -> Iterator[Context]:
     """The `$default` function's collaborators, from the environment as a Lambda has it."""
     settings = {"STAGE": "local", "DATABASE_URL": database_url, "JWT_SECRET": TEST_JWT_SECRET,
                 "WS_MANAGEMENT_ENDPOINT": management_endpoint, "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -51,7 +51,7 @@ def lambda_environment(database_url: str, management_endpoint: str) -> Iterator[
     bootstrap.reset()
     try:
         migrate(bootstrap.get_db().engine)
-        yield bootstrap.get_realtime()
+        yield bootstrap.get_context()
     finally:
         bootstrap.reset()
         for name, value in saved.items():
@@ -64,13 +64,13 @@ def lambda_environment(database_url: str, management_endpoint: str) -> Iterator[
 class OneToOneChat:
     """Two people with one live connection each, known to the management endpoint."""
 
-    def __init__(self, rt: Realtime, api: ManagementProcess) -> None:
-        world = World(rt, RecordingPush())  # set-up only: the handlers push through rt.push
+    def __init__(self, ctx: Context, api: ManagementProcess) -> None:
+        world = World(ctx, RecordingPush())  # set-up only: the handlers push through ctx.push
         alice, bob = world.person(), world.person()
         self.sender, self.receiver = world.device(alice), world.device(bob)
         api.make_live([self.sender.connection_id, self.receiver.connection_id])
         self.conversation_id = world.chat(alice, bob)
-        self.rt = rt
+        self.ctx = ctx
         self.last_seq = 0
 
     def send(self) -> None:
@@ -83,7 +83,7 @@ class OneToOneChat:
                                     "seq": self.last_seq})
 
     def _frame(self, caller: Caller, frame: dict[str, Any]) -> None:
-        handle_frame(json.dumps(frame), caller.connection_id, self.rt)
+        handle_frame(json.dumps(frame), caller.connection_id, self.ctx)
 
 
 class ManagementProcess:
@@ -195,15 +195,15 @@ def _package_of(filename: str) -> str:
 def main() -> None:
     api = ManagementProcess()
     try:
-        with mysql_database() as url, lambda_environment(url, api.endpoint) as rt:
-            chat = OneToOneChat(rt, api)
+        with mysql_database() as url, lambda_environment(url, api.endpoint) as ctx:
+            chat = OneToOneChat(ctx, api)
             for _ in range(WARM_UP):
                 chat.send()
                 chat.ack()
             result = cpu_per_message(chat, api, MESSAGES)
             profiled = None if result["met"] else where_time_goes(profile(chat, PROFILED),
                                                                   PROFILED)
-            rt.db.close()
+            ctx.db.close()
     finally:
         api.stop()
     emit("handler CPU per 1:1 message (send + ack, $default in-process, MariaDB, pushes to a "

@@ -11,6 +11,7 @@ from bench.report import emit, latency_summary
 from bench.storage import mysql_database
 from chalicelib.clock import SystemClock
 from chalicelib.config import parse_database_url
+from chalicelib.services.context import Context
 from chalicelib.services.limits import (
     Limiter,
     NoLimits,
@@ -18,7 +19,6 @@ from chalicelib.services.limits import (
     SlidingWindowLimiter,
     load_policies,
 )
-from chalicelib.services.realtime import Realtime
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
@@ -43,7 +43,7 @@ def checks_per_second(db: Database) -> dict[str, Any]:
 
 def send_latency(db: Database, limiter: Limiter, label: str) -> dict[str, Any]:
     push, clock = RecordingPush(), SystemClock()
-    world = World(Realtime(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS), push)
+    world = World(Context(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS), push)
     alice, bob = world.person(), world.person()
     phone = world.device(alice)
     chat = world.chat(alice, bob)

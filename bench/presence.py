@@ -32,10 +32,10 @@ from bench.storage import mysql_database
 from chalicelib.clock import FixedClock
 from chalicelib.config import parse_database_url
 from chalicelib.services import expiry, frames
+from chalicelib.services.context import Caller, Context
 from chalicelib.services.expiry import run_cleanup
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.presence import Liveness, PresenceSweep
-from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
@@ -101,9 +101,9 @@ class Simulation:
         self.clock = FixedClock()
         self.push = TimedPush(self.clock)
         self.db = Database(create_engine(parse_database_url(url)))
-        self.rt = Realtime(db=self.db, push=self.push, clock=self.clock, limiter=NoLimits(),
+        self.ctx = Context(db=self.db, push=self.push, clock=self.clock, limiter=NoLimits(),
                            keys=TEST_KEYS)
-        self.world = World(self.rt, self.push)
+        self.world = World(self.ctx, self.push)
         self.costs = Costs()
         self.pings: list[tuple[int, str]] = []
         self.naps_s = 0.0
@@ -126,7 +126,7 @@ class Simulation:
             self.clock.set(at_ms)
             self.costs.doing = "pings"
             self.pings_delivered += 1
-            frames.handle_frame('{"action": "ping"}', connection_id, self.rt)
+            frames.handle_frame('{"action": "ping"}', connection_id, self.ctx)
         self.clock.set(until_ms)
 
     def sleep(self, seconds: float) -> None:
@@ -141,7 +141,7 @@ class Simulation:
             self.advance_to(run_at)
             self.costs.doing = "schedule"
             self.runs += 1
-            run_cleanup(self.rt, idle_timeout_s=600, max_connection_s=7200,
+            run_cleanup(self.ctx, idle_timeout_s=600, max_connection_s=7200,
                         liveness=LIVENESS, watch_presence_for_s=watch_s, sleep=self.sleep)
         self.advance_to(until_ms)
 
@@ -189,7 +189,7 @@ def _presence_sweeps(*, enabled: bool) -> Iterator[None]:
     if enabled:
         yield
         return
-    with patch.object(expiry, "sweep_presence", lambda liveness, rt: PresenceSweep()):
+    with patch.object(expiry, "sweep_presence", lambda liveness, ctx: PresenceSweep()):
         yield
 
 

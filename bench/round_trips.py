@@ -77,7 +77,7 @@ def main() -> None:
     with mysql_database() as url:
         world = migrated_world(url, check_limits=True)
         rows = measure(world)
-        world.rt.db.close()
+        world.ctx.db.close()
     emit("database round trips per action ($default handler, MariaDB, limiter on)", rows)
 
 

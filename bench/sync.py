@@ -33,12 +33,12 @@ def fill(txn: Transaction, chat: str, sender: str, now: int) -> None:
 def main() -> None:
     with mysql_database() as url:
         world = migrated_world(url)
-        db = world.rt.db
+        db = world.ctx.db
         alice, bob = world.person(), world.person()
         reader = world.device(bob)
         for _ in range(CONVERSATIONS):
             chat = world.chat(alice, bob, world.person())
-            db.run_transaction("bench.fill", fill, chat, alice.id, world.rt.clock.now_ms())
+            db.run_transaction("bench.fill", fill, chat, alice.id, world.ctx.clock.now_ms())
         world.forget_frames()
 
         tracemalloc.start()

@@ -6,8 +6,8 @@ from __future__ import annotations
 from bench.stack import unlimited_policies
 from chalicelib.clock import SystemClock
 from chalicelib.config import parse_database_url
+from chalicelib.services.context import Context
 from chalicelib.services.limits import Limiter, NoLimits, SlidingWindowLimiter
-from chalicelib.services.realtime import Realtime
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
@@ -16,7 +16,7 @@ from tests.support.fakes import TEST_KEYS, RecordingPush
 
 
 def migrated_world(url: str, *, check_limits: bool = False) -> World:
-    """Migrate the database at `url` and return a World on it (its database is `world.rt.db`).
+    """Migrate the database at `url` and return a World on it (its database is `world.ctx.db`).
     No limiter by default; with `check_limits`, the deployed limiter checks every policy in the
     database as it does in production, each lifted out of reach so that none denies."""
     engine = create_engine(parse_database_url(url))
@@ -25,5 +25,5 @@ def migrated_world(url: str, *, check_limits: bool = False) -> World:
     limiter: Limiter = NoLimits()
     if check_limits:
         limiter = SlidingWindowLimiter(db=db, clock=clock, policies=unlimited_policies())
-    rt = Realtime(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS)
-    return World(rt, push)
+    ctx = Context(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS)
+    return World(ctx, push)

@@ -15,8 +15,8 @@ from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import WS_MANAGEMENT_ENDPOINT_PARAMETER, WS_PUBLIC_URL_PARAMETER, Config
 from chalicelib.crypto import Keys
 from chalicelib.errors import ConfigError
+from chalicelib.services.context import TOUCH_EVERY_MS, Context
 from chalicelib.services.limits import Limiter, SlidingWindowLimiter, load_policies
-from chalicelib.services.realtime import TOUCH_EVERY_MS, Realtime
 from chalicelib.services.tokens import Tokens
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
@@ -81,11 +81,11 @@ def get_limiter() -> Limiter:
 
 
 @cache
-def get_realtime() -> Realtime:
+def get_context() -> Context:
     config = get_config()
     idle_ms = config.ws_idle_timeout_s * 1000
     silent_after_ms = config.presence_silent_after_s * 1000
-    return Realtime(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter(),
+    return Context(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter(),
                     keys=get_keys(), silent_after_ms=silent_after_ms,
                     touch_every_ms=min(TOUCH_EVERY_MS, idle_ms // 3, silent_after_ms // 3),
                     tokens=get_tokens(), sms=get_sms(),
@@ -125,7 +125,7 @@ def fail_fast_in_lambda() -> None:
 
 
 ACCESSORS = (get_config, get_clock, get_db, get_keys, get_tokens, get_sms, get_push,
-             get_limiter, get_realtime)
+             get_limiter, get_context)
 
 
 def reset() -> None:

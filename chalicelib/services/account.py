@@ -7,7 +7,7 @@ from typing import Any
 
 from chalicelib.crypto import keyed_hash
 from chalicelib.errors import InvalidInput, NotFound
-from chalicelib.services.realtime import Realtime
+from chalicelib.services.context import Context
 from chalicelib.storage import blocks, conversations, users
 from chalicelib.storage.database import Transaction
 from chalicelib.storage.users import Profile
@@ -18,15 +18,15 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                           "\u2066\u2067\u2068\u2069")
 
 
-def me(user_id: str, rt: Realtime) -> dict[str, Any]:
+def me(user_id: str, ctx: Context) -> dict[str, Any]:
     """`GET /me`."""
-    profile = rt.db.run_read("account.me", users.get_profile, user_id)
+    profile = ctx.db.run_read("account.me", users.get_profile, user_id)
     if profile is None:
         raise NotFound("no such user")
     return profile_view(profile)
 
 
-def update_me(user_id: str, fields: dict[str, Any], rt: Realtime) -> dict[str, Any]:
+def update_me(user_id: str, fields: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """`PATCH /me {display_name?, message_requests?, read_receipts?}`: all or nothing."""
     changes: dict[str, object] = {}
     if "display_name" in fields:
@@ -38,8 +38,8 @@ def update_me(user_id: str, fields: dict[str, Any], rt: Realtime) -> dict[str, A
             changes[setting] = int(fields[setting])
     if not changes:
         raise InvalidInput("send display_name, message_requests and/or read_receipts")
-    rt.db.run_transaction("account.update_me", users.update_profile, user_id, changes)
-    return me(user_id, rt)
+    ctx.db.run_transaction("account.update_me", users.update_profile, user_id, changes)
+    return me(user_id, ctx)
 
 
 def profile_view(profile: Profile) -> dict[str, Any]:
@@ -67,17 +67,17 @@ def display_name(raw: object) -> str | None:
 # --- blocks -------------------------------------------------------------------------------
 
 
-def list_blocks(user_id: str, rt: Realtime) -> dict[str, Any]:
+def list_blocks(user_id: str, ctx: Context) -> dict[str, Any]:
     """`GET /blocks`, newest first."""
     def list_txn(txn: Transaction) -> list[dict[str, Any]]:
         found = blocks.list_blocks(txn, user_id)
         known = conversations.accepted_contacts(txn, user_id, [b.user_id for b in found])
         return [block_view(b, known=b.user_id in known) for b in found]
 
-    return {"blocks": rt.db.run_read("account.blocks", list_txn)}
+    return {"blocks": ctx.db.run_read("account.blocks", list_txn)}
 
 
-def block(user_id: str, fields: dict[str, Any], rt: Realtime) -> dict[str, Any]:
+def block(user_id: str, fields: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """`POST /blocks {user_id}`: keyed by the blocked phone's HMAC, so it outlives their
     account. Blocking again is harmless."""
     target_id = fields.get("user_id")
@@ -85,25 +85,25 @@ def block(user_id: str, fields: dict[str, Any], rt: Realtime) -> dict[str, Any]:
         raise InvalidInput("user_id must be the id of a user")
     if target_id == user_id:
         raise InvalidInput("you cannot block yourself")
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
 
     def block_txn(txn: Transaction) -> dict[str, Any]:
         target = users.get_user(txn, target_id)
         if target is None:
             raise NotFound("no such user")
-        blocks.insert_block(txn, user_id, keyed_hash(rt.keys.phone, target.phone), target.id,
+        blocks.insert_block(txn, user_id, keyed_hash(ctx.keys.phone, target.phone), target.id,
                             now)
         found = blocks.get_block(txn, user_id, target.id)
         assert found is not None
         known = conversations.accepted_contacts(txn, user_id, [target.id])
         return block_view(found, known=target.id in known)
 
-    return rt.db.run_transaction("account.block", block_txn)
+    return ctx.db.run_transaction("account.block", block_txn)
 
 
-def unblock(user_id: str, target_id: str, rt: Realtime) -> None:
+def unblock(user_id: str, target_id: str, ctx: Context) -> None:
     """`DELETE /blocks/{user_id}`; `not_found` if there was no such block."""
-    if not rt.db.run_transaction("account.unblock", blocks.delete_block, user_id, target_id):
+    if not ctx.db.run_transaction("account.unblock", blocks.delete_block, user_id, target_id):
         raise NotFound("no such block")
 
 

@@ -22,7 +22,7 @@ from chalicelib.networks import network_key
 from chalicelib.observability import logger, set_user
 from chalicelib.phones import normalize_phone
 from chalicelib.services import presence
-from chalicelib.services.realtime import Realtime
+from chalicelib.services.context import Context
 from chalicelib.services.tokens import ACCESS_TTL_S, TICKET_TTL_S, Tokens
 from chalicelib.storage import connections, otp, sessions, users
 from chalicelib.storage.database import Transaction
@@ -71,36 +71,36 @@ class _Outcome:
 # --- one-time codes ---------------------------------------------------------------------
 
 
-def request_code(raw_phone: object, client_ip: str, rt: Realtime) -> dict[str, Any]:
+def request_code(raw_phone: object, client_ip: str, ctx: Context) -> dict[str, Any]:
     """Text a new code to the phone; the reply is the same whether it has an account."""
-    phone = normalize_phone(raw_phone, rt.allowed_countries)
-    phone_key = keyed_hash(rt.keys.phone, phone)
-    network = network_key(_network_hash_key(rt), client_ip)
-    now = rt.clock.now_ms()
+    phone = normalize_phone(raw_phone, ctx.allowed_countries)
+    phone_key = keyed_hash(ctx.keys.phone, phone)
+    network = network_key(_network_hash_key(ctx), client_ip)
+    now = ctx.clock.now_ms()
     challenge_id = new_id()
     code = random_digits(OTP_LENGTH)
     challenge = OtpChallenge(
         id=challenge_id, phone=phone, phone_key=phone_key, network_key=network,
-        code_hash=_code_hash(challenge_id, code, rt), attempts_left=OTP_ATTEMPTS,
+        code_hash=_code_hash(challenge_id, code, ctx), attempts_left=OTP_ATTEMPTS,
         created_at=now, expires_at=now + OTP_TTL_S * 1000, consumed_at=None,
     )
     limits = _code_request_limits(phone_key, network, _calling_code(phone), client_ip)
-    rt.db.run_transaction("auth.request_code", _request_code_txn, challenge, network, limits,
-                          rt)
-    _sms(rt).send_code(phone, code)
+    ctx.db.run_transaction("auth.request_code", _request_code_txn, challenge, network, limits,
+                          ctx)
+    _sms(ctx).send_code(phone, code)
     return {"challenge_id": challenge_id, "expires_in": OTP_TTL_S,
             "resend_after": RESEND_AFTER_S}
 
 
 def verify_code(challenge_id: object, code: object, device_name: object,
-                rt: Realtime) -> Session:
+                ctx: Context) -> Session:
     """Exchange a code for a session on a new device (creating the user on first login)."""
     challenge_id = text(challenge_id, "challenge_id", max_length=64)
     if not isinstance(code, str) or len(code) != OTP_LENGTH or not code.isdigit():
         raise InvalidInput(f"code must be the {OTP_LENGTH} digits we sent")
     name = _device_name(device_name)
-    outcome = rt.db.run_transaction(
-        "auth.verify_code", _verify_txn, challenge_id, code, name, rt.clock.now_ms(), rt,
+    outcome = ctx.db.run_transaction(
+        "auth.verify_code", _verify_txn, challenge_id, code, name, ctx.clock.now_ms(), ctx,
     )
     if outcome.session is None:
         if outcome.attempts_left is None:
@@ -111,7 +111,7 @@ def verify_code(challenge_id: object, code: object, device_name: object,
 
 
 def _verify_txn(txn: Transaction, challenge_id: str, code: str, device_name: str,
-                now: int, rt: Realtime) -> _Outcome:
+                now: int, ctx: Context) -> _Outcome:
     challenge = otp.spend_attempt(txn, challenge_id, now)
     if challenge is None:
         return _Outcome()
@@ -119,9 +119,9 @@ def _verify_txn(txn: Transaction, challenge_id: str, code: str, device_name: str
     # elsewhere cannot lock the owner out, and a high cap per number alone (each code
     # has its attempts anyway). A denial rolls the spent attempt back.
     per_network = f"{challenge.phone_key}:{challenge.network_key or 'legacy'}"
-    rt.limiter.check_txn(txn, [("verify_per_phone", per_network),
+    ctx.limiter.check_txn(txn, [("verify_per_phone", per_network),
                                   ("verify_per_phone_global", challenge.phone_key)], now)
-    if not same(challenge.code_hash, _code_hash(challenge.id, code, rt)):
+    if not same(challenge.code_hash, _code_hash(challenge.id, code, ctx)):
         return _Outcome(attempts_left=challenge.attempts_left)
     otp.consume_challenge(txn, challenge.id, now)
     user = users.get_or_create_user(txn, new_id=new_user_id(), phone=challenge.phone,
@@ -129,27 +129,27 @@ def _verify_txn(txn: Transaction, challenge_id: str, code: str, device_name: str
     device = Device(id=new_id(), user_id=user.id, name=device_name, token_version=0,
                     created_at=now, last_used_at=now, revoked_at=None)
     users.insert_device(txn, device)
-    return _Outcome(session=_new_session_txn(txn, user, device, now, rt))
+    return _Outcome(session=_new_session_txn(txn, user, device, now, ctx))
 
 
 # --- sessions -----------------------------------------------------------------------
 
 
-def refresh(refresh_token: object, rt: Realtime) -> Session:
+def refresh(refresh_token: object, ctx: Context) -> Session:
     """Rotate a refresh token. Presenting one that was already rotated means it was
     copied: the device is revoked and its sockets closed."""
     token = text(refresh_token, "refresh_token", max_length=MAX_TOKEN_LENGTH)
-    outcome = rt.db.run_transaction(
-        "auth.refresh", _refresh_txn, sha256_hex(token), rt.clock.now_ms(), rt,
+    outcome = ctx.db.run_transaction(
+        "auth.refresh", _refresh_txn, sha256_hex(token), ctx.clock.now_ms(), ctx,
     )
-    _after_revocation(outcome, rt)
+    _after_revocation(outcome, ctx)
     if outcome.session is None:
         raise Unauthorized("refresh token is not valid; log in again")
     set_user(outcome.session.user.id)
     return outcome.session
 
 
-def _refresh_txn(txn: Transaction, token_hash: str, now: int, rt: Realtime) -> _Outcome:
+def _refresh_txn(txn: Transaction, token_hash: str, now: int, ctx: Context) -> _Outcome:
     stored = sessions.get_refresh_token(txn, token_hash)
     if stored is None or stored.expires_at <= now:
         return _Outcome()
@@ -163,28 +163,28 @@ def _refresh_txn(txn: Transaction, token_hash: str, now: int, rt: Realtime) -> _
     user = users.get_user(txn, device.user_id)
     assert user is not None
     users.touch_device(txn, device.id, now)
-    return _Outcome(session=_new_session_txn(txn, user, device, now, rt))
+    return _Outcome(session=_new_session_txn(txn, user, device, now, ctx))
 
 
 def _new_session_txn(txn: Transaction, user: User, device: Device,
-                     now: int, rt: Realtime) -> Session:
+                     now: int, ctx: Context) -> Session:
     refresh_token = random_token()
     sessions.insert_refresh_token(txn, RefreshToken(
         token_hash=sha256_hex(refresh_token), device_id=device.id, created_at=now,
         expires_at=now + REFRESH_TTL_S * 1000, rotated_at=None,
     ))
-    access_token = _tokens(rt).access_token(user.id, device.id, device.token_version)
+    access_token = _tokens(ctx).access_token(user.id, device.id, device.token_version)
     return Session(access_token, refresh_token, user, device.id)
 
 
-def authenticate(authorization: str | None, rt: Realtime) -> Principal:
+def authenticate(authorization: str | None, ctx: Context) -> Principal:
     """The caller of a REST request, from `Authorization: Bearer <access token>`; the
     device's token version is checked, so a revocation takes effect at once."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <access_token>")
-    claims = _tokens(rt).read_access_token(token.strip())
-    device = rt.db.run_read("auth.authenticate", users.get_device, claims.device_id)
+    claims = _tokens(ctx).read_access_token(token.strip())
+    device = ctx.db.run_read("auth.authenticate", users.get_device, claims.device_id)
     if (device is None or device.revoked_at is not None
             or device.user_id != claims.user_id
             or device.token_version != claims.token_version):
@@ -196,75 +196,75 @@ def authenticate(authorization: str | None, rt: Realtime) -> Principal:
 # --- devices ------------------------------------------------------------------------
 
 
-def list_devices(principal: Principal, rt: Realtime) -> list[dict[str, Any]]:
-    devices = rt.db.run_read("auth.list_devices", users.list_live_devices, principal.user_id)
+def list_devices(principal: Principal, ctx: Context) -> list[dict[str, Any]]:
+    devices = ctx.db.run_read("auth.list_devices", users.list_live_devices, principal.user_id)
     return [{"id": d.id, "name": d.name, "created_at": d.created_at,
              "last_used_at": d.last_used_at, "current": d.id == principal.device_id}
             for d in devices]
 
 
-def logout(principal: Principal, rt: Realtime) -> None:
-    revoke_device(principal, principal.device_id, rt)
+def logout(principal: Principal, ctx: Context) -> None:
+    revoke_device(principal, principal.device_id, ctx)
 
 
-def revoke_device(principal: Principal, device_id: str, rt: Realtime) -> None:
+def revoke_device(principal: Principal, device_id: str, ctx: Context) -> None:
     """Revoke one of the caller's devices and close its sockets; another user's device
     is `not_found`, never revealed."""
-    outcome = rt.db.run_transaction("auth.revoke_device", _revoke_own_device_txn,
-                                    principal.user_id, device_id, rt.clock.now_ms())
+    outcome = ctx.db.run_transaction("auth.revoke_device", _revoke_own_device_txn,
+                                    principal.user_id, device_id, ctx.clock.now_ms())
     if outcome is None:
         raise NotFound("no such device")
-    _after_revocation(outcome, rt)
+    _after_revocation(outcome, ctx)
 
 
 # --- WebSocket tickets --------------------------------------------------------------
 
 
-def issue_ticket(principal: Principal, ws_url: str, rt: Realtime) -> dict[str, Any]:
-    rt.limiter.check([("ticket_per_user", principal.user_id)])
-    ticket = _tokens(rt).ticket(principal.user_id, principal.device_id)
+def issue_ticket(principal: Principal, ws_url: str, ctx: Context) -> dict[str, Any]:
+    ctx.limiter.check([("ticket_per_user", principal.user_id)])
+    ticket = _tokens(ctx).ticket(principal.user_id, principal.device_id)
     return {"ticket": ticket, "url": ws_url, "expires_in": TICKET_TTL_S}
 
 
-def _after_revocation(outcome: _Outcome, rt: Realtime) -> None:
+def _after_revocation(outcome: _Outcome, ctx: Context) -> None:
     """Close the revoked device's sockets (their rows are already gone, so they can do
     nothing more) and announce offline if they were the user's last."""
     for connection_id in outcome.closed_connections:
-        rt.push.disconnect(connection_id)
+        ctx.push.disconnect(connection_id)
     if outcome.went_offline is not None:
         presence.announce(outcome.went_offline, online=False,
-                          last_seen_at=rt.clock.now_ms(), rt=rt)
+                          last_seen_at=ctx.clock.now_ms(), ctx=ctx)
 
 
 def _request_code_txn(txn: Transaction, challenge: OtpChallenge, network: str,
-                      limits: list[tuple[str, str]], rt: Realtime) -> None:
+                      limits: list[tuple[str, str]], ctx: Context) -> None:
     """Limits first (a denial stores and sends nothing), then the network's one live
     challenge."""
-    rt.limiter.check_txn(txn, limits, challenge.created_at)
+    ctx.limiter.check_txn(txn, limits, challenge.created_at)
     otp.supersede_live_challenges(txn, challenge.phone_key, network, challenge.created_at)
     otp.insert_challenge(txn, challenge)
 
 
-def _code_hash(challenge_id: str, code: str, rt: Realtime) -> str:
-    return keyed_hash(rt.keys.otp, challenge_id, code)
+def _code_hash(challenge_id: str, code: str, ctx: Context) -> str:
+    return keyed_hash(ctx.keys.otp, challenge_id, code)
 
 
-def _network_hash_key(rt: Realtime) -> bytes:
+def _network_hash_key(ctx: Context) -> bytes:
     """Networks are hashed with a key of their own, derived from the phone key (the one that
     keys every OTP limit), so no other hash of ours can be matched against them."""
-    return derive_key(rt.keys.phone, "source-network")
+    return derive_key(ctx.keys.phone, "source-network")
 
 
-def _tokens(rt: Realtime) -> Tokens:
-    if rt.tokens is None:
+def _tokens(ctx: Context) -> Tokens:
+    if ctx.tokens is None:
         raise ConfigError("this function was built without tokens")
-    return rt.tokens
+    return ctx.tokens
 
 
-def _sms(rt: Realtime) -> SmsSender:
-    if rt.sms is None:
+def _sms(ctx: Context) -> SmsSender:
+    if ctx.sms is None:
         raise ConfigError("this function was built without an SMS sender")
-    return rt.sms
+    return ctx.sms
 
 
 def _code_request_limits(phone_key: str, network: str, calling_code: str,

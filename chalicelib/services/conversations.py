@@ -13,9 +13,9 @@ from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chalicelib.ids import new_id, new_user_id
 from chalicelib.inputs import int_field
 from chalicelib.phones import normalize_phone
+from chalicelib.services.context import Context
 from chalicelib.services.limits import NEW_ACCOUNT_MS
 from chalicelib.services.presence import reveal
-from chalicelib.services.realtime import Realtime
 from chalicelib.storage import blocks, conversations, messages, users
 from chalicelib.storage.conversations import (
     ACCEPTED,
@@ -38,7 +38,7 @@ LIST_REPLY_BUDGET_BYTES = 1_000_000
 LIST_CURSOR = re.compile(r"^([0-9]{1,16})\.([0-9A-Z]{26})$")
 
 
-def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str, Any], bool]:
+def create(user_id: str, fields: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], bool]:
     """`POST /conversations`: one other phone makes a direct chat (the pair's existing one if
     there is one), any other request a group. A phone with no account becomes a pending user:
     the reply is the same either way. For each member who shares no accepted conversation
@@ -47,7 +47,7 @@ def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str
     phones = _member_phones(fields.get("members"))
     title = _title(fields.get("title"))
     ttl = _ttl(fields.get("ttl_seconds", TTL_DEFAULT_S))
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
 
     def create_txn(txn: Transaction) -> tuple[str, bool]:
         me = users.get_user(txn, user_id)
@@ -56,7 +56,7 @@ def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str
         if not others:
             raise InvalidInput("members must name at least one other phone")
         member_ids, contacts = _members_by_phone(txn, user_id, me.activated_at or me.created_at,
-                                                 others, now, rt)
+                                                 others, now, ctx)
         if blocks.blockers_of(txn, user_id, member_ids):
             raise Forbidden("you cannot start a conversation with one of these people")
         key = conversations.direct_key(user_id, member_ids[0]) if len(others) == 1 else None
@@ -79,14 +79,14 @@ def create(user_id: str, fields: dict[str, Any], rt: Realtime) -> tuple[dict[str
         return conversation.id, True
 
     try:
-        conversation_id, created = rt.db.run_transaction("conversations.create", create_txn)
+        conversation_id, created = ctx.db.run_transaction("conversations.create", create_txn)
     except Conflict:  # the pair's direct chat was created by a concurrent request
-        conversation_id, created = rt.db.run_transaction("conversations.create", create_txn)
-    return view_one(user_id, conversation_id, rt), created
+        conversation_id, created = ctx.db.run_transaction("conversations.create", create_txn)
+    return view_one(user_id, conversation_id, ctx), created
 
 
 def _members_by_phone(txn: Transaction, user_id: str, account_since: int, phones: list[str],
-                      now: int, rt: Realtime) -> tuple[list[str], set[str]]:
+                      now: int, ctx: Context) -> tuple[list[str], set[str]]:
     """The users of these phones (and which of them are the caller's accepted contacts),
     creating pending users for phones without one, after the
     abuse limits: conversations (and member additions) per user, stricter for an account
@@ -97,14 +97,14 @@ def _members_by_phone(txn: Transaction, user_id: str, account_since: int, phones
     known = conversations.accepted_contacts(txn, user_id, list(found.values()))
     strangers = [phone for phone in phones if found.get(phone) not in known]
     new_account = now - account_since < NEW_ACCOUNT_MS
-    rt.limiter.check_txn(txn, [("conversations_per_new_user" if new_account
+    ctx.limiter.check_txn(txn, [("conversations_per_new_user" if new_account
                                 else "conversations_per_user", user_id)], now)
-    rt.limiter.check_txn(txn, [("new_contacts_per_user", user_id)], now, cost=len(strangers))
+    ctx.limiter.check_txn(txn, [("new_contacts_per_user", user_id)], now, cost=len(strangers))
     for phone in phones:
         if phone not in found:
             found[phone] = users.get_or_create_user(
                 txn, new_id=new_user_id(), phone=phone,
-                phone_key=keyed_hash(rt.keys.phone, phone), now_ms=now, activate=False).id
+                phone_key=keyed_hash(ctx.keys.phone, phone), now_ms=now, activate=False).id
     return [found[phone] for phone in phones], known
 
 
@@ -121,7 +121,7 @@ def _come_back(txn: Transaction, conversation: Conversation, user_id: str) -> No
         conversations.set_consent(txn, conversation.id, user_id, ACCEPTED)
 
 
-def accept(user_id: str, conversation_id: str, rt: Realtime) -> dict[str, Any]:
+def accept(user_id: str, conversation_id: str, ctx: Context) -> dict[str, Any]:
     """`POST /conversations/{id}/accept`: the others may now see the member (and get their
     presence at once)."""
 
@@ -131,18 +131,18 @@ def accept(user_id: str, conversation_id: str, rt: Realtime) -> dict[str, Any]:
             raise NotFound("no such conversation")
         return conversations.set_consent(txn, conversation_id, user_id, ACCEPTED)
 
-    if rt.db.run_transaction("conversations.accept", accept_txn):
-        reveal(user_id, conversation_id, rt)
-    return view_one(user_id, conversation_id, rt)
+    if ctx.db.run_transaction("conversations.accept", accept_txn):
+        reveal(user_id, conversation_id, ctx)
+    return view_one(user_id, conversation_id, ctx)
 
 
-def decline(user_id: str, conversation_id: str, fields: dict[str, Any], rt: Realtime) -> None:
+def decline(user_id: str, conversation_id: str, fields: dict[str, Any], ctx: Context) -> None:
     """`POST /conversations/{id}/decline {block?}`: leave a request (it is no longer mine; the
     others see me as before, so a decline tells them nothing), blocking its starter if asked."""
     block = fields.get("block", False)
     if not isinstance(block, bool):
         raise InvalidInput("block must be true or false")
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
 
     def decline_txn(txn: Transaction) -> None:
         me = conversations.get_participant(txn, conversation_id, user_id)
@@ -155,18 +155,18 @@ def decline(user_id: str, conversation_id: str, fields: dict[str, Any], rt: Real
         assert conversation is not None
         starter = users.get_user(txn, conversation.created_by)
         if block and starter is not None and starter.id != user_id:
-            blocks.insert_block(txn, user_id, keyed_hash(rt.keys.phone, starter.phone),
+            blocks.insert_block(txn, user_id, keyed_hash(ctx.keys.phone, starter.phone),
                                 starter.id, now)
 
-    rt.db.run_transaction("conversations.decline", decline_txn)
+    ctx.db.run_transaction("conversations.decline", decline_txn)
 
 
-def list_for(user_id: str, query: dict[str, Any], rt: Realtime) -> dict[str, Any]:
+def list_for(user_id: str, query: dict[str, Any], ctx: Context) -> dict[str, Any]:
     """`GET /conversations?limit=&cursor=`: a page of mine by latest activity, newest first,
     with unread counts, last message and members; `next_cursor` goes on (null at the end)."""
     limit = int_field(query, "limit", minimum=1, maximum=LIST_MAX, default=LIST_LIMIT)
     before = _parse_cursor(query.get("cursor"))
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
 
     def list_txn(txn: Transaction) -> dict[str, Any]:
         page = conversations.page_of_user(txn, user_id, before=before, limit=limit + 1)
@@ -181,24 +181,24 @@ def list_for(user_id: str, query: dict[str, Any], rt: Realtime) -> dict[str, Any
         return {"server_time": now, "conversations": views,
                 "next_cursor": f"{last.activity_at}.{last.id}" if more and last else None}
 
-    return rt.db.run_read("conversations.list", list_txn)
+    return ctx.db.run_read("conversations.list", list_txn)
 
 
-def view_one(user_id: str, conversation_id: str, rt: Realtime) -> dict[str, Any]:
-    now = rt.clock.now_ms()
+def view_one(user_id: str, conversation_id: str, ctx: Context) -> dict[str, Any]:
+    now = ctx.clock.now_ms()
 
     def view_txn(txn: Transaction) -> list[dict[str, Any]]:
         mine = conversations.conversation_of_user(txn, user_id, conversation_id)
         return _views_txn(txn, user_id, [mine], now) if mine else []
 
-    views = rt.db.run_read("conversations.view", view_txn)
+    views = ctx.db.run_read("conversations.view", view_txn)
     if not views:
         raise NotFound("no such conversation")
     return views[0]
 
 
 def update(user_id: str, conversation_id: str, fields: dict[str, Any],
-           rt: Realtime) -> dict[str, Any]:
+           ctx: Context) -> dict[str, Any]:
     """`PATCH /conversations/{id}`: title and TTL. In a group only the owner and admins may;
     in a direct chat either side. A TTL change applies to messages sent afterwards."""
     set_title = "title" in fields
@@ -206,7 +206,7 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
     ttl = _ttl(fields["ttl_seconds"]) if "ttl_seconds" in fields else None
     if not set_title and ttl is None:
         raise InvalidInput("send title and/or ttl_seconds")
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
 
     def update_txn(txn: Transaction) -> None:
         me = conversations.get_participant(txn, conversation_id, user_id)
@@ -220,8 +220,8 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
         conversations.update_settings(txn, conversation_id, title=title, set_title=set_title,
                                       ttl_seconds=ttl, now_ms=now)
 
-    rt.db.run_transaction("conversations.update", update_txn)
-    return view_one(user_id, conversation_id, rt)
+    ctx.db.run_transaction("conversations.update", update_txn)
+    return view_one(user_id, conversation_id, ctx)
 
 
 def _views_txn(txn: Transaction, user_id: str, mine: list[tuple[Conversation, Participant]],

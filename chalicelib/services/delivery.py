@@ -17,22 +17,22 @@ from chalicelib.services import presence
 from chalicelib.wire import Frame
 
 if TYPE_CHECKING:
-    from chalicelib.services.realtime import Realtime
+    from chalicelib.services.context import Context
 
 PUSH_CONCURRENCY = 8
 _pool = ThreadPoolExecutor(max_workers=PUSH_CONCURRENCY, thread_name_prefix="push")
 
 
-def push_frames(frames: list[tuple[str, Frame]], rt: Realtime) -> None:
+def push_frames(frames: list[tuple[str, Frame]], ctx: Context) -> None:
     """The one way services push: deliver every frame, then drop the connections that turned
     out to be gone."""
-    drop_connections(deliver(rt.push, frames), rt)
+    drop_connections(deliver(ctx.push, frames), ctx)
 
 
-def drop_connections(connection_ids: list[str], rt: Realtime) -> None:
+def drop_connections(connection_ids: list[str], ctx: Context) -> None:
     for connection_id in connection_ids:
         logger.info("dropping a gone connection", extra={"connection_id": connection_id})
-        presence.close_connection(connection_id, rt)
+        presence.close_connection(connection_id, ctx)
 
 
 def deliver(push: Push, frames: list[tuple[str, Frame]]) -> list[str]:

@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.config import Config
 from chalicelib.errors import ConfigError
 from chalicelib.observability import logger, metrics
+from chalicelib.services.context import Context
 from chalicelib.services.delivery import push_frames
 from chalicelib.services.presence import (
     DEFAULT_LIVENESS,
@@ -29,7 +30,6 @@ from chalicelib.services.presence import (
     sweep_stale_connections,
     watch_presence,
 )
-from chalicelib.services.realtime import Realtime
 from chalicelib.storage import conversations, housekeeping, messages
 from chalicelib.storage.database import Transaction
 from chalicelib.wire import expired_frame, unread_frame
@@ -59,7 +59,7 @@ class PurgeReport:
 
 
 def purge_expired(
-    rt: Realtime,
+    ctx: Context,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     time_budget_s: float = DEFAULT_TIME_BUDGET_S,
@@ -72,9 +72,9 @@ def purge_expired(
     deadline = time.monotonic() + time_budget_s
     while time.monotonic() < deadline:
         started = time.monotonic()
-        batch = rt.db.run_transaction(
+        batch = ctx.db.run_transaction(
             "expiry.delete_batch", messages.delete_expired_batch,
-            now_ms=rt.clock.now_ms(), limit=batch_size,
+            now_ms=ctx.clock.now_ms(), limit=batch_size,
         )
         if batch:
             report.batches += 1
@@ -86,22 +86,22 @@ def purge_expired(
             report.finished = True
             break
         time.sleep((time.monotonic() - started) * rest_ratio)
-    now = rt.clock.now_ms()
-    report.backlog, oldest = rt.db.run_read("expiry.backlog", messages.expired_backlog, now)
+    now = ctx.clock.now_ms()
+    report.backlog, oldest = ctx.db.run_read("expiry.backlog", messages.expired_backlog, now)
     report.lag_ms = max(0, now - oldest) if oldest is not None else 0
     return report
 
 
-def announce(report: PurgeReport, rt: Realtime) -> int:
+def announce(report: PurgeReport, ctx: Context) -> int:
     """Tell live participants what went: `expired` with the exact ranges and `up_to_seq`, and
     `unread` to members whose count may have changed. Returns frames pushed."""
     pushed = 0
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
     for conversation_id, deleted in report.deleted_by_conversation.items():
-        frames = rt.db.run_read("expiry.frames", _frames_txn, conversation_id, sorted(deleted),
+        frames = ctx.db.run_read("expiry.frames", _frames_txn, conversation_id, sorted(deleted),
                                 now)
         pushed += len(frames)
-        push_frames(frames, rt)
+        push_frames(frames, ctx)
     return pushed
 
 
@@ -142,20 +142,20 @@ def to_ranges(seqs: list[int]) -> list[list[int]]:
     return ranges
 
 
-def clear_ended_rows(rt: Realtime) -> dict[str, int]:
+def clear_ended_rows(ctx: Context) -> dict[str, int]:
     """Housekeeping: used or expired codes, used tickets, refresh tokens, idempotency keys past
     their window, old rate-limit windows. One bounded batch per table per run."""
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
     cleared = {}
     for spec in housekeeping.EXPIRING:
         before = now - TICKET_GRACE_MS if spec.table == "consumed_tickets" else now
-        cleared[spec.table] = rt.db.run_transaction(
+        cleared[spec.table] = ctx.db.run_transaction(
             "expiry.housekeeping", housekeeping.delete_ended, spec, before_ms=before,
             limit=HOUSEKEEPING_BATCH)
     return cleared
 
 
-def run_cleanup(rt: Realtime, *, idle_timeout_s: int, max_connection_s: int,
+def run_cleanup(ctx: Context, *, idle_timeout_s: int, max_connection_s: int,
                 announce_deletions: bool = True, liveness: Liveness = DEFAULT_LIVENESS,
                 watch_presence_for_s: float = 0,
                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
@@ -163,15 +163,15 @@ def run_cleanup(rt: Realtime, *, idle_timeout_s: int, max_connection_s: int,
     purge), then purge, announce, sweep dead connections, housekeeping; then, until
     `watch_presence_for_s` after the start, presence sweeps whenever one may find something.
     Reports the figures as metrics and one log line, and returns them."""
-    started = rt.clock.now_ms()
-    presence = sweep_presence(liveness, rt)
-    report = purge_expired(rt)
-    frames = announce(report, rt) if announce_deletions else 0
+    started = ctx.clock.now_ms()
+    presence = sweep_presence(liveness, ctx)
+    report = purge_expired(ctx)
+    frames = announce(report, ctx) if announce_deletions else 0
     stale = sweep_stale_connections(idle_timeout_s=idle_timeout_s,
-                                    max_connection_s=max_connection_s, rt=rt)
-    cleared = clear_ended_rows(rt)
+                                    max_connection_s=max_connection_s, ctx=ctx)
+    cleared = clear_ended_rows(ctx)
     if watch_presence_for_s > 0:
-        presence.add(watch_presence(liveness, rt, last_sweep_ms=started,
+        presence.add(watch_presence(liveness, ctx, last_sweep_ms=started,
                                     until_ms=started + int(watch_presence_for_s * 1000),
                                     sleep=sleep))
     figures = {"deleted": report.deleted, "batches": report.batches,
@@ -193,12 +193,12 @@ def run_cleanup(rt: Realtime, *, idle_timeout_s: int, max_connection_s: int,
     return figures
 
 
-def run_scheduled(config: Config, rt: Realtime) -> dict[str, Any]:
+def run_scheduled(config: Config, ctx: Context) -> dict[str, Any]:
     """The scheduled function's run: the cleanup, with presence watched until one sweep
     interval before the next run, which sweeps again as it starts (so a silent drop is
     announced within PRESENCE_SILENT_AFTER_S + PRESENCE_SWEEP_EVERY_S)."""
     period_s = min(config.expiry_interval_s, SCHEDULE_PERIOD_S)
-    return run_cleanup(rt, idle_timeout_s=config.ws_idle_timeout_s,
+    return run_cleanup(ctx, idle_timeout_s=config.ws_idle_timeout_s,
                        max_connection_s=config.ws_max_connection_s,
                        liveness=Liveness(silent_after_ms=config.presence_silent_after_s * 1000,
                                          sweep_every_ms=config.presence_sweep_every_s * 1000),
@@ -211,9 +211,9 @@ def main() -> int:
     from chalicelib import bootstrap
 
     config = bootstrap.get_config()
-    rt = bootstrap.get_realtime()
+    ctx = bootstrap.get_context()
     try:
-        figures = run_cleanup(rt, idle_timeout_s=config.ws_idle_timeout_s,
+        figures = run_cleanup(ctx, idle_timeout_s=config.ws_idle_timeout_s,
                               max_connection_s=config.ws_max_connection_s,
                               announce_deletions=bool(config.ws_management_endpoint))
     except ConfigError as error:

@@ -11,19 +11,19 @@ from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
 from chalicelib.inputs import require_utf8
 from chalicelib.observability import internal_failure, logger
 from chalicelib.services import messaging, presence, reading
+from chalicelib.services.context import Caller, Context, caller_of, count_frame
 from chalicelib.services.delivery import deliver, push_frames
-from chalicelib.services.realtime import Caller, Realtime, caller_of, count_frame
 from chalicelib.wire import error_frame, pong_frame
 
 MAX_FRAME_BYTES = 32 * 1024
 REQ_MAX_LENGTH = 64
 
-Action = Callable[[Caller, dict[str, Any], Realtime], None]
+Action = Callable[[Caller, dict[str, Any], Context], None]
 
 
-def ping(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
+def ping(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     """Heartbeat: the connection's activity was refreshed on the way in; answer `pong`."""
-    push_frames([(caller.connection_id, pong_frame(rt.clock.now_ms(), frame.get("req")))], rt)
+    push_frames([(caller.connection_id, pong_frame(ctx.clock.now_ms(), frame.get("req")))], ctx)
 
 
 ACTIONS: dict[str, Action] = {
@@ -38,7 +38,7 @@ ACTIONS: dict[str, Action] = {
 COUNT_OWN_FRAME = frozenset({messaging.send, messaging.ack, messaging.read})
 
 
-def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
+def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
     """Every frame, bad ones included, passes the connection's frame limit before it costs
     more than that."""
     req = None
@@ -51,23 +51,23 @@ def handle_frame(raw: str | None, connection_id: str, rt: Realtime) -> None:
             if action is None:
                 raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
         except EphemeraError:
-            count_frame(connection_id, rt)
+            count_frame(connection_id, ctx)
             raise
         named = frame.get("conversation_id")
         sending = action is messaging.send and isinstance(named, str)
-        caller = caller_of(connection_id, rt, force_touch=frame["action"] == "ping",
+        caller = caller_of(connection_id, ctx, force_touch=frame["action"] == "ping",
                            sending_to=named if sending else None,
                            client_msg_ids=messaging.client_msg_ids_of(frame) if sending else ())
         logger.append_keys(action=frame["action"])
         if action not in COUNT_OWN_FRAME:
-            count_frame(connection_id, rt, touch=caller.touch_due)
-        action(caller, frame, rt)
+            count_frame(connection_id, ctx, touch=caller.touch_due)
+        action(caller, frame, ctx)
         if caller.was_silent:  # it shows life again: others learn now, not at the next sweep
-            presence.revive(caller.user_id, rt)
+            presence.revive(caller.user_id, ctx)
     except EphemeraError as error:
-        deliver(rt.push, [(connection_id, error_frame(error, req))])
+        deliver(ctx.push, [(connection_id, error_frame(error, req))])
     except Exception:  # noqa: BLE001 - see internal_failure
-        deliver(rt.push, [(connection_id, error_frame(internal_failure("frame failed"), req))])
+        deliver(ctx.push, [(connection_id, error_frame(internal_failure("frame failed"), req))])
 
 
 def parse_frame(raw: str | None) -> dict[str, Any]:

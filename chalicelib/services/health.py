@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.observability import logger
-from chalicelib.services.realtime import Realtime
+from chalicelib.services.context import Context
 from chalicelib.storage.migrate import current_version, latest_version
 
 
@@ -16,11 +16,11 @@ class Health:
     expected_version: str
 
 
-def check(rt: Realtime) -> Health:
+def check(ctx: Context) -> Health:
     """Ready when the newest migration this code ships is applied."""
     expected = latest_version()
     try:
-        applied = current_version(rt.db)
+        applied = current_version(ctx.db)
     except Exception:  # noqa: BLE001 - an unreachable or empty database is "not ready", not a 500
         logger.warning("health check: database not ready", exc_info=True)
         applied = None

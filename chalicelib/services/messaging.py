@@ -24,10 +24,10 @@ from chalicelib.errors import (
 )
 from chalicelib.ids import new_id
 from chalicelib.inputs import int_field, string_field
+from chalicelib.services.context import Caller, Context, count_frame, count_frame_txn
 from chalicelib.services.delivery import push_frames
 from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
 from chalicelib.services.presence import reveal
-from chalicelib.services.realtime import Caller, Realtime, count_frame, count_frame_txn
 from chalicelib.storage import connections, conversations, messages
 from chalicelib.storage.conversations import ACCEPTED, DECLINED, REQUEST, Listener
 from chalicelib.storage.database import Later, Transaction
@@ -69,7 +69,7 @@ def client_msg_ids_of(frame: dict[str, Any]) -> list[str]:
     return [single] if isinstance(single, str) else []
 
 
-def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
+def send(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     """Store each new message once, in the order written, and push it to every other
     connection of every participant; answer every message with its own `sent`.
 
@@ -81,42 +81,42 @@ def send(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
     answered from what the winner stored. Pushes happen after the commit; a failed push
     loses nothing, since the device catches up with `sync`.
     """
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
     try:
-        request = _parse_send(frame, rt)
+        request = _parse_send(frame, ctx)
         retried, fresh = _split_retries(request, caller.prior_sends)
         if fresh:
             _admit(caller)
     except EphemeraError:
-        count_frame(caller.connection_id, rt, touch=caller.touch_due)
+        count_frame(caller.connection_id, ctx, touch=caller.touch_due)
         raise
     req = frame.get("req")
     limits = _send_limits(caller, request, fresh, now)
     if not fresh:  # only retries: they still pass the limits, and change nothing
-        rt.limiter.check(limits)
-        _answer(caller, [], retried, [], req, now, rt)
+        ctx.limiter.check(limits)
+        _answer(caller, [], retried, [], req, now, ctx)
         return
     try:
-        stored, audience = rt.db.run_transaction("messaging.send", _send_txn, caller, request,
-                                                 fresh, limits, now, rt)
+        stored, audience = ctx.db.run_transaction("messaging.send", _send_txn, caller, request,
+                                                 fresh, limits, now, ctx)
     except Conflict:  # a concurrent copy stored some of them first
-        prior = rt.db.run_read("messaging.retry", messages.idempotency_keys_of,
+        prior = ctx.db.run_read("messaging.retry", messages.idempotency_keys_of,
                                caller.user_id, [d.client_msg_id for d in request.drafts])
         retried, fresh = _split_retries(request, prior)
         if fresh:  # the key's holder rolled back meanwhile: rare, and safe to say so
             raise Conflict("that send is still in progress; retry it") from None
-        rt.limiter.check(limits)
-        _answer(caller, [], retried, [], req, now, rt)
+        ctx.limiter.check(limits)
+        _answer(caller, [], retried, [], req, now, ctx)
         return
     except NotFound:  # left or removed since the caller's read
-        count_frame(caller.connection_id, rt)
+        count_frame(caller.connection_id, ctx)
         raise
-    _answer(caller, stored, retried, audience, req, now, rt)
+    _answer(caller, stored, retried, audience, req, now, ctx)
     if caller.conversation is not None and caller.conversation.consent == REQUEST:
-        reveal(caller.user_id, request.conversation_id, rt)  # sending accepted it
+        reveal(caller.user_id, request.conversation_id, ctx)  # sending accepted it
 
 
-def _parse_send(frame: dict[str, Any], rt: Realtime) -> _Send:
+def _parse_send(frame: dict[str, Any], ctx: Context) -> _Send:
     """The single form (`client_msg_id`, `body`) or the batch form (`messages`), checked
     whole: one bad message refuses the frame."""
     conversation_id = string_field(frame, "conversation_id", max_length=ID_MAX)
@@ -128,15 +128,15 @@ def _parse_send(frame: dict[str, Any], rt: Realtime) -> _Send:
             raise InvalidInput(f"messages must be a list of 1 to {MAX_BATCH} messages")
         if not all(isinstance(entry, dict) for entry in listed):
             raise InvalidInput("each of messages must be an object with client_msg_id and body")
-        drafts = [_draft(entry, rt) for entry in listed]
+        drafts = [_draft(entry, ctx) for entry in listed]
     else:
-        drafts = [_draft(frame, rt)]
+        drafts = [_draft(frame, ctx)]
     if len({d.client_msg_id for d in drafts}) < len(drafts):
         raise InvalidInput("each message of a batch needs its own client_msg_id")
     return _Send(conversation_id, drafts)
 
 
-def _draft(fields: dict[str, Any], rt: Realtime) -> _Draft:
+def _draft(fields: dict[str, Any], ctx: Context) -> _Draft:
     client_msg_id = fields.get("client_msg_id")
     if not isinstance(client_msg_id, str) or not CLIENT_MSG_ID.match(client_msg_id):
         raise InvalidInput("client_msg_id must be 8 to 64 of A-Z, a-z, 0-9, _ and -")
@@ -145,7 +145,7 @@ def _draft(fields: dict[str, Any], rt: Realtime) -> _Draft:
         raise InvalidInput("body must be a non-empty string")
     if len(body.encode("utf-8")) > MAX_BODY_BYTES:
         raise TooLarge(f"body is over {MAX_BODY_BYTES} bytes of UTF-8")
-    return _Draft(client_msg_id, body, keyed_hash(rt.keys.body, body))
+    return _Draft(client_msg_id, body, keyed_hash(ctx.keys.body, body))
 
 
 def _split_retries(request: _Send, prior: dict[str, IdempotencyKey],
@@ -193,11 +193,11 @@ def _send_limits(caller: Caller, request: _Send, fresh: list[_Draft],
 
 def _send_txn(txn: Transaction, caller: Caller, request: _Send, fresh: list[_Draft],
               limits: list[tuple[str, str]], now: int,
-              rt: Realtime) -> tuple[list[tuple[Message, IdempotencyKey]],
+              ctx: Context) -> tuple[list[tuple[Message, IdempotencyKey]],
                                      Later[list[Listener]]]:
     """Three statements' worth of round trips whatever the batch: the limits travel with the
     seq update, and the rows and the audience's read with the COMMIT."""
-    verdict = rt.limiter.count(txn, limits, now, cost=len(fresh))
+    verdict = ctx.limiter.count(txn, limits, now, cost=len(fresh))
     last_seq = conversations.allocate_seq(txn, request.conversation_id, caller.user_id, now,
                                           count=len(fresh))
     verdict.enforce()  # a denial rolls the whole send back, its own hits and seqs included
@@ -230,7 +230,7 @@ def _send_txn(txn: Transaction, caller: Caller, request: _Send, fresh: list[_Dra
 
 def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
             retried: list[IdempotencyKey], audience: Later[list[Listener]] | list[Listener],
-            req: Any, now: int, rt: Realtime) -> None:
+            req: Any, now: int, ctx: Context) -> None:
     """Every message's `sent` to the sender, in seq order, then the new ones to everyone
     else's connections (one connection's frames are pushed in order)."""
     answers = [(key.seq, sent_frame(key, duplicate=False, now_ms=now, req=req))
@@ -245,22 +245,22 @@ def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
                  and not listener.blocks_sender]
     frames += [(connection_id, message_frame(message))
                for connection_id in receivers for message, _ in stored]
-    push_frames(frames, rt)
+    push_frames(frames, ctx)
 
 
 # --- receipts -----------------------------------------------------------------------------
 
 
-def ack(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
+def ack(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     """"This device holds everything up to seq": the user's delivered cursor moves forward
     (any device's ack counts), and the other participants get a `delivered` receipt."""
-    _move_cursors(caller, frame, ("delivered",), rt)
+    _move_cursors(caller, frame, ("delivered",), ctx)
 
 
-def read(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
+def read(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     """"I have read up to seq": the read cursor (and delivered, which reading implies) moves
     forward; others get receipts, my own devices the new unread count."""
-    _move_cursors(caller, frame, ("read", "delivered"), rt)
+    _move_cursors(caller, frame, ("read", "delivered"), ctx)
 
 
 @dataclass(frozen=True)
@@ -271,16 +271,16 @@ class _Moved:
 
 
 def _move_cursors(caller: Caller, frame: dict[str, Any], names: tuple[str, ...],
-                  rt: Realtime) -> None:
+                  ctx: Context) -> None:
     try:
         conversation_id = string_field(frame, "conversation_id", max_length=ID_MAX)
         seq = int_field(frame, "seq", minimum=0)
     except EphemeraError:
-        count_frame(caller.connection_id, rt, touch=caller.touch_due)
+        count_frame(caller.connection_id, ctx, touch=caller.touch_due)
         raise
-    now = rt.clock.now_ms()
-    moved = rt.db.run_transaction(f"messaging.{names[0]}", _move_txn, caller, conversation_id,
-                                  dict.fromkeys(names, seq), now, rt)
+    now = ctx.clock.now_ms()
+    moved = ctx.db.run_transaction(f"messaging.{names[0]}", _move_txn, caller, conversation_id,
+                                  dict.fromkeys(names, seq), now, ctx)
     if not moved.cursors:
         return
     audience = moved.audience.value if moved.audience is not None else []
@@ -289,14 +289,14 @@ def _move_cursors(caller: Caller, frame: dict[str, Any], names: tuple[str, ...],
         unread = unread_frame(conversation_id, moved.unread.value)
         frames += [(listener.connection_id, unread) for listener in audience
                    if listener.user_id == caller.user_id]
-    push_frames(frames, rt)
+    push_frames(frames, ctx)
 
 
 def _move_txn(txn: Transaction, caller: Caller, conversation_id: str,
-              targets: dict[str, int], now: int, rt: Realtime) -> _Moved:
+              targets: dict[str, int], now: int, ctx: Context) -> _Moved:
     """The frame's count and the cursors' lock in one round trip; the update, the audience
     and the unread count with the COMMIT. Cursors only move forward, capped at the last seq."""
-    verdict = count_frame_txn(txn, caller.connection_id, now, rt, touch=caller.touch_due)
+    verdict = count_frame_txn(txn, caller.connection_id, now, ctx, touch=caller.touch_due)
     before = conversations.lock_cursors(txn, conversation_id, caller.user_id)
     verdict.enforce()
     if before is None:

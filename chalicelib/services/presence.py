@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.services import delivery
-from chalicelib.services.realtime import Realtime
+from chalicelib.services.context import Context
 from chalicelib.storage import connections, conversations, users
 from chalicelib.storage.connections import ConnectionRow
 from chalicelib.storage.database import Transaction
@@ -97,15 +97,15 @@ def connection_closed_txn(txn: Transaction, connection_id: str,
     return row if not connections.live_connection_ids_of_user(txn, row.user_id) else None
 
 
-def announce(user_id: str, *, online: bool, last_seen_at: int | None, rt: Realtime) -> None:
+def announce(user_id: str, *, online: bool, last_seen_at: int | None, ctx: Context) -> None:
     """Tell everyone who may see the user's presence; drop whatever turns out gone."""
     frame = presence_frame(user_id, online=online, last_seen_at=last_seen_at)
-    audience = rt.db.run_read("presence.audience", connections.connection_ids_of_contacts,
+    audience = ctx.db.run_read("presence.audience", connections.connection_ids_of_contacts,
                               user_id)
-    delivery.push_frames([(cid, frame) for cid in audience], rt)
+    delivery.push_frames([(cid, frame) for cid in audience], ctx)
 
 
-def reveal(user_id: str, conversation_id: str, rt: Realtime) -> None:
+def reveal(user_id: str, conversation_id: str, ctx: Context) -> None:
     """The user just accepted a conversation: its members learn at once what they may now
     see, the user's presence and how far the user has got (`receipt`s for the cursors,
     `read` only between people who both share reads)."""
@@ -127,42 +127,42 @@ def reveal(user_id: str, conversation_id: str, rt: Realtime) -> None:
                                                      and listener.read_receipts))]
         return frames
 
-    delivery.push_frames(rt.db.run_read("presence.reveal", reveal_txn), rt)
+    delivery.push_frames(ctx.db.run_read("presence.reveal", reveal_txn), ctx)
 
 
-def close_connection(connection_id: str, rt: Realtime) -> None:
+def close_connection(connection_id: str, ctx: Context) -> None:
     """A socket is gone ($disconnect, 410, sweep): forget it, announce offline if last."""
-    now = rt.clock.now_ms()
-    last = rt.db.run_transaction("presence.close", connection_closed_txn, connection_id, now)
+    now = ctx.clock.now_ms()
+    last = ctx.db.run_transaction("presence.close", connection_closed_txn, connection_id, now)
     if last is not None:
-        announce(last.user_id, online=False, last_seen_at=now, rt=rt)
+        announce(last.user_id, online=False, last_seen_at=now, ctx=ctx)
 
 
 def sweep_stale_connections(*, idle_timeout_s: int, max_connection_s: int,
-                            rt: Realtime) -> int:
+                            ctx: Context) -> int:
     """Remove connections API Gateway has closed without telling us (idle past its limit, or
     older than its maximum), closing them to be sure. Returns how many went."""
-    now = rt.clock.now_ms()
-    stale = rt.db.run_read(
+    now = ctx.clock.now_ms()
+    stale = ctx.db.run_read(
         "presence.stale", connections.stale_connections,
         idle_before_ms=now - idle_timeout_s * 1000,
         opened_before_ms=now - max_connection_s * 1000, limit=SWEEP_BATCH,
     )
     for row in stale:
-        rt.push.disconnect(row.id)
-        close_connection(row.id, rt)
+        ctx.push.disconnect(row.id)
+        close_connection(row.id, ctx)
     return len(stale)
 
 
-def sweep_presence(liveness: Liveness, rt: Realtime) -> PresenceSweep:
+def sweep_presence(liveness: Liveness, ctx: Context) -> PresenceSweep:
     """Mark connections that went silent or showed life again since the last sweep, and
     announce each user whose presence changed by it (once: under the user's lock)."""
-    silent_before = rt.clock.now_ms() - liveness.silent_after_ms
-    changes = rt.db.run_read("presence.liveness_changes", connections.liveness_changes,
+    silent_before = ctx.clock.now_ms() - liveness.silent_after_ms
+    changes = ctx.db.run_read("presence.liveness_changes", connections.liveness_changes,
                              silent_before_ms=silent_before, limit=SWEEP_BATCH)
     swept = PresenceSweep(sweeps=1)
     for change in changes:
-        transition = settle_user(change, silent_before_ms=silent_before, rt=rt)
+        transition = settle_user(change, silent_before_ms=silent_before, ctx=ctx)
         if transition is not None and transition.online:
             swept.online += 1
         elif transition is not None:
@@ -171,15 +171,15 @@ def sweep_presence(liveness: Liveness, rt: Realtime) -> PresenceSweep:
 
 
 def settle_user(change: connections.LivenessChange, *, silent_before_ms: int,
-                rt: Realtime) -> Transition | None:
+                ctx: Context) -> Transition | None:
     """Bring what others are told about one user in line with their connections' activity,
     and tell them if it changed. The sweep calls it; so can the frame path, the moment a
     connection marked silent shows life (rather than at the next sweep)."""
-    transition = rt.db.run_transaction("presence.settle", settle_user_txn, change,
+    transition = ctx.db.run_transaction("presence.settle", settle_user_txn, change,
                                        silent_before_ms=silent_before_ms)
     if transition is not None:
         announce(transition.user_id, online=transition.online,
-                 last_seen_at=transition.last_seen_at, rt=rt)
+                 last_seen_at=transition.last_seen_at, ctx=ctx)
     return transition
 
 
@@ -202,15 +202,15 @@ def settle_user_txn(txn: Transaction, change: connections.LivenessChange, *,
     return Transition(change.user_id, online=is_online, last_seen_at=last_seen)
 
 
-def revive(user_id: str, rt: Realtime) -> None:
+def revive(user_id: str, ctx: Context) -> None:
     """A frame just came on a connection marked silent (and refreshed its activity): settle
     the user now, so they show online again at once."""
-    now = rt.clock.now_ms()
-    settle_user(connections.LivenessChange(user_id, now), silent_before_ms=now - rt.silent_after_ms,
-                rt=rt)
+    now = ctx.clock.now_ms()
+    settle_user(connections.LivenessChange(user_id, now),
+                silent_before_ms=now - ctx.silent_after_ms, ctx=ctx)
 
 
-def watch_presence(liveness: Liveness, rt: Realtime, *, last_sweep_ms: int, until_ms: int,
+def watch_presence(liveness: Liveness, ctx: Context, *, last_sweep_ms: int, until_ms: int,
                    sleep: Callable[[float], None] = time.sleep) -> PresenceSweep:
     """After a sweep at `last_sweep_ms`, sweep again whenever a counted connection may have
     gone silent (its last activity plus `silent_after`) or a silent one may have come back,
@@ -219,15 +219,15 @@ def watch_presence(liveness: Liveness, rt: Realtime, *, last_sweep_ms: int, unti
     watched = PresenceSweep()
     max_sweeps = max(0, until_ms - last_sweep_ms) // liveness.sweep_every_ms
     while watched.sweeps < max_sweeps:
-        outlook = rt.db.run_read("presence.outlook", connections.sweep_outlook)
+        outlook = ctx.db.run_read("presence.outlook", connections.sweep_outlook)
         due = next_sweep_at(outlook, liveness, last_sweep_ms=last_sweep_ms)
         if due is None or due > until_ms:
             break
-        wait_ms = due - rt.clock.now_ms()
+        wait_ms = due - ctx.clock.now_ms()
         if wait_ms > 0:
             sleep(wait_ms / 1000)
-        watched.add(sweep_presence(liveness, rt))
-        last_sweep_ms = rt.clock.now_ms()
+        watched.add(sweep_presence(liveness, ctx))
+        last_sweep_ms = ctx.clock.now_ms()
     return watched
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.inputs import MAX_SAFE_INTEGER, int_field
+from chalicelib.services.context import Caller, Context
 from chalicelib.services.delivery import push_frames
-from chalicelib.services.realtime import Caller, Realtime
 from chalicelib.storage import conversations, messages
 from chalicelib.storage.conversations import DECLINED, Conversation, Participant
 from chalicelib.storage.database import Transaction
@@ -28,7 +28,7 @@ SYNC_CONVERSATIONS_PER_REPLY = 100
 
 
 def history(user_id: str, conversation_id: str, query: dict[str, Any],
-            rt: Realtime) -> dict[str, Any]:
+            ctx: Context) -> dict[str, Any]:
     """`GET /conversations/{id}/messages`: unexpired messages after `after_seq`, or the newest
     before `before_seq` (scrolling back), ascending either way."""
     if "after_seq" in query and "before_seq" in query:
@@ -36,7 +36,7 @@ def history(user_id: str, conversation_id: str, query: dict[str, Any],
     after_seq = int_field(query, "after_seq", default=0)
     before_seq = int_field(query, "before_seq", minimum=1) if "before_seq" in query else None
     limit = int_field(query, "limit", minimum=1, maximum=HISTORY_MAX, default=HISTORY_LIMIT)
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
 
     def history_txn(txn: Transaction) -> dict[str, Any]:
         me = conversations.get_participant(txn, conversation_id, user_id)
@@ -54,10 +54,10 @@ def history(user_id: str, conversation_id: str, query: dict[str, Any],
             shown = page[-limit:]
         return {"messages": [message_view(m) for m in shown], "has_more": len(page) > limit}
 
-    return rt.db.run_read("messaging.history", history_txn)
+    return ctx.db.run_read("messaging.history", history_txn)
 
 
-def sync(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
+def sync(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     """What this device missed, per conversation, from its cursors (a conversation it does
     not list comes from its start). One call does bounded work: conversations with something
     to deliver come first, and those that did not fit make the reply say
@@ -68,12 +68,12 @@ def sync(caller: Caller, frame: dict[str, Any], rt: Realtime) -> None:
             and 0 <= v <= MAX_SAFE_INTEGER for k, v in cursors.items()):
         raise InvalidInput("cursors must map conversation ids to whole numbers")
     limit = int_field(frame, "limit", minimum=1, maximum=SYNC_MAX, default=SYNC_LIMIT)
-    now = rt.clock.now_ms()
-    reply = rt.db.run_read("messaging.sync", _sync_txn, caller.user_id, cursors, limit, now)
+    now = ctx.clock.now_ms()
+    reply = ctx.db.run_read("messaging.sync", _sync_txn, caller.user_id, cursors, limit, now)
     frame_out = with_req({"type": "sync", "server_time": now,
                           "conversations": _fit(reply.entries),
                           "more_conversations": reply.more_conversations}, frame.get("req"))
-    push_frames([(caller.connection_id, frame_out)], rt)
+    push_frames([(caller.connection_id, frame_out)], ctx)
 
 
 @dataclass

@@ -6,25 +6,25 @@ from chalicelib.errors import ConfigError, Forbidden, Unauthorized
 from chalicelib.identity import Principal
 from chalicelib.observability import set_user
 from chalicelib.services import presence
-from chalicelib.services.realtime import Realtime
+from chalicelib.services.context import Context
 from chalicelib.storage import sessions, users
 from chalicelib.storage.connections import ConnectionRow
 from chalicelib.storage.database import Transaction
 
 
-def open_connection(ticket: object, connection_id: str, rt: Realtime) -> Principal:
+def open_connection(ticket: object, connection_id: str, ctx: Context) -> Principal:
     """Admit a socket presenting `?ticket=`: signature, audience and expiry are checked, the
     ticket is used up, the device must still be live; only then is the connection stored.
     Any failure raises and stores nothing (the transaction rolls the ticket's use back)."""
     if not isinstance(ticket, str) or not ticket:
         raise Unauthorized("a ticket is required: open the socket as url?ticket=...")
-    if rt.tokens is None:
+    if ctx.tokens is None:
         raise ConfigError("the $connect function needs tokens to read tickets")
-    claims = rt.tokens.read_ticket(ticket)
-    now = rt.clock.now_ms()
+    claims = ctx.tokens.read_ticket(ticket)
+    now = ctx.clock.now_ms()
 
     def admit_txn(txn: Transaction) -> bool:
-        rt.limiter.check_txn(txn, [("connect_per_user", claims.user_id)], now)
+        ctx.limiter.check_txn(txn, [("connect_per_user", claims.user_id)], now)
         if not sessions.consume_ticket(txn, claims.jti, claims.expires_at_ms):
             raise Unauthorized("this ticket was already used")
         # The user's lock before the device is read: a revocation holds it while it revokes
@@ -39,15 +39,15 @@ def open_connection(ticket: object, connection_id: str, rt: Realtime) -> Princip
             connected_at=now, last_seen_at=now,
         ), user_locked=True)
 
-    came_online = rt.db.run_transaction("sockets.open", admit_txn)
+    came_online = ctx.db.run_transaction("sockets.open", admit_txn)
     set_user(claims.user_id)
     if came_online:
         # Others learn now; this socket is not open until $connect returns, and pushing to it
         # from here would fail.
-        presence.announce(claims.user_id, online=True, last_seen_at=now, rt=rt)
+        presence.announce(claims.user_id, online=True, last_seen_at=now, ctx=ctx)
     return Principal(claims.user_id, claims.device_id)
 
 
-def close_connection(connection_id: str, rt: Realtime) -> None:
+def close_connection(connection_id: str, ctx: Context) -> None:
     """Forget a closed socket (harmless if its row is already gone)."""
-    presence.close_connection(connection_id, rt)
+    presence.close_connection(connection_id, ctx)

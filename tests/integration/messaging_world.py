@@ -11,7 +11,7 @@ from typing import Any
 from chalicelib.crypto import keyed_hash
 from chalicelib.ids import new_id, new_user_id
 from chalicelib.services import conversations, frames, presence
-from chalicelib.services.realtime import Caller, Realtime
+from chalicelib.services.context import Caller, Context
 from chalicelib.storage import conversations as storage_conversations
 from chalicelib.storage import users
 from chalicelib.storage.connections import ConnectionRow
@@ -35,8 +35,8 @@ _phone_numbers = itertools.count(1)
 
 
 class World:
-    def __init__(self, rt: Realtime, push: RecordingPush) -> None:
-        self.rt = rt
+    def __init__(self, ctx: Context, push: RecordingPush) -> None:
+        self.ctx = ctx
         self.push = push
 
     # --- people and their devices ---------------------------------------------------------
@@ -47,8 +47,8 @@ class World:
 
     def person(self) -> Person:
         phone = self.new_phone()
-        now = self.rt.clock.now_ms()
-        user = self.rt.db.run_transaction("t", users.get_or_create_user, new_id=new_id(),
+        now = self.ctx.clock.now_ms()
+        user = self.ctx.db.run_transaction("t", users.get_or_create_user, new_id=new_id(),
                                           phone=phone, phone_key=self.phone_key(phone),
                                           now_ms=now, activate=True)
         return Person(user, phone)
@@ -63,40 +63,40 @@ class World:
         self.sql("DELETE FROM users WHERE id = %s", person.id)
         self.sql("UPDATE blocks SET blocked_user_id = NULL WHERE blocked_user_id = %s",
                  person.id)
-        user = self.rt.db.run_transaction(
+        user = self.ctx.db.run_transaction(
             "t", users.get_or_create_user, new_id=new_user_id(), phone=person.phone,
-            phone_key=self.phone_key(person.phone), now_ms=self.rt.clock.now_ms(),
+            phone_key=self.phone_key(person.phone), now_ms=self.ctx.clock.now_ms(),
             activate=True)
         return Person(user, person.phone)
 
     def sql(self, statement: str, *params: Any) -> None:
-        self.rt.db.run_transaction("t", lambda txn: txn.execute(statement, params))
+        self.ctx.db.run_transaction("t", lambda txn: txn.execute(statement, params))
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         def select(txn):
             txn.execute(f"SELECT * FROM {table}")
             return txn.fetchall()
 
-        return self.rt.db.run_read("t", select)
+        return self.ctx.db.run_read("t", select)
 
     def phone_key(self, phone: str) -> str:
-        return keyed_hash(self.rt.keys.phone, phone)
+        return keyed_hash(self.ctx.keys.phone, phone)
 
     def device(self, person: Person) -> Caller:
         """A new device of `person` with a live connection."""
-        now = self.rt.clock.now_ms()
+        now = self.ctx.clock.now_ms()
         device = Device(new_id(), person.id, "device", 0, now, now, None)
-        self.rt.db.run_transaction("t", users.insert_device, device)
+        self.ctx.db.run_transaction("t", users.insert_device, device)
         connection_id = new_id()[-15:] + "="
-        came_online = self.rt.db.run_transaction("t", presence.connection_opened_txn,
+        came_online = self.ctx.db.run_transaction("t", presence.connection_opened_txn,
                                                  ConnectionRow(connection_id, person.id,
                                                                device.id, now, now))
         if came_online:
-            presence.announce(person.id, online=True, last_seen_at=now, rt=self.rt)
+            presence.announce(person.id, online=True, last_seen_at=now, ctx=self.ctx)
         return Caller(connection_id, person.id, device.id)
 
     def disconnect(self, caller: Caller) -> None:
-        presence.close_connection(caller.connection_id, self.rt)
+        presence.close_connection(caller.connection_id, self.ctx)
 
     def chat(self, owner: Person, *others: Person, ttl_seconds: int = 3600,
              accepted: bool = True) -> str:
@@ -105,10 +105,10 @@ class World:
         fields = {"members": [p.phone for p in others], "ttl_seconds": ttl_seconds}
         if len(others) > 1 or not others:
             fields["title"] = "group"
-        view, _ = conversations.create(owner.id, fields, self.rt)
+        view, _ = conversations.create(owner.id, fields, self.ctx)
         if accepted:
             for other in others:
-                self.rt.db.run_transaction("t", storage_conversations.set_consent, view["id"],
+                self.ctx.db.run_transaction("t", storage_conversations.set_consent, view["id"],
                                            other.id, ACCEPTED)
         return view["id"]
 
@@ -117,10 +117,10 @@ class World:
     def frame(self, caller: Caller, action: str, **fields: Any) -> None:
         # Raw UTF-8, as clients send it (PROTOCOL.md): \u escapes would triple a body.
         raw = json.dumps({"action": action, **fields}, ensure_ascii=False)
-        frames.handle_frame(raw, caller.connection_id, self.rt)
+        frames.handle_frame(raw, caller.connection_id, self.ctx)
 
     def raw(self, caller: Caller, raw: str | None) -> None:
-        frames.handle_frame(raw, caller.connection_id, self.rt)
+        frames.handle_frame(raw, caller.connection_id, self.ctx)
 
     def send(self, caller: Caller, conversation_id: str, body: str = "hello",
              client_msg_id: str | None = None, req: Any = None) -> None:
@@ -148,4 +148,4 @@ class World:
             txn.execute(f"SELECT COUNT(*) AS n FROM {table}")
             return txn.fetchone()["n"]
 
-        return self.rt.db.run_read("t", count_txn)
+        return self.ctx.db.run_read("t", count_txn)

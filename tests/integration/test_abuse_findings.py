@@ -16,8 +16,8 @@ from chalicelib.crypto import keyed_hash
 from chalicelib.errors import Forbidden, RateLimited
 from chalicelib.ids import new_id
 from chalicelib.services import conversations, reading, sockets
+from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits, SlidingWindowLimiter, load_policies
-from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import Tokens
 from chalicelib.storage import messages
 from chalicelib.storage.database import Database, Transaction
@@ -43,19 +43,19 @@ class CountingDatabase(Database):
 def limited_world(db: Database, clock, **overrides: str) -> World:
     """A world with the real sliding-window limiter and the default policies (or these)."""
     limiter = SlidingWindowLimiter(db=db, clock=clock, policies=load_policies(overrides))
-    return World(Realtime(db=db, push=RecordingPush(), clock=clock, limiter=limiter,
+    return World(Context(db=db, push=RecordingPush(), clock=clock, limiter=limiter,
                           keys=TEST_KEYS), RecordingPush())
 
 
 @pytest.fixture
 def world(db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS),
+    return World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS),
                  push)
 
 
 def fix_world(world: World) -> World:
-    world.push = world.rt.push  # one recording adapter for frames sent and read
+    world.push = world.ctx.push  # one recording adapter for frames sent and read
     return world
 
 
@@ -70,12 +70,12 @@ def test_a_new_account_cannot_open_conversations_with_anyone_in_a_burst(db, cloc
     with pytest.raises(RateLimited) as denied:
         for _ in range(50):
             conversations.create(attacker.id, {"members": [victim.phone, world.new_phone()],
-                                               "title": "spam"}, world.rt)
+                                               "title": "spam"}, world.ctx)
             opened += 1
 
     assert opened == 5  # conversations_per_new_user: 5 an hour
     assert denied.value.retry_after_ms > 0
-    assert len(conversations.list_for(victim.id, {}, world.rt)["conversations"]) == 5
+    assert len(conversations.list_for(victim.id, {}, world.ctx)["conversations"]) == 5
 
 
 def test_strangers_a_user_may_add_are_capped_per_day_with_or_without_an_account(db, clock):
@@ -86,12 +86,12 @@ def test_strangers_a_user_may_add_are_capped_per_day_with_or_without_an_account(
     users_before = world.count("users")
 
     conversations.create(creator.id, {"members": [world.new_phone() for _ in range(48)],
-                                      "title": "forty-eight strangers"}, world.rt)
+                                      "title": "forty-eight strangers"}, world.ctx)
     for phone in (world.new_phone(), registered.phone):  # the cap cannot tell them apart
         with pytest.raises(RateLimited):
-            conversations.create(creator.id, {"members": [phone, world.new_phone()]}, world.rt)
+            conversations.create(creator.id, {"members": [phone, world.new_phone()]}, world.ctx)
     conversations.create(creator.id, {"members": [friend.phone, world.new_phone()]},
-                         world.rt)  # friend, 48, 1: the 50th stranger fits; friends never count
+                         world.ctx)  # friend, 48, 1: the 50th stranger fits; friends never count
 
     assert world.count("users") == users_before + 49
 
@@ -100,14 +100,14 @@ def test_the_conversation_list_is_paged_by_latest_activity(world):
     alice, bob = world.person(), world.person()
     phone = world.device(alice)
     chats = [world.chat(alice, bob, world.person()) for _ in range(7)]
-    world.rt.clock.advance(ms=5)
+    world.ctx.clock.advance(ms=5)
     world.send(phone, chats[2], body="bump")
 
-    first = conversations.list_for(bob.id, {"limit": "3"}, world.rt)
+    first = conversations.list_for(bob.id, {"limit": "3"}, world.ctx)
     second = conversations.list_for(bob.id, {"limit": "3", "cursor": first["next_cursor"]},
-                                    world.rt)
+                                    world.ctx)
     third = conversations.list_for(bob.id, {"limit": "3", "cursor": second["next_cursor"]},
-                                   world.rt)
+                                   world.ctx)
 
     ids = [c["id"] for page in (first, second, third) for c in page["conversations"]]
     assert ids[0] == chats[2] and sorted(ids) == sorted(chats) and len(set(ids)) == 7
@@ -119,9 +119,9 @@ def test_a_page_of_big_groups_stays_under_its_byte_budget(world, monkeypatch):
     owner, victim = world.person(), world.person()
     for _ in range(4):
         conversations.create(owner.id, {"members": [victim.phone] + [
-            world.new_phone() for _ in range(40)], "title": "crowd"}, world.rt)
+            world.new_phone() for _ in range(40)], "title": "crowd"}, world.ctx)
 
-    page = conversations.list_for(victim.id, {}, world.rt)
+    page = conversations.list_for(victim.id, {}, world.ctx)
 
     assert len(json.dumps(page).encode()) < 20_000 + 10_000  # one group may cross it
     assert 1 <= len(page["conversations"]) < 4 and page["next_cursor"] is not None
@@ -170,7 +170,7 @@ def test_duplicate_sends_are_rate_limited_like_any_other(db, clock):
 
 def test_a_retry_is_answered_without_a_locking_send_transaction(mysql_db, clock):
     db = CountingDatabase(mysql_db.engine)
-    world = World(Realtime(db=db, push=RecordingPush(), clock=clock, limiter=NoLimits(),
+    world = World(Context(db=db, push=RecordingPush(), clock=clock, limiter=NoLimits(),
                            keys=TEST_KEYS), RecordingPush())
     fix_world(world)
     alice, bob = world.person(), world.person()
@@ -213,11 +213,11 @@ def test_sync_reads_a_bounded_number_of_body_bytes_per_call(world, monkeypatch):
     bob_phone = world.device(bob)
     chats = [world.chat(alice, bob, world.person()) for _ in range(6)]
     body = "x" * 16_000
-    now = world.rt.clock.now_ms()
+    now = world.ctx.clock.now_ms()
     for chat in chats:  # straight into storage: 6 x 40 bodies of 16 KB, 3.8 MB
         stored = [Message(new_id(), chat, seq, alice.id, "dev", f"c-{chat}-{seq}",
                           body, now, now + 3_600_000) for seq in range(1, 41)]
-        world.rt.db.run_transaction("t", _store, chat, stored)
+        world.ctx.db.run_transaction("t", _store, chat, stored)
     fetched = []
     original = Transaction.fetchall
 
@@ -247,7 +247,7 @@ def _store(txn: Transaction, chat: str, stored: list[Message]) -> None:
 def test_a_connect_racing_a_revocation_stores_no_connection(mysql_db, clock):
     """MariaDB, with the revocation paused while it holds the user's lock: the handshake that
     arrives meanwhile must wait for it and then see the device revoked."""
-    world = fix_world(World(Realtime(db=mysql_db, push=RecordingPush(), clock=clock,
+    world = fix_world(World(Context(db=mysql_db, push=RecordingPush(), clock=clock,
                                      limiter=NoLimits(), keys=TEST_KEYS), RecordingPush()))
     alice = world.person()
     caller = world.device(alice)
@@ -267,7 +267,7 @@ def test_a_connect_racing_a_revocation_stores_no_connection(mysql_db, clock):
     revocation.start()
     time.sleep(0.1)
     with pytest.raises(Forbidden):
-        sockets.open_connection(ticket, "RACING-CONN=", replace(world.rt, tokens=tokens))
+        sockets.open_connection(ticket, "RACING-CONN=", replace(world.ctx, tokens=tokens))
     revocation.join()
     revoker.close()
 
@@ -336,7 +336,7 @@ def test_odd_history_queries_are_bad_requests(world, query):
     chat = world.chat(alice, bob)
 
     with pytest.raises(InvalidInput):
-        reading.history(alice.id, chat, query, world.rt)
+        reading.history(alice.id, chat, query, world.ctx)
 
 
 @pytest.mark.parametrize("fields", [
@@ -368,7 +368,7 @@ def test_odd_frame_fields_are_bad_requests_not_internal(world, fields):
     " AND expires_at > %s",
 ])
 def test_unread_counts_and_the_oldest_seq_read_the_index_alone(mysql_db, clock, sql):
-    world = fix_world(World(Realtime(db=mysql_db, push=RecordingPush(), clock=clock,
+    world = fix_world(World(Context(db=mysql_db, push=RecordingPush(), clock=clock,
                                      limiter=NoLimits(), keys=TEST_KEYS), RecordingPush()))
     alice, bob = world.person(), world.person()
     phone = world.device(alice)

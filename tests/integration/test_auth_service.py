@@ -11,8 +11,8 @@ from chalicelib.crypto import Keys, keyed_hash
 from chalicelib.errors import InvalidInput, NotFound, Unauthorized
 from chalicelib.services import auth, sockets
 from chalicelib.services.auth import OTP_ATTEMPTS, OTP_TTL_S
+from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import Tokens
 from chalicelib.storage import users
 from tests.support.fakes import RecordingPush, RecordingSms
@@ -37,18 +37,18 @@ def tokens(clock) -> Tokens:
 
 
 @pytest.fixture
-def rt(db, clock, push) -> Realtime:
-    return Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=KEYS)
+def ctx(db, clock, push) -> Context:
+    return Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=KEYS)
 
 
 @pytest.fixture
-def signin(rt, sms, tokens) -> Realtime:
+def signin(ctx, sms, tokens) -> Context:
     """The context of the routes that sign people in: tokens and an SMS sender besides."""
-    return replace(rt, tokens=tokens, sms=sms)
+    return replace(ctx, tokens=tokens, sms=sms)
 
 
-def login(signin: Realtime, sms: RecordingSms, phone: str = PHONE, device: str = "phone"):
-    challenge = auth.request_code(phone, client_ip="203.0.113.7", rt=signin)
+def login(signin: Context, sms: RecordingSms, phone: str = PHONE, device: str = "phone"):
+    challenge = auth.request_code(phone, client_ip="203.0.113.7", ctx=signin)
     _, code = sms.sent[-1]  # the text that request just sent
     return auth.verify_code(challenge["challenge_id"], code, device, signin)
 
@@ -62,7 +62,7 @@ def rows(db, table: str) -> list[dict]:
 
 
 def test_a_code_by_sms_logs_in_and_creates_the_user_once(signin, sms, db):
-    reply = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    reply = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
     session = auth.verify_code(reply["challenge_id"], sms.last_code(PHONE), "Alice's phone",
                                signin)
 
@@ -85,7 +85,7 @@ def test_numbers_in_several_formats_are_one_user(signin, sms):
 
 def test_junk_numbers_are_refused_and_nothing_is_sent(signin, sms, db):
     with pytest.raises(InvalidInput):
-        auth.request_code("call me maybe", client_ip="203.0.113.7", rt=signin)
+        auth.request_code("call me maybe", client_ip="203.0.113.7", ctx=signin)
 
     assert sms.sent == []
     assert rows(db, "otp_challenges") == []
@@ -94,8 +94,8 @@ def test_junk_numbers_are_refused_and_nothing_is_sent(signin, sms, db):
 def test_the_reply_is_the_same_whether_or_not_the_number_has_an_account(signin, sms):
     login(signin, sms)
 
-    known = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
-    unknown = auth.request_code("+14155550199", client_ip="203.0.113.7", rt=signin)
+    known = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
+    unknown = auth.request_code("+14155550199", client_ip="203.0.113.7", ctx=signin)
 
     assert set(known) == set(unknown)
     assert {k: v for k, v in known.items() if k != "challenge_id"} == {
@@ -103,7 +103,7 @@ def test_the_reply_is_the_same_whether_or_not_the_number_has_an_account(signin, 
 
 
 def test_a_wrong_code_says_how_many_attempts_are_left(signin, sms):
-    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
     wrong = "000000" if sms.last_code(PHONE) != "000000" else "111111"
 
     with pytest.raises(Unauthorized) as raised:
@@ -113,7 +113,7 @@ def test_a_wrong_code_says_how_many_attempts_are_left(signin, sms):
 
 
 def test_five_wrong_codes_lock_the_challenge_even_for_the_right_code(signin, sms):
-    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
     right = sms.last_code(PHONE)
     wrong = "000000" if right != "000000" else "111111"
     for _ in range(OTP_ATTEMPTS):
@@ -127,7 +127,7 @@ def test_five_wrong_codes_lock_the_challenge_even_for_the_right_code(signin, sms
 
 
 def test_an_expired_code_fails(signin, sms, clock):
-    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
 
     clock.advance(seconds=OTP_TTL_S)
 
@@ -136,16 +136,16 @@ def test_an_expired_code_fails(signin, sms, clock):
 
 
 def test_a_superseded_code_fails(signin, sms):
-    old = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    old = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
     old_code = sms.last_code(PHONE)
-    auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
 
     with pytest.raises(Unauthorized):
         auth.verify_code(old["challenge_id"], old_code, "phone", signin)
 
 
 def test_a_code_logs_in_once(signin, sms):
-    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
     auth.verify_code(challenge["challenge_id"], sms.last_code(PHONE), "phone", signin)
 
     with pytest.raises(Unauthorized):
@@ -153,7 +153,7 @@ def test_a_code_logs_in_once(signin, sms):
 
 
 def test_codes_are_never_stored_or_logged_in_clear(signin, sms, db, log_lines):
-    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
     code = sms.last_code(PHONE)
     session = auth.verify_code(challenge["challenge_id"], code, "phone", signin)
 
@@ -166,7 +166,7 @@ def test_codes_are_never_stored_or_logged_in_clear(signin, sms, db, log_lines):
 
 
 def test_malformed_codes_are_bad_requests_that_spend_no_attempt(signin, sms):
-    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", rt=signin)
+    challenge = auth.request_code(PHONE, client_ip="203.0.113.7", ctx=signin)
     for code in ("12345", "1234567", "12a456", 123456, None):
         with pytest.raises(InvalidInput):
             auth.verify_code(challenge["challenge_id"], code, "phone", signin)
@@ -198,7 +198,7 @@ def test_refresh_rotates_the_pair_and_the_old_access_token_keeps_working(signin,
 
 
 def test_a_reused_refresh_token_revokes_the_device_and_closes_its_sockets(
-    signin, sms, db, tokens, rt, push
+    signin, sms, db, tokens, ctx, push
 ):
     session = login(signin, sms)
     other = login(signin, sms, device="laptop")
@@ -239,7 +239,7 @@ def test_an_expired_refresh_token_is_refused(signin, sms, clock):
         auth.refresh(session.refresh_token, signin)
 
 
-def test_logout_revokes_this_device_only_and_closes_its_sockets(signin, sms, db, tokens, rt,
+def test_logout_revokes_this_device_only_and_closes_its_sockets(signin, sms, db, tokens, ctx,
                                                                push):
     phone, laptop = login(signin, sms), login(signin, sms, device="laptop")
     for device_session, connection_id in ((phone, "conn-phone="), (laptop, "conn-laptop=")):

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
 from chalicelib.storage import outbox
 from tests.integration.messaging_world import World
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -115,7 +115,7 @@ def test_account_and_conversation_bodies_never_answer_5xx(client, token, chat_id
 @pytest.fixture
 def world(db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS),
+    return World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS),
                  push)
 
 

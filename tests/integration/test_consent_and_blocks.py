@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from chalicelib.errors import Forbidden, InvalidInput, NotFound
 from chalicelib.services import account, conversations, presence
+from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
 from tests.support.fakes import TEST_KEYS, RecordingPush
 
@@ -28,7 +28,7 @@ def push() -> RecordingPush:
 
 @pytest.fixture
 def world(db, clock, push) -> World:
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS),
+    return World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS),
                  push)
 
 
@@ -37,7 +37,7 @@ def member(view: dict, user_id: str) -> dict:
 
 
 def listed(world: World, person) -> list[dict]:
-    return conversations.list_for(person.id, {}, world.rt)["conversations"]
+    return conversations.list_for(person.id, {}, world.ctx)["conversations"]
 
 
 # --- a request reveals nothing until accepted -----------------------------------------------
@@ -45,7 +45,7 @@ def listed(world: World, person) -> list[dict]:
 
 def test_a_strangers_chat_is_a_request_and_shows_none_of_the_owners_fields(world):
     stranger, victim = world.person(), world.person()
-    account.update_me(victim.id, {"display_name": "Victim"}, world.rt)
+    account.update_me(victim.id, {"display_name": "Victim"}, world.ctx)
     world.device(victim)  # online right now
     chat = world.chat(stranger, victim, accepted=False)
 
@@ -67,7 +67,7 @@ def test_the_stranger_gets_no_presence_frame_until_the_owner_accepts(world):
     assert world.received(watcher, "presence") == []
 
     victim_phone = world.device(victim)
-    conversations.accept(victim.id, chat, world.rt)
+    conversations.accept(victim.id, chat, world.ctx)
 
     (revealed,) = world.received(watcher, "presence")
     assert (revealed["user_id"], revealed["online"]) == (victim.id, True)
@@ -94,7 +94,7 @@ def test_accepting_tells_the_others_how_far_the_member_has_read(world):
     world.frame(owner_phone, "read", conversation_id=chat, seq=1)
     assert world.received(stranger_phone, "receipt") == []
 
-    conversations.accept(owner.id, chat, world.rt)
+    conversations.accept(owner.id, chat, world.ctx)
 
     receipts = world.received(stranger_phone, "receipt")
     assert sorted((r["kind"], r["seq"]) for r in receipts) == [("delivered", 1), ("read", 1)]
@@ -105,10 +105,10 @@ def test_a_request_cannot_be_changed_before_it_is_accepted(world):
     chat = world.chat(stranger, owner, accepted=False)
 
     with pytest.raises(Forbidden):
-        conversations.update(owner.id, chat, {"ttl_seconds": 60}, world.rt)
-    conversations.accept(owner.id, chat, world.rt)
+        conversations.update(owner.id, chat, {"ttl_seconds": 60}, world.ctx)
+    conversations.accept(owner.id, chat, world.ctx)
     assert conversations.update(owner.id, chat, {"ttl_seconds": 60},
-                                world.rt)["ttl_seconds"] == 60
+                                world.ctx)["ttl_seconds"] == 60
 
 
 def test_acks_and_reads_of_a_request_send_no_receipts(world):
@@ -138,7 +138,7 @@ def test_people_who_share_an_accepted_chat_start_new_ones_accepted(world):
 
 def test_turning_message_requests_off_accepts_everyone(world):
     stranger, open_person = world.person(), world.person()
-    account.update_me(open_person.id, {"message_requests": False}, world.rt)
+    account.update_me(open_person.id, {"message_requests": False}, world.ctx)
 
     world.chat(stranger, open_person, accepted=False)
 
@@ -161,12 +161,12 @@ def test_a_stranger_sees_the_same_for_registered_pending_and_never_seen_phones(w
             world.make_pending(person)
         if kind == "online":
             world.device(person)
-        account.update_me(person.id, {"display_name": "Somebody"}, world.rt)
+        account.update_me(person.id, {"display_name": "Somebody"}, world.ctx)
         targets.append(person.phone)
 
-    views = [conversations.create(stranger.id, {"members": [phone]}, world.rt)[0]
+    views = [conversations.create(stranger.id, {"members": [phone]}, world.ctx)[0]
              for phone in targets]
-    group, _ = conversations.create(stranger.id, {"members": targets, "title": "g"}, world.rt)
+    group, _ = conversations.create(stranger.id, {"members": targets, "title": "g"}, world.ctx)
 
     def shown(view: dict) -> list[dict]:
         return [{key: value for key, value in m.items() if key not in ("user_id", "phone")}
@@ -188,7 +188,7 @@ def test_decline_leaves_the_request_and_the_starter_sees_no_difference(world):
     chat = world.chat(stranger, owner, accepted=False)
     before = member(listed(world, stranger)[0], owner.id)
 
-    conversations.decline(owner.id, chat, {}, world.rt)
+    conversations.decline(owner.id, chat, {}, world.ctx)
 
     assert listed(world, owner) == []
     assert member(listed(world, stranger)[0], owner.id) == before
@@ -202,7 +202,7 @@ def test_an_accepted_conversation_cannot_be_declined(world):
     chat = world.chat(alice, bob)
 
     with pytest.raises(InvalidInput):
-        conversations.decline(bob.id, chat, {}, world.rt)
+        conversations.decline(bob.id, chat, {}, world.ctx)
 
 
 def test_decline_with_block_blocks_the_starter_whose_sends_are_then_forbidden(world):
@@ -211,17 +211,17 @@ def test_decline_with_block_blocks_the_starter_whose_sends_are_then_forbidden(wo
     chat = world.chat(stranger, owner, accepted=False)
     world.forget_frames()
 
-    conversations.decline(owner.id, chat, {"block": True}, world.rt)
+    conversations.decline(owner.id, chat, {"block": True}, world.ctx)
     world.send(stranger_phone, chat, body="answer me")
 
     assert world.last(stranger_phone, "error")["code"] == "forbidden"
     assert world.received(owner_phone, "message") == []
     assert world.count("messages") == 0
-    (blocked,) = account.list_blocks(owner.id, world.rt)["blocks"]
+    (blocked,) = account.list_blocks(owner.id, world.ctx)["blocks"]
     assert blocked["user_id"] == stranger.id and blocked["display_name"] is None
     with pytest.raises(Forbidden):
         conversations.create(stranger.id, {"members": [owner.phone, world.new_phone()]},
-                             world.rt)
+                             world.ctx)
 
 
 def test_a_retry_of_a_send_stored_before_a_block_is_still_its_duplicate(world):
@@ -229,7 +229,7 @@ def test_a_retry_of_a_send_stored_before_a_block_is_still_its_duplicate(world):
     phone = world.device(alice)
     chat = world.chat(alice, bob)
     world.send(phone, chat, body="before", client_msg_id="before-block")
-    account.block(bob.id, {"user_id": alice.id}, world.rt)
+    account.block(bob.id, {"user_id": alice.id}, world.ctx)
 
     world.send(phone, chat, body="before", client_msg_id="before-block", req="retry")
     world.send(phone, chat, body="after", client_msg_id="after-block1", req="new")
@@ -243,28 +243,28 @@ def test_blocking_stops_presence_both_ways_and_unblocking_restores_it(world):
     alice, bob = world.person(), world.person()
     alice_phone = world.device(alice)
     chat = world.chat(alice, bob)
-    account.block(alice.id, {"user_id": bob.id}, world.rt)
+    account.block(alice.id, {"user_id": bob.id}, world.ctx)
     world.forget_frames()
 
     bob_phone = world.device(bob)
 
     assert world.received(alice_phone, "presence") == []
-    assert member(conversations.view_one(alice.id, chat, world.rt), bob.id)["online"] is None
-    assert member(conversations.view_one(bob.id, chat, world.rt), alice.id)["online"] is None
+    assert member(conversations.view_one(alice.id, chat, world.ctx), bob.id)["online"] is None
+    assert member(conversations.view_one(bob.id, chat, world.ctx), alice.id)["online"] is None
 
-    account.unblock(alice.id, bob.id, world.rt)
+    account.unblock(alice.id, bob.id, world.ctx)
     world.disconnect(bob_phone)
     assert world.last(alice_phone, "presence")["online"] is False
-    assert account.list_blocks(alice.id, world.rt) == {"blocks": []}
+    assert account.list_blocks(alice.id, world.ctx) == {"blocks": []}
     with pytest.raises(NotFound):
-        account.unblock(alice.id, bob.id, world.rt)
+        account.unblock(alice.id, bob.id, world.ctx)
 
 
 def test_in_a_shared_group_a_blockers_devices_are_not_pushed_the_blocked_ones_messages(world):
     alice, bob, carol = world.person(), world.person(), world.person()
     alice_phone, bob_phone, carol_phone = (world.device(p) for p in (alice, bob, carol))
     group = world.chat(alice, bob, carol)
-    account.block(carol.id, {"user_id": bob.id}, world.rt)
+    account.block(carol.id, {"user_id": bob.id}, world.ctx)
     world.forget_frames()
 
     world.send(bob_phone, group, body="hi all")
@@ -276,15 +276,15 @@ def test_in_a_shared_group_a_blockers_devices_are_not_pushed_the_blocked_ones_me
 
 def test_a_block_survives_the_blocked_phone_signing_up_again_as_a_new_user(world):
     owner, pest = world.person(), world.person()
-    account.block(owner.id, {"user_id": pest.id}, world.rt)
+    account.block(owner.id, {"user_id": pest.id}, world.ctx)
 
     reborn = world.reincarnate(pest)  # the account is gone; the phone signs up anew
 
     assert reborn.id != pest.id
-    assert [b["user_id"] for b in account.list_blocks(owner.id, world.rt)["blocks"]] == [
+    assert [b["user_id"] for b in account.list_blocks(owner.id, world.ctx)["blocks"]] == [
         reborn.id]
     with pytest.raises(Forbidden):
-        conversations.create(reborn.id, {"members": [owner.phone]}, world.rt)
+        conversations.create(reborn.id, {"members": [owner.phone]}, world.ctx)
     assert world.rows("blocks")[0]["blocked_key"] != pest.phone  # no row keeps the number
 
 
@@ -292,9 +292,9 @@ def test_blocking_yourself_or_nobody_is_refused(world):
     alice = world.person()
 
     with pytest.raises(InvalidInput):
-        account.block(alice.id, {"user_id": alice.id}, world.rt)
+        account.block(alice.id, {"user_id": alice.id}, world.ctx)
     with pytest.raises(NotFound):
-        account.block(alice.id, {"user_id": "01NOSUCHUSER00000000000000"}, world.rt)
+        account.block(alice.id, {"user_id": "01NOSUCHUSER00000000000000"}, world.ctx)
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -303,16 +303,16 @@ def test_blocking_yourself_or_nobody_is_refused(world):
 def test_me_carries_the_display_name_and_both_settings_with_their_defaults(world):
     alice = world.person()
 
-    assert account.me(alice.id, world.rt) == {
+    assert account.me(alice.id, world.ctx) == {
         "id": alice.id, "phone": alice.phone, "display_name": None,
         "settings": {"message_requests": True, "read_receipts": True}}
     changed = account.update_me(alice.id, {"display_name": "  Alice  ", "read_receipts": False},
-                                world.rt)
+                                world.ctx)
     assert changed["display_name"] == "Alice"
     assert changed["settings"] == {"message_requests": True, "read_receipts": False}
     assert account.update_me(alice.id, {"display_name": "👩\u200d💻 Ada"},
-                             world.rt)["display_name"] == "👩\u200d💻 Ada"
-    assert account.update_me(alice.id, {"display_name": None}, world.rt)["display_name"] is None
+                             world.ctx)["display_name"] == "👩\u200d💻 Ada"
+    assert account.update_me(alice.id, {"display_name": None}, world.ctx)["display_name"] is None
 
 
 @pytest.mark.parametrize("fields", [
@@ -325,8 +325,8 @@ def test_bad_profile_changes_are_refused_and_change_nothing(world, fields):
     alice = world.person()
 
     with pytest.raises(InvalidInput):
-        account.update_me(alice.id, fields, world.rt)
-    assert account.me(alice.id, world.rt)["display_name"] is None
+        account.update_me(alice.id, fields, world.ctx)
+    assert account.me(alice.id, world.ctx)["display_name"] is None
 
 
 def test_read_receipts_off_hides_reads_both_ways_and_keeps_delivered(world):
@@ -335,7 +335,7 @@ def test_read_receipts_off_hides_reads_both_ways_and_keeps_delivered(world):
     chat = world.chat(alice, bob)
     world.send(alice_phone, chat, body="one")
     world.send(bob_phone, chat, body="two")
-    account.update_me(bob.id, {"read_receipts": False}, world.rt)
+    account.update_me(bob.id, {"read_receipts": False}, world.ctx)
     world.forget_frames()
 
     world.frame(bob_phone, "read", conversation_id=chat, seq=1)
@@ -343,9 +343,9 @@ def test_read_receipts_off_hides_reads_both_ways_and_keeps_delivered(world):
 
     assert {r["kind"] for r in world.received(alice_phone, "receipt")} == {"delivered"}
     assert {r["kind"] for r in world.received(bob_phone, "receipt")} == {"delivered"}
-    assert member(conversations.view_one(alice.id, chat, world.rt), bob.id)["read_seq"] is None
-    assert member(conversations.view_one(bob.id, chat, world.rt), alice.id)["read_seq"] is None
-    assert member(conversations.view_one(bob.id, chat, world.rt), bob.id)["read_seq"] == 1
+    assert member(conversations.view_one(alice.id, chat, world.ctx), bob.id)["read_seq"] is None
+    assert member(conversations.view_one(bob.id, chat, world.ctx), alice.id)["read_seq"] is None
+    assert member(conversations.view_one(bob.id, chat, world.ctx), bob.id)["read_seq"] == 1
 
 
 def test_presence_reaches_only_accepted_contacts(world):
@@ -355,7 +355,7 @@ def test_presence_reaches_only_accepted_contacts(world):
     world.chat(stranger, alice, accepted=False)  # a request alice never answered
     world.forget_frames()
 
-    presence.announce(alice.id, online=True, last_seen_at=1, rt=world.rt)
+    presence.announce(alice.id, online=True, last_seen_at=1, ctx=world.ctx)
 
     assert len(world.received(bob_phone, "presence")) == 1
     assert world.received(stranger_phone, "presence") == []

@@ -9,6 +9,7 @@ import pytest
 
 from chalicelib.ids import new_id
 from chalicelib.services import conversations, reading
+from chalicelib.services.context import Context
 from chalicelib.services.expiry import (
     announce,
     clear_ended_rows,
@@ -17,7 +18,6 @@ from chalicelib.services.expiry import (
     to_ranges,
 )
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
 from tests.support.fakes import TEST_KEYS, RecordingPush
 
@@ -25,7 +25,7 @@ from tests.support.fakes import TEST_KEYS, RecordingPush
 @pytest.fixture
 def world(db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
+    return World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
 
 
 def insert_messages(db, conversation_id, sender_id, expiries, first_seq=1):
@@ -59,12 +59,12 @@ def test_a_message_is_readable_at_9999_ms_and_by_no_api_at_10000_ms(world, clock
     sent_at = clock.now_ms()
 
     def every_api() -> dict:
-        (listed,) = conversations.list_for(bob.id, {}, world.rt)["conversations"]
+        (listed,) = conversations.list_for(bob.id, {}, world.ctx)["conversations"]
         world.frame(bob_phone, "sync", cursors={})
         (synced,) = world.last(bob_phone, "sync")["conversations"]
         world.send(alice_phone, chat, body="ten seconds", client_msg_id="ten-secs-1")
         return {
-            "history": len(reading.history(bob.id, chat, {}, world.rt)["messages"]),
+            "history": len(reading.history(bob.id, chat, {}, world.ctx)["messages"]),
             "sync": len(synced["messages"]),
             "unread_list": listed["unread_count"],
             "unread_sync": synced["unread_count"],
@@ -89,7 +89,7 @@ def test_one_run_deletes_every_expired_row_and_nothing_else(world, db, clock):
     now = clock.now_ms()
     insert_messages(db, chat, alice.id, [now - 5, now, now + 1, now - 1, now + 60_000])
 
-    report = purge_expired(world.rt)
+    report = purge_expired(world.ctx)
 
     def left(txn):
         txn.execute("SELECT seq FROM messages ORDER BY seq")
@@ -109,7 +109,7 @@ def test_live_participants_are_told_exactly_what_went(world, db, clock):
                                          now + 9_000])
     world.forget_frames()
 
-    announce(purge_expired(world.rt), world.rt)
+    announce(purge_expired(world.ctx), world.ctx)
 
     for phone in (alice_phone, bob_phone):
         (frame,) = world.received(phone, "expired")
@@ -126,7 +126,7 @@ def test_up_to_seq_is_the_last_seq_when_nothing_is_left(world, db, clock):
     chat = world.chat(alice, bob)
     insert_messages(db, chat, alice.id, [clock.now_ms() - 1] * 4)
 
-    announce(purge_expired(world.rt), world.rt)
+    announce(purge_expired(world.ctx), world.ctx)
 
     assert world.last(bob_phone, "expired")["up_to_seq"] == 4
 
@@ -136,8 +136,8 @@ def test_a_backlog_larger_than_a_batch_is_cleared_across_batches(world, db, cloc
     chat = world.chat(alice, bob)
     insert_messages(db, chat, alice.id, [clock.now_ms() - 1] * 50_000 + [clock.now_ms() + 1] * 7)
 
-    report = purge_expired(world.rt, batch_size=2_000)
-    second = purge_expired(world.rt)
+    report = purge_expired(world.ctx, batch_size=2_000)
+    second = purge_expired(world.ctx)
 
     assert (report.deleted, report.batches, report.finished) == (50_000, 25, True)
     assert count(db) == 7
@@ -150,7 +150,7 @@ def test_the_engine_stops_when_its_time_budget_is_spent_and_reports_the_backlog(
     chat = world.chat(alice, bob)
     insert_messages(db, chat, alice.id, [clock.now_ms() - 30_000] * 10)
 
-    report = purge_expired(world.rt, time_budget_s=0)
+    report = purge_expired(world.ctx, time_budget_s=0)
 
     assert (report.deleted, report.finished, report.backlog, report.lag_ms) == (
         0, False, 10, 30_000)
@@ -176,7 +176,7 @@ def test_housekeeping_clears_what_has_ended_and_keeps_what_has_not(world, db, cl
 
     db.run_transaction("t", plant)
 
-    cleared = clear_ended_rows(world.rt)
+    cleared = clear_ended_rows(world.ctx)
 
     assert cleared == {"otp_challenges": 1, "consumed_tickets": 1, "refresh_tokens": 1,
                        "idempotency_keys": 1, "rate_limit_windows": 1}
@@ -192,7 +192,7 @@ def test_a_scheduled_run_sweeps_dead_connections_and_announces_offline(world, cl
     bob_phone = world.device(bob)
     world.forget_frames()
 
-    figures = run_cleanup(world.rt, idle_timeout_s=600, max_connection_s=7200)
+    figures = run_cleanup(world.ctx, idle_timeout_s=600, max_connection_s=7200)
 
     assert figures["stale_connections"] == 1
     assert world.last(bob_phone, "presence")["online"] is False
@@ -209,7 +209,7 @@ def test_deleted_seqs_are_announced_as_inclusive_ranges(seqs, ranges):
 def test_sends_during_a_large_purge_all_succeed(mysql_db, clock):
     """A real concurrency test on MariaDB: no lock-wait timeout, no deadlock, no lost send."""
     push = RecordingPush()
-    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+    world = World(Context(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
                            keys=TEST_KEYS), push)
     alice, bob = world.person(), world.person()
     old_chat, live_chat = world.chat(alice, bob), world.chat(alice, world.person())
@@ -219,7 +219,7 @@ def test_sends_during_a_large_purge_all_succeed(mysql_db, clock):
     purge_done = threading.Event()
 
     def purge():
-        purge_expired(world.rt, batch_size=2_000)
+        purge_expired(world.ctx, batch_size=2_000)
         purge_done.set()
 
     def send_many(device):

@@ -15,8 +15,8 @@ from chalicelib import bootstrap
 from chalicelib.errors import RateLimited
 from chalicelib.networks import source_network
 from chalicelib.services import auth
+from chalicelib.services.context import Context
 from chalicelib.services.limits import DEFAULT_POLICIES, SlidingWindowLimiter, load_policies
-from chalicelib.services.realtime import Realtime
 from chalicelib.services.tokens import Tokens
 from chalicelib.storage import outbox
 from tests.support.fakes import TEST_KEYS, RecordingPush, RecordingSms
@@ -33,31 +33,31 @@ def sms() -> RecordingSms:
     return RecordingSms()
 
 
-def auth_with_limits(db, clock, sms, env: dict[str, str] | None = None) -> Realtime:
+def auth_with_limits(db, clock, sms, env: dict[str, str] | None = None) -> Context:
     """The service as deployed: the real sliding-window limiter with the default policies
     (or `env`'s overrides)."""
     limiter = SlidingWindowLimiter(db=db, clock=clock, policies=load_policies(env or {}))
-    rt = Realtime(db=db, push=RecordingPush(), clock=clock, limiter=limiter, keys=TEST_KEYS)
+    ctx = Context(db=db, push=RecordingPush(), clock=clock, limiter=limiter, keys=TEST_KEYS)
     tokens = Tokens(key=TEST_KEYS.jwt, issuer="ephemera", audience="ephemera-api", clock=clock)
-    return replace(rt, tokens=tokens, sms=sms)
+    return replace(ctx, tokens=tokens, sms=sms)
 
 
 @pytest.fixture
-def signin(db, clock, sms) -> Realtime:
+def signin(db, clock, sms) -> Context:
     return auth_with_limits(db, clock, sms)
 
 
-def request(signin: Realtime, sms: RecordingSms, ip: str,
+def request(signin: Context, sms: RecordingSms, ip: str,
             phone: str = VICTIM_PHONE) -> tuple[str, str]:
     """Ask for a code from `ip`; the challenge id and the code the phone received."""
-    challenge = auth.request_code(phone, client_ip=ip, rt=signin)
+    challenge = auth.request_code(phone, client_ip=ip, ctx=signin)
     return challenge["challenge_id"], sms.last_code(phone)
 
 
-def denied(signin: Realtime, ip: str, phone: str = VICTIM_PHONE) -> RateLimited | None:
+def denied(signin: Context, ip: str, phone: str = VICTIM_PHONE) -> RateLimited | None:
     """The denial of a code request from `ip`, or None if it was let through."""
     try:
-        auth.request_code(phone, client_ip=ip, rt=signin)
+        auth.request_code(phone, client_ip=ip, ctx=signin)
     except RateLimited as exc:
         return exc
     return None
@@ -71,7 +71,7 @@ def challenge_count(db) -> int:
     return db.run_read("t", select)
 
 
-def flood_until_denied(signin: Realtime, clock, ip: str, phone: str = VICTIM_PHONE,
+def flood_until_denied(signin: Context, clock, ip: str, phone: str = VICTIM_PHONE,
                        spacing_s: int = 601) -> tuple[int, RateLimited]:
     """Request codes from `ip`, one every `spacing_s`, until one is denied: how many got
     through, and the denial."""

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.services import conversations, reading
+from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -20,7 +20,7 @@ def push() -> RecordingPush:
 
 @pytest.fixture
 def world(db, clock, push) -> World:
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
+    return World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
 
 
 def test_a_send_reaches_every_other_connection_once_and_the_sender_gets_sent(world):
@@ -155,7 +155,7 @@ def test_a_malformed_frame_gets_an_error_and_the_socket_stays_usable(world, raw,
     error, pong = world.received(phone)
     assert error["type"] == "error" and error["code"] == code
     assert pong == {"type": "pong", "req": "still-there",
-                    "server_time": world.rt.clock.now_ms()}
+                    "server_time": world.ctx.clock.now_ms()}
     assert world.count("messages") == 0
 
 
@@ -299,7 +299,7 @@ def test_a_gone_connection_is_dropped_and_the_send_still_succeeds(world):
 @pytest.fixture
 def mysql_world(mysql_db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+    return World(Context(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
                           keys=TEST_KEYS), push)
 
 
@@ -344,9 +344,9 @@ def test_history_pages_forward_and_hides_expired_messages(world, clock):
         world.send(phone, chat, body=f"later {i}")
     clock.advance(seconds=30)
 
-    first = reading.history(bob.id, chat, {"limit": "2"}, world.rt)
+    first = reading.history(bob.id, chat, {"limit": "2"}, world.ctx)
     rest = reading.history(bob.id, chat, {"after_seq": str(first["messages"][-1]["seq"])},
-                             world.rt)
+                             world.ctx)
 
     assert [m["body"] for m in first["messages"]] == ["later 0", "later 1"]
     assert first["has_more"] is True
@@ -360,7 +360,7 @@ def test_a_ttl_change_applies_to_messages_sent_afterwards(world):
     chat = world.chat(alice, bob, ttl_seconds=3600)
     world.send(phone, chat, body="before")
 
-    conversations.update(alice.id, chat, {"ttl_seconds": 60}, world.rt)
+    conversations.update(alice.id, chat, {"ttl_seconds": 60}, world.ctx)
     world.send(phone, chat, body="after")
 
     before, after = world.received(phone, "sent")

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.services import presence
+from chalicelib.services.context import Context
 from chalicelib.services.conversations import list_for
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -17,7 +17,7 @@ from tests.support.fakes import TEST_KEYS, RecordingPush
 @pytest.fixture
 def world(db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
+    return World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
 
 
 def presence_frames(world, caller):
@@ -69,7 +69,7 @@ def test_members_show_online_while_any_device_is_connected(world):
     phone, laptop = world.device(alice), world.device(alice)
 
     def alice_online() -> bool:
-        (view,) = list_for(bob.id, {}, world.rt)["conversations"]
+        (view,) = list_for(bob.id, {}, world.ctx)["conversations"]
         return next(m["online"] for m in view["members"] if m["user_id"] == alice.id)
 
     assert alice_online() is True
@@ -104,7 +104,7 @@ def test_the_sweep_removes_connections_past_api_gateways_limits(world, clock):
     clock.advance(seconds=101)  # alice's connection: 601 s without a frame
 
     removed = presence.sweep_stale_connections(idle_timeout_s=600, max_connection_s=7200,
-                                               rt=world.rt)
+                                               ctx=world.ctx)
 
     assert removed == 1
     assert world.push.disconnected == [idle.connection_id]
@@ -120,7 +120,7 @@ def test_the_sweep_removes_connections_older_than_the_maximum(world, clock):
         world.frame(old, "ping")
 
     removed = presence.sweep_stale_connections(idle_timeout_s=600, max_connection_s=7200,
-                                               rt=world.rt)
+                                               ctx=world.ctx)
 
     assert removed == 1
     assert world.count("connections") == 0
@@ -130,7 +130,7 @@ def test_racing_closes_of_the_last_connections_announce_offline_exactly_once(mys
     """A $disconnect racing a 410 drop of the same socket, while the user's other socket also
     closes: whatever the interleaving, one offline frame."""
     push = RecordingPush()
-    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+    world = World(Context(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
                            keys=TEST_KEYS), push)
     watcher_person, person = world.person(), world.person()
     world.chat(watcher_person, person)
@@ -140,7 +140,7 @@ def test_racing_closes_of_the_last_connections_announce_offline_exactly_once(mys
         world.forget_frames()
 
         closing = [phone.connection_id, phone.connection_id, laptop.connection_id]
-        run_in_threads(3, lambda i, ids=closing: presence.close_connection(ids[i], world.rt))
+        run_in_threads(3, lambda i, ids=closing: presence.close_connection(ids[i], world.ctx))
 
         offline = [f for f in world.received(watcher, "presence") if not f["online"]]
         assert len(offline) == 1, offline
@@ -150,7 +150,7 @@ def test_a_busy_connection_is_never_swept_as_idle_however_short_the_idle_timeout
     """A frame refreshes the connection's activity well inside the idle timeout the sweep
     judges it by (3 s here, as in the end-to-end stack), not only once a minute."""
     push = RecordingPush()
-    world = World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS,
+    world = World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS,
                            touch_every_ms=1000), push)
     alice, bob = world.person(), world.person()
     phone = world.device(alice)
@@ -160,4 +160,4 @@ def test_a_busy_connection_is_never_swept_as_idle_however_short_the_idle_timeout
         clock.advance(ms=1500)
         world.frame(phone, "read", conversation_id=chat, seq=0)
         assert presence.sweep_stale_connections(idle_timeout_s=3, max_connection_s=7200,
-                                                rt=world.rt) == 0
+                                                ctx=world.ctx) == 0

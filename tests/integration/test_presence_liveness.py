@@ -14,11 +14,11 @@ import pytest
 
 from chalicelib.clock import FixedClock
 from chalicelib.services import presence
+from chalicelib.services.context import Caller, Context
 from chalicelib.services.conversations import list_for
 from chalicelib.services.expiry import run_cleanup
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.presence import Liveness
-from chalicelib.services.realtime import Caller, Realtime
 from tests.integration.messaging_world import Person, World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -31,7 +31,7 @@ START_MS = FixedClock().now_ms()  # the test clock's start, a whole quarter minu
 @pytest.fixture
 def world(db, clock) -> World:
     push = RecordingPush()
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
+    return World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
 
 
 def presence_of(world: World, watcher: Caller, person: Person) -> list[tuple[bool, int]]:
@@ -41,7 +41,7 @@ def presence_of(world: World, watcher: Caller, person: Person) -> list[tuple[boo
 
 def shown_online(world: World, watcher: Person, person: Person) -> tuple[bool, int]:
     """What GET /conversations tells `watcher` about `person`: (online, last_seen_at)."""
-    views = list_for(watcher.id, {}, world.rt)["conversations"]
+    views = list_for(watcher.id, {}, world.ctx)["conversations"]
     member = next(m for view in views for m in view["members"] if m["user_id"] == person.id)
     return member["online"], member["last_seen_at"]
 
@@ -63,7 +63,7 @@ def live_through(world: World, clock: FixedClock, until_s: int, *,
             if now_s in times:
                 world.frame(Caller(cid, "", ""), "ping")
         if now_s % 15 == sweep_phase_s:
-            presence.sweep_presence(LIVENESS, world.rt)
+            presence.sweep_presence(LIVENESS, world.ctx)
 
 
 def every_minute(until_s: int) -> range:
@@ -152,7 +152,7 @@ def test_a_frame_on_a_silent_socket_announces_online_at_once_and_the_next_sweep_
     world.frame(alice_phone, "ping")
 
     assert presence_of(world, bob_phone, alice) == [(True, clock.now_ms())]
-    presence.sweep_presence(LIVENESS, world.rt)
+    presence.sweep_presence(LIVENESS, world.ctx)
     assert presence_of(world, bob_phone, alice) == [(True, clock.now_ms())]
 
 
@@ -166,7 +166,7 @@ def test_revoking_a_device_while_the_other_is_silent_announces_nothing_twice(wor
     live_through(world, clock, 120, pings={bob_phone.connection_id: [60, 120]})
     assert [online for online, _ in presence_of(world, bob_phone, alice)] == [False]
 
-    world.rt.db.run_transaction("t", revoke_txn, alice_phone.device_id, clock.now_ms())
+    world.ctx.db.run_transaction("t", revoke_txn, alice_phone.device_id, clock.now_ms())
 
     assert [online for online, _ in presence_of(world, bob_phone, alice)] == [False]
 
@@ -223,7 +223,7 @@ def test_the_idle_sweep_removing_a_silent_socket_announces_nothing_and_keeps_the
     live_through(world, clock, 660, pings={bob_phone.connection_id: every_minute(660)})
 
     removed = presence.sweep_stale_connections(idle_timeout_s=600, max_connection_s=7200,
-                                               rt=world.rt)
+                                               ctx=world.ctx)
 
     assert removed == 1
     assert world.push.disconnected == [alice_phone.connection_id]
@@ -249,7 +249,7 @@ def test_a_silent_users_offline_reaches_only_people_who_share_an_accepted_conver
 
 def test_concurrent_sweeps_announce_a_silent_drop_once(mysql_db, clock):
     push = RecordingPush()
-    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+    world = World(Context(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
                            keys=TEST_KEYS), push)
     watcher_person = world.person()
     watcher = world.device(watcher_person)
@@ -262,7 +262,7 @@ def test_concurrent_sweeps_announce_a_silent_drop_once(mysql_db, clock):
     clock.advance(seconds=76)
     world.frame(watcher, "ping")
 
-    run_in_threads(6, lambda _: presence.sweep_presence(LIVENESS, world.rt))
+    run_in_threads(6, lambda _: presence.sweep_presence(LIVENESS, world.ctx))
 
     for person in people:
         assert [online for online, _ in presence_of(world, watcher, person)] == [False]
@@ -272,7 +272,7 @@ def test_a_sweep_racing_a_reconnect_leaves_others_with_the_truth(mysql_db, clock
     """Whatever the interleaving of a sweep finding the old socket silent and a new socket
     opening: offline and online both, or neither, and the list says online."""
     push = RecordingPush()
-    world = World(Realtime(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+    world = World(Context(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
                            keys=TEST_KEYS), push)
     watcher_person = world.person()
     watcher = world.device(watcher_person)
@@ -285,7 +285,7 @@ def test_a_sweep_racing_a_reconnect_leaves_others_with_the_truth(mysql_db, clock
         world.forget_frames()
 
         run_in_threads(3, lambda i, who=person: world.device(who) if i == 0
-                       else presence.sweep_presence(LIVENESS, world.rt))
+                       else presence.sweep_presence(LIVENESS, world.ctx))
 
         shown = sorted(online for online, _ in presence_of(world, watcher, person))
         assert shown in ([], [False, True]), shown  # the reconnect may beat the sweep
@@ -308,7 +308,7 @@ def test_a_scheduled_run_keeps_watching_and_announces_a_drop_within_the_run(worl
         naps.append(seconds)
         clock.advance(ms=round(seconds * 1000))
 
-    figures = run_cleanup(world.rt, idle_timeout_s=600, max_connection_s=7200,
+    figures = run_cleanup(world.ctx, idle_timeout_s=600, max_connection_s=7200,
                           liveness=LIVENESS, watch_presence_for_s=45, sleep=sleep)
 
     # Alice's socket, quiet since it opened, turns silent 44 s into the run: the run waits
@@ -322,7 +322,7 @@ def test_a_scheduled_run_keeps_watching_and_announces_a_drop_within_the_run(worl
 def test_a_scheduled_run_with_no_one_connected_does_not_wait(world, clock):
     naps: list[float] = []
 
-    figures = run_cleanup(world.rt, idle_timeout_s=600, max_connection_s=7200,
+    figures = run_cleanup(world.ctx, idle_timeout_s=600, max_connection_s=7200,
                           liveness=LIVENESS, watch_presence_for_s=45, sleep=naps.append)
 
     assert naps == []

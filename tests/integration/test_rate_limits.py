@@ -14,8 +14,8 @@ from chalicelib import bootstrap
 from chalicelib.clock import FixedClock
 from chalicelib.errors import RateLimited
 from chalicelib.ids import new_id
+from chalicelib.services.context import Context
 from chalicelib.services.limits import Policy, SlidingWindowLimiter, allows, load_policies
-from chalicelib.services.realtime import Realtime
 from chalicelib.storage import outbox
 from tests.integration.messaging_world import World
 from tests.integration.test_auth_routes import connect_event
@@ -111,7 +111,7 @@ def test_a_denied_hit_is_not_counted(db, clock):
 def world(db, clock) -> World:
     push = RecordingPush()
     limiter = SlidingWindowLimiter(db=db, clock=clock, policies=load_policies({}))
-    return World(Realtime(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS), push)
+    return World(Context(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS), push)
 
 
 def test_a_send_flood_is_refused_with_retry_after_and_nothing_is_stored(world, clock):

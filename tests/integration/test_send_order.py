@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.ids import new_id
+from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits, SlidingWindowLimiter, load_policies
 from chalicelib.services.messaging import MAX_BATCH
-from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -24,7 +24,7 @@ def push() -> RecordingPush:
 
 @pytest.fixture
 def world(db, clock, push) -> World:
-    return World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS),
+    return World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS),
                  push)
 
 
@@ -165,7 +165,7 @@ def test_concurrent_copies_of_one_batch_store_it_once_in_order(world):
 def test_a_batch_over_the_burst_limit_is_rate_limited_and_stores_nothing(db, clock, push):
     limiter = SlidingWindowLimiter(db=db, clock=clock, policies=load_policies(
         {"RATE_SEND_BURST_PER_USER": "5/10"}))
-    world = World(Realtime(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS),
+    world = World(Context(db=db, push=push, clock=clock, limiter=limiter, keys=TEST_KEYS),
                   push)
     alice, bob = world.person(), world.person()
     phone = world.device(alice)
@@ -187,7 +187,7 @@ def test_a_batch_over_the_burst_limit_is_rate_limited_and_stores_nothing(db, clo
 def limited_world(mysql_db, clock, push) -> World:
     """On MariaDB, with the real limiter: every send and cursor pays for its limits."""
     limiter = SlidingWindowLimiter(db=mysql_db, clock=clock, policies=load_policies({}))
-    return World(Realtime(db=mysql_db, push=push, clock=clock, limiter=limiter,
+    return World(Context(db=mysql_db, push=push, clock=clock, limiter=limiter,
                           keys=TEST_KEYS), push)
 
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from chalicelib.clock import FixedClock
 from chalicelib.services import conversations
+from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.realtime import Realtime
 from tests.integration.messaging_world import World
 from tests.support.fakes import TEST_KEYS, RecordingPush
 
@@ -32,7 +32,7 @@ steps = st.lists(
 @given(script=steps)
 def test_unread_count_matches_a_brute_force_count(db, script):
     clock, push = FixedClock(), RecordingPush()
-    world = World(Realtime(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
+    world = World(Context(db=db, push=push, clock=clock, limiter=NoLimits(), keys=TEST_KEYS), push)
     alice, bob = world.person(), world.person()
     devices = {"alice": world.device(alice), "bob": world.device(bob)}
     chat = world.chat(alice, bob, ttl_seconds=TTL_S)
@@ -53,7 +53,7 @@ def test_unread_count_matches_a_brute_force_count(db, script):
     now = clock.now_ms()
     expected = sum(1 for seq, sender, expires_at in sent
                    if seq > bob_read and sender != "bob" and expires_at > now)
-    (listed,) = conversations.list_for(bob.id, {}, world.rt)["conversations"]
+    (listed,) = conversations.list_for(bob.id, {}, world.ctx)["conversations"]
     world.frame(devices["bob"], "sync", cursors={})
     (synced,) = world.last(devices["bob"], "sync")["conversations"]
     assert listed["unread_count"] == expected

@@ -1,4 +1,5 @@
-"""What every real-time operation works with, and the caller of a WebSocket frame."""
+"""What every service works with (the context, passed last), and the caller of a WebSocket
+frame."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ TOUCH_EVERY_MS = 20_000
 
 
 @dataclass(frozen=True)
-class Realtime:
+class Context:
     """Every service's collaborators, in one object that services take as their last argument:
     database, push adapter, clock, rate limiter, the derived keys that hash phones and bodies,
     and for the routes that sign people in, the token issuer, the SMS sender and the
@@ -66,16 +67,16 @@ class Caller:
     was_silent: bool = False  # presence had stopped counting this connection
 
 
-def caller_of(connection_id: str, rt: Realtime, *, sending_to: str | None = None,
+def caller_of(connection_id: str, ctx: Context, *, sending_to: str | None = None,
               client_msg_ids: Sequence[str] = (), force_touch: bool = False) -> Caller:
     """Who sent a frame, from the connection row stored at `$connect` (one read; for a send,
     `sending_to` names the conversation, whose standing the same read brings). A connection
     with no row (revoked, swept), or whose device has been revoked since, is refused."""
-    now = rt.clock.now_ms()
+    now = ctx.clock.now_ms()
     if sending_to is None:
-        row = rt.db.run_read("realtime.caller", connections.load_caller, connection_id)
+        row = ctx.db.run_read("frames.caller", connections.load_caller, connection_id)
     else:
-        row = rt.db.run_read("realtime.sender", connections.load_sender, connection_id,
+        row = ctx.db.run_read("frames.sender", connections.load_sender, connection_id,
                              sending_to, client_msg_ids)
     if row is None:
         raise Unauthorized("this connection is not logged in; open a new one with a ticket")
@@ -83,26 +84,26 @@ def caller_of(connection_id: str, rt: Realtime, *, sending_to: str | None = None
     return Caller(connection_id, row.user_id, row.device_id, row.conversation,
                   row.account_since, row.prior_sends,
                   touch_due=force_touch or row.silent
-                  or now - row.last_seen_at >= rt.touch_every_ms, was_silent=row.silent)
+                  or now - row.last_seen_at >= ctx.touch_every_ms, was_silent=row.silent)
 
 
-def count_frame_txn(txn: Transaction, connection_id: str, now_ms: int, rt: Realtime, *,
+def count_frame_txn(txn: Transaction, connection_id: str, now_ms: int, ctx: Context, *,
                     touch: bool, cost: int = 1) -> Verdict:
     """Queue the frame's hit on its connection's budget and, when due, the connection's sign
     of life, to travel with the transaction's next statement; the caller enforces the
     verdict after it."""
-    verdict = rt.limiter.count(txn, [("frames_per_connection", connection_id)], now_ms,
+    verdict = ctx.limiter.count(txn, [("frames_per_connection", connection_id)], now_ms,
                                cost=cost)
     if touch:
         connections.touch_connection(txn, connection_id, now_ms)
     return verdict
 
 
-def count_frame(connection_id: str, rt: Realtime, *, touch: bool = False) -> None:
+def count_frame(connection_id: str, ctx: Context, *, touch: bool = False) -> None:
     """One frame against the connection's budget, in a transaction of its own (two round
     trips: the counting with the touch, then the COMMIT). Raises `RateLimited` when over."""
 
     def count_txn(txn: Transaction) -> None:
-        count_frame_txn(txn, connection_id, rt.clock.now_ms(), rt, touch=touch).enforce()
+        count_frame_txn(txn, connection_id, ctx.clock.now_ms(), ctx, touch=touch).enforce()
 
-    rt.db.run_transaction("frames.count", count_txn)
+    ctx.db.run_transaction("frames.count", count_txn)
