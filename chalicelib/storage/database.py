@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from chalicelib.errors import Conflict
@@ -48,6 +48,18 @@ class Later(Generic[T]):
             self.txn.flush()
         assert self.result is not None, "the statement was never sent"
         return self.read(self.result)
+
+
+def insert_rows_later(txn: Transaction, table: str, rows: Sequence[Any]) -> None:
+    """Queue one multi-row INSERT of `rows`, dataclasses whose fields are `table`'s columns
+    (sent with the transaction's next statement or its COMMIT)."""
+    columns = [column.name for column in fields(rows[0])]
+    one_row = f"({placeholders(columns)})"
+    txn.later(
+        f"INSERT INTO {table} ({', '.join(columns)})"  # noqa: S608 - names from our dataclasses
+        f" VALUES {', '.join([one_row] * len(rows))}",
+        [getattr(row, column) for row in rows for column in columns],
+    )
 
 
 def placeholders(values: Sequence[Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.storage.database import Later, Transaction, placeholders
+from chalicelib.storage.database import Later, Transaction, insert_rows_later, placeholders
 
 
 @dataclass(frozen=True)
@@ -29,14 +29,7 @@ class DeletedMessage:
 
 def insert_messages(txn: Transaction, batch: list[Message]) -> None:
     """Queue: store the messages in one statement (sent with the transaction's COMMIT)."""
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(batch))  # placeholders only
-    txn.later(
-        "INSERT INTO messages (id, conversation_id, seq, sender_id, sender_device_id,"  # noqa: S608
-        f" client_msg_id, body, created_at, expires_at) VALUES {rows}",
-        [value for m in batch for value in (
-            m.id, m.conversation_id, m.seq, m.sender_id, m.sender_device_id, m.client_msg_id,
-            m.body, m.created_at, m.expires_at)],
-    )
+    insert_rows_later(txn, "messages", batch)
 
 
 def insert_message(txn: Transaction, message: Message) -> None:
@@ -152,14 +145,7 @@ class IdempotencyKey:
 def insert_idempotency_keys(txn: Transaction, keys: list[IdempotencyKey]) -> None:
     """Queue: store the keys in one statement. It fails with the engine's duplicate-key error
     (and so does the transaction) when this sender used one of the ids before."""
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(keys))  # placeholders only
-    txn.later(
-        "INSERT INTO idempotency_keys (sender_id, client_msg_id, conversation_id, message_id,"  # noqa: S608
-        f" seq, body_hash, created_at, message_expires_at, keep_until) VALUES {rows}",
-        [value for k in keys for value in (
-            k.sender_id, k.client_msg_id, k.conversation_id, k.message_id, k.seq, k.body_hash,
-            k.created_at, k.message_expires_at, k.keep_until)],
-    )
+    insert_rows_later(txn, "idempotency_keys", keys)
 
 
 def idempotency_keys_of(txn: Transaction, sender_id: str,
