@@ -94,10 +94,15 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
 
 
 async def run_schedule(pool: LambdaPool, function: str, interval_s: int) -> None:
-    """Fire a scheduled function every `interval_s`, never two runs at once (as the deployed
-    function's reserved concurrency of 1 ensures)."""
+    """Fire a scheduled function every `interval_s` at a fixed rate, as EventBridge does (a
+    run that takes part of the interval, like the presence watch, does not push the next one
+    later), never two runs at once (as the deployed function's reserved concurrency of 1
+    ensures)."""
+    loop = asyncio.get_running_loop()
+    next_run = loop.time() + interval_s
     while True:
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(max(0.0, next_run - loop.time()))
+        next_run = max(next_run + interval_s, loop.time())
         try:
             result = await pool.invoke(function, scheduled_event(function))
             log.info("cron %s -> %s", function, json.dumps(result))
