@@ -20,6 +20,7 @@ from chalicelib.services import (
     expiry,
     frames,
     health,
+    presence,
     reading,
     sockets,
 )
@@ -226,3 +227,10 @@ def migrate_database(event: object, context: object) -> dict[str, Any]:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="scheduled_cleanup")
 def scheduled_cleanup(event: object) -> dict[str, Any]:
     return expiry.run_scheduled(bootstrap.get_config(), bootstrap.get_context())
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="presence_watch")
+def presence_watch(event: object) -> dict[str, Any]:
+    """Mostly waiting (for a socket to fall silent), so a function of its own at 128 MB:
+    the cleanup's memory would bill the wait eight times over."""
+    return presence.run_scheduled_watch(bootstrap.get_config(), bootstrap.get_context())

@@ -31,11 +31,10 @@ from bench.report import emit
 from bench.storage import mysql_database
 from chalicelib.clock import FixedClock
 from chalicelib.config import parse_database_url
-from chalicelib.services import expiry, frames
+from chalicelib.services import expiry, frames, presence
 from chalicelib.services.context import Caller, Context
-from chalicelib.services.expiry import run_cleanup
 from chalicelib.services.limits import NoLimits
-from chalicelib.services.presence import Liveness, PresenceSweep
+from chalicelib.services.presence import Liveness
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
@@ -141,8 +140,11 @@ class Simulation:
             self.advance_to(run_at)
             self.costs.doing = "schedule"
             self.runs += 1
-            run_cleanup(self.ctx, idle_timeout_s=600, max_connection_s=7200,
-                        liveness=LIVENESS, watch_presence_for_s=watch_s, sleep=self.sleep)
+            expiry.run_cleanup(self.ctx, idle_timeout_s=600, max_connection_s=7200)
+            if watch_s:  # the presence watch: a second scheduled function
+                self.runs += 1
+                presence.run_watch(self.ctx, liveness=LIVENESS, watch_for_s=watch_s,
+                                   sleep=self.sleep)
         self.advance_to(until_ms)
 
     def frames_of(self, frame_type: str) -> list[tuple[int, dict[str, Any]]]:
@@ -163,7 +165,7 @@ def idle_hour(url: str, *, sweeping: bool) -> dict[str, Any]:
                       for at in range(first, pinging_ms, PING_EVERY_S * 1000)]
     sim.push.frames.clear()
     sim.push.sent_at.clear()
-    with counting(sim.costs), _presence_sweeps(enabled=sweeping):
+    with counting(sim.costs):
         sim.run_schedule(until_ms=sim.start_ms + SIMULATED_S * 1000,
                          watch_s=WATCH_S if sweeping else 0)
     sim.db.close()
@@ -181,16 +183,6 @@ def idle_hour(url: str, *, sweeping: bool) -> dict[str, Any]:
         "presence_pushes": round(len(sim.frames_of("presence")) * per_user_hour, 2),
         "scheduled_waiting_s_per_hour": round(billed_s * 3600 / SIMULATED_S),
     }
-
-
-@contextmanager
-def _presence_sweeps(*, enabled: bool) -> Iterator[None]:
-    """The previous design had no presence sweep in the scheduled run."""
-    if enabled:
-        yield
-        return
-    with patch.object(expiry, "sweep_presence", lambda liveness, ctx: PresenceSweep()):
-        yield
 
 
 def drops(url: str) -> tuple[dict[str, Any], dict[str, Any]]:

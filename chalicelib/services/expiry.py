@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +22,7 @@ from chalicelib.errors import ConfigError
 from chalicelib.observability import logger, metrics
 from chalicelib.services.context import Context
 from chalicelib.services.delivery import push_frames
-from chalicelib.services.presence import (
-    DEFAULT_LIVENESS,
-    Liveness,
-    sweep_presence,
-    sweep_stale_connections,
-    watch_presence,
-)
+from chalicelib.services.presence import sweep_stale_connections
 from chalicelib.storage import conversations, housekeeping, messages
 from chalicelib.storage.database import Transaction
 from chalicelib.wire import expired_frame, unread_frame
@@ -43,7 +36,6 @@ DEFAULT_REST_RATIO = 1.0
 HOUSEKEEPING_BATCH = 5000
 TICKET_GRACE_MS = 60_000  # a used ticket's jti outlives the ticket's own expiry plus leeway
 RANGES_PER_FRAME = 2000  # keeps an `expired` frame far below a push's 128 KB
-SCHEDULE_PERIOD_S = 60  # app.py's Rate(1 minute); the local stack fires every EXPIRY_INTERVAL_S
 
 
 @dataclass
@@ -156,37 +148,25 @@ def clear_ended_rows(ctx: Context) -> dict[str, int]:
 
 
 def run_cleanup(ctx: Context, *, idle_timeout_s: int, max_connection_s: int,
-                announce_deletions: bool = True, liveness: Liveness = DEFAULT_LIVENESS,
-                watch_presence_for_s: float = 0,
-                sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """One scheduled run: a presence sweep first (a silent drop must not wait behind a long
-    purge), then purge, announce, sweep dead connections, housekeeping; then, until
-    `watch_presence_for_s` after the start, presence sweeps whenever one may find something.
-    Reports the figures as metrics and one log line, and returns them."""
-    started = ctx.clock.now_ms()
-    presence = sweep_presence(liveness, ctx)
+                announce_deletions: bool = True) -> dict[str, Any]:
+    """One scheduled run: purge, announce, sweep dead connections, housekeeping. Reports the
+    figures as metrics and one log line, and returns them. (Presence is watched by a function
+    of its own: `presence.run_watch`.)"""
     report = purge_expired(ctx)
     frames = announce(report, ctx) if announce_deletions else 0
     stale = sweep_stale_connections(idle_timeout_s=idle_timeout_s,
                                     max_connection_s=max_connection_s, ctx=ctx)
     cleared = clear_ended_rows(ctx)
-    if watch_presence_for_s > 0:
-        presence.add(watch_presence(liveness, ctx, last_sweep_ms=started,
-                                    until_ms=started + int(watch_presence_for_s * 1000),
-                                    sleep=sleep))
     figures = {"deleted": report.deleted, "batches": report.batches,
                "finished": report.finished, "backlog": report.backlog,
                "lag_ms": report.lag_ms, "expired_frames": frames,
-               "stale_connections": stale, "housekeeping": cleared,
-               "presence_sweeps": presence.sweeps, "presence_offline": presence.offline,
-               "presence_online": presence.online}
+               "stale_connections": stale, "housekeeping": cleared}
     for name, value, unit in (
         ("ExpiredMessagesDeleted", report.deleted, MetricUnit.Count),
         ("ExpiryBatches", report.batches, MetricUnit.Count),
         ("ExpiryBacklog", report.backlog, MetricUnit.Count),
         ("ExpiryLag", report.lag_ms, MetricUnit.Milliseconds),
         ("StaleConnectionsRemoved", stale, MetricUnit.Count),
-        ("SilentUsersAnnouncedOffline", presence.offline, MetricUnit.Count),
     ):
         metrics.add_metric(name=name, unit=unit, value=value)
     logger.info("scheduled cleanup", extra=figures)
@@ -194,15 +174,9 @@ def run_cleanup(ctx: Context, *, idle_timeout_s: int, max_connection_s: int,
 
 
 def run_scheduled(config: Config, ctx: Context) -> dict[str, Any]:
-    """The scheduled function's run: the cleanup, with presence watched until one sweep
-    interval before the next run, which sweeps again as it starts (so a silent drop is
-    announced within PRESENCE_SILENT_AFTER_S + PRESENCE_SWEEP_EVERY_S)."""
-    period_s = min(config.expiry_interval_s, SCHEDULE_PERIOD_S)
+    """The scheduled cleanup's run, with the configured limits."""
     return run_cleanup(ctx, idle_timeout_s=config.ws_idle_timeout_s,
-                       max_connection_s=config.ws_max_connection_s,
-                       liveness=Liveness(silent_after_ms=config.presence_silent_after_s * 1000,
-                                         sweep_every_ms=config.presence_sweep_every_s * 1000),
-                       watch_presence_for_s=period_s - config.presence_sweep_every_s)
+                       max_connection_s=config.ws_max_connection_s)
 
 
 def main() -> int:

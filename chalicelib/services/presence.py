@@ -20,7 +20,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
+from chalicelib.config import Config
+from chalicelib.observability import logger, metrics
 from chalicelib.services import delivery
 from chalicelib.services.context import Context
 from chalicelib.storage import connections, conversations, users
@@ -42,6 +47,8 @@ class Liveness:
 
 
 DEFAULT_LIVENESS = Liveness()
+SCHEDULE_PERIOD_S = 60  # app.py's Rate(1 minute)
+WATCH_FOR_S = SCHEDULE_PERIOD_S - DEFAULT_LIVENESS.sweep_every_ms / 1000
 
 
 @dataclass
@@ -208,6 +215,38 @@ def revive(user_id: str, ctx: Context) -> None:
     now = ctx.clock.now_ms()
     settle_user(connections.LivenessChange(user_id, now),
                 silent_before_ms=now - ctx.silent_after_ms, ctx=ctx)
+
+
+def run_watch(ctx: Context, *, liveness: Liveness = DEFAULT_LIVENESS,
+              watch_for_s: float = WATCH_FOR_S,
+              sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """The presence watch's scheduled run (every minute, a 128 MB function of its own): a
+    sweep now, then sweeps whenever one may find something until `watch_for_s` after the
+    start, one interval before the next run sweeps again. A silent drop is so announced
+    within PRESENCE_SILENT_AFTER_S + PRESENCE_SWEEP_EVERY_S; with no one connected, the run
+    ends at once. Reports the figures as metrics and one log line, and returns them."""
+    started = ctx.clock.now_ms()
+    swept = sweep_presence(liveness, ctx)
+    if watch_for_s > 0:
+        swept.add(watch_presence(liveness, ctx, last_sweep_ms=started,
+                                 until_ms=started + int(watch_for_s * 1000), sleep=sleep))
+    figures = {"presence_sweeps": swept.sweeps, "presence_offline": swept.offline,
+               "presence_online": swept.online}
+    metrics.add_metric(name="SilentUsersAnnouncedOffline", unit=MetricUnit.Count,
+                       value=swept.offline)
+    logger.info("presence watch", extra=figures)
+    return figures
+
+
+def run_scheduled_watch(config: Config, ctx: Context) -> dict[str, Any]:
+    """`run_watch` with the configured liveness, watching until one sweep interval before the
+    next run (the local stack fires it every EXPIRY_INTERVAL_S, a deployed stage every
+    minute)."""
+    period_s = min(config.expiry_interval_s, SCHEDULE_PERIOD_S)
+    liveness = Liveness(silent_after_ms=config.presence_silent_after_s * 1000,
+                        sweep_every_ms=config.presence_sweep_every_s * 1000)
+    return run_watch(ctx, liveness=liveness,
+                     watch_for_s=period_s - config.presence_sweep_every_s)
 
 
 def watch_presence(liveness: Liveness, ctx: Context, *, last_sweep_ms: int, until_ms: int,

@@ -28,6 +28,7 @@ HANDLERS = {
     "websocket_message": "app.ws_message",
     "websocket_disconnect": "app.ws_disconnect",
     "scheduled_cleanup": "app.scheduled_cleanup",
+    "presence_watch": "app.presence_watch",
     "migrate": "app.migrate_database",
 }
 WEBSOCKET_ROUTES = {

@@ -111,6 +111,16 @@ def test_the_cleanup_runs_alone_and_every_minute(packaged):
     assert event["Properties"]["Schedule"] == "rate(1 minute)"
 
 
+def test_the_presence_watch_runs_alone_every_minute_on_the_smallest_memory(packaged):
+    _, template, _ = packaged
+
+    (watch,) = [f for f in functions(template).values() if f["Handler"] == "app.presence_watch"]
+    assert watch["ReservedConcurrentExecutions"] == 1
+    assert watch["MemorySize"] == 128  # it mostly waits: the wait is billed by memory
+    (event,) = watch["Events"].values()
+    assert event["Properties"]["Schedule"] == "rate(1 minute)"
+
+
 def test_the_migrate_function_has_no_trigger(packaged):
     _, template, _ = packaged
 

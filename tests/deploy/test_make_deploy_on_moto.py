@@ -150,7 +150,7 @@ def test_every_function_runs_in_the_stacks_subnets_and_reaches_the_proxy(deploye
 
     assert {name.removeprefix(f"ephemera-{deployed.stage}") for name in names} >= {
         "", "-websocket_connect", "-websocket_message", "-websocket_disconnect",
-        "-scheduled_cleanup", "-migrate"}
+        "-scheduled_cleanup", "-presence_watch", "-migrate"}
     for name in names:
         found = function(deployed.endpoint, name)
         assert sorted(found["VpcConfig"]["SubnetIds"]) == sorted(deployed.infra.subnet_ids)

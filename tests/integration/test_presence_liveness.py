@@ -16,7 +16,6 @@ from chalicelib.clock import FixedClock
 from chalicelib.services import presence
 from chalicelib.services.context import Caller, Context
 from chalicelib.services.conversations import list_for
-from chalicelib.services.expiry import run_cleanup
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.presence import Liveness
 from tests.integration.messaging_world import Person, World
@@ -292,7 +291,7 @@ def test_a_sweep_racing_a_reconnect_leaves_others_with_the_truth(mysql_db, clock
         assert shown_online(world, watcher_person, person)[0] is True
 
 
-def test_a_scheduled_run_keeps_watching_and_announces_a_drop_within_the_run(world, clock):
+def test_the_presence_watch_keeps_watching_and_announces_a_drop_within_the_run(world, clock):
     alice, bob = world.person(), world.person()
     world.chat(alice, bob)
     bob_phone = world.device(bob)
@@ -308,8 +307,7 @@ def test_a_scheduled_run_keeps_watching_and_announces_a_drop_within_the_run(worl
         naps.append(seconds)
         clock.advance(ms=round(seconds * 1000))
 
-    figures = run_cleanup(world.ctx, idle_timeout_s=600, max_connection_s=7200,
-                          liveness=LIVENESS, watch_presence_for_s=45, sleep=sleep)
+    figures = presence.run_watch(world.ctx, liveness=LIVENESS, watch_for_s=45, sleep=sleep)
 
     # Alice's socket, quiet since it opened, turns silent 44 s into the run: the run waits
     # for that moment, no longer, and announces it.
@@ -319,11 +317,11 @@ def test_a_scheduled_run_keeps_watching_and_announces_a_drop_within_the_run(worl
     assert world.count("connections") == 2  # only the idle sweep deletes a silent one
 
 
-def test_a_scheduled_run_with_no_one_connected_does_not_wait(world, clock):
+def test_the_presence_watch_with_no_one_connected_does_not_wait(world, clock):
     naps: list[float] = []
 
-    figures = run_cleanup(world.ctx, idle_timeout_s=600, max_connection_s=7200,
-                          liveness=LIVENESS, watch_presence_for_s=45, sleep=naps.append)
+    figures = presence.run_watch(world.ctx, liveness=LIVENESS, watch_for_s=45,
+                                 sleep=naps.append)
 
     assert naps == []
     assert figures["presence_sweeps"] == 1

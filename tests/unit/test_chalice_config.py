@@ -26,7 +26,8 @@ def test_per_function_settings_name_real_functions():
         assert set(CONFIG["stages"][stage]["lambda_functions"]) <= known
 
 
-def test_the_scheduled_cleanup_never_runs_twice_at_once():
+def test_the_scheduled_functions_never_run_twice_at_once():
     for stage in ("dev", "prod"):
-        cleanup = CONFIG["stages"][stage]["lambda_functions"]["scheduled_cleanup"]
-        assert cleanup["reserved_concurrency"] == 1
+        for name in ("scheduled_cleanup", "presence_watch"):
+            scheduled = CONFIG["stages"][stage]["lambda_functions"][name]
+            assert scheduled["reserved_concurrency"] == 1
