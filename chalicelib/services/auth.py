@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.adapters.sms import SmsSender
 from chalicelib.crypto import (
     derive_key,
     keyed_hash,
@@ -14,7 +13,7 @@ from chalicelib.crypto import (
     same,
     sha256_hex,
 )
-from chalicelib.errors import ConfigError, InvalidInput, NotFound, Unauthorized
+from chalicelib.errors import InvalidInput, NotFound, Unauthorized
 from chalicelib.identity import Principal
 from chalicelib.ids import new_id, new_user_id
 from chalicelib.inputs import text
@@ -23,7 +22,7 @@ from chalicelib.observability import logger, set_user
 from chalicelib.phones import normalize_phone
 from chalicelib.services import presence
 from chalicelib.services.context import Context
-from chalicelib.services.tokens import ACCESS_TTL_S, TICKET_TTL_S, Tokens
+from chalicelib.services.tokens import ACCESS_TTL_S, TICKET_TTL_S
 from chalicelib.storage import connections, otp, sessions, users
 from chalicelib.storage.database import Transaction
 from chalicelib.storage.otp import OtpChallenge
@@ -87,7 +86,7 @@ def request_code(raw_phone: object, client_ip: str, ctx: Context) -> dict[str, A
     limits = _code_request_limits(phone_key, network, _calling_code(phone), client_ip)
     ctx.db.run_transaction("auth.request_code", _request_code_txn, challenge, network, limits,
                           ctx)
-    _sms(ctx).send_code(phone, code)
+    ctx.require_sms().send_code(phone, code)
     return {"challenge_id": challenge_id, "expires_in": OTP_TTL_S,
             "resend_after": RESEND_AFTER_S}
 
@@ -173,7 +172,7 @@ def _new_session_txn(txn: Transaction, user: User, device: Device,
         token_hash=sha256_hex(refresh_token), device_id=device.id, created_at=now,
         expires_at=now + REFRESH_TTL_S * 1000, rotated_at=None,
     ))
-    access_token = _tokens(ctx).access_token(user.id, device.id, device.token_version)
+    access_token = ctx.require_tokens().access_token(user.id, device.id, device.token_version)
     return Session(access_token, refresh_token, user, device.id)
 
 
@@ -183,7 +182,7 @@ def authenticate(authorization: str | None, ctx: Context) -> Principal:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer <access_token>")
-    claims = _tokens(ctx).read_access_token(token.strip())
+    claims = ctx.require_tokens().read_access_token(token.strip())
     device = ctx.db.run_read("auth.authenticate", users.get_device, claims.device_id)
     if (device is None or device.revoked_at is not None
             or device.user_id != claims.user_id
@@ -222,7 +221,7 @@ def revoke_device(principal: Principal, device_id: str, ctx: Context) -> None:
 
 def issue_ticket(principal: Principal, ws_url: str, ctx: Context) -> dict[str, Any]:
     ctx.limiter.check([("ticket_per_user", principal.user_id)])
-    ticket = _tokens(ctx).ticket(principal.user_id, principal.device_id)
+    ticket = ctx.require_tokens().ticket(principal.user_id, principal.device_id)
     return {"ticket": ticket, "url": ws_url, "expires_in": TICKET_TTL_S}
 
 
@@ -253,18 +252,6 @@ def _network_hash_key(ctx: Context) -> bytes:
     """Networks are hashed with a key of their own, derived from the phone key (the one that
     keys every OTP limit), so no other hash of ours can be matched against them."""
     return derive_key(ctx.keys.phone, "source-network")
-
-
-def _tokens(ctx: Context) -> Tokens:
-    if ctx.tokens is None:
-        raise ConfigError("this function was built without tokens")
-    return ctx.tokens
-
-
-def _sms(ctx: Context) -> SmsSender:
-    if ctx.sms is None:
-        raise ConfigError("this function was built without an SMS sender")
-    return ctx.sms
 
 
 def _code_request_limits(phone_key: str, network: str, calling_code: str,

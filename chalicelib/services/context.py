@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from chalicelib.adapters.push import Push
 from chalicelib.clock import Clock
 from chalicelib.crypto import Keys
-from chalicelib.errors import Unauthorized
+from chalicelib.errors import ConfigError, Unauthorized
 from chalicelib.observability import set_user
 from chalicelib.services.limits import Limiter, Verdict
 from chalicelib.storage import connections
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # A connection's last_seen_at is refreshed at most this often by ordinary frames (ping always
 # refreshes it); presence and the idle sweep judge a connection by it.
 TOUCH_EVERY_MS = 20_000
+# No sign of life for this long and a connection is silent: presence stops counting it
+# (PRESENCE_SILENT_AFTER_S; a 60 s ping interval plus slack for jitter).
+SILENT_AFTER_MS = 75_000
 
 
 @dataclass(frozen=True)
@@ -42,12 +45,21 @@ class Context:
     # How stale a connection's last_seen_at may get before a frame refreshes it: well inside
     # the idle timeout that the sweep judges it by (bootstrap derives it from the config).
     touch_every_ms: int = TOUCH_EVERY_MS
-    # No sign of life for this long and a connection is silent: presence stops counting it
-    # (PRESENCE_SILENT_AFTER_S).
-    silent_after_ms: int = 75_000
+    silent_after_ms: int = SILENT_AFTER_MS
     tokens: Tokens | None = None
     sms: SmsSender | None = None
     allowed_countries: tuple[str, ...] = ()
+
+    def require_tokens(self) -> Tokens:
+        """The token issuer, which a function that signs people in or reads tickets needs."""
+        if self.tokens is None:
+            raise ConfigError("this function was built without tokens")
+        return self.tokens
+
+    def require_sms(self) -> SmsSender:
+        if self.sms is None:
+            raise ConfigError("this function was built without an SMS sender")
+        return self.sms
 
 
 @dataclass(frozen=True)

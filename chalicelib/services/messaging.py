@@ -92,9 +92,8 @@ def send(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
         raise
     req = frame.get("req")
     limits = _send_limits(caller, request, fresh, now)
-    if not fresh:  # only retries: they still pass the limits, and change nothing
-        ctx.limiter.check(limits)
-        _answer(caller, [], retried, [], req, now, ctx)
+    if not fresh:  # only retries
+        _answer_retries(caller, retried, limits, req, now, ctx)
         return
     try:
         stored, audience = ctx.db.run_transaction("messaging.send", _send_txn, caller, request,
@@ -105,13 +104,12 @@ def send(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
         retried, fresh = _split_retries(request, prior)
         if fresh:  # the key's holder rolled back meanwhile: rare, and safe to say so
             raise Conflict("that send is still in progress; retry it") from None
-        ctx.limiter.check(limits)
-        _answer(caller, [], retried, [], req, now, ctx)
+        _answer_retries(caller, retried, limits, req, now, ctx)
         return
     except NotFound:  # left or removed since the caller's read
         count_frame(caller.connection_id, ctx)
         raise
-    _answer(caller, stored, retried, audience, req, now, ctx)
+    _answer(caller, stored, retried, audience.value, req, now, ctx)
     if caller.conversation is not None and caller.conversation.consent == REQUEST:
         reveal(caller.user_id, request.conversation_id, ctx)  # sending accepted it
 
@@ -228,8 +226,16 @@ def _send_txn(txn: Transaction, caller: Caller, request: _Send, fresh: list[_Dra
     return list(zip(stored, keys, strict=True)), audience
 
 
+def _answer_retries(caller: Caller, retried: list[IdempotencyKey],
+                    limits: list[tuple[str, str]], req: Any, now: int, ctx: Context) -> None:
+    """Messages stored before: they still pass the limits, change nothing, and are answered
+    from their stored keys."""
+    ctx.limiter.check(limits)
+    _answer(caller, [], retried, [], req, now, ctx)
+
+
 def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
-            retried: list[IdempotencyKey], audience: Later[list[Listener]] | list[Listener],
+            retried: list[IdempotencyKey], audience: list[Listener],
             req: Any, now: int, ctx: Context) -> None:
     """Every message's `sent` to the sender, in seq order, then the new ones to everyone
     else's connections (one connection's frames are pushed in order)."""
@@ -239,8 +245,7 @@ def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
                 for key in retried]
     frames: list[tuple[str, Frame]] = [(caller.connection_id, frame)
                                        for _, frame in sorted(answers, key=lambda a: a[0])]
-    listeners = audience.value if isinstance(audience, Later) else audience
-    receivers = [listener.connection_id for listener in listeners
+    receivers = [listener.connection_id for listener in audience
                  if listener.connection_id != caller.connection_id
                  and not listener.blocks_sender]
     frames += [(connection_id, message_frame(message))

@@ -27,7 +27,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.config import Config
 from chalicelib.observability import logger, metrics
 from chalicelib.services import delivery
-from chalicelib.services.context import Context
+from chalicelib.services.context import SILENT_AFTER_MS, Context
 from chalicelib.storage import connections, conversations, users
 from chalicelib.storage.connections import ConnectionRow
 from chalicelib.storage.database import Transaction
@@ -42,7 +42,7 @@ class Liveness:
     PRESENCE_SWEEP_EVERY_S): silent after `silent_after_ms` without a sign of life, and looked
     at again at most every `sweep_every_ms`, so offline is announced within their sum."""
 
-    silent_after_ms: int = 75_000
+    silent_after_ms: int = SILENT_AFTER_MS
     sweep_every_ms: int = 15_000
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.errors import ConfigError, Forbidden, Unauthorized
+from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.identity import Principal
 from chalicelib.observability import set_user
 from chalicelib.services import presence
@@ -18,9 +18,7 @@ def open_connection(ticket: object, connection_id: str, ctx: Context) -> Princip
     Any failure raises and stores nothing (the transaction rolls the ticket's use back)."""
     if not isinstance(ticket, str) or not ticket:
         raise Unauthorized("a ticket is required: open the socket as url?ticket=...")
-    if ctx.tokens is None:
-        raise ConfigError("the $connect function needs tokens to read tickets")
-    claims = ctx.tokens.read_ticket(ticket)
+    claims = ctx.require_tokens().read_ticket(ticket)
     now = ctx.clock.now_ms()
 
     def admit_txn(txn: Transaction) -> bool:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 
-import urllib3
 from playwright.sync_api import expect
 
-from chalicelib.storage import connections
+from tests.e2e.web_client import cut_sockets_of
 
 ALICE, BOB, CAROL = "+14155550101", "+14155550102", "+14155550103"
 SYNC_WAIT_MS = 15_000
@@ -77,7 +76,7 @@ def test_a_message_written_offline_goes_once_when_the_connection_returns(open_wi
 
     # The network drops: the stack cuts Alice's socket and no new ticket gets through.
     alice.page.route("**/ws/ticket", lambda route: route.abort("internetdisconnected"))
-    _cut_sockets_of(alice, stack, stack_db)
+    cut_sockets_of(alice, stack, stack_db)
     expect(alice.page.get_by_test_id("connection-status")).not_to_have_text("online")
     alice.send("written in the tunnel")
     expect(alice.pending).to_have_count(1)
@@ -187,16 +186,6 @@ def _replace_stored_tokens(user, **tokens: str) -> None:
     user.page.evaluate("(s) => sessionStorage.setItem('ephemera.session', JSON.stringify(s))",
                        stored)
 
-
-def _cut_sockets_of(user, stack, stack_db) -> None:
-    """What a dropped network looks like to the server: the stack closes the user's sockets."""
-    user_id = user.session_storage()["userId"]
-    ids = stack_db.run_read("t", connections.connection_ids_of_user, user_id)
-    assert ids, "the user had no open socket to cut"
-    http = urllib3.PoolManager()
-    for connection_id in ids:
-        reply = http.request("DELETE", f"{stack.base_url}/local/@connections/{connection_id}")
-        assert reply.status == 204
 
 
 def _count_messages(db) -> int:

@@ -3,10 +3,9 @@ while the link is down arrives in the other window in the order it was written."
 
 from __future__ import annotations
 
-import urllib3
 from playwright.sync_api import Route, expect
 
-from chalicelib.storage import connections
+from tests.e2e.web_client import cut_sockets_of
 
 ALICE, BOB = "+14155550101", "+14155550102"
 ROUNDS = 5
@@ -25,7 +24,7 @@ def test_messages_written_while_the_socket_is_cut_arrive_in_the_order_written(
 
     for tunnel in range(ROUNDS):
         held_tickets = _hold_ticket_requests(alice)
-        _cut_sockets_of(alice, stack, stack_db)
+        cut_sockets_of(alice, stack, stack_db)
         expect(alice.page.get_by_test_id("connection-status")).not_to_have_text("online")
 
         written = [f"tunnel {tunnel}: {word}" for word in ("one", "two", "three")]
@@ -62,17 +61,6 @@ def _release(user, held: list[Route]) -> None:
     # a link waiting out its backoff (no request held) tries again now
     user.page.evaluate("() => window.dispatchEvent(new Event('online'))")
 
-
-def _cut_sockets_of(user, stack, stack_db) -> None:
-    """What a dropped network looks like to the server: the stack closes the user's sockets.
-    (Playwright's setOffline leaves open WebSockets alive.)"""
-    user_id = user.session_storage()["userId"]
-    ids = stack_db.run_read("t", connections.connection_ids_of_user, user_id)
-    assert ids, "the user had no open socket to cut"
-    http = urllib3.PoolManager()
-    for connection_id in ids:
-        reply = http.request("DELETE", f"{stack.base_url}/local/@connections/{connection_id}")
-        assert reply.status == 204
 
 
 def test_a_burst_typed_in_one_window_arrives_in_the_other_in_the_order_typed(open_window):

@@ -9,7 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import urllib3
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+
+from chalicelib.storage import connections
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 # Without the background-networking flags Chromium keeps dialling Google on a closed network.
@@ -142,3 +145,15 @@ class WebUser:
     def blocked_people(self) -> Locator:
         """Settings' list of blocked people, one entry per person."""
         return self.page.get_by_test_id("blocked-person")
+
+
+def cut_sockets_of(user, stack, stack_db) -> None:
+    """What a dropped network looks like to the server: the stack closes the user's sockets.
+    (Playwright's setOffline leaves open WebSockets alive.)"""
+    user_id = user.session_storage()["userId"]
+    ids = stack_db.run_read("t", connections.connection_ids_of_user, user_id)
+    assert ids, "the user had no open socket to cut"
+    http = urllib3.PoolManager()
+    for connection_id in ids:
+        reply = http.request("DELETE", f"{stack.base_url}/local/@connections/{connection_id}")
+        assert reply.status == 204
