@@ -64,12 +64,15 @@ export function formatPhone(e164: string): string {
   return parsePhoneNumberFromString(e164)?.formatInternational() ?? e164;
 }
 
+let regionNames: Intl.DisplayNames | undefined;
+
 /** "United States" for US, in English like the rest of the client. */
 export function countryName(region: string): string {
   try {
-    return new Intl.DisplayNames(["en"], { type: "region" }).of(region) ?? region;
+    regionNames ??= new Intl.DisplayNames(["en"], { type: "region" });
+    return regionNames.of(region) ?? region;
   } catch {
-    return region;
+    return region; // not a region code, or no Intl data for it
   }
 }
 
