@@ -135,6 +135,35 @@ def test_a_rate_limited_message_says_when_it_goes_then_goes(strict_window):
     expect(bob.bodies).to_have_text(written)
 
 
+def test_a_message_not_sent_offers_retry_and_discard_and_retry_sends_it_once(open_window):
+    alice, bob = open_window(ALICE).sign_in(), open_window(BOB).sign_in()
+    alice.start_chat(BOB)
+    alice.send("hi")
+    bob.accept_request(ALICE)
+    bob.page.get_by_role("button", name=f"Block {ALICE}").click()
+
+    alice.send("refused while blocked")
+    alice.send("discard me")
+    refused, discarded = alice.pending.nth(0), alice.pending.nth(1)
+    expect(refused).to_contain_text("Not delivered", timeout=ARRIVAL_WAIT_MS)
+    expect(discarded).to_contain_text("Not delivered", timeout=ARRIVAL_WAIT_MS)
+    discarded.get_by_role("button", name="Discard").click()
+    expect(alice.pending).to_have_count(1)
+
+    bob.open_settings()
+    bob.page.get_by_role("button", name=f"Unblock {ALICE}").click()
+    expect(bob.blocked_people).to_have_count(0)
+    bob.close_settings()
+    bob.open_chat(ALICE)
+
+    alice.pending.get_by_role("button", name="Retry").click()
+    expect(alice.pending).to_have_count(0, timeout=ARRIVAL_WAIT_MS)
+    expect(alice.bodies).to_have_text(["hi", "refused while blocked"])
+    expect(bob.bodies).to_have_text(["hi", "refused while blocked"], timeout=ARRIVAL_WAIT_MS)
+    bob.page.wait_for_timeout(1_000)  # time for a duplicate to show up, if one were coming
+    expect(bob.bodies).to_have_count(2)
+
+
 def test_a_message_while_the_tab_is_hidden_notifies_and_says_only_new_message_with_previews_off(
         open_window):
     alice, bob = open_window(ALICE), open_window(BOB)
