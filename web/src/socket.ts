@@ -17,8 +17,8 @@ export interface SocketEvents {
 }
 
 export interface SocketTiming {
-  /** One ping a minute while nothing else goes: the server counts a socket silent for 75 s as
-   * gone. Every frame is a paid invocation, so an idle link pings no more often than that. */
+  /** One ping a minute: the server counts a socket silent for 75 s as gone. Every frame is a
+   * paid invocation, so an idle link pings no more often than that. */
   pingEveryMs: number;
   /** A ping (or the first frame on a new socket) unanswered this long means the link is dead
    * even if the socket looks open. */
@@ -63,6 +63,9 @@ export class RealtimeSocket implements Link {
   private answered = false;
   private lastHeardAt = 0;
   private lastSentAt = 0;
+  /** Only a ping always refreshes the server's view of this socket (other frames at most every
+   * 20 s), so the heartbeat counts from the last ping, whatever else went since. */
+  private lastPingAt = 0;
   private fetchingTicket = false;
   private readonly encoder = new TextEncoder();
 
@@ -199,17 +202,18 @@ export class RealtimeSocket implements Link {
     }
   }
 
-  /** Pings once nothing has gone for `pingEveryMs`; any frame counts as the answer. Unanswered
+  /** Pings every `pingEveryMs`; any frame counts as the answer. Unanswered
    * for `pongTimeoutMs`, the link is dead even if the socket still looks open: checked every
    * half second, so a dead link shows at most `pongTimeoutMs` + 0.5 s after the ping. */
   private startHeartbeat(): void {
     window.clearInterval(this.heartbeat);
+    this.lastPingAt = Date.now();
     this.heartbeat = window.setInterval(() => {
       const now = Date.now();
       if (this.awaitingSince !== undefined && now - this.awaitingSince >= this.timing.pongTimeoutMs) {
         this.drop();
         this.retryLater(); // backing off: a path that swallows frames may open sockets all the same
-      } else if (now - this.lastSentAt >= this.timing.pingEveryMs) {
+      } else if (now - this.lastPingAt >= this.timing.pingEveryMs) {
         this.ping();
       }
     }, 500);
@@ -219,7 +223,7 @@ export class RealtimeSocket implements Link {
     if (!this.socket || !this.isOpen) return;
     this.awaitingSince ??= Date.now();
     this.socket.send(JSON.stringify({ action: "ping" }));
-    this.lastSentAt = Date.now();
+    this.lastSentAt = this.lastPingAt = Date.now();
   }
 
   readonly reportDead = (): void => {

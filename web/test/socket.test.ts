@@ -192,6 +192,15 @@ describe("the live link", () => {
     expect(actions(first)).toEqual(["ping", "ping", "ping", "ping", "ping"]);
   });
 
+  it("a link busy with other frames still pings once a minute: only a ping keeps it alive on the server", async () => {
+    const first = await liveLink();
+    for (let second = 0; second < 60; second += 10) {
+      await vi.advanceTimersByTimeAsync(10_000);
+      socket.send({ action: "ack", conversation_id: "c", seq: second + 1 });
+    }
+    expect(actions(first).filter((a) => a === "ping")).toEqual(["ping"]);
+  });
+
   it("any frame answers the ping: a live link is kept", async () => {
     const first = await liveLink();
     await vi.advanceTimersByTimeAsync(60_000);
