@@ -80,7 +80,7 @@ def test_a_message_written_offline_goes_once_when_the_connection_returns(open_wi
     expect(alice.page.get_by_test_id("connection-status")).not_to_have_text("online")
     alice.send("written in the tunnel")
     expect(alice.pending).to_have_count(1)
-    expect(alice.pending).to_contain_text("Sending…")
+    expect(alice.pending).to_contain_text("Waiting for connection")
     bob.page.wait_for_timeout(500)
     expect(bob.messages).to_have_count(1)
 

@@ -2,12 +2,13 @@
 // and what the server says into actions on the store. Views only read state and call methods.
 
 import type { Api } from "./api";
+import { DesktopNotifier, type Notifier } from "./notifications";
 import { type Conversation, MAX_BODY_BYTES, type ProfileChange, type ServerFrame } from "./protocol";
 import { BatchSize, FramesInFlight, nextBatch, retryDelay, sendFrame } from "./sending";
 import { saveOutbox } from "./session";
 import { FrameTooLarge, type Link, type SocketEvents } from "./socket";
 import {
-  type Action, type ChatState, type LinkStatus, type PendingSend, hasGap, initialState, reduce, syncCursors,
+  type Action, type ChatState, type LinkStatus, type PendingSend, hasGap, initialState, reduce, serverNow, syncCursors,
 } from "./store";
 
 /** A sync unanswered this long on a socket that stays open is asked again. */
@@ -31,11 +32,12 @@ export interface ClientTiming {
    * concurrent invocations overtake each other) before a `sync` fetches them. */
   gapHoldMs: number;
   /** A send frame unanswered this long means the link is dead: a new link, then it goes again
-   * (same client_msg_ids, same order). */
+   * (same client_msg_ids, same order). As short as a ping's answer (socket.ts): the person
+   * waits on it. */
   sendTimeoutMs: number;
 }
 
-const DEFAULT_TIMING: ClientTiming = { gapHoldMs: 1_000, sendTimeoutMs: 10_000 };
+const DEFAULT_TIMING: ClientTiming = { gapHoldMs: 1_000, sendTimeoutMs: 5_000 };
 
 /** The REST calls the chat client makes. */
 export type ChatApi = Pick<
@@ -51,6 +53,8 @@ export interface ChatClientDeps {
   openLink: (events: SocketEvents) => Link;
   persistOutbox?: (outbox: PendingSend[]) => void;
   timing?: Partial<ClientTiming>;
+  /** Desktop notifications (the browser's unless told otherwise). */
+  notifier?: Notifier;
 }
 
 export class ChatClient {
@@ -78,9 +82,12 @@ export class ChatClient {
   private timers: number[] = [];
   private readonly encoder = new TextEncoder();
   private readonly api: ChatApi;
+  /** For the settings screen (permission, previews) and the layout (`onOpen`: open that chat). */
+  readonly notifications: Notifier;
 
   constructor(deps: ChatClientDeps, me: string, outbox: PendingSend[]) {
     this.api = deps.api;
+    this.notifications = deps.notifier ?? new DesktopNotifier();
     this.state = initialState(me, outbox);
     this.persistOutbox = deps.persistOutbox ?? saveOutbox;
     this.timing = { ...DEFAULT_TIMING, ...deps.timing };
@@ -145,6 +152,21 @@ export class ChatClient {
 
   discardFailed(clientMsgId: string): void {
     this.dispatch({ type: "send_discarded", client_msg_id: clientMsgId });
+  }
+
+  /** A message refused for good goes again, with its client_msg_id: if an earlier try was
+   * stored after all, the server answers it as a duplicate. */
+  retryFailed(clientMsgId: string): void {
+    const pending = this.state.outbox.find((p) => p.client_msg_id === clientMsgId);
+    if (!pending?.failed) return;
+    this.dispatch({ type: "send_retried", client_msg_id: clientMsgId });
+    this.sendNext(pending.conversation_id);
+  }
+
+  /** The person is typing: a link quiet for a few seconds is asked whether it still works, so
+   * the status is true by the time they send. */
+  probeLink(): void {
+    this.socket.probe();
   }
 
   /** The user has seen everything this device holds of a conversation. */
@@ -238,6 +260,7 @@ export class ChatClient {
     if (revealed) void this.reloadConversations();
     switch (frame.type) {
       case "message":
+        this.notifications.messageArrived(this.state, frame, serverNow(this.state, Date.now()));
         if (!this.state.conversations[frame.conversation_id]) {
           void this.reloadConversations().then(() => this.requestSync());
         } else {

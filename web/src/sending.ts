@@ -4,7 +4,7 @@
 // goes next as one batch, in the order written, once every message of that frame is answered.
 
 import { type BatchEntry, MAX_BATCH, MAX_FRAME_BYTES, type SendFrame, type ServerFrame } from "./protocol";
-import type { PendingSend } from "./store";
+import type { LinkStatus, PendingSend } from "./store";
 
 const encoder = new TextEncoder();
 
@@ -141,4 +141,31 @@ export function retryDelay(error: Extract<ServerFrame, { type: "error" }>, isBat
     default:
       return undefined;
   }
+}
+
+/** Where one pending message stands, for the view. */
+export type PendingProgress =
+  | { kind: "failed"; code: string }
+  | { kind: "waiting_for_link" }
+  | { kind: "retry_in"; seconds: number; code: string }
+  | { kind: "sending" };
+
+/** Refused for good; waiting for the link; waiting out a refusal (its own, or that of the
+ * message before it in its chat: a later one never overtakes); or on its way. */
+export function pendingProgress(outbox: PendingSend[], pending: PendingSend, link: LinkStatus, now: number): PendingProgress {
+  if (pending.failed) return { kind: "failed", code: pending.failed };
+  if (link !== "online") return { kind: "waiting_for_link" };
+  const head = outbox.find((p) => p.conversation_id === pending.conversation_id && !p.failed) ?? pending;
+  const blocker = (head.retry_at ?? 0) > (pending.retry_at ?? 0) ? head : pending;
+  const waitMs = (blocker.retry_at ?? 0) - now;
+  if (waitMs > 0) return { kind: "retry_in", seconds: Math.ceil(waitMs / 1000), code: blocker.retry_code ?? "rate_limited" };
+  return { kind: "sending" };
+}
+
+/** What waits to go, beside the link status: "3 messages waiting" ("sending" while online);
+ * empty when nothing does. Messages refused for good say so in their chat, not here. */
+export function waitingSummary(outbox: PendingSend[], link: LinkStatus): string {
+  const count = outbox.filter((p) => !p.failed).length;
+  if (count === 0) return "";
+  return `${count} ${count === 1 ? "message" : "messages"} ${link === "online" ? "sending" : "waiting"}`;
 }

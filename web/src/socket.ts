@@ -1,11 +1,13 @@
 // One live WebSocket to the server: a fresh single-use ticket for every connection, a
-// heartbeat that notices a dead link, and reconnection with capped, jittered backoff.
+// heartbeat that notices a dead link, probes when the user is about to need the link, and
+// reconnection with capped, jittered backoff.
 
 import { type Api, ApiError } from "./api";
 import { type ClientFrame, MAX_FRAME_BYTES, type ServerFrame } from "./protocol";
 
-/** online: a socket is open and has not been caught silent; connecting: getting a ticket or
- * opening one; offline: none, waiting to try again (or the browser says it has no network). */
+/** online: a socket is open and the server has answered on it; connecting: getting a ticket
+ * or opening one after being online (or at start); offline: the link died, the browser says it
+ * has no network, or the attempts since have not been answered yet. */
 export type SocketStatus = "connecting" | "online" | "offline";
 
 export interface SocketEvents {
@@ -15,14 +17,21 @@ export interface SocketEvents {
 }
 
 export interface SocketTiming {
-  /** One ping a minute while idle: the server counts a socket silent for 75 s as gone. */
+  /** One ping a minute: the server counts a socket silent for 75 s as gone. Every frame is a
+   * paid invocation, so an idle link pings no more often than that. */
   pingEveryMs: number;
-  /** A ping unanswered this long means the link is dead even if the socket looks open. */
+  /** A ping (or the first frame on a new socket) unanswered this long means the link is dead
+   * even if the socket looks open. */
   pongTimeoutMs: number;
+  /** A probe (the user types, comes back to the tab...) pings only a link heard from less
+   * recently than this: a link that just answered is known alive. */
+  probeQuietMs: number;
   maxBackoffMs: number;
 }
 
-const DEFAULT_TIMING: SocketTiming = { pingEveryMs: 60_000, pongTimeoutMs: 10_000, maxBackoffMs: 15_000 };
+export const DEFAULT_SOCKET_TIMING: SocketTiming = {
+  pingEveryMs: 60_000, pongTimeoutMs: 5_000, probeQuietMs: 5_000, maxBackoffMs: 15_000,
+};
 
 export class FrameTooLarge extends Error {}
 
@@ -36,6 +45,9 @@ export interface Link {
   /** The caller waited too long for an answer: the link is dead even if the socket looks open.
    * Drop it and open a new one. */
   reportDead(): void;
+  /** The user is about to need the link (typing): a link quiet for a while is pinged now, so a
+   * dead one shows within `pongTimeoutMs`, not at the next heartbeat. */
+  probe(): void;
 }
 
 export class RealtimeSocket implements Link {
@@ -47,27 +59,36 @@ export class RealtimeSocket implements Link {
   private reconnectTimer: number | undefined;
   private heartbeat: number | undefined;
   private awaitingSince: number | undefined;
+  /** The current socket has been answered since it opened: it is online. */
+  private answered = false;
+  private lastHeardAt = 0;
+  private lastSentAt = 0;
+  /** Only a ping always refreshes the server's view of this socket (other frames at most every
+   * 20 s), so the heartbeat counts from the last ping, whatever else went since. */
+  private lastPingAt = 0;
   private fetchingTicket = false;
   private readonly encoder = new TextEncoder();
 
   constructor(
     private readonly api: Api,
     private readonly events: SocketEvents,
-    private readonly timing: SocketTiming = DEFAULT_TIMING,
+    private readonly timing: SocketTiming = DEFAULT_SOCKET_TIMING,
   ) {}
 
   start(): void {
     this.running = true;
-    window.addEventListener("online", this.reconnectNow);
-    window.addEventListener("offline", this.reportDead);
+    window.addEventListener("online", this.onNetworkBack);
+    window.addEventListener("offline", this.onNetworkGone);
+    window.addEventListener("focus", this.checkOnReturn);
     document.addEventListener("visibilitychange", this.checkOnReturn);
     void this.connect();
   }
 
   stop(): void {
     this.running = false;
-    window.removeEventListener("online", this.reconnectNow);
-    window.removeEventListener("offline", this.reportDead);
+    window.removeEventListener("online", this.onNetworkBack);
+    window.removeEventListener("offline", this.onNetworkGone);
+    window.removeEventListener("focus", this.checkOnReturn);
     document.removeEventListener("visibilitychange", this.checkOnReturn);
     window.clearTimeout(this.reconnectTimer);
     this.drop();
@@ -83,12 +104,24 @@ export class RealtimeSocket implements Link {
     if (this.encoder.encode(text).length > MAX_FRAME_BYTES) throw new FrameTooLarge();
     if (!this.socket || !this.isOpen) return false;
     this.socket.send(text);
+    this.lastSentAt = Date.now();
     return true;
+  }
+
+  probe(): void {
+    if (this.awaitingSince !== undefined || Date.now() - this.lastHeardAt < this.timing.probeQuietMs) return;
+    this.ping();
   }
 
   private async connect(): Promise<void> {
     if (!this.running) return;
-    this.events.status("connecting");
+    if (typeof navigator !== "undefined" && navigator.onLine === false) {
+      // no network: the `online` event brings the next try; this one only in case it never fires
+      this.retryLater(this.timing.maxBackoffMs);
+      return;
+    }
+    // after a failed try the link stays "offline" while it tries again: it is not coming back yet
+    if (this.failures === 0) this.events.status("connecting");
     let url: string;
     this.fetchingTicket = true;
     try {
@@ -106,13 +139,22 @@ export class RealtimeSocket implements Link {
     const socket = new WebSocket(url);
     this.socket = socket;
     socket.onopen = () => {
-      this.failures = 0;
-      this.events.status("online");
+      // online once the server answers: an open socket over a dead path answers nothing
+      const openedAt = Date.now();
+      this.answered = false;
+      this.awaitingSince = openedAt;
       this.startHeartbeat();
       this.events.opened();
+      if (this.lastSentAt < openedAt) this.ping(); // the client sent nothing: ask for an answer
     };
     socket.onmessage = (event) => {
       this.awaitingSince = undefined;
+      this.lastHeardAt = Date.now();
+      if (!this.answered) {
+        this.answered = true;
+        this.failures = 0;
+        this.events.status("online");
+      }
       let frame: ServerFrame;
       try {
         frame = JSON.parse(String(event.data)) as ServerFrame;
@@ -153,40 +195,48 @@ export class RealtimeSocket implements Link {
     const socket = this.socket;
     this.socket = null;
     this.awaitingSince = undefined;
+    this.answered = false;
     if (socket) {
       socket.onopen = socket.onmessage = socket.onclose = null;
       if (socket.readyState <= WebSocket.OPEN) socket.close();
     }
   }
 
-  /** Pings every `pingEveryMs`; any frame counts as the answer. Unanswered for
-   * `pongTimeoutMs`, the link is dead even if the socket still looks open. */
+  /** Pings every `pingEveryMs`; any frame counts as the answer. Unanswered
+   * for `pongTimeoutMs`, the link is dead even if the socket still looks open: checked every
+   * half second, so a dead link shows at most `pongTimeoutMs` + 0.5 s after the ping. */
   private startHeartbeat(): void {
-    let lastPingAt = Date.now();
     window.clearInterval(this.heartbeat);
+    this.lastPingAt = Date.now();
     this.heartbeat = window.setInterval(() => {
       const now = Date.now();
-      if (this.awaitingSince !== undefined && now - this.awaitingSince > this.timing.pongTimeoutMs) {
+      if (this.awaitingSince !== undefined && now - this.awaitingSince >= this.timing.pongTimeoutMs) {
         this.drop();
-        this.retryLater(0);
-      } else if (now - lastPingAt >= this.timing.pingEveryMs) {
-        lastPingAt = now;
+        this.retryLater(); // backing off: a path that swallows frames may open sockets all the same
+      } else if (now - this.lastPingAt >= this.timing.pingEveryMs) {
         this.ping();
       }
-    }, 1_000);
+    }, 500);
   }
 
   private ping(): void {
     if (!this.socket || !this.isOpen) return;
     this.awaitingSince ??= Date.now();
     this.socket.send(JSON.stringify({ action: "ping" }));
+    this.lastSentAt = this.lastPingAt = Date.now();
   }
 
-  /** Also the browser's `offline` event: no network means no link, whatever the socket says. */
   readonly reportDead = (): void => {
     if (!this.running || this.socket === null) return; // no socket: already waiting to try again
     this.drop();
     this.retryLater();
+  };
+
+  /** The browser's `offline` event: no network means no link, whatever the socket says. */
+  private readonly onNetworkGone = (): void => {
+    if (!this.running) return;
+    this.drop();
+    this.retryLater(this.timing.maxBackoffMs); // the `online` event, in all likelihood, comes first
   };
 
   private readonly reconnectNow = (): void => {
@@ -197,10 +247,17 @@ export class RealtimeSocket implements Link {
     void this.connect();
   };
 
+  /** The browser has a network again: a socket that survived is asked whether it still works,
+   * and a dropped one is replaced at once. */
+  private readonly onNetworkBack = (): void => {
+    if (this.isOpen) this.probe();
+    else this.reconnectNow();
+  };
+
+  /** The person is back (the tab shows, the window has focus): the link shown must be true. */
   private readonly checkOnReturn = (): void => {
-    if (document.visibilityState === "visible") {
-      if (this.isOpen) this.ping();
-      else this.reconnectNow();
-    }
+    if (document.visibilityState !== "visible") return;
+    if (this.isOpen) this.probe();
+    else this.reconnectNow();
   };
 }

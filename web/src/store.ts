@@ -21,6 +21,8 @@ export interface PendingSend {
   failed?: string;
   /** A `rate_limited` refusal: not before this local time. */
   retry_at?: number;
+  /** The code of the refusal that set `retry_at` (`rate_limited`, `internal`...): what to say. */
+  retry_code?: string;
 }
 
 export interface ConversationState {
@@ -69,6 +71,8 @@ export type Action =
   /** The server refused these sends (one frame's worth); with `retry_at` they go again then. */
   | { type: "send_refused"; client_msg_ids: string[]; code: string; retry_at?: number }
   | { type: "send_discarded"; client_msg_id: string }
+  /** The user asks for a failed send to go again: same client_msg_id, so never stored twice. */
+  | { type: "send_retried"; client_msg_id: string }
   | { type: "read_locally"; conversation_id: string; seq: number }
   | { type: "expire_due"; now: number }
   | { type: "conversation_removed"; conversation_id: string }
@@ -108,13 +112,15 @@ export function reduce(state: ChatState, action: Action): ChatState {
           !refused.has(p.client_msg_id)
             ? p
             : action.retry_at !== undefined
-              ? { ...p, retry_at: action.retry_at }
+              ? { ...p, retry_at: action.retry_at, retry_code: action.code }
               : { ...p, failed: action.code },
         ),
       };
     }
     case "send_discarded":
       return { ...state, outbox: state.outbox.filter((p) => p.client_msg_id !== action.client_msg_id) };
+    case "send_retried":
+      return retryFailed(state, action.client_msg_id);
     case "read_locally":
       return updateConversation(state, action.conversation_id, (c) =>
         action.seq <= c.read_seq ? c : { ...c, read_seq: action.seq, unread_count: unreadAfter(state.me, c, action.seq) },
@@ -268,6 +274,17 @@ function settleOutbox(state: ChatState, messages: Message[]): ChatState {
   const stored = new Set(messages.filter((m) => m.sender_id === state.me).map((m) => key(m.conversation_id, m.client_msg_id)));
   if (!state.outbox.some((p) => stored.has(key(p.conversation_id, p.client_msg_id)))) return state;
   return { ...state, outbox: state.outbox.filter((p) => !stored.has(key(p.conversation_id, p.client_msg_id))) };
+}
+
+/** A failed send waits again, in its place: the outbox keeps the order written. */
+function retryFailed(state: ChatState, clientMsgId: string): ChatState {
+  if (!state.outbox.some((p) => p.client_msg_id === clientMsgId && p.failed)) return state;
+  const outbox = state.outbox.map((p) => {
+    if (p.client_msg_id !== clientMsgId) return p;
+    const { failed: _failed, retry_at: _at, retry_code: _code, ...waiting } = p;
+    return waiting;
+  });
+  return { ...state, outbox };
 }
 
 function confirmSend(state: ChatState, sent: Extract<ServerFrame, { type: "sent" }>): ChatState {

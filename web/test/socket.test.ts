@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type Api, ApiError } from "../src/api";
 import type { Ticket } from "../src/protocol";
-import { FrameTooLarge, RealtimeSocket, type SocketStatus } from "../src/socket";
+import { DEFAULT_SOCKET_TIMING, FrameTooLarge, RealtimeSocket, type SocketStatus } from "../src/socket";
 
 /** Just enough of the browser's WebSocket for the test to play the server. */
 class FakeWebSocket {
@@ -48,16 +48,23 @@ function startLink(...ticketReplies: (() => Promise<Ticket>)[]): void {
     opened: () => (opened += 1),
     frame: () => {},
     status: (status) => statuses.push(status),
-  }, { pingEveryMs: 60_000, pongTimeoutMs: 10_000, maxBackoffMs: 15_000 });
+  }, DEFAULT_SOCKET_TIMING);
   socket.start();
 }
 
-/** A started link whose first socket the server accepted. */
+/** A started link whose first socket the server accepted and answered on. */
 async function liveLink(): Promise<FakeWebSocket> {
   startLink();
   await vi.advanceTimersByTimeAsync(0); // the ticket arrives
-  FakeWebSocket.made[0].accept();
-  return FakeWebSocket.made[0];
+  const first = FakeWebSocket.made[0];
+  first.accept();
+  first.reply({ type: "pong", server_time: Date.now() });
+  first.sent = []; // the ping that asked for that answer
+  return first;
+}
+
+function actions(socket: FakeWebSocket): string[] {
+  return socket.sent.map((t) => JSON.parse(t).action);
 }
 
 const goodTicket = async (): Promise<Ticket> => ({ ticket: `t${FakeWebSocket.made.length}`, url: "ws://stack/ws", expires_in: 60 });
@@ -76,6 +83,7 @@ beforeEach(() => {
   vi.stubGlobal("WebSocket", FakeWebSocket);
   vi.stubGlobal("window", Object.assign(globalThis, windowEvents));
   vi.stubGlobal("document", { ...events, visibilityState: "visible" });
+  vi.stubGlobal("navigator", { onLine: true });
 });
 
 afterEach(() => {
@@ -85,30 +93,85 @@ afterEach(() => {
 });
 
 describe("the live link", () => {
-  it("opens with a fresh single-use ticket in the URL", async () => {
-    const first = await liveLink();
+  it("opens with a fresh single-use ticket in the URL, and is online once the server answers on it", async () => {
+    startLink();
+    await vi.advanceTimersByTimeAsync(0);
+    const first = FakeWebSocket.made[0];
     expect(first.url).toBe("ws://stack/ws?ticket=t0");
+    first.accept();
     expect(socket.isOpen).toBe(true);
+    expect(statuses).toEqual(["connecting"]); // open, but nothing has answered yet
+    expect(actions(first)).toEqual(["ping"]); // nobody else sent anything: it asks for an answer
+    first.reply({ type: "pong", server_time: Date.now() });
     expect(statuses).toEqual(["connecting", "online"]);
   });
 
-  it("a ping unanswered for 10 s counts the link dead and opens a new one with a new ticket", async () => {
-    const first = await liveLink();
-    await vi.advanceTimersByTimeAsync(60_000);
-    expect(first.sent.map((t) => JSON.parse(t).action)).toEqual(["ping"]);
-    await vi.advanceTimersByTimeAsync(11_000); // no answer, and no close event either
-    await vi.advanceTimersByTimeAsync(10); // the reconnect goes at once
+  it("a new socket that answers nothing within 5 s is dead, and the link stays offline while it tries again", async () => {
+    startLink();
+    await vi.advanceTimersByTimeAsync(0);
+    FakeWebSocket.made[0].accept(); // a path that opens sockets but carries no frame
+    await vi.advanceTimersByTimeAsync(4_000);
+    expect(statuses).toEqual(["connecting"]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(statuses).toEqual(["connecting", "offline"]);
+    await vi.advanceTimersByTimeAsync(1_000); // the backoff
     expect(FakeWebSocket.made).toHaveLength(2);
-    expect(FakeWebSocket.made[1].url).toBe("ws://stack/ws?ticket=t1");
-    expect(statuses).toContain("offline");
+    FakeWebSocket.made[1].accept();
+    expect(statuses.at(-1)).toBe("offline"); // not "connecting" over and over
+    FakeWebSocket.made[1].reply({ type: "pong", server_time: Date.now() });
+    expect(statuses.at(-1)).toBe("online");
   });
 
-  it("the browser's offline event counts the link dead at once", async () => {
+  it("a ping unanswered for 5 s counts the link dead and opens a new one with a new ticket", async () => {
     const first = await liveLink();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(actions(first)).toEqual(["ping"]);
+    await vi.advanceTimersByTimeAsync(4_500);
+    expect(statuses.at(-1)).toBe("online");
+    await vi.advanceTimersByTimeAsync(500); // no answer, and no close event either
+    expect(statuses.at(-1)).toBe("offline");
+    await vi.advanceTimersByTimeAsync(1_000); // the first backoff is under a second
+    expect(FakeWebSocket.made).toHaveLength(2);
+    expect(FakeWebSocket.made[1].url).toBe("ws://stack/ws?ticket=t1");
+  });
+
+  it("a probe pings a link quiet for 5 s and finds it dead within 5 s more", async () => {
+    const first = await liveLink();
+    socket.probe();
+    expect(actions(first)).toEqual([]); // it just answered: known alive
+    await vi.advanceTimersByTimeAsync(5_000);
+    socket.probe();
+    socket.probe();
+    expect(actions(first)).toEqual(["ping"]); // one at a time
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(statuses.at(-1)).toBe("offline");
+  });
+
+  it("coming back to the tab or the window probes the link", async () => {
+    const first = await liveLink();
+    await vi.advanceTimersByTimeAsync(10_000);
+    windowListeners.get("focus")?.();
+    expect(actions(first)).toEqual(["ping"]);
+    first.reply({ type: "pong", server_time: Date.now() });
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(statuses.at(-1)).toBe("online");
+  });
+
+  it("the browser's offline event counts the link dead at once, and its online event reconnects at once", async () => {
+    const first = await liveLink();
+    vi.stubGlobal("navigator", { onLine: false });
     windowListeners.get("offline")?.();
     expect(socket.isOpen).toBe(false);
     expect(first.readyState).toBe(FakeWebSocket.CLOSED);
     expect(statuses.at(-1)).toBe("offline");
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(FakeWebSocket.made).toHaveLength(1); // no network: no tries meanwhile
+
+    vi.stubGlobal("navigator", { onLine: true });
+    windowListeners.get("online")?.();
+    expect(statuses.at(-1)).toBe("connecting");
+    await vi.advanceTimersByTimeAsync(0);
+    expect(FakeWebSocket.made).toHaveLength(2);
   });
 
   it("a link the client reports dead is replaced by a new one with a new ticket", async () => {
@@ -126,7 +189,16 @@ describe("the live link", () => {
       await vi.advanceTimersByTimeAsync(60_000);
       first.reply({ type: "pong", server_time: Date.now() });
     }
-    expect(first.sent.map((t) => JSON.parse(t).action)).toEqual(["ping", "ping", "ping", "ping", "ping"]);
+    expect(actions(first)).toEqual(["ping", "ping", "ping", "ping", "ping"]);
+  });
+
+  it("a link busy with other frames still pings once a minute: only a ping keeps it alive on the server", async () => {
+    const first = await liveLink();
+    for (let second = 0; second < 60; second += 10) {
+      await vi.advanceTimersByTimeAsync(10_000);
+      socket.send({ action: "ack", conversation_id: "c", seq: second + 1 });
+    }
+    expect(actions(first).filter((a) => a === "ping")).toEqual(["ping"]);
   });
 
   it("any frame answers the ping: a live link is kept", async () => {

@@ -11,7 +11,8 @@ import {
   receiptOf,
   serverNow,
 } from "../store";
-import { explain, explainRefusal } from "./explain";
+import { explain } from "./explain";
+import { PendingMessage } from "./PendingMessage";
 import { RequestActions } from "./RequestActions";
 import { useAction } from "./useAction";
 
@@ -71,19 +72,7 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
           />
         ))}
         {pending.map((p) => (
-          <li key={p.client_msg_id} className="message mine pending" data-testid="pending-message">
-            <p className="body" data-testid="body">{p.body}</p>
-            <p className="meta">
-              {p.failed ? (
-                <>
-                  <span role="alert">{explainRefusal(p.failed)}</span>{" "}
-                  <button type="button" className="link" onClick={() => client.discardFailed(p.client_msg_id)}>Discard</button>
-                </>
-              ) : (
-                "Sending…"
-              )}
-            </p>
-          </li>
+          <PendingMessage key={p.client_msg_id} client={client} pending={p} outbox={state.outbox} link={state.link} now={now} />
         ))}
         <li ref={bottom} aria-hidden="true" />
       </ol>
@@ -201,7 +190,11 @@ function Composer({ client, conversationId }: { client: ChatClient; conversation
   return (
     <form className="composer" onSubmit={submit} aria-label="Send a message">
       <label className="visually-hidden" htmlFor="composer-text">Message</label>
-      <textarea id="composer-text" value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKeyDown}
+      <textarea id="composer-text" value={text} onKeyDown={onKeyDown}
+        onChange={(e) => {
+          setText(e.target.value);
+          client.probeLink(); // the link shown must be true by the time they send
+        }}
         rows={2} placeholder="Message" autoFocus />
       <button type="submit" disabled={!text.trim()}>Send</button>
       {error && <p role="alert" className="error">{error}</p>}

@@ -8,6 +8,7 @@ import {
 } from "../store";
 import { ChatView } from "./ChatView";
 import { explain } from "./explain";
+import { LinkStatus } from "./LinkStatus";
 import { RequestActions } from "./RequestActions";
 import { Settings } from "./Settings";
 
@@ -30,6 +31,13 @@ export function Messenger({ api, me }: Props) {
   const state = useSyncExternalStore(client.subscribe, client.getState);
   const status = state.link;
   const [pane, setPane] = useState<Pane>({ kind: "none" });
+  useEffect(() => {
+    // a clicked notification opens its chat (the notifier has focused the tab)
+    client.notifications.onOpen = (id) => setPane({ kind: "chat", id });
+    return () => {
+      client.notifications.onOpen = null;
+    };
+  }, [client]);
   useUnreadInTitle(state);
   const selectedId = pane.kind === "chat" ? pane.id : null;
   const selected = selectedId ? state.conversations[selectedId] : undefined;
@@ -44,7 +52,7 @@ export function Messenger({ api, me }: Props) {
           <div>
             {myName && <strong className="my-name" data-testid="my-name">{myName}</strong>}
             <span className={myName ? "my-phone" : "my-phone strong"} data-testid="my-phone">{me.phone}</span>
-            <span className={`status status-${status}`} data-testid="connection-status">{status}</span>
+            <LinkStatus link={status} outbox={state.outbox} />
           </div>
           <div className="me-actions">
             <button type="button" className={pane.kind === "settings" ? "link selected" : "link"}

@@ -1,5 +1,6 @@
 import { type FormEvent, useEffect, useState } from "react";
 import type { ChatClient } from "../client";
+import type { NotificationPermissionState, Notifier } from "../notifications";
 import type { Block, Settings as Toggles } from "../protocol";
 import { type ChatState, blockList, memberName } from "../store";
 import { displayNameProblem } from "./explain";
@@ -14,7 +15,7 @@ interface Props {
 
 const DATE = new Intl.DateTimeFormat([], { dateStyle: "medium" });
 
-/** My name, who may reach me and see my reads, and the people I blocked. */
+/** My name, who may reach me and see my reads, notifications, and the people I blocked. */
 export function Settings({ client, state, phone, onClose }: Props) {
   useEffect(() => {
     void client.refreshSettings();
@@ -36,6 +37,7 @@ export function Settings({ client, state, phone, onClose }: Props) {
         ) : (
           <p className="placeholder" role="status">Loading your settings…</p>
         )}
+        <Notifications notifier={client.notifications} />
         <BlockedPeople client={client} blocks={blockList(state)} />
       </div>
     </div>
@@ -108,6 +110,56 @@ function Privacy({ client, settings: saved }: { client: ChatClient; settings: To
           ? "On: people see when you've read their messages, and you see when they've read yours."
           : "Off: nobody sees when you've read their messages, and you don't see when they've read yours."} />
       {error && <p role="alert" className="error">{error}</p>}
+    </section>
+  );
+}
+
+/** Desktop notifications, asked for only from this button (a click), and whether they show
+ * who wrote and what: stored in this browser only. */
+function Notifications({ notifier }: { notifier: Notifier }) {
+  const [permission, setPermission] = useState<NotificationPermissionState>(notifier.permission);
+  const [previews, setPreviews] = useState(notifier.previews);
+  const [asking, setAsking] = useState(false);
+
+  async function turnOn() {
+    setAsking(true);
+    try {
+      setPermission(await notifier.requestPermission());
+    } finally {
+      setAsking(false);
+    }
+  }
+
+  return (
+    <section className="settings-section" aria-labelledby="settings-notifications">
+      <h3 id="settings-notifications">Notifications</h3>
+      {permission === "unsupported" ? (
+        <p className="hint">This browser can't show notifications.</p>
+      ) : permission === "granted" ? (
+        <p className="hint" data-testid="notifications-state">
+          On: a message that arrives while this tab is in the background shows a notification.
+        </p>
+      ) : permission === "denied" ? (
+        <p className="hint" data-testid="notifications-state">
+          Blocked by your browser: allow notifications for this site in its settings to turn them on.
+        </p>
+      ) : (
+        <p>
+          <button type="button" className="secondary" disabled={asking} onClick={() => void turnOn()}>
+            Turn on notifications
+          </button>
+        </p>
+      )}
+      {permission !== "unsupported" && (
+        <Switch id="notification-previews" label="Show message previews" checked={previews} disabled={false}
+          onChange={(on) => {
+            notifier.setPreviews(on);
+            setPreviews(on);
+          }}
+          hint={previews
+            ? "On: a notification shows who wrote and the start of the message."
+            : "Off: a notification says only \"New message\", in this browser."} />
+      )}
     </section>
   );
 }
