@@ -1,4 +1,8 @@
-"""`python -m local_stack`: migrate the database, start the workers, serve on HOST:PORT."""
+"""`python -m local_stack`: take HOST:PORT, migrate the database, start the workers, serve.
+
+The console carries one line per request, frame, connect and close. `EPHEMERA_DEBUG=1` (`make run
+DEBUG=1`) adds what the workers say themselves: their JSON logs from INFO, their metrics as the
+EMF lines CloudWatch would get, and library warnings."""
 
 from __future__ import annotations
 
@@ -6,11 +10,18 @@ import logging
 import os
 import secrets
 import sys
+import time
+import warnings
 from pathlib import Path
 
-from aiohttp import web
+from local_stack.port import PortUnavailable, address_from_env, bind
 
 STATE_DIR = Path(".ephemera")
+DEBUG_OFF = frozenset({"", "0", "false", "no", "off"})
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("EPHEMERA_DEBUG", "").strip().lower() not in DEBUG_OFF
 
 
 def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
@@ -35,9 +46,15 @@ def _local_jwt_secret() -> str:
     return path.read_text().strip()
 
 
-def prepare_environment(host: str, port: int) -> None:
-    """What the deployed functions get from their configuration, pointed at this stack. The
-    worker processes inherit it."""
+def _default(name: str, value: str) -> None:
+    """`name` = `value` unless set to something (an empty value counts as unset)."""
+    if not os.environ.get(name):
+        os.environ[name] = value
+
+
+def prepare_environment(host: str, port: int, *, debug: bool = False) -> None:
+    """What the deployed functions get from their configuration, pointed at this stack, and how
+    much the workers say on the console. The worker processes inherit it."""
     env = os.environ
     env["STAGE"] = "local"
     env.setdefault("DATABASE_URL", f"sqlite:///{STATE_DIR / 'local.db'}")
@@ -47,16 +64,27 @@ def prepare_environment(host: str, port: int) -> None:
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     env.setdefault("AWS_ACCESS_KEY_ID", "local")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the stack prints one line per event
+    # The stack prints one line per event; the workers only their errors, unless debugging.
+    _default("POWERTOOLS_LOG_LEVEL", "INFO" if debug else "ERROR")
+    _default("POWERTOOLS_METRICS_DISABLED", "false" if debug else "true")
+    _default("PYTHONWARNINGS", "default" if debug else "ignore")
 
 
 def main() -> None:
+    started = time.monotonic()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = _env_int("PORT", 8000)
-    prepare_environment(host, port)
+    try:
+        host, port = address_from_env()
+        sockets = bind(host, port)  # before anything else; served on once the stack is ready
+    except PortUnavailable as unavailable:
+        sys.exit(str(unavailable))
+    debug = debug_enabled()
+    if not debug:
+        warnings.simplefilter("ignore")
+    prepare_environment(host, port, debug=debug)
+
+    from aiohttp import web
 
     from chalicelib import bootstrap
     from chalicelib.storage.migrate import migrate
@@ -75,12 +103,16 @@ def main() -> None:
     pool = LambdaPool(settings.workers)
     pool.warm_up()
     logging.getLogger("local_stack").info(
-        "database %s (%d migration(s) applied); %d workers", config.database.engine,
-        len(applied), settings.workers)
-    print(f"\n  Ephemera is running at {settings.base_url}/  (WebSocket {settings.ws_url})\n"
-          "  Ctrl-C stops it.\n", flush=True)
+        "database %s (%d migration(s) applied); %d workers; ready in %.1f s",
+        config.database.engine, len(applied), settings.workers, time.monotonic() - started)
+
+    def announce(_aiohttp_banner: str) -> None:
+        # run_app calls this once every socket listens: the URL is never shown before.
+        print(f"\n  Ephemera is running at {settings.base_url}/  (WebSocket {settings.ws_url})\n"
+              "  Ctrl-C stops it.\n", flush=True)
+
     try:
-        web.run_app(build_app(settings, pool), host=host, port=port, print=None,
+        web.run_app(build_app(settings, pool), sock=sockets, print=announce,
                     handle_signals=True)
     finally:
         pool.shutdown()
