@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 import sys
 import time
 import warnings
@@ -70,15 +71,20 @@ def prepare_environment(host: str, port: int, *, debug: bool = False) -> None:
     _default("PYTHONWARNINGS", "default" if debug else "ignore")
 
 
+def take_address() -> tuple[str, int, list[socket.socket]]:
+    """HOST:PORT, bound before anything else happens, or the process ends with one sentence."""
+    try:
+        host, port = address_from_env()
+        return host, port, bind(host, port)
+    except PortUnavailable as unavailable:
+        sys.exit(str(unavailable))
+
+
 def main() -> None:
     started = time.monotonic()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    try:
-        host, port = address_from_env()
-        sockets = bind(host, port)  # before anything else; served on once the stack is ready
-    except PortUnavailable as unavailable:
-        sys.exit(str(unavailable))
+    host, port, sockets = take_address()
     debug = debug_enabled()
     if not debug:
         warnings.simplefilter("ignore")
@@ -93,25 +99,27 @@ def main() -> None:
     from local_stack.websocket import MAX_QUEUED_FRAMES
 
     config = bootstrap.get_config()
+    workers = _env_int("LOCAL_WORKERS", 4)
+    log = logging.getLogger("local_stack")
+    log.info("starting: database %s, %d workers", config.database.engine, workers)
     applied = migrate(bootstrap.get_db().engine)
     settings = StackSettings(
-        host=host, port=port, workers=_env_int("LOCAL_WORKERS", 4),
+        host=host, port=port, workers=workers,
         expiry_interval_s=config.expiry_interval_s, idle_timeout_s=config.ws_idle_timeout_s,
         max_connection_s=config.ws_max_connection_s,
         max_queued_frames=_env_int("LOCAL_MAX_QUEUED_FRAMES", MAX_QUEUED_FRAMES, minimum=1),
     )
     pool = LambdaPool(settings.workers)
     pool.warm_up()
-    logging.getLogger("local_stack").info(
-        "database %s (%d migration(s) applied); %d workers; ready in %.1f s",
-        config.database.engine, len(applied), settings.workers, time.monotonic() - started)
+    log.info("ready in %.1f s (%d migration(s) applied)", time.monotonic() - started,
+             len(applied))
 
     def announce(_aiohttp_banner: str) -> None:
         # run_app calls this once every socket listens: the URL is never shown before.
         print(f"\n  Ephemera is running at {settings.base_url}/  (WebSocket {settings.ws_url})\n"
               "  Ctrl-C stops it.\n", flush=True)
 
-    try:
+    try:  # on the sockets taken first: nothing else can have the port by now
         web.run_app(build_app(settings, pool), sock=sockets, print=announce,
                     handle_signals=True)
     finally:

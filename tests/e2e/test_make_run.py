@@ -22,7 +22,7 @@ TAKEN = re.compile(r"Port (\d+) on 127\.0\.0\.1 is in use: stop what uses it, or
 MAKE_FAILED = re.compile(r"make: \*\*\* \[.*\] Error \d+")
 # What the console of `make run` may show: the stack's own lines, and the banner.
 CONSOLE_LINE = re.compile(
-    r"\d\d:\d\d:\d\d (database|http|ws|cron) .*"
+    r"\d\d:\d\d:\d\d (starting:|ready in|http|ws|cron) .*"
     r"|  Ephemera is running at http://127\.0\.0\.1:\d+/  \(WebSocket ws://127\.0\.0\.1:\d+/ws\)"
     r"|  Ctrl-C stops it\.|")
 # Past 100 values of one metric in one worker, powertools prints them (when metrics are off too).
