@@ -80,15 +80,24 @@ def take_address() -> tuple[str, int, list[socket.socket]]:
         sys.exit(str(unavailable))
 
 
-def main() -> None:
-    started = time.monotonic()
+def set_up_console() -> bool:
+    """One line per event; True when EPHEMERA_DEBUG asks for everything else too."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    host, port, sockets = take_address()
     debug = debug_enabled()
     if not debug:
-        warnings.simplefilter("ignore")
-    prepare_environment(host, port, debug=debug)
+        warnings.simplefilter("ignore")  # this process's; the workers' through PYTHONWARNINGS
+    return debug
+
+
+def main() -> None:
+    started = time.monotonic()
+    host, port, sockets = take_address()
+    prepare_environment(host, port, debug=set_up_console())
+    workers = _env_int("LOCAL_WORKERS", 4)
+    log = logging.getLogger("local_stack")
+    database_kind = os.environ["DATABASE_URL"].split(":", 1)[0]  # never the rest: a password
+    log.info("starting: database %s, %d workers", database_kind, workers)
 
     from aiohttp import web
 
@@ -99,9 +108,6 @@ def main() -> None:
     from local_stack.websocket import MAX_QUEUED_FRAMES
 
     config = bootstrap.get_config()
-    workers = _env_int("LOCAL_WORKERS", 4)
-    log = logging.getLogger("local_stack")
-    log.info("starting: database %s, %d workers", config.database.engine, workers)
     applied = migrate(bootstrap.get_db().engine)
     settings = StackSettings(
         host=host, port=port, workers=workers,
