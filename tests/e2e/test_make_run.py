@@ -19,7 +19,7 @@ from tests.e2e.conftest import ROOT, RunningStack, StackClient
 
 TAKEN = re.compile(r"Port (\d+) on 127\.0\.0\.1 is in use: stop what uses it, or run with "
                    r"PORT=(\d+)\.")
-MAKE_FAILED = re.compile(r"make: \*\*\* \[.*\] Error \d+")
+MAKE_FAILED = re.compile(r"make(\[\d+\])?: \*\*\* \[.*\] Error \d+")
 # What the console of `make run` may show: the stack's own lines, and the banner.
 CONSOLE_LINE = re.compile(
     r"\d\d:\d\d:\d\d (starting:|ready in|http|ws|cron) .*"
