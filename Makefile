@@ -1,9 +1,12 @@
-# Ephemera: `make run` starts it locally, `make test` runs every test. Both install what is missing.
+# Ephemera: `make run` starts it locally, `make test` runs every test. Each installs what is
+# missing for it (running needs less than testing), one line per step with its time.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# DEBUG=1: `make run` also shows the workers' JSON logs, their metrics (EMF) and library warnings.
+DEBUG ?=
 
 STAGE ?= dev
 export POWERTOOLS_METRICS_NAMESPACE ?= Ephemera
@@ -15,33 +18,54 @@ $(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 $(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID ?= testing
 $(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY ?= testing
 
-.PHONY: install run test lint migrate expire bench clean infra deploy destroy
+.PHONY: install install-run check-port run test lint migrate expire bench clean infra deploy destroy
+# Prerequisites in the order written (run checks its port before installing anything).
+.NOTPARALLEL:
 
-install: $(BIN)/.installed tools/asyncapi/node_modules/.installed web/dist/index.html
+# One line per install step (`  web client build ... 1.4 s`); a failing step shows its output.
+STEP := $(PYTHON) tools/step.py
+PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --no-input
+NPM_CI := npm ci --no-audit --no-fund
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+# What running needs; and what testing and deploying need (everything).
+install-run: $(BIN)/.installed-run web/dist/index.html
+install: $(BIN)/.installed-test tools/asyncapi/node_modules/.installed web/dist/index.html
+
+$(BIN)/python:
+	@$(STEP) "python environment ($(VENV))" $(PYTHON) -m venv $(VENV)
+
+$(BIN)/.installed-run: requirements.txt requirements-run.txt | $(BIN)/python
+	@$(STEP) "python packages for running" $(PIP_INSTALL) -r requirements-run.txt
+	@touch $@
+
+# requirements-dev.txt includes requirements-run.txt: `make run` after this installs nothing.
+$(BIN)/.installed-test: requirements.txt requirements-run.txt requirements-dev.txt | $(BIN)/python
+	@$(STEP) "python packages for testing" $(PIP_INSTALL) -r requirements-dev.txt
+	@touch $@ $(BIN)/.installed-run
 
 # The AsyncAPI parser validates docs/asyncapi.yaml in the tests (its CLI needs Node 24).
 tools/asyncapi/node_modules/.installed: tools/asyncapi/package-lock.json
-	npm ci --prefix tools/asyncapi --no-audit --no-fund --loglevel=error
-	touch $@
+	@$(STEP) "AsyncAPI validator packages" $(NPM_CI) --prefix tools/asyncapi
+	@touch $@
 
 # The web client: its packages, then its build (what the local stack serves at `/`).
 web/node_modules/.installed: web/package-lock.json
-	npm ci --prefix web --no-audit --no-fund --loglevel=error
-	touch $@
+	@$(STEP) "web client packages" $(NPM_CI) --prefix web
+	@touch $@
 
 WEB_SOURCES := $(shell find web/src -type f) web/index.html web/vite.config.ts web/tsconfig.json
 web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
-	npm run --prefix web --silent build
+	@$(STEP) "web client build" npm run --prefix web build
 
 # The whole stack on one port (REST, WebSocket, management API, schedule, web client), on the
-# embedded SQLite database unless DATABASE_URL says otherwise. Ctrl-C stops it.
-run: install
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m local_stack
+# embedded SQLite database unless DATABASE_URL says otherwise. Ctrl-C stops it. A port in use
+# is one sentence before anything is installed (the stack checks it again as it starts).
+run: export EPHEMERA_DEBUG ?= $(DEBUG)
+run: check-port install-run
+	@HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m local_stack
+
+check-port:
+	@HOST=$(HOST) PORT=$(PORT) $(PYTHON) -m local_stack.port
 
 # Each run makes its own MariaDB database (see tests/conftest.py) and drops it at the end; the
 # browser tests drive Debian's chromium (`apt-get install chromium`) and fail without it.
@@ -53,11 +77,11 @@ lint: install
 	$(BIN)/ruff check .
 
 # DATABASE_URL (and DB_SECRET_ARN outside stage local) say which database.
-migrate: install
+migrate: $(BIN)/.installed-run
 	$(BIN)/python -m chalicelib.storage.migrate
 
 # One run of the scheduled cleanup by hand (DATABASE_URL says where), figures printed.
-expire: install
+expire: $(BIN)/.installed-run
 	$(BIN)/python -m chalicelib.services.expiry
 
 # Every benchmark, limits lifted where they are not what is measured (about 15 minutes; the

@@ -86,6 +86,9 @@ def log_invocation(event: Any, get_response: Callable[[Any], Any]) -> Any:
         if status is not None and status >= 500:
             metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
         metrics.flush_metrics()
+        # Flushing clears them, except when metrics are disabled (the local stack): then
+        # powertools keeps them and prints the lot once a metric has 100 values.
+        metrics.clear_metrics()
         logger.clear_state()
 
 

@@ -1,16 +1,28 @@
-"""`python -m local_stack`: migrate the database, start the workers, serve on HOST:PORT."""
+"""`python -m local_stack`: take HOST:PORT, migrate the database, start the workers, serve.
+
+The console carries one line per request, frame, connect and close. `EPHEMERA_DEBUG=1` (`make run
+DEBUG=1`) adds what the workers say themselves: their JSON logs from INFO, their metrics as the
+EMF lines CloudWatch would get, and library warnings."""
 
 from __future__ import annotations
 
 import logging
 import os
 import secrets
+import socket
 import sys
+import time
+import warnings
 from pathlib import Path
 
-from aiohttp import web
+from local_stack.port import PortUnavailable, address_from_env, bind
 
 STATE_DIR = Path(".ephemera")
+DEBUG_OFF = frozenset({"", "0", "false", "no", "off"})
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("EPHEMERA_DEBUG", "").strip().lower() not in DEBUG_OFF
 
 
 def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
@@ -35,9 +47,15 @@ def _local_jwt_secret() -> str:
     return path.read_text().strip()
 
 
-def prepare_environment(host: str, port: int) -> None:
-    """What the deployed functions get from their configuration, pointed at this stack. The
-    worker processes inherit it."""
+def _default(name: str, value: str) -> None:
+    """`name` = `value` unless set to something (an empty value counts as unset)."""
+    if not os.environ.get(name):
+        os.environ[name] = value
+
+
+def prepare_environment(host: str, port: int, *, debug: bool = False) -> None:
+    """What the deployed functions get from their configuration, pointed at this stack, and how
+    much the workers say on the console. The worker processes inherit it."""
     env = os.environ
     env["STAGE"] = "local"
     env.setdefault("DATABASE_URL", f"sqlite:///{STATE_DIR / 'local.db'}")
@@ -47,16 +65,41 @@ def prepare_environment(host: str, port: int) -> None:
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     env.setdefault("AWS_ACCESS_KEY_ID", "local")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    env.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the stack prints one line per event
+    # The stack prints one line per event; the workers only their errors, unless debugging.
+    _default("POWERTOOLS_LOG_LEVEL", "INFO" if debug else "ERROR")
+    _default("POWERTOOLS_METRICS_DISABLED", "false" if debug else "true")
+    _default("PYTHONWARNINGS", "default" if debug else "ignore")
+
+
+def take_address() -> tuple[str, int, list[socket.socket]]:
+    """HOST:PORT, bound before anything else happens, or the process ends with one sentence."""
+    try:
+        host, port = address_from_env()
+        return host, port, bind(host, port)
+    except PortUnavailable as unavailable:
+        sys.exit(str(unavailable))
+
+
+def set_up_console() -> bool:
+    """One line per event; True when EPHEMERA_DEBUG asks for everything else too."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    debug = debug_enabled()
+    if not debug:
+        warnings.simplefilter("ignore")  # this process's; the workers' through PYTHONWARNINGS
+    return debug
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = _env_int("PORT", 8000)
-    prepare_environment(host, port)
+    started = time.monotonic()
+    host, port, sockets = take_address()
+    prepare_environment(host, port, debug=set_up_console())
+    workers = _env_int("LOCAL_WORKERS", 4)
+    log = logging.getLogger("local_stack")
+    database_kind = os.environ["DATABASE_URL"].split(":", 1)[0]  # never the rest: a password
+    log.info("starting: database %s, %d workers", database_kind, workers)
+
+    from aiohttp import web
 
     from chalicelib import bootstrap
     from chalicelib.storage.migrate import migrate
@@ -67,20 +110,23 @@ def main() -> None:
     config = bootstrap.get_config()
     applied = migrate(bootstrap.get_db().engine)
     settings = StackSettings(
-        host=host, port=port, workers=_env_int("LOCAL_WORKERS", 4),
+        host=host, port=port, workers=workers,
         expiry_interval_s=config.expiry_interval_s, idle_timeout_s=config.ws_idle_timeout_s,
         max_connection_s=config.ws_max_connection_s,
         max_queued_frames=_env_int("LOCAL_MAX_QUEUED_FRAMES", MAX_QUEUED_FRAMES, minimum=1),
     )
     pool = LambdaPool(settings.workers)
     pool.warm_up()
-    logging.getLogger("local_stack").info(
-        "database %s (%d migration(s) applied); %d workers", config.database.engine,
-        len(applied), settings.workers)
-    print(f"\n  Ephemera is running at {settings.base_url}/  (WebSocket {settings.ws_url})\n"
-          "  Ctrl-C stops it.\n", flush=True)
-    try:
-        web.run_app(build_app(settings, pool), host=host, port=port, print=None,
+    log.info("ready in %.1f s (%d migration(s) applied)", time.monotonic() - started,
+             len(applied))
+
+    def announce(_aiohttp_banner: str) -> None:
+        # run_app calls this once every socket listens: the URL is never shown before.
+        print(f"\n  Ephemera is running at {settings.base_url}/  (WebSocket {settings.ws_url})\n"
+              "  Ctrl-C stops it.\n", flush=True)
+
+    try:  # on the sockets taken first: nothing else can have the port by now
+        web.run_app(build_app(settings, pool), sock=sockets, print=announce,
                     handle_signals=True)
     finally:
         pool.shutdown()
