@@ -1,13 +1,13 @@
-import { type FormEvent, useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { useEffect, useMemo, useState, useSyncExternalStore } from "react";
 import type { Api } from "../api";
 import { ChatClient } from "../client";
-import { type StoredSession, loadOutbox } from "../session";
+import { type OpenPane, type StoredSession, loadOpenPane, loadOutbox, saveOpenPane } from "../session";
 import { RealtimeSocket } from "../socket";
 import {
   type ChatState, type ConversationState, conversationName, conversationsByActivity, memberName, totalUnread, unreadCount,
 } from "../store";
 import { ChatView } from "./ChatView";
-import { explain } from "./explain";
+import { NewChat } from "./NewChat";
 import { RequestActions } from "./RequestActions";
 import { Settings } from "./Settings";
 
@@ -16,7 +16,9 @@ interface Props {
   me: StoredSession;
 }
 
-type Pane = { kind: "chat"; id: string } | { kind: "settings" } | { kind: "none"; notice?: string };
+/** What the right pane shows (on a phone, the whole screen; "none" shows the list there). Later
+ * screens (a person's profile, a group's members) are new kinds here, each with its Back. */
+type Pane = OpenPane | { kind: "none"; notice?: string };
 
 export function Messenger({ api, me }: Props) {
   const client = useMemo(
@@ -29,48 +31,71 @@ export function Messenger({ api, me }: Props) {
   }, [client]);
   const state = useSyncExternalStore(client.subscribe, client.getState);
   const status = state.link;
-  const [pane, setPane] = useState<Pane>({ kind: "none" });
+  const [pane, setPane] = usePaneKeptOverReload();
   useUnreadInTitle(state);
   const selectedId = pane.kind === "chat" ? pane.id : null;
   const selected = selectedId ? state.conversations[selectedId] : undefined;
+  // a chat restored after a reload that the list (loaded before the link goes online) no longer has
+  const gone = selectedId !== null && !selected && status === "online";
+  const shown: Pane = gone ? { kind: "none" } : pane;
   const select = (id: string) => setPane({ kind: "chat", id });
   const left = (notice: string) => setPane({ kind: "none", notice });
+  const close = () => setPane({ kind: "none" });
   const myName = state.profile?.display_name?.trim();
 
   return (
-    <div className="messenger">
+    <div className={shown.kind === "none" ? "messenger showing-list" : "messenger showing-pane"}>
       <aside className="sidebar">
         <header className="me">
-          <div>
+          <div className="me-who">
             {myName && <strong className="my-name" data-testid="my-name">{myName}</strong>}
             <span className={myName ? "my-phone" : "my-phone strong"} data-testid="my-phone">{me.phone}</span>
             <span className={`status status-${status}`} data-testid="connection-status">{status}</span>
           </div>
           <div className="me-actions">
-            <button type="button" className={pane.kind === "settings" ? "link selected" : "link"}
-              aria-pressed={pane.kind === "settings"} onClick={() => setPane({ kind: "settings" })}>Settings</button>
+            <button type="button" className={shown.kind === "settings" ? "link selected" : "link"}
+              aria-pressed={shown.kind === "settings"} onClick={() => setPane({ kind: "settings" })}>Settings</button>
             <button type="button" className="link" onClick={() => void api.logout()}>Sign out</button>
           </div>
+          <button type="button" className="primary new-chat-button" aria-pressed={shown.kind === "new"}
+            onClick={() => setPane({ kind: "new" })}>New chat</button>
         </header>
-        <NewConversation client={client} onCreated={select} />
         <div className="lists">
           <RequestList client={client} state={state} selectedId={selectedId} onSelect={select} onLeft={left} />
           <ConversationList state={state} selectedId={selectedId} onSelect={select} />
         </div>
       </aside>
       <section className="chat">
-        {pane.kind === "settings" ? (
-          <Settings client={client} state={state} phone={me.phone} onClose={() => setPane({ kind: "none" })} />
+        {shown.kind !== "none" && (
+          <button type="button" className="back" aria-label="Back" onClick={close}>
+            <span aria-hidden="true">‹</span>
+          </button>
+        )}
+        {shown.kind === "settings" ? (
+          <Settings client={client} state={state} phone={me.phone} onClose={close} />
+        ) : shown.kind === "new" ? (
+          <NewChat client={client} onCreated={select} onClose={close} />
         ) : selected ? (
           <ChatView key={selected.id} client={client} state={state} conversation={selected} onLeft={left} />
+        ) : shown.kind === "chat" ? (
+          <p className="placeholder" role="status">Opening the chat…</p>
         ) : (
-          <p className="placeholder" role={pane.kind === "none" && pane.notice ? "status" : undefined}>
-            {(pane.kind === "none" && pane.notice) || "Choose a conversation, or start one with a phone number."}
+          <p className="placeholder" role={shown.notice ? "status" : undefined}>
+            {shown.notice || "Choose a conversation, or start a new chat."}
           </p>
         )}
       </section>
     </div>
   );
+}
+
+/** The open pane, kept in sessionStorage (per tab, like the session) so a reload reopens it. */
+function usePaneKeptOverReload(): [Pane, (pane: Pane) => void] {
+  const [pane, setPane] = useState<Pane>(() => loadOpenPane() ?? { kind: "none" });
+  useEffect(() => {
+    saveOpenPane(pane.kind === "none" ? null : pane);
+  }, [pane]);
+  return [pane, setPane];
 }
 
 /** "(3) Ephemera": unread messages show in the tab while the window is elsewhere. */
@@ -82,41 +107,6 @@ function useUnreadInTitle(state: ChatState): void {
       document.title = "Ephemera";
     };
   }, [unread]);
-}
-
-function NewConversation({ client, onCreated }: { client: ChatClient; onCreated: (id: string) => void }) {
-  const [phones, setPhones] = useState("");
-  const [title, setTitle] = useState("");
-  const [error, setError] = useState<string | null>(null);
-
-  async function create(event: FormEvent) {
-    event.preventDefault();
-    setError(null);
-    const members = phones.split(/[,;\n]/).map((p) => p.trim()).filter(Boolean);
-    try {
-      const conversation = await client.createConversation(members, title.trim() || undefined);
-      setPhones("");
-      setTitle("");
-      onCreated(conversation.id);
-    } catch (caught) {
-      setError(explain(caught));
-    }
-  }
-
-  return (
-    <form className="new-conversation" onSubmit={create} aria-label="New conversation">
-      <label>
-        Phone numbers
-        <input value={phones} onChange={(e) => setPhones(e.target.value)} placeholder="+1 415 555 0101, ..." required />
-      </label>
-      <label>
-        Group title (optional)
-        <input value={title} onChange={(e) => setTitle(e.target.value)} />
-      </label>
-      <button type="submit">Start chat</button>
-      {error && <p role="alert" className="error">{error}</p>}
-    </form>
-  );
 }
 
 interface ListProps {
