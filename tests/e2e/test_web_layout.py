@@ -279,3 +279,34 @@ def test_the_covered_controls_check_finds_a_control_under_an_overlay(open_sized)
     }""")
     offenders = covered_controls(alice)
     assert any('"Sign in" is covered by <div>' in offender for offender in offenders), offenders
+
+
+def test_the_browsers_back_closes_the_chat_on_a_phone_and_stays_in_the_app(open_sized):
+    alice = open_sized(ALICE, PHONE).sign_in()
+    alice.start_chat(BOB)
+    alice.page.go_back()
+    expect(alice.chats).to_be_visible()
+    expect(alice.conversation(BOB)).to_be_visible()
+    alice.expect_connected()
+
+    alice.conversation(BOB).tap()
+    alice.page.get_by_role("button", name="Back").tap()
+    expect(alice.chats).to_be_visible()
+    alice.page.get_by_role("button", name="Settings", exact=True).tap()
+    alice.page.go_back()  # the on-screen Back used up its entry: this one closes settings
+    expect(alice.chats).to_be_visible()
+    alice.expect_connected()
+
+
+def test_declining_a_request_on_a_phone_says_so_on_the_list_it_returns_to(open_sized):
+    bob = open_sized(BOB, DESKTOP).sign_in()
+    alice = open_sized(ALICE, PHONE).sign_in()
+    bob.start_chat(ALICE)
+    bob.send("hello?")
+    request = alice.requests.get_by_test_id("conversation").filter(has_text=BOB)
+    request.tap()
+    expect_every_control_reachable(alice, PHONE, "request")
+    alice.page.get_by_role("group", name="Answer this request").get_by_role(
+        "button", name="Decline", exact=True).tap()
+    expect(alice.page.get_by_role("status")).to_have_text(f"Declined the request from {BOB}.")
+    expect(alice.page.get_by_role("button", name="New chat")).to_be_visible()

@@ -31,16 +31,14 @@ export function Messenger({ api, me }: Props) {
   }, [client]);
   const state = useSyncExternalStore(client.subscribe, client.getState);
   const status = state.link;
-  const [pane, setPane] = usePaneKeptOverReload();
+  const { pane, open, close, left } = usePane();
   useUnreadInTitle(state);
   const selectedId = pane.kind === "chat" ? pane.id : null;
   const selected = selectedId ? state.conversations[selectedId] : undefined;
   // a chat restored after a reload that the list (loaded before the link goes online) no longer has
   const gone = selectedId !== null && !selected && status === "online";
   const shown: Pane = gone ? { kind: "none" } : pane;
-  const select = (id: string) => setPane({ kind: "chat", id });
-  const left = (notice: string) => setPane({ kind: "none", notice });
-  const close = () => setPane({ kind: "none" });
+  const select = (id: string) => open({ kind: "chat", id });
   const myName = state.profile?.display_name?.trim();
 
   return (
@@ -54,12 +52,13 @@ export function Messenger({ api, me }: Props) {
           </div>
           <div className="me-actions">
             <button type="button" className={shown.kind === "settings" ? "link selected" : "link"}
-              aria-pressed={shown.kind === "settings"} onClick={() => setPane({ kind: "settings" })}>Settings</button>
+              aria-pressed={shown.kind === "settings"} onClick={() => open({ kind: "settings" })}>Settings</button>
             <button type="button" className="link" onClick={() => void api.logout()}>Sign out</button>
           </div>
           <button type="button" className="primary new-chat-button" aria-pressed={shown.kind === "new"}
-            onClick={() => setPane({ kind: "new" })}>New chat</button>
+            onClick={() => open({ kind: "new" })}>New chat</button>
         </header>
+        {shown.kind === "none" && shown.notice && <p className="list-notice" role="status">{shown.notice}</p>}
         <div className="lists">
           <RequestList client={client} state={state} selectedId={selectedId} onSelect={select} onLeft={left} />
           <ConversationList state={state} selectedId={selectedId} onSelect={select} />
@@ -89,13 +88,42 @@ export function Messenger({ api, me }: Props) {
   );
 }
 
-/** The open pane, kept in sessionStorage (per tab, like the session) so a reload reopens it. */
-function usePaneKeptOverReload(): [Pane, (pane: Pane) => void] {
+/** The open pane, kept in sessionStorage (per tab, like the session) so a reload reopens it.
+ * Opening one from the list adds a history entry, so the browser's (a phone's) Back closes it
+ * instead of leaving the app. */
+function usePane() {
   const [pane, setPane] = useState<Pane>(() => loadOpenPane() ?? { kind: "none" });
   useEffect(() => {
     saveOpenPane(pane.kind === "none" ? null : pane);
   }, [pane]);
-  return [pane, setPane];
+  useEffect(() => {
+    const closeOnBack = (event: PopStateEvent) => {
+      if (!isPaneEntry(event.state)) setPane({ kind: "none" });
+    };
+    window.addEventListener("popstate", closeOnBack);
+    return () => window.removeEventListener("popstate", closeOnBack);
+  }, []);
+
+  const open = (next: OpenPane) => {
+    if (!isPaneEntry(history.state)) history.pushState({ [PANE_ENTRY]: true }, "");
+    setPane(next);
+  };
+  const close = () => {
+    if (isPaneEntry(history.state)) history.back(); // popstate closes it
+    else setPane({ kind: "none" });
+  };
+  /** The open chat went away (a declined request): the list, with a word why. */
+  const left = (notice: string) => {
+    if (isPaneEntry(history.state)) history.replaceState(null, "");
+    setPane({ kind: "none", notice });
+  };
+  return { pane, open, close, left };
+}
+
+const PANE_ENTRY = "ephemeraPane";
+
+function isPaneEntry(state: unknown): boolean {
+  return typeof state === "object" && state !== null && PANE_ENTRY in state;
 }
 
 /** "(3) Ephemera": unread messages show in the tab while the window is elsewhere. */
