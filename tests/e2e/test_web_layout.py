@@ -310,3 +310,28 @@ def test_declining_a_request_on_a_phone_says_so_on_the_list_it_returns_to(open_s
         "button", name="Decline", exact=True).tap()
     expect(alice.page.get_by_role("status")).to_have_text(f"Declined the request from {BOB}.")
     expect(alice.page.get_by_role("button", name="New chat")).to_be_visible()
+
+
+# The focused element's outline, as the keyboard user sees it.
+FOCUS_OUTLINE_JS = """
+() => {
+  const el = document.activeElement;
+  const style = getComputedStyle(el);
+  return { tag: el.tagName, text: el.textContent.trim().slice(0, 20),
+           outline: style.outlineStyle, width: parseFloat(style.outlineWidth) };
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_keyboard_focus_is_always_outlined(open_sized, scheme):
+    alice = open_sized(ALICE, DESKTOP, color_scheme=scheme).sign_in()
+    alice.start_chat(BOB)
+    alice.page.locator("body").focus()
+    unmarked = []
+    for _ in range(12):
+        alice.page.keyboard.press("Tab")
+        focused = alice.page.evaluate(FOCUS_OUTLINE_JS)
+        if focused["tag"] != "BODY" and (focused["outline"] == "none" or focused["width"] < 2):
+            unmarked.append(focused)
+    assert unmarked == []
