@@ -13,12 +13,12 @@ export POWERTOOLS_METRICS_NAMESPACE ?= Ephemera
 
 # Offline targets: Chalice's WebSocket handlers need a region, moto needs credentials. Never for
 # the deploy targets, where dummy keys would shadow the operator's own profile.
-OFFLINE_TARGETS := run test migrate expire bench
+OFFLINE_TARGETS := run test migrate expire bench screenshots
 $(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 $(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID ?= testing
 $(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY ?= testing
 
-.PHONY: install install-run check-port run test lint migrate expire bench clean infra deploy destroy
+.PHONY: install install-run check-port run test lint migrate expire bench clean infra deploy destroy screenshots
 # Prerequisites in the order written (run checks its port before installing anything).
 .NOTPARALLEL:
 
@@ -72,6 +72,11 @@ check-port:
 test: install lint
 	npm test --prefix web --silent
 	$(BIN)/python -m pytest
+
+# The README's pictures: three people chat on a stack of the tests' own (MariaDB, Chromium), and
+# the desktop and phone screens, light and dark, are written to docs/screenshots/.
+screenshots: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/screenshots.py
 
 lint: install
 	$(BIN)/ruff check .

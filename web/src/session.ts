@@ -15,6 +15,7 @@ export interface StoredSession {
 
 const SESSION_KEY = "ephemera.session";
 const OUTBOX_KEY = "ephemera.outbox";
+const PANE_KEY = "ephemera.pane";
 
 export function sessionFromReply(reply: SessionReply): StoredSession {
   return {
@@ -35,6 +36,7 @@ export function saveSession(session: StoredSession | null): void {
   else {
     sessionStorage.removeItem(SESSION_KEY);
     sessionStorage.removeItem(OUTBOX_KEY);
+    sessionStorage.removeItem(PANE_KEY);
   }
 }
 
@@ -45,6 +47,21 @@ export function loadOutbox(): PendingSend[] {
 
 export function saveOutbox(outbox: PendingSend[]): void {
   sessionStorage.setItem(OUTBOX_KEY, JSON.stringify(outbox));
+}
+
+/** What the right-hand (on a phone: the only) pane shows; a reload opens it again. */
+export type OpenPane = { kind: "chat"; id: string } | { kind: "settings" } | { kind: "new" };
+
+export function loadOpenPane(): OpenPane | null {
+  const pane = readJson<OpenPane>(PANE_KEY);
+  if (pane?.kind === "chat" && typeof pane.id === "string") return pane;
+  if (pane?.kind === "settings" || pane?.kind === "new") return { kind: pane.kind };
+  return null;
+}
+
+export function saveOpenPane(pane: OpenPane | null): void {
+  if (pane) sessionStorage.setItem(PANE_KEY, JSON.stringify(pane));
+  else sessionStorage.removeItem(PANE_KEY);
 }
 
 function readJson<T>(key: string): T | null {

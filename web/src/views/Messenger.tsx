@@ -1,14 +1,14 @@
-import { type FormEvent, useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { useEffect, useMemo, useState, useSyncExternalStore } from "react";
 import type { Api } from "../api";
 import { ChatClient } from "../client";
-import { type StoredSession, loadOutbox } from "../session";
+import { type OpenPane, type StoredSession, loadOpenPane, loadOutbox, saveOpenPane } from "../session";
 import { RealtimeSocket } from "../socket";
 import {
   type ChatState, type ConversationState, conversationName, conversationsByActivity, memberName, totalUnread, unreadCount,
 } from "../store";
 import { ChatView } from "./ChatView";
-import { explain } from "./explain";
 import { LinkStatus } from "./LinkStatus";
+import { NewChat } from "./NewChat";
 import { RequestActions } from "./RequestActions";
 import { Settings } from "./Settings";
 
@@ -17,7 +17,9 @@ interface Props {
   me: StoredSession;
 }
 
-type Pane = { kind: "chat"; id: string } | { kind: "settings" } | { kind: "none"; notice?: string };
+/** What the right pane shows (on a phone, the whole screen; "none" shows the list there). Later
+ * screens (a person's profile, a group's members) are new kinds here, each with its Back. */
+type Pane = OpenPane | { kind: "none"; notice?: string };
 
 export function Messenger({ api, me }: Props) {
   const client = useMemo(
@@ -30,55 +32,106 @@ export function Messenger({ api, me }: Props) {
   }, [client]);
   const state = useSyncExternalStore(client.subscribe, client.getState);
   const status = state.link;
-  const [pane, setPane] = useState<Pane>({ kind: "none" });
+  const { pane, open, close, left } = usePane();
   useEffect(() => {
     // a clicked notification opens its chat (the notifier has focused the tab)
-    client.notifications.onOpen = (id) => setPane({ kind: "chat", id });
+    client.notifications.onOpen = (id) => open({ kind: "chat", id });
     return () => {
       client.notifications.onOpen = null;
     };
-  }, [client]);
+  }, [client, open]);
   useUnreadInTitle(state);
   const selectedId = pane.kind === "chat" ? pane.id : null;
   const selected = selectedId ? state.conversations[selectedId] : undefined;
-  const select = (id: string) => setPane({ kind: "chat", id });
-  const left = (notice: string) => setPane({ kind: "none", notice });
+  // a chat restored after a reload that the list (loaded before the link goes online) no longer has
+  const gone = selectedId !== null && !selected && status === "online";
+  const shown: Pane = gone ? { kind: "none" } : pane;
+  const select = (id: string) => open({ kind: "chat", id });
   const myName = state.profile?.display_name?.trim();
 
   return (
-    <div className="messenger">
+    <div className={shown.kind === "none" ? "messenger showing-list" : "messenger showing-pane"}>
       <aside className="sidebar">
         <header className="me">
-          <div>
+          <div className="me-who">
             {myName && <strong className="my-name" data-testid="my-name">{myName}</strong>}
             <span className={myName ? "my-phone" : "my-phone strong"} data-testid="my-phone">{me.phone}</span>
             <LinkStatus link={status} outbox={state.outbox} />
           </div>
           <div className="me-actions">
-            <button type="button" className={pane.kind === "settings" ? "link selected" : "link"}
-              aria-pressed={pane.kind === "settings"} onClick={() => setPane({ kind: "settings" })}>Settings</button>
+            <button type="button" className={shown.kind === "settings" ? "link selected" : "link"}
+              aria-pressed={shown.kind === "settings"} onClick={() => open({ kind: "settings" })}>Settings</button>
             <button type="button" className="link" onClick={() => void api.logout()}>Sign out</button>
           </div>
+          <button type="button" className="primary new-chat-button" aria-pressed={shown.kind === "new"}
+            onClick={() => open({ kind: "new" })}>New chat</button>
         </header>
-        <NewConversation client={client} onCreated={select} />
+        {shown.kind === "none" && shown.notice && <p className="list-notice" role="status">{shown.notice}</p>}
         <div className="lists">
           <RequestList client={client} state={state} selectedId={selectedId} onSelect={select} onLeft={left} />
           <ConversationList state={state} selectedId={selectedId} onSelect={select} />
         </div>
       </aside>
       <section className="chat">
-        {pane.kind === "settings" ? (
-          <Settings client={client} state={state} phone={me.phone} onClose={() => setPane({ kind: "none" })} />
+        {shown.kind !== "none" && (
+          <button type="button" className="back" aria-label="Back" onClick={close}>
+            <span aria-hidden="true">‹</span>
+          </button>
+        )}
+        {shown.kind === "settings" ? (
+          <Settings client={client} state={state} phone={me.phone} onClose={close} />
+        ) : shown.kind === "new" ? (
+          <NewChat client={client} onCreated={select} onClose={close} />
         ) : selected ? (
           <ChatView key={selected.id} client={client} state={state} conversation={selected} onLeft={left} />
+        ) : shown.kind === "chat" ? (
+          <p className="placeholder" role="status">Opening the chat…</p>
         ) : (
-          <p className="placeholder" role={pane.kind === "none" && pane.notice ? "status" : undefined}>
-            {(pane.kind === "none" && pane.notice) || "Choose a conversation, or start one with a phone number."}
+          <p className="placeholder" role={shown.notice ? "status" : undefined}>
+            {shown.notice || "Choose a conversation, or start a new chat."}
           </p>
         )}
       </section>
     </div>
   );
+}
+
+/** The open pane, kept in sessionStorage (per tab, like the session) so a reload reopens it.
+ * Opening one from the list adds a history entry, so the browser's (a phone's) Back closes it
+ * instead of leaving the app. */
+function usePane() {
+  const [pane, setPane] = useState<Pane>(() => loadOpenPane() ?? { kind: "none" });
+  useEffect(() => {
+    saveOpenPane(pane.kind === "none" ? null : pane);
+  }, [pane]);
+  useEffect(() => {
+    const closeOnBack = (event: PopStateEvent) => {
+      if (!isPaneEntry(event.state)) setPane({ kind: "none" });
+    };
+    window.addEventListener("popstate", closeOnBack);
+    return () => window.removeEventListener("popstate", closeOnBack);
+  }, []);
+
+  const open = (next: OpenPane) => {
+    if (!isPaneEntry(history.state)) history.pushState({ [PANE_ENTRY]: true }, "");
+    setPane(next);
+  };
+  const close = () => {
+    if (isPaneEntry(history.state)) history.back(); // popstate closes it
+    else setPane({ kind: "none" });
+  };
+  /** The open chat went away (a declined request): the list, with a word why. */
+  const left = (notice: string) => {
+    if (isPaneEntry(history.state)) history.replaceState(null, "");
+    setPane({ kind: "none", notice });
+  };
+  return { pane, open, close, left };
+}
+
+const PANE_ENTRY = "ephemeraPane";
+
+function isPaneEntry(state: unknown): boolean {
+  return typeof state === "object" && state !== null && PANE_ENTRY in state;
 }
 
 /** "(3) Ephemera": unread messages show in the tab while the window is elsewhere. */
@@ -90,41 +143,6 @@ function useUnreadInTitle(state: ChatState): void {
       document.title = "Ephemera";
     };
   }, [unread]);
-}
-
-function NewConversation({ client, onCreated }: { client: ChatClient; onCreated: (id: string) => void }) {
-  const [phones, setPhones] = useState("");
-  const [title, setTitle] = useState("");
-  const [error, setError] = useState<string | null>(null);
-
-  async function create(event: FormEvent) {
-    event.preventDefault();
-    setError(null);
-    const members = phones.split(/[,;\n]/).map((p) => p.trim()).filter(Boolean);
-    try {
-      const conversation = await client.createConversation(members, title.trim() || undefined);
-      setPhones("");
-      setTitle("");
-      onCreated(conversation.id);
-    } catch (caught) {
-      setError(explain(caught));
-    }
-  }
-
-  return (
-    <form className="new-conversation" onSubmit={create} aria-label="New conversation">
-      <label>
-        Phone numbers
-        <input value={phones} onChange={(e) => setPhones(e.target.value)} placeholder="+1 415 555 0101, ..." required />
-      </label>
-      <label>
-        Group title (optional)
-        <input value={title} onChange={(e) => setTitle(e.target.value)} />
-      </label>
-      <button type="submit">Start chat</button>
-      {error && <p role="alert" className="error">{error}</p>}
-    </form>
-  );
 }
 
 interface ListProps {

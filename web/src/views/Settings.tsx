@@ -26,7 +26,7 @@ export function Settings({ client, state, phone, onClose }: Props) {
     <div className="settings">
       <header className="chat-header">
         <h2>Settings</h2>
-        <button type="button" className="link" onClick={onClose}>Close settings</button>
+        <button type="button" className="link close-pane" onClick={onClose}>Close settings</button>
       </header>
       <div className="settings-body">
         {profile ? (
