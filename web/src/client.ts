@@ -7,7 +7,7 @@ import { BatchSize, FramesInFlight, nextBatch, retryDelay, sendFrame } from "./s
 import { saveOutbox } from "./session";
 import { FrameTooLarge, type Link, type SocketEvents } from "./socket";
 import {
-  type Action, type ChatState, type LinkStatus, type PendingSend, hasGap, initialState, reduce, syncCursors,
+  type Action, type ChatState, type LinkStatus, type PendingSend, canLoadOlder, hasGap, initialState, reduce, syncCursors,
 } from "./store";
 
 /** A sync unanswered this long on a socket that stays open is asked again. */
@@ -199,10 +199,11 @@ export class ChatClient {
   }
 
   /** The page before what this device holds of a conversation (the user scrolled back to the
-   * top); nothing while one is on its way or nothing older remains. Throws if it cannot load. */
+   * top); nothing while one is on its way, before the newest page has come, or when nothing
+   * older remains. Throws if it cannot load. */
   async loadOlder(conversationId: string): Promise<void> {
     const conversation = this.state.conversations[conversationId];
-    if (!conversation?.has_older || this.loadingOlder.has(conversationId)) return;
+    if (!conversation || !canLoadOlder(conversation) || this.loadingOlder.has(conversationId)) return;
     this.loadingOlder.add(conversationId);
     try {
       const before = conversation.loaded_from;

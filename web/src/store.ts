@@ -514,6 +514,12 @@ export function receiptOf(state: ChatState, c: ConversationState, message: Messa
   return "sent";
 }
 
+/** Scrolling back may ask for the page before the window: older ones remain, and the window
+ * itself has come (a page asked for before it would show above nothing, out of place). */
+export function canLoadOlder(c: ConversationState): boolean {
+  return c.has_older && c.held_seq >= c.last_seq;
+}
+
 /** How far one of my messages got with each other member: read first, then delivered, then
  * sent; as `receiptOf`, never "read" while my own read receipts are off. */
 export function readersOf(state: ChatState, c: ConversationState, message: Message): Reader[] {

@@ -10,7 +10,8 @@ import { clockTime, dayKey, dayLabel, duration, fullDateTime, startsNewDay } fro
 import { linkSegments } from "../links";
 import type { Message } from "../protocol";
 import {
-  type ChatState, type ConversationState, type Reader, type Receipt, memberName, readersOf, receiptOf, serverNow,
+  type ChatState, type ConversationState, type Reader, type Receipt, canLoadOlder, memberName, readersOf, receiptOf,
+  serverNow,
 } from "../store";
 import { explainRefusal } from "./explain";
 import { useAction } from "./useAction";
@@ -104,8 +105,8 @@ function DaySeparator({ at, now }: { at: number; now: number }) {
 }
 
 /** At the top while older messages remain: reaching it (or the button, for keyboards) loads
- * the page before. The observer is set up again whenever the window grows, so a page that
- * leaves this still in sight is followed by the next one. */
+ * the page before, once the newest page has come. The observer is set up again whenever the
+ * window grows, so a page that leaves this still in sight is followed by the next one. */
 function OlderMessages({ client, conversation, root }: {
   client: ChatClient;
   conversation: ConversationState;
@@ -114,9 +115,10 @@ function OlderMessages({ client, conversation, root }: {
   const sentinel = useRef<HTMLLIElement>(null);
   const { run, busy, error } = useAction();
   const { id, has_older: hasOlder, loaded_from: loadedFrom } = conversation;
+  const ready = canLoadOlder(conversation);
   const load = useCallback(() => void run(() => client.loadOlder(id)), [run, client, id]);
   useEffect(() => {
-    if (!hasOlder || !sentinel.current || typeof IntersectionObserver === "undefined") return;
+    if (!ready || !sentinel.current || typeof IntersectionObserver === "undefined") return;
     const observer = new IntersectionObserver(
       (entries) => {
         if (entries.some((entry) => entry.isIntersecting)) load();
@@ -125,7 +127,7 @@ function OlderMessages({ client, conversation, root }: {
     );
     observer.observe(sentinel.current);
     return () => observer.disconnect();
-  }, [hasOlder, loadedFrom, load, root]);
+  }, [ready, loadedFrom, load, root]);
   if (!hasOlder) return null;
   return (
     <li ref={sentinel} className="older-messages" data-testid="older-messages">
