@@ -312,7 +312,7 @@ describe("client.loadOlder", () => {
     vi.useRealTimers();
   });
 
-  async function started(lastSeq: number, { holdReplies = false } = {}): Promise<void> {
+  async function started(lastSeq: number, { holdReplies = false, answerSync = true } = {}): Promise<void> {
     asked = [];
     answer = null;
     const stored = range(1, lastSeq).map((s) => message(s));
@@ -332,6 +332,7 @@ describe("client.loadOlder", () => {
     client.start();
     await vi.advanceTimersByTimeAsync(0);
     link.open();
+    if (!answerSync) return;
     const window = stored.slice(-START_PAGE);
     link.receive({
       type: "sync", req: "sync", server_time: Date.now(),
@@ -356,6 +357,12 @@ describe("client.loadOlder", () => {
     await client.loadOlder("c1");
     expect(asked).toEqual([`before ${130 - START_PAGE + 1} limit 50`, `before ${130 - START_PAGE - 49} limit 50`]);
     expect(client.getState().conversations.c1.messages.map((m) => m.seq)).toEqual(range(1, 130));
+  });
+
+  it("before the newest page has come, nothing older is asked for (it would show above nothing)", async () => {
+    await started(130, { answerSync: false });
+    await client.loadOlder("c1");
+    expect(asked).toEqual([]);
   });
 
   it("one page at a time: a second call while one is on its way asks nothing", async () => {

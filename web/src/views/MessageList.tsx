@@ -191,8 +191,12 @@ const MessageItem = memo(function MessageItem(props: MessageProps) {
 const RECEIPT_WORDS: Record<Receipt, string> = { read: "Read", delivered: "Delivered", sent: "Sent" };
 
 function MessageDetails({ message, readers, onClose }: { message: Message; readers: Reader[] | null; onClose: () => void }) {
+  const box = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    box.current?.scrollIntoView({ block: "nearest" }); // opened at the bottom edge: in sight
+  }, []);
   return (
-    <div className="message-details" data-testid="message-details" role="group" aria-label="Message details">
+    <div ref={box} className="message-details" data-testid="message-details" role="group" aria-label="Message details">
       <p>Sent {fullDateTime(message.created_at)}</p>
       {readers && (
         <ul className="readers" aria-label="Who has read it">
@@ -229,8 +233,9 @@ function senderName(conversation: ConversationState, message: Message): string {
   return sender ? memberName(sender) : "someone";
 }
 
-/** A touch held still for LONG_PRESS_MS calls `onLongPress` (and the menu the press would
- * open stays shut). A mouse has hover and the receipt button instead. */
+/** A touch held still for LONG_PRESS_MS calls `onLongPress`; the menu the press would open
+ * stays shut, and so does the click its release would make (on a link, on the receipt). A
+ * mouse has hover and the receipt button instead. */
 function useLongPress(onLongPress: () => void) {
   const timer = useRef<number | undefined>(undefined);
   const origin = useRef({ x: 0, y: 0 });
@@ -258,6 +263,12 @@ function useLongPress(onLongPress: () => void) {
     onPointerCancel: cancel,
     onContextMenu: (event: { preventDefault: () => void }) => {
       if (fired.current) event.preventDefault();
+    },
+    onClickCapture: (event: { preventDefault: () => void; stopPropagation: () => void }) => {
+      if (!fired.current) return;
+      fired.current = false;
+      event.preventDefault();
+      event.stopPropagation();
     },
   };
 }
