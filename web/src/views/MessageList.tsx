@@ -136,7 +136,9 @@ function OlderMessages({ client, conversation, root }: {
       ) : (
         <>
           {error && <span role="alert" className="error">{error} </span>}
-          <button type="button" className="link" onClick={load}>{error ? "Try again" : "Load older messages"}</button>
+          <button type="button" className="link" onClick={load} disabled={!ready}>
+            {error ? "Try again" : "Load older messages"}
+          </button>
         </>
       )}
     </li>
