@@ -1,10 +1,8 @@
 // The messages of one conversation: day separators, links, details on long-press, older pages
 // when the reader reaches the top, and a "New messages" pill instead of a jump while they read
-// history. It keeps the view still by itself: the list never scrolls under the reader's eyes.
+// history (useScrollKeeping: the list never scrolls under the reader's eyes).
 
-import {
-  type PointerEvent, type ReactNode, type RefObject, memo, useCallback, useEffect, useLayoutEffect, useRef, useState,
-} from "react";
+import { type ReactNode, type RefObject, memo, useCallback, useEffect, useRef, useState } from "react";
 import type { ChatClient } from "../client";
 import { clockTime, dayKey, dayLabel, duration, fullDateTime, startsNewDay } from "../days";
 import { linkSegments } from "../links";
@@ -15,6 +13,8 @@ import {
 } from "../store";
 import { explainRefusal } from "./explain";
 import { useAction } from "./useAction";
+import { useLongPress } from "./useLongPress";
+import { useScrollKeeping } from "./useScrollKeeping";
 import "./reading.css";
 
 interface Props {
@@ -24,11 +24,6 @@ interface Props {
   /** Local time, ticking: expiry countdowns and "Today" follow it. */
   now: number;
 }
-
-/** A press this long on a message (touch) opens its details. */
-const LONG_PRESS_MS = 500;
-/** A finger that moves this far is scrolling, not pressing. */
-const LONG_PRESS_SLOP_PX = 10;
 
 export function MessageList({ client, state, conversation, now }: Props) {
   const serverTime = serverNow(state, now);
@@ -233,165 +228,6 @@ function Body({ text }: { text: string }) {
 function senderName(conversation: ConversationState, message: Message): string {
   const sender = conversation.members.find((m) => m.user_id === message.sender_id);
   return sender ? memberName(sender) : "someone";
-}
-
-/** A touch held still for LONG_PRESS_MS calls `onLongPress`; the menu the press would open
- * stays shut, and so does the click its release would make (on a link, on the receipt). A
- * mouse has hover and the receipt button instead. */
-function useLongPress(onLongPress: () => void) {
-  const timer = useRef<number | undefined>(undefined);
-  const origin = useRef({ x: 0, y: 0 });
-  const fired = useRef(false);
-  const cancel = () => {
-    window.clearTimeout(timer.current);
-    timer.current = undefined;
-  };
-  useEffect(() => cancel, []);
-  return {
-    onPointerDown: (event: PointerEvent) => {
-      if (event.pointerType === "mouse") return;
-      fired.current = false;
-      origin.current = { x: event.clientX, y: event.clientY };
-      cancel();
-      timer.current = window.setTimeout(() => {
-        fired.current = true;
-        onLongPress();
-      }, LONG_PRESS_MS);
-    },
-    onPointerMove: (event: PointerEvent) => {
-      if (Math.hypot(event.clientX - origin.current.x, event.clientY - origin.current.y) > LONG_PRESS_SLOP_PX) cancel();
-    },
-    onPointerUp: cancel,
-    onPointerCancel: cancel,
-    onContextMenu: (event: { preventDefault: () => void }) => {
-      if (fired.current) event.preventDefault();
-    },
-    onClickCapture: (event: { preventDefault: () => void; stopPropagation: () => void }) => {
-      if (!fired.current) return;
-      fired.current = false;
-      event.preventDefault();
-      event.stopPropagation();
-    },
-  };
-}
-
-/** What the list held at the last render. */
-interface Seen {
-  conversationId: string;
-  pendingCount: number;
-  count: number;
-  oldestSeq: number;
-  newestSeq: number;
-}
-
-/** Where the reader's eyes are: a message and how far below the top of the view it is. */
-interface Anchor {
-  seq: string;
-  offset: number;
-}
-
-interface ScrollKeeping {
-  /** Scrolled up more than a screen from the newest messages. */
-  readingHistory: boolean;
-  /** Messages from others arrived while reading history (the pill shows). */
-  unseen: boolean;
-  onScroll: () => void;
-  toBottom: () => void;
-}
-
-/** The list's scrolling rules. At the bottom (within a screen of it), what arrives keeps the
- * view at the bottom; reading history, what arrives shows the pill and the view stays; my own
- * send always goes to the bottom. Whatever changes above the view (an older page, a message
- * expiring) leaves the message at its top where it was. */
-function useScrollKeeping(
-  list: RefObject<HTMLOListElement | null>,
-  conversationId: string,
-  messages: Message[],
-  pendingCount: number,
-  me: string,
-): ScrollKeeping {
-  const [readingHistory, setReadingHistory] = useState(false);
-  const [unseen, setUnseen] = useState(false);
-  const reading = useRef(false);
-  const anchor = useRef<Anchor | null>(null);
-  const seen = useRef<Seen | null>(null);
-  const now: Seen = {
-    conversationId, pendingCount, count: messages.length, oldestSeq: messages[0]?.seq ?? 0, newestSeq: messages.at(-1)?.seq ?? 0,
-  };
-  const newestMine = messages.at(-1)?.sender_id === me;
-
-  useLayoutEffect(() => {
-    const el = list.current;
-    if (!el) return;
-    const before = seen.current;
-    seen.current = now;
-    const arrived = before !== null && now.newestSeq > before.newestSeq;
-    const sentHere = before !== null && now.pendingCount > before.pendingCount;
-    if (before === null || before.conversationId !== conversationId || sentHere || (arrived && !reading.current)) {
-      el.scrollTop = el.scrollHeight;
-    } else {
-      // only when something above may have moved: a touch's momentum is never pulled back
-      const above = now.oldestSeq !== before.oldestSeq || now.count !== before.count;
-      if (above && anchor.current) keep(el, anchor.current);
-      if (arrived && !newestMine) setUnseen(true);
-    }
-    anchor.current = anchorOf(el);
-  });
-
-  // the list shrinking (a phone's keyboard opening) keeps the newest messages in sight
-  useEffect(() => {
-    const el = list.current;
-    if (!el || typeof ResizeObserver === "undefined") return;
-    const observer = new ResizeObserver(() => {
-      if (reading.current) {
-        if (anchor.current) keep(el, anchor.current);
-      } else {
-        el.scrollTop = el.scrollHeight;
-      }
-    });
-    observer.observe(el);
-    return () => observer.disconnect();
-  }, [list]);
-
-  const onScroll = useCallback(() => {
-    const el = list.current;
-    if (!el) return;
-    const nowReading = el.scrollHeight - el.scrollTop - el.clientHeight > el.clientHeight;
-    reading.current = nowReading;
-    setReadingHistory(nowReading);
-    if (!nowReading) setUnseen(false);
-    anchor.current = anchorOf(el);
-  }, [list]);
-
-  const toBottom = useCallback(() => {
-    const el = list.current;
-    if (el) el.scrollTop = el.scrollHeight;
-    setUnseen(false);
-  }, [list]);
-
-  return { readingHistory, unseen, onScroll, toBottom };
-}
-
-/** The first message at least partly in view. */
-function anchorOf(el: HTMLElement): Anchor | null {
-  const items = el.querySelectorAll<HTMLElement>("[data-seq]");
-  let low = 0;
-  let high = items.length;
-  while (low < high) {
-    const mid = (low + high) >> 1;
-    if (items[mid].offsetTop + items[mid].offsetHeight <= el.scrollTop) low = mid + 1;
-    else high = mid;
-  }
-  const item = items[low];
-  return item ? { seq: item.dataset.seq ?? "", offset: item.offsetTop - el.scrollTop } : null;
-}
-
-/** Scrolls so the anchor's message is where it was. */
-function keep(el: HTMLElement, anchor: Anchor): void {
-  const item = el.querySelector<HTMLElement>(`[data-seq="${anchor.seq}"]`);
-  if (!item) return;
-  const moved = item.offsetTop - el.scrollTop - anchor.offset;
-  if (moved !== 0) el.scrollTop += moved;
 }
 
 /** While this conversation is on screen, the window has focus and the reader is at the newest
