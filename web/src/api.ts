@@ -22,6 +22,9 @@ export class ApiError extends Error {
   }
 }
 
+/** Where a history page starts: after a seq, or before one. */
+export type HistoryFrom = { after: number } | { before: number };
+
 export class Api {
   private refreshing: Promise<boolean> | null = null;
   private listeners = new Set<() => void>();
@@ -123,8 +126,12 @@ export class Api {
     return this.call("DELETE", `/blocks/${encodeURIComponent(userId)}`);
   }
 
-  history(id: string, afterSeq: number, limit = 200): Promise<{ messages: Message[]; has_more: boolean }> {
-    return this.call("GET", `/conversations/${encodeURIComponent(id)}/messages?after_seq=${afterSeq}&limit=${limit}`);
+  /** A page of unexpired messages, ascending: those after a seq (a number, or `{after}`), or
+   * the newest before one (`{before}`, scrolling back); `has_more`: more remain that way. */
+  history(id: string, from: number | HistoryFrom, limit = 200): Promise<{ messages: Message[]; has_more: boolean }> {
+    const where = typeof from === "number" ? `after_seq=${from}`
+      : "before" in from ? `before_seq=${from.before}` : `after_seq=${from.after}`;
+    return this.call("GET", `/conversations/${encodeURIComponent(id)}/messages?${where}&limit=${limit}`);
   }
 
   // --- the transport ----------------------------------------------------------------------

@@ -8,7 +8,8 @@ import { BatchSize, FramesInFlight, nextBatch, retryDelay, sendFrame } from "./s
 import { saveOutbox } from "./session";
 import { FrameTooLarge, type Link, type SocketEvents } from "./socket";
 import {
-  type Action, type ChatState, type LinkStatus, type PendingSend, hasGap, initialState, reduce, serverNow, syncCursors,
+  type Action, type ChatState, type LinkStatus, type PendingSend, canLoadOlder, hasGap, initialState, reduce, serverNow,
+  syncCursors,
 } from "./store";
 
 /** A sync unanswered this long on a socket that stays open is asked again. */
@@ -24,6 +25,8 @@ const CURSOR_REQ = "cursor";
 /** A sync that would repeat the last one word for word waits this long (no busy loop). */
 const SYNC_STALL_MS = 2_000;
 const HISTORY_PAGES = 50;
+/** Messages per page when scrolling back. */
+const OLDER_PAGE = 50;
 
 export class SendRefused extends Error {}
 
@@ -79,6 +82,8 @@ export class ChatClient {
   private readonly batchSize = new BatchSize();
   private framesSent = 0;
   private readonly gapTimers = new Map<string, number>();
+  /** Conversations with an older page on its way: one at a time each. */
+  private readonly loadingOlder = new Set<string>();
   private timers: number[] = [];
   private readonly encoder = new TextEncoder();
   private readonly api: ChatApi;
@@ -214,6 +219,22 @@ export class ChatClient {
     // their presence, and what they wrote in the conversations we share that has not expired
     const shared = Object.values(this.state.conversations).filter((c) => c.members.some((m) => m.user_id === userId));
     await Promise.all([this.reloadConversations(), ...shared.map((c) => this.loadHistory(c.id))]);
+  }
+
+  /** The page before what this device holds of a conversation (the user scrolled back to the
+   * top); nothing while one is on its way, before the newest page has come, or when nothing
+   * older remains. Throws if it cannot load. */
+  async loadOlder(conversationId: string): Promise<void> {
+    const conversation = this.state.conversations[conversationId];
+    if (!conversation || !canLoadOlder(conversation) || this.loadingOlder.has(conversationId)) return;
+    this.loadingOlder.add(conversationId);
+    try {
+      const before = conversation.loaded_from;
+      const { messages, has_more } = await this.api.history(conversationId, { before }, OLDER_PAGE);
+      this.dispatch({ type: "older_loaded", conversation_id: conversationId, before_seq: before, messages, has_more });
+    } finally {
+      this.loadingOlder.delete(conversationId);
+    }
   }
 
   /** The profile and the block list again (the settings screen, when it opens). */
@@ -464,9 +485,10 @@ export class ChatClient {
     }
   }
 
-  /** Every unexpired message of a conversation, page by page (bounded: history is short-lived). */
+  /** Every unexpired message of what this device holds of a conversation (from its window's
+   * start), page by page (bounded: history is short-lived). */
   private async loadHistory(conversationId: string): Promise<void> {
-    let after = 0;
+    let after = (this.state.conversations[conversationId]?.loaded_from ?? 1) - 1;
     try {
       for (let page = 0; page < HISTORY_PAGES; page += 1) {
         const { messages, has_more } = await this.api.history(conversationId, after);

@@ -46,6 +46,10 @@ export interface ConversationState {
   gone_ranges: SeqRange[];
   /** Started by someone I share no accepted conversation with, and not accepted yet. */
   request: boolean;
+  /** Where this device's window starts: from here to `held_seq` it holds every message. */
+  loaded_from: number;
+  /** The server may still hold messages before `loaded_from`: scrolling back asks for them. */
+  has_older: boolean;
 }
 
 export interface ChatState {
@@ -81,6 +85,8 @@ export type Action =
   | { type: "blocked"; block: Block }
   | { type: "unblocked"; user_id: string }
   | { type: "history_loaded"; conversation_id: string; messages: Message[] }
+  /** A page read back with `before_seq` (scrolling back); `has_more`: older ones remain. */
+  | { type: "older_loaded"; conversation_id: string; before_seq: number; messages: Message[]; has_more: boolean }
   | { type: "link_changed"; link: LinkStatus }
   | { type: "gap_sync_sent" };
 
@@ -142,6 +148,8 @@ export function reduce(state: ChatState, action: Action): ChatState {
       return unblock(state, action.user_id);
     case "history_loaded":
       return addHistory(state, action.conversation_id, action.messages);
+    case "older_loaded":
+      return addOlder(state, action);
     case "link_changed":
       return action.link === state.link ? state : { ...state, link: action.link };
     case "gap_sync_sent":
@@ -208,19 +216,35 @@ function loadConversations(state: ChatState, list: ConversationList, now: number
   return { ...state, conversations, clock_offset_ms: list.server_time - now };
 }
 
+/** How many of the newest messages a device takes of a conversation it holds nothing of. */
+export const START_PAGE = 50;
+
+/** Where a device starts a conversation it holds nothing of: at its newest page, not at seq 1.
+ * What came before counts as held, for the `sync` cursor and for `ack` alike. Those messages
+ * are not missing from the stream (no push of them is on its way for a gap to wait for): the
+ * device leaves them on the server, and scrolling back reads them (`before_seq`). `ack` can
+ * only say "everything up to seq", so `delivered` moves over them too: they reached a device of
+ * mine that shows them on request. The server's unread count covers them (see unreadCount). */
+function startCursor(lastSeq: number): number {
+  return Math.max(0, lastSeq - START_PAGE);
+}
+
 /** The server's view of a conversation, keeping the messages and cursor this device holds. */
 function fromServer(state: ChatState, conversation: Conversation): ConversationState {
   const held = state.conversations[conversation.id];
   const { last_message, request, ...fields } = conversation;
+  const start = startCursor(fields.last_seq);
   const base: ConversationState = {
     ...fields,
     members: held ? fields.members.map((m) => keepCursors(m, held.members)) : fields.members,
     request: request === true,
     messages: [],
     last_message: last_message && !isHidden(state, last_message) ? last_message : null,
-    held_seq: held?.held_seq ?? 0,
+    held_seq: held?.held_seq ?? start,
     hidden_seqs: held?.hidden_seqs ?? [],
     gone_ranges: held?.gone_ranges ?? [],
+    loaded_from: held?.loaded_from ?? start + 1,
+    has_older: held?.has_older ?? start > 0,
   };
   return withMessages(base, held?.messages ?? [], false);
 }
@@ -321,6 +345,7 @@ function applySyncEntry(state: ChatState, entry: SyncEntry): ChatState {
       read_seq: Math.max(c.read_seq, entry.read_seq),
       unread_count: entry.unread_count,
       held_seq: Math.max(c.held_seq, heldNow),
+      has_older: c.has_older && entry.first_seq < c.loaded_from,
     });
   });
 }
@@ -371,6 +396,22 @@ function addHistory(state: ChatState, conversationId: string, messages: Message[
   return updateConversation(state, conversationId, (c) => {
     const shown = messages.filter((m) => !isHidden(state, m));
     return advanceHeld(withMessages(c, insertBySeq(c.messages, shown), false));
+  });
+}
+
+/** An older page (`before_seq` = where the window started) joins the window below it, which
+ * then starts at the page's oldest message, or at the very start once nothing older remains.
+ * The window's start, not the oldest message shown, is what the next page asks before: a page
+ * of nothing but hidden messages still moves it. A reply to a window that has moved since is
+ * dropped: what it brings is held already, or would leave a hole. */
+function addOlder(state: ChatState, page: Extract<Action, { type: "older_loaded" }>): ChatState {
+  const c = state.conversations[page.conversation_id];
+  if (!c || page.before_seq !== c.loaded_from) return state;
+  const oldest = page.messages[0]?.seq;
+  const more = page.has_more && oldest !== undefined;
+  const shown = page.messages.filter((m) => !isHidden(state, m));
+  return putConversation(state, {
+    ...withMessages(c, insertBySeq(c.messages, shown), false), loaded_from: more ? oldest : 1, has_older: more,
   });
 }
 
@@ -490,6 +531,33 @@ export function receiptOf(state: ChatState, c: ConversationState, message: Messa
   return "sent";
 }
 
+/** Scrolling back may ask for the page before the window: older ones remain, and the window
+ * itself has come (a page asked for before it would show above nothing, out of place). */
+export function canLoadOlder(c: ConversationState): boolean {
+  return c.has_older && c.held_seq >= c.last_seq;
+}
+
+/** How far one of my messages got with each other member: read first, then delivered, then
+ * sent; as `receiptOf`, never "read" while my own read receipts are off. */
+export function readersOf(state: ChatState, c: ConversationState, message: Message): Reader[] {
+  const readsShown = readReceiptsOn(state);
+  const rank: Record<Receipt, number> = { read: 0, delivered: 1, sent: 2 };
+  return othersIn(state, c)
+    .map((member) => ({ member, receipt: memberReceipt(member, message.seq, readsShown) }))
+    .sort((a, b) => rank[a.receipt] - rank[b.receipt] || memberName(a.member).localeCompare(memberName(b.member)));
+}
+
+export interface Reader {
+  member: Member;
+  receipt: Receipt;
+}
+
+function memberReceipt(m: Member, seq: number, readsShown: boolean): Receipt {
+  if (readsShown && (m.read_seq ?? 0) >= seq) return "read";
+  if (Math.max(m.delivered_seq ?? 0, m.read_seq ?? 0) >= seq) return "delivered";
+  return "sent";
+}
+
 /** A message past a seq this device does not hold yet: something is missing in between. */
 export function hasGap(c: ConversationState): boolean {
   const newest = Math.max(c.messages.at(-1)?.seq ?? 0, ...c.hidden_seqs);
@@ -513,10 +581,15 @@ export function memberName(person: { phone: string; display_name: string | null 
 }
 
 /** The unread count shown: the server's, but once this device holds everything, never more
- * than what it holds unread: a blocked sender's messages count for nothing. */
+ * than what it holds unread: a blocked sender's messages count for nothing. Unread messages
+ * before the window are not held here: then only the server's count knows them. */
 export function unreadCount(state: ChatState, c: ConversationState): number {
-  if (c.held_seq < c.last_seq) return c.unread_count;
+  if (c.held_seq < c.last_seq || unreadBeforeWindow(c)) return c.unread_count;
   return Math.min(c.unread_count, unreadAfter(state.me, c, c.read_seq));
+}
+
+function unreadBeforeWindow(c: ConversationState): boolean {
+  return c.has_older && c.read_seq + 1 < c.loaded_from;
 }
 
 export function totalUnread(state: ChatState): number {

@@ -137,9 +137,16 @@ async function started(
       calls.push(`unblock ${userId}`);
       blocks = blocks.filter((b) => b.user_id !== userId);
     },
-    history: async (id, afterSeq) => {
-      calls.push(`history ${id} after ${afterSeq}`);
-      return { messages: history.filter((m) => m.conversation_id === id && m.seq > afterSeq), has_more: false };
+    history: async (id, from, limit = 200) => {
+      const mine = history.filter((m) => m.conversation_id === id);
+      if (typeof from === "number" || "after" in from) {
+        const afterSeq = typeof from === "number" ? from : from.after;
+        calls.push(`history ${id} after ${afterSeq}`);
+        return { messages: mine.filter((m) => m.seq > afterSeq), has_more: false };
+      }
+      calls.push(`history ${id} before ${from.before}`);
+      const older = mine.filter((m) => m.seq < from.before);
+      return { messages: older.slice(-limit), has_more: older.length > limit };
     },
   };
   client = new ChatClient({

@@ -1,6 +1,7 @@
-import { type FormEvent, type KeyboardEvent, memo, useEffect, useRef, useState } from "react";
+import { type FormEvent, type KeyboardEvent, useEffect, useState } from "react";
 import { type ChatClient, SendRefused } from "../client";
-import type { Member, Message } from "../protocol";
+import { duration } from "../days";
+import type { Member } from "../protocol";
 import {
   type ChatState,
   type ConversationState,
@@ -8,11 +9,10 @@ import {
   memberName,
   othersIn,
   peerOf,
-  receiptOf,
   serverNow,
 } from "../store";
 import { explain } from "./explain";
-import { PendingMessage } from "./PendingMessage";
+import { MessageList } from "./MessageList";
 import { RequestActions } from "./RequestActions";
 import { useAction } from "./useAction";
 
@@ -36,13 +36,6 @@ const TTL_CHOICES: [number, string][] = [
 export function ChatView({ client, state, conversation, onLeft }: Props) {
   const now = useNow(1_000);
   const serverTime = serverNow(state, now);
-  const visible = conversation.messages.filter((m) => m.expires_at > serverTime);
-  const pending = state.outbox.filter((p) => p.conversation_id === conversation.id);
-  useReadWhileVisible(client, conversation);
-  const bottom = useRef<HTMLLIElement>(null);
-  useEffect(() => {
-    bottom.current?.scrollIntoView({ block: "end" });
-  }, [visible.length, pending.length]);
   const name = conversationName(state, conversation);
   const peer = peerOf(state, conversation);
   const peerBlocked = peer !== undefined && peer.user_id in state.blocked;
@@ -60,22 +53,7 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
           {conversation.kind === "group" && <MemberList client={client} state={state} conversation={conversation} />}
         </div>
       </header>
-      <ol className="messages" role="log" aria-label="Messages" aria-live="polite">
-        {visible.map((message) => (
-          <MessageItem
-            key={message.seq}
-            message={message}
-            mine={message.sender_id === state.me}
-            sender={conversation.kind === "group" ? senderName(conversation, message) : null}
-            expiresIn={duration(message.expires_at - serverTime)}
-            receipt={receiptOf(state, conversation, message)}
-          />
-        ))}
-        {pending.map((p) => (
-          <PendingMessage key={p.client_msg_id} client={client} pending={p} outbox={state.outbox} link={state.link} now={now} />
-        ))}
-        <li ref={bottom} aria-hidden="true" />
-      </ol>
+      <MessageList client={client} state={state} conversation={conversation} now={now} />
       {conversation.request && (
         <section className="notice request-banner" aria-label="Message request">
           <p>
@@ -131,40 +109,6 @@ function MemberList({ client, state, conversation }: { client: ChatClient; state
       </ul>
     </details>
   );
-}
-
-interface MessageProps {
-  message: Message;
-  mine: boolean;
-  sender: string | null;
-  expiresIn: string;
-  receipt: string;
-}
-
-/** Memoised on what it shows: a new message or a tick re-renders only the items that change. */
-const MessageItem = memo(function MessageItem({ message, mine, sender, expiresIn, receipt }: MessageProps) {
-  return (
-    <li className={`message ${mine ? "mine" : "theirs"}`} data-testid="message" data-seq={message.seq}>
-      {!mine && sender && <p className="sender">{sender}</p>}
-      <p className="body" data-testid="body">{message.body}</p>
-      <p className="meta">
-        <time dateTime={new Date(message.created_at).toISOString()}>{clockTime(message.created_at)}</time>
-        {" · "}
-        <span data-testid="expires-in">expires in {expiresIn}</span>
-        {mine && (
-          <>
-            {" · "}
-            <span className="receipt" data-testid="receipt">{receipt}</span>
-          </>
-        )}
-      </p>
-    </li>
-  );
-});
-
-function senderName(conversation: ConversationState, message: Message): string {
-  const sender = conversation.members.find((m) => m.user_id === message.sender_id);
-  return sender ? memberName(sender) : "someone";
 }
 
 function Composer({ client, conversationId }: { client: ChatClient; conversationId: string }) {
@@ -228,23 +172,6 @@ function TtlPicker({ client, conversation }: { client: ChatClient; conversation:
   );
 }
 
-/** While this conversation is on screen and the window has focus, what arrives is read. */
-function useReadWhileVisible(client: ChatClient, conversation: ConversationState): void {
-  const newest = conversation.messages.at(-1)?.seq ?? 0;
-  useEffect(() => {
-    const markIfSeen = () => {
-      if (document.visibilityState === "visible" && document.hasFocus()) client.markRead(conversation.id);
-    };
-    markIfSeen();
-    window.addEventListener("focus", markIfSeen);
-    document.addEventListener("visibilitychange", markIfSeen);
-    return () => {
-      window.removeEventListener("focus", markIfSeen);
-      document.removeEventListener("visibilitychange", markIfSeen);
-    };
-  }, [client, conversation.id, newest, conversation.read_seq]);
-}
-
 function useNow(everyMs: number): number {
   const [now, setNow] = useState(Date.now);
   useEffect(() => {
@@ -264,18 +191,4 @@ function presenceLine(state: ChatState, c: ConversationState, serverTime: number
   if (!peer || peer.online === null) return "";
   if (peer.online) return "online";
   return peer.last_seen_at ? `last seen ${duration(serverTime - peer.last_seen_at)} ago` : "offline";
-}
-
-export function duration(ms: number): string {
-  const s = Math.max(0, Math.ceil(ms / 1000));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86400)}d`;
-}
-
-const CLOCK = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" }); // built once: costly
-
-function clockTime(ms: number): string {
-  return CLOCK.format(ms);
 }
