@@ -204,18 +204,7 @@ def browser():
 def open_window(browser, stack):
     """Opens a new browser window (its own context) for a phone; all are closed after the test,
     and a script error in any of them fails it."""
-    from tests.e2e.web_client import WebUser
+    from tests.e2e.web_client import browser_windows
 
-    users: list[WebUser] = []
-
-    def open_for(phone: str) -> WebUser:
-        user = WebUser(browser.new_context(), stack.base_url, phone)
-        users.append(user)
-        return user
-
-    yield open_for
-    errors = [error for user in users for error in user.page_errors]
-    for user in users:
-        user.context.close()
-    assert errors == [], f"the web client threw: {errors}"
-
+    with browser_windows(browser, stack.base_url) as open_for:
+        yield open_for

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Locator, expect
 
-from tests.e2e.web_client import WebUser
+from tests.e2e.web_client import WebUser, browser_windows
 
 ALICE, BOB, CAROL = "+14155550141", "+14155550142", "+14155550143"
 SYNC_WAIT_MS = 15_000
@@ -98,21 +98,10 @@ def expect_every_control_reachable(user: WebUser, size: Size, screen: str) -> No
 
 
 @pytest.fixture
-def open_sized(browser: Browser, stack) -> Iterator[Callable[[str, Size], WebUser]]:
-    """`open_window` at a chosen size (and colour scheme): closed after the test, and a script
-    error in any window fails it."""
-    users: list[WebUser] = []
-
-    def open_for(phone: str, size: Size, **context: Any) -> WebUser:
-        user = WebUser(browser.new_context(**size.context, **context), stack.base_url, phone)
-        users.append(user)
-        return user
-
-    yield open_for
-    errors = [error for user in users for error in user.page_errors]
-    for user in users:
-        user.context.close()
-    assert errors == [], f"the web client threw: {errors}"
+def open_sized(browser: Browser, stack) -> Iterator[Callable[..., WebUser]]:
+    """`open_window` at a chosen size (and colour scheme)."""
+    with browser_windows(browser, stack.base_url) as open_window:
+        yield lambda phone, size, **context: open_window(phone, **size.context, **context)
 
 
 def press(user: WebUser, size: Size, target: Locator) -> None:

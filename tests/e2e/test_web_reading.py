@@ -5,11 +5,12 @@ itself (REST and WebSocket from Python), so a test can fill a conversation quick
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 from playwright.sync_api import expect
+
+from tests.e2e.test_messaging_flow import Socket
 
 ALICE, BOB, CAROL, DAN = "+14155550101", "+14155550102", "+14155550103", "+14155550104"
 # What one new account may send at once (send_burst_per_user and send_per_new_user).
@@ -28,36 +29,6 @@ LIST_GEOMETRY = """() => {
 }"""
 
 
-class Socket:
-    """One device of someone else in the conversation, speaking the protocol. The stack closes
-    a silent socket within seconds, so each is opened just before it is used."""
-
-    def __init__(self, stack, session) -> None:
-        self.connection = stack.open_socket(session)
-        self.frames: list[dict] = []
-
-    def send(self, **frame) -> None:
-        self.connection.send(json.dumps(frame, ensure_ascii=False))
-
-    def wait_for(self, frame_type: str, timeout_s: float = 10, **match) -> dict:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            for frame in self.frames:
-                if frame["type"] == "error" and frame.get("req") == match.get("req"):
-                    raise AssertionError(f"refused: {frame}")
-                if frame["type"] == frame_type and all(frame.get(k) == v for k, v in match.items()):
-                    self.frames.remove(frame)
-                    return frame
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {frame_type} {match} in {self.frames}")
-            try:
-                self.frames.append(json.loads(self.connection.recv(timeout=remaining)))
-            except TimeoutError:
-                continue
-
-
-
 class Writer:
     """Someone else in the conversation, signed in on a device of their own."""
 
@@ -67,7 +38,7 @@ class Writer:
 
     def write(self, conversation_id: str, bodies: list[str]) -> None:
         """Sends the bodies as one batch and waits until each is stored."""
-        socket = Socket(self.stack, self.session)
+        socket = Socket(self.stack.open_socket(self.session))
         tag = f"{time.monotonic_ns()}"
         socket.send(action="send", req=tag, conversation_id=conversation_id,
                     messages=[{"client_msg_id": f"seed-{tag}-{n}", "body": body}
@@ -78,7 +49,7 @@ class Writer:
 
     def move_cursor(self, action: str, conversation_id: str, seq: int) -> None:
         """`ack` (this device holds it: delivered) or `read`."""
-        socket = Socket(self.stack, self.session)
+        socket = Socket(self.stack.open_socket(self.session))
         socket.send(action=action, conversation_id=conversation_id, seq=seq)
 
 

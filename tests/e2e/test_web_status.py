@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import WebSocketRoute, expect
 
 from tests.e2e.conftest import RunningStack
-from tests.e2e.web_client import WebUser, cut_sockets_of
+from tests.e2e.web_client import WebUser, browser_windows, cut_sockets_of
 
 ALICE, BOB = "+14155550101", "+14155550102"
 # The client's bound (web/src/socket.ts, client.ts): a ping or send unanswered for 5 s is a dead
@@ -251,22 +251,12 @@ def _expect_notifications(user: WebUser, expected: list[dict[str, str]]) -> None
 
 
 @pytest.fixture
-def strict_window(browser, fresh_database_url) -> Iterator[Callable[[str], WebUser]]:
+def strict_window(browser, fresh_database_url) -> Iterator[Callable[..., WebUser]]:
     """Windows on a stack of its own whose send limit is 3 messages per 5 s."""
     stack = RunningStack({"DATABASE_URL": fresh_database_url, "RATE_SEND_BURST_PER_USER": "3/5"})
-    users: list[WebUser] = []
     try:
         stack.wait_until_ready()
-
-        def open_for(phone: str) -> WebUser:
-            user = WebUser(browser.new_context(), stack.base_url, phone)
-            users.append(user)
-            return user
-
-        yield open_for
-        errors = [error for user in users for error in user.page_errors]
-        assert errors == [], f"the web client threw: {errors}"
+        with browser_windows(browser, stack.base_url) as open_window:
+            yield open_window
     finally:
-        for user in users:
-            user.context.close()
         stack.stop()

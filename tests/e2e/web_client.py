@@ -5,8 +5,10 @@ here."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import urllib3
@@ -30,6 +32,27 @@ def launch_chromium() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@contextmanager
+def browser_windows(browser: Browser, base_url: str) -> Iterator[Callable[..., WebUser]]:
+    """Opens windows (each its own context: `open_for(phone, **context_options)`, e.g. a
+    viewport or a locale) on the stack at `base_url`; all are closed at the end, and a script
+    error in any of them fails the test."""
+    users: list[WebUser] = []
+
+    def open_for(phone: str, **context_options: Any) -> WebUser:
+        user = WebUser(browser.new_context(**context_options), base_url, phone)
+        users.append(user)
+        return user
+
+    try:
+        yield open_for
+        errors = [error for user in users for error in user.page_errors]
+        assert errors == [], f"the web client threw: {errors}"
+    finally:
+        for user in users:
+            user.context.close()
 
 
 class WebUser:

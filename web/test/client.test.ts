@@ -1,59 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ChatApi, ChatClient } from "../src/client";
-import type { Block, ClientFrame, Conversation, ConversationList, Message, SendFrame, ServerFrame } from "../src/protocol";
-import type { Link, SocketEvents } from "../src/socket";
+import type { Block, Conversation, ConversationList, Message, ServerFrame } from "../src/protocol";
 import { type PendingSend, totalUnread } from "../src/store";
-
-type SingleSend = Extract<SendFrame, { client_msg_id: string }>;
+import { FakeLink } from "./fakeLink";
 
 const ME = "u-me";
 const PEER = "u-peer";
 const STRANGER = "u-stranger";
 
-/** The live connection, played by the test: it decides when the link is up and what arrives. */
-class FakeLink implements Link {
-  isOpen = false;
-  sent: ClientFrame[] = [];
-  constructor(private readonly events: SocketEvents) {}
-  start(): void {}
-  stop(): void {
-    this.isOpen = false;
-  }
-  send(frame: ClientFrame): boolean {
-    if (this.isOpen) this.sent.push(frame);
-    return this.isOpen;
-  }
-  probes = 0;
-  probe(): void {
-    this.probes += 1;
-  }
-  /** What a real link does when the client says it is dead: it drops the socket. */
-  reportDead(): void {
-    this.reportedDead += 1;
-    this.isOpen = false;
-  }
-  reportedDead = 0;
-  open(): void {
-    this.isOpen = true;
-    this.events.opened();
-  }
-  drop(): void {
-    this.isOpen = false;
-  }
-  receive(frame: ServerFrame): void {
-    this.events.frame(frame);
-  }
-  of<A extends ClientFrame["action"]>(action: A): Extract<ClientFrame, { action: A }>[] {
-    return this.sent.filter((f): f is Extract<ClientFrame, { action: A }> => f.action === action);
-  }
-  /** The send frames, each of one message (a test that expects no batch). */
-  singles(): SingleSend[] {
-    return this.of("send").map((frame) => {
-      if (!("client_msg_id" in frame)) throw new Error("a batch where one message was expected");
-      return frame;
-    });
-  }
-}
 
 function conversation(id = "c1", fields: Partial<Conversation> = {}): Conversation {
   return {

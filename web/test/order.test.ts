@@ -5,7 +5,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ChatApi, ChatClient } from "../src/client";
 import type { ClientFrame, Conversation, Message, SendFrame, ServerFrame } from "../src/protocol";
-import type { Link, SocketEvents, SocketStatus } from "../src/socket";
+import type { Link, SocketEvents } from "../src/socket";
+import { FakeLink } from "./fakeLink";
 
 const ME = "u-me";
 const PEER = "u-peer";
@@ -106,37 +107,6 @@ class ConcurrentServer implements Link {
   }
 }
 
-/** A link the test plays by hand: it decides what arrives, and records what the client sends. */
-class ScriptedLink implements Link {
-  isOpen = false;
-  sent: ClientFrame[] = [];
-  reportedDead = 0;
-  constructor(private readonly events: SocketEvents) {}
-  start(): void {}
-  stop(): void {}
-  probe(): void {}
-  reportDead(): void {
-    this.reportedDead += 1;
-    this.isOpen = false;
-  }
-  send(frame: ClientFrame): boolean {
-    if (this.isOpen) this.sent.push(frame);
-    return this.isOpen;
-  }
-  open(): void {
-    this.isOpen = true;
-    this.events.opened();
-  }
-  receive(frame: ServerFrame): void {
-    this.events.frame(frame);
-  }
-  says(status: SocketStatus): void {
-    this.events.status(status);
-  }
-  of<A extends ClientFrame["action"]>(action: A): Extract<ClientFrame, { action: A }>[] {
-    return this.sent.filter((f): f is Extract<ClientFrame, { action: A }> => f.action === action);
-  }
-}
 
 function conversation(): Conversation {
   return {
@@ -222,7 +192,7 @@ describe("the sender's order", () => {
   });
 
   it("a frame whose messages are not all answered holds the next one back", async () => {
-    const link = await startedWith((events) => new ScriptedLink(events));
+    const link = await startedWith((events) => new FakeLink(events));
     link.open();
     link.receive({ type: "sync", req: "sync", server_time: Date.now(), conversations: [] });
     client.sendMessage("c1", "first");
@@ -235,7 +205,7 @@ describe("the sender's order", () => {
   });
 
   it("a batch refused as a bad request (a server without the batch form) goes again one by one, in order", async () => {
-    const link = await startedWith((events) => new ScriptedLink(events));
+    const link = await startedWith((events) => new FakeLink(events));
     link.open();
     link.receive({ type: "sync", req: "sync", server_time: Date.now(), conversations: [] });
     ["first", "second", "third"].forEach((body) => client.sendMessage("c1", body));
@@ -251,7 +221,7 @@ describe("the sender's order", () => {
 });
 
 /** The server stores the `index`th send frame (a single one) as `seq`, and says so. */
-function answer(link: ScriptedLink, index: number, seq: number): void {
+function answer(link: FakeLink, index: number, seq: number): void {
   const frame = link.of("send")[index];
   if (!("client_msg_id" in frame)) throw new Error("a batch where one message was expected");
   link.receive({ type: "sent", req: frame.req, conversation_id: "c1", client_msg_id: frame.client_msg_id,
@@ -277,8 +247,8 @@ describe("the receiver's order", () => {
     }],
   });
 
-  async function linkAfterFirstSync(): Promise<ScriptedLink> {
-    const link = await startedWith((events) => new ScriptedLink(events));
+  async function linkAfterFirstSync(): Promise<FakeLink> {
+    const link = await startedWith((events) => new FakeLink(events));
     link.open();
     link.receive(syncReply([], 0));
     return link;
@@ -336,7 +306,7 @@ describe("the receiver's order", () => {
 
 describe("an honest link", () => {
   it("a send unanswered for 5 s makes the link known dead", async () => {
-    const link = await startedWith((events) => new ScriptedLink(events));
+    const link = await startedWith((events) => new FakeLink(events));
     link.open();
     link.receive({ type: "sync", req: "sync", server_time: Date.now(), conversations: [] });
     client.sendMessage("c1", "into the void");
@@ -347,7 +317,7 @@ describe("an honest link", () => {
   });
 
   it("the state shows what the link says it is", async () => {
-    const link = await startedWith((events) => new ScriptedLink(events));
+    const link = await startedWith((events) => new FakeLink(events));
     expect(client.getState().link).toBe("connecting");
     link.says("online");
     expect(client.getState().link).toBe("online");

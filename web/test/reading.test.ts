@@ -2,11 +2,11 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ChatApi, ChatClient } from "../src/client";
 import { dayKey, dayLabel, startsNewDay } from "../src/days";
 import { linkSegments, webAddress } from "../src/links";
-import type { ClientFrame, Conversation, Member, Message, ServerFrame } from "../src/protocol";
-import type { Link, SocketEvents } from "../src/socket";
+import type { Conversation, Member, Message, ServerFrame } from "../src/protocol";
 import {
   type ChatState, START_PAGE, initialState, readersOf, receiptOf, reduce, syncCursors, unreadCount,
 } from "../src/store";
+import { FakeLink } from "./fakeLink";
 
 const ME = "u-me";
 const PEER = "u-peer";
@@ -276,30 +276,6 @@ describe("readersOf: each other member's receipt for my message", () => {
 
 // --- the controller: loading older pages ----------------------------------------------------------
 
-class FakeLink implements Link {
-  isOpen = false;
-  sent: ClientFrame[] = [];
-  constructor(private readonly events: SocketEvents) {}
-  start(): void {}
-  stop(): void {
-    this.isOpen = false;
-  }
-  send(frame: ClientFrame): boolean {
-    if (this.isOpen) this.sent.push(frame);
-    return this.isOpen;
-  }
-  reportDead(): void {
-    this.isOpen = false;
-  }
-  probe(): void {}
-  open(): void {
-    this.isOpen = true;
-    this.events.opened();
-  }
-  receive(frame: ServerFrame): void {
-    this.events.frame(frame);
-  }
-}
 
 describe("client.loadOlder", () => {
   let link: FakeLink;

@@ -1,12 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { type ChatApi, ChatClient } from "../src/client";
 import { type NotificationText, type Notifier, notificationFor } from "../src/notifications";
-import type { ClientFrame, Conversation, Message, SendFrame, ServerFrame } from "../src/protocol";
+import type { Conversation, Message, ServerFrame } from "../src/protocol";
 import { pendingProgress, waitingSummary } from "../src/sending";
-import type { Link, SocketEvents, SocketStatus } from "../src/socket";
 import { type ChatState, type PendingSend, initialState, reduce } from "../src/store";
+import { FakeLink } from "./fakeLink";
 
-type SingleSend = Extract<SendFrame, { client_msg_id: string }>;
 
 const ME = "u-me";
 const PEER = "u-peer";
@@ -89,40 +88,12 @@ describe("retrying a message that was not sent", () => {
 
 // --- the controller, with a link the test plays -----------------------------------------------
 
-class FakeLink implements Link {
-  isOpen = false;
-  sent: ClientFrame[] = [];
-  probes = 0;
-  reportedDead = 0;
-  constructor(private readonly events: SocketEvents) {}
-  start(): void {}
-  stop(): void {}
-  probe(): void {
-    this.probes += 1;
-  }
-  reportDead(): void {
-    this.reportedDead += 1;
-    this.isOpen = false;
-  }
-  send(frame: ClientFrame): boolean {
-    if (this.isOpen) this.sent.push(frame);
-    return this.isOpen;
-  }
-  open(): void {
-    this.isOpen = true;
-    this.events.opened();
-    this.events.status("online");
-    this.receive({ type: "sync", req: "sync", server_time: Date.now(), conversations: [] } as ServerFrame);
-  }
-  receive(frame: ServerFrame): void {
-    this.events.frame(frame);
-  }
-  says(status: SocketStatus): void {
-    this.events.status(status);
-  }
-  singles(): SingleSend[] {
-    return this.sent.filter((f): f is SingleSend => f.action === "send" && "client_msg_id" in f);
-  }
+
+/** The link opens, the server answers: online, and an empty first sync (sends may go). */
+function connect(link: FakeLink): void {
+  link.open();
+  link.says("online");
+  link.receive({ type: "sync", req: "sync", server_time: Date.now(), conversations: [] } as ServerFrame);
 }
 
 class FakeNotifier implements Notifier {
@@ -166,7 +137,7 @@ afterEach(() => {
 describe("the controller", () => {
   it("Retry sends a failed message again with the same client_msg_id", async () => {
     await started();
-    link.open();
+    connect(link);
     client.sendMessage("c1", "try me");
     const [first] = link.singles();
     link.receive({ type: "error", req: first.req, code: "not_found", message: "no such conversation" });
@@ -180,7 +151,7 @@ describe("the controller", () => {
 
   it("a rate-limited send shows its wait from retry_after_ms, then goes", async () => {
     await started();
-    link.open();
+    connect(link);
     client.sendMessage("c1", "too fast");
     const [first] = link.singles();
     link.receive({ type: "error", req: first.req, code: "rate_limited", message: "slow down", retry_after_ms: 12_000 });
@@ -193,7 +164,7 @@ describe("the controller", () => {
 
   it("a send unanswered for 5 s makes the link dead: it says offline and the message waits", async () => {
     await started();
-    link.open();
+    connect(link);
     client.sendMessage("c1", "into the void");
     await vi.advanceTimersByTimeAsync(4_000);
     expect(link.reportedDead).toBe(0);
@@ -214,7 +185,7 @@ describe("the controller", () => {
 
   it("a live message goes to the notifier with the state that holds it", async () => {
     await started();
-    link.open();
+    connect(link);
     link.receive({ type: "message", ...message({ created_at: Date.now(), expires_at: Date.now() + 60_000 }) });
     expect(notifier.shown.map((m) => m.body)).toEqual(["see you at eight"]);
   });
