@@ -14,7 +14,8 @@ describe("asking for a code", () => {
   });
 
   it("a country outside OTP_ALLOWED_COUNTRIES is named as the reason", () => {
-    const error = refused(400, "bad_request", "we cannot send codes to numbers in that country");
+    const error = refused(400, "bad_request", "we cannot send codes to numbers in that country",
+      { reason: "country_not_allowed" });
     expect(explain(error, "request-code")).toBe("We can't send codes to numbers in that country yet.");
   });
 

@@ -53,7 +53,7 @@ function badRequest(error: ApiError, situation: Situation): string {
   switch (situation) {
     case "request-code":
       // The server's phone check refuses either a country (OTP_ALLOWED_COUNTRIES) or the number.
-      return /country/i.test(error.message)
+      return error.details.reason === "country_not_allowed"
         ? "We can't send codes to numbers in that country yet."
         : "We can't text that number. Check that it's a mobile number, in the right country.";
     case "verify-code":
