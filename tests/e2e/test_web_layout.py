@@ -287,6 +287,22 @@ def test_the_browsers_back_closes_the_chat_on_a_phone_and_stays_in_the_app(open_
     alice.expect_connected()
 
 
+def test_a_phone_opens_a_chat_without_the_keyboard_and_back_returns_focus_to_it(open_sized):
+    alice = open_sized(ALICE, PHONE).sign_in()
+    alice.start_chat(BOB)
+    alice.page.get_by_role("button", name="Back").tap()
+    alice.conversation(BOB).tap()
+    expect(alice.page.get_by_label("Message", exact=True)).not_to_be_focused()
+    alice.page.get_by_role("button", name="Back").tap()
+    expect(alice.conversation(BOB)).to_be_focused()
+
+
+def test_a_desktop_opens_a_chat_with_the_cursor_in_the_composer(open_sized):
+    alice = open_sized(ALICE, DESKTOP).sign_in()
+    alice.start_chat(BOB)
+    expect(alice.page.get_by_label("Message", exact=True)).to_be_focused()
+
+
 def test_declining_a_request_on_a_phone_says_so_on_the_list_it_returns_to(open_sized):
     bob = open_sized(BOB, DESKTOP).sign_in()
     alice = open_sized(ALICE, PHONE).sign_in()

@@ -139,7 +139,7 @@ function Composer({ client, conversationId }: { client: ChatClient; conversation
           setText(e.target.value);
           client.probeLink(); // the link shown must be true by the time they send
         }}
-        rows={2} placeholder="Message" autoFocus />
+        rows={2} placeholder="Message" autoFocus={twoPanes()} />
       <button type="submit" disabled={!text.trim()}>Send</button>
       {error && <p role="alert" className="error">{error}</p>}
     </form>
@@ -191,4 +191,10 @@ function presenceLine(state: ChatState, c: ConversationState, serverTime: number
   if (!peer || peer.online === null) return "";
   if (peer.online) return "online";
   return peer.last_seen_at ? `last seen ${duration(serverTime - peer.last_seen_at)} ago` : "offline";
+}
+
+/** Wide enough for the list beside the chat (styles.css). Only there does opening a chat put
+ * the cursor in the composer: on a phone that would pop the keyboard over what one came to read. */
+function twoPanes(): boolean {
+  return window.matchMedia("(min-width: 700px)").matches;
 }

@@ -1,4 +1,4 @@
-import { useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import type { Api } from "../api";
 import { ChatClient } from "../client";
 import { type OpenPane, type StoredSession, loadOpenPane, loadOutbox, saveOpenPane } from "../session";
@@ -41,6 +41,7 @@ export function Messenger({ api, me }: Props) {
     };
   }, [client, open]);
   useUnreadInTitle(state);
+  useFocusBackOnTheList(pane);
   const selectedId = pane.kind === "chat" ? pane.id : null;
   const selected = selectedId ? state.conversations[selectedId] : undefined;
   // a chat restored after a reload that the list (loaded before the link goes online) no longer has
@@ -134,6 +135,22 @@ function isPaneEntry(state: unknown): boolean {
   return typeof state === "object" && state !== null && PANE_ENTRY in state;
 }
 
+/** Back from a chat (a phone's one pane) puts keyboard focus on that chat in the list, where
+ * the person was, not at the top of the page. */
+function useFocusBackOnTheList(pane: Pane): void {
+  const lastChat = useRef<string | null>(null);
+  useEffect(() => {
+    if (pane.kind === "chat") {
+      lastChat.current = pane.id;
+      return;
+    }
+    const id = lastChat.current;
+    lastChat.current = null;
+    if (pane.kind !== "none" || id === null) return;
+    document.querySelector<HTMLElement>(`[data-conversation-id="${CSS.escape(id)}"]`)?.focus();
+  }, [pane]);
+}
+
 /** "(3) Ephemera": unread messages show in the tab while the window is elsewhere. */
 function useUnreadInTitle(state: ChatState): void {
   const unread = totalUnread(state);
@@ -211,7 +228,8 @@ function ConversationButton({ state, c, selected, onSelect }: ButtonProps) {
   const unread = unreadCount(state, c);
   return (
     <button type="button" className={selected ? "conversation-button selected" : "conversation-button"}
-      onClick={() => onSelect(c.id)} aria-current={selected ? "true" : undefined} data-testid="conversation">
+      onClick={() => onSelect(c.id)} aria-current={selected ? "true" : undefined} data-testid="conversation"
+      data-conversation-id={c.id}>
       <span className="name">{conversationName(state, c)}</span>
       {unread > 0 && (
         <span className="badge" data-testid="unread" aria-label={`${unread} unread`}>{unread}</span>
