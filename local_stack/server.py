@@ -74,14 +74,20 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
     application.router.add_route("*", "/{tail:.*}", everything_else)
 
     async def background(app_: web.Application) -> AsyncIterator[None]:
+        # Each scheduled function runs in a container of its own, as each is a Lambda function
+        # of its own on AWS: the presence watch waits through most of each minute, and on the
+        # shared pool it would hold a worker that requests and frames need.
+        schedule_pools = {name: LambdaPool(1) for name in scheduled_functions()}
         tasks = [asyncio.create_task(gateway.enforce_limits_forever())]
-        tasks += [asyncio.create_task(run_schedule(pool, name, settings.expiry_interval_s))
-                  for name in scheduled_functions()]
+        tasks += [asyncio.create_task(run_schedule(schedule_pool, name, settings.expiry_interval_s))
+                  for name, schedule_pool in schedule_pools.items()]
         yield
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for schedule_pool in schedule_pools.values():
+            schedule_pool.stop_now()
 
     async def close_sockets(app_: web.Application) -> None:
         # On shutdown, before aiohttp waits for handlers: an open socket's handler only ends

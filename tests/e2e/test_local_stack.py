@@ -250,3 +250,32 @@ def test_the_stack_starts_on_the_embedded_database_and_stops_cleanly_on_ctrl_c(t
     with pytest.raises(ConnectionClosed):
         client_socket.recv(timeout=5)
     assert "Ephemera is running at" in stack.output()
+
+
+def test_a_scheduled_run_never_holds_the_worker_that_requests_need(fresh_database_url):
+    """Each scheduled function has a container of its own, as on AWS: the presence watch,
+    which waits through most of its minute while anyone is connected, leaves the one shared
+    worker free. (On the shared pool, requests here would wait up to 3 s behind it.)"""
+    stack = RunningStack({"DATABASE_URL": fresh_database_url, "LOCAL_WORKERS": "1",
+                          "EXPIRY_INTERVAL_S": "4", "PRESENCE_SWEEP_EVERY_S": "1",
+                          "PRESENCE_SILENT_AFTER_S": "2", "WS_IDLE_TIMEOUT_S": "60"})
+    try:
+        stack.wait_until_ready()
+        client = StackClient(stack)
+        socket = client.open_socket(client.login("+14155550101"))
+        slowest_s = 0.0
+        until = time.monotonic() + 9  # two runs of the watch, each watching ~3 s of its 4
+        while time.monotonic() < until:
+            socket.send(json.dumps({"action": "ping"}))  # a live connection: worth watching
+            started = time.monotonic()
+            status, _, _ = client.request("GET", "/health")
+            slowest_s = max(slowest_s, time.monotonic() - started)
+            assert status == 200
+            time.sleep(0.3)
+        client.close_sockets()
+    finally:
+        stack.stop()
+    sweeps = [int(n) for n in re.findall(r'cron presence_watch -> .*"presence_sweeps": (\d+)',
+                                         stack.output())]
+    assert sweeps and max(sweeps) >= 2, f"the watch never watched: {stack.output()[-2000:]}"
+    assert slowest_s < 1.5, f"a request waited {slowest_s:.1f} s behind a scheduled run"
