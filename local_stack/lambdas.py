@@ -115,6 +115,6 @@ class LambdaPool:
         for a scheduled function's container, whose run may wait most of a minute."""
         executor = self._executor
         executor.shutdown(wait=False, cancel_futures=True)
-        # (Python 3.14 has ProcessPoolExecutor.terminate_workers() for this; 3.11 only its processes)
+        # (Python 3.14 has ProcessPoolExecutor.terminate_workers(); here, its processes)
         for process in list(getattr(executor, "_processes", {}).values()):
             process.terminate()
