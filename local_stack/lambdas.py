@@ -114,7 +114,9 @@ class LambdaPool:
         """Stops the workers at once, cutting short what they run (as a Lambda timeout would):
         for a scheduled function's container, whose run may wait most of a minute."""
         executor = self._executor
+        # (Python 3.14 has ProcessPoolExecutor.terminate_workers(); here, its processes, taken
+        # before shutdown forgets them)
+        processes = list((getattr(executor, "_processes", None) or {}).values())
         executor.shutdown(wait=False, cancel_futures=True)
-        # (Python 3.14 has ProcessPoolExecutor.terminate_workers(); here, its processes)
-        for process in list(getattr(executor, "_processes", {}).values()):
+        for process in processes:
             process.terminate()
