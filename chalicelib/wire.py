@@ -70,3 +70,24 @@ def expired_frame(conversation_id: str, ranges: list[list[int]], *, up_to_seq: i
 
 def pong_frame(server_time: int, req: Any) -> Frame:
     return with_req({"type": "pong", "server_time": server_time}, req)
+
+
+def member_frame(conversation_id: str, user_id: str, change: str, *, by: str,
+                 role: str | None = None) -> Frame:
+    """A membership change: `added`, `removed`, `left` or `role` (with the new `role`)."""
+    frame: Frame = {"type": "member", "conversation_id": conversation_id, "user_id": user_id,
+                    "change": change, "by": by}
+    if role is not None:
+        frame["role"] = role
+    return frame
+
+
+def conversation_frame(conversation: Frame, change: str, *, by: str) -> Frame:
+    """A conversation as `GET /conversations` lists it for the receiving user, `created` with
+    them or `updated` (title, TTL)."""
+    return {"type": "conversation", "conversation": conversation, "change": change, "by": by}
+
+
+def typing_frame(conversation_id: str, user_id: str, *, active: bool) -> Frame:
+    return {"type": "typing", "conversation_id": conversation_id, "user_id": user_id,
+            "active": active}

@@ -94,6 +94,50 @@ def list_participants(txn: Transaction, conversation_id: str) -> list[Participan
     return [Participant(**row) for row in txn.fetchall()]
 
 
+@dataclass(frozen=True)
+class Departure:
+    """What taking a member out did: who owns the group now, when the owner left and someone
+    was left to take over; and whether they were the last one out, so that the conversation,
+    its messages and their idempotency keys are gone."""
+
+    new_owner: str | None
+    deleted: bool
+
+
+def remove_participant(txn: Transaction, conversation_id: str, user_id: str,
+                       role: str) -> Departure:
+    """Take a member (whose `role` the caller read) out of a conversation. An owner leaving
+    hands ownership to the longest-standing admin, else member, preferring those who accepted
+    the conversation; when nobody who has not declined it remains, the conversation is
+    deleted at once, with everything in it."""
+    txn.execute("DELETE FROM participants WHERE conversation_id = %s AND user_id = %s",
+                (conversation_id, user_id))
+    txn.execute(
+        "SELECT user_id FROM participants WHERE conversation_id = %s AND consent <> 'declined'"
+        " ORDER BY CASE role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END,"
+        " CASE consent WHEN 'accepted' THEN 0 ELSE 1 END, joined_at, user_id LIMIT 1",
+        (conversation_id,))
+    heir = txn.fetchone()
+    if heir is None:
+        delete_conversation(txn, conversation_id)
+        return Departure(new_owner=None, deleted=True)
+    if role != "owner":
+        return Departure(new_owner=None, deleted=False)
+    txn.execute("UPDATE participants SET role = 'owner' WHERE conversation_id = %s"
+                " AND user_id = %s", (conversation_id, heir["user_id"]))
+    return Departure(new_owner=heir["user_id"], deleted=False)
+
+
+def delete_conversation(txn: Transaction, conversation_id: str) -> None:
+    """The conversation and everything in it, physically: messages, their idempotency keys,
+    every participant row (declined ones too)."""
+    for table, column in (("messages", "conversation_id"),
+                          ("idempotency_keys", "conversation_id"),
+                          ("participants", "conversation_id"), ("conversations", "id")):
+        txn.execute(f"DELETE FROM {table} WHERE {column} = %s",  # noqa: S608 - fixed names
+                    (conversation_id,))
+
+
 def allocate_seq(txn: Transaction, conversation_id: str, sender_id: str,
                  now_ms: int, *, count: int = 1) -> int | None:
     """Take the conversation's next `count` seqs and return the last of them, or None when

@@ -206,3 +206,76 @@ def test_ids_and_client_msg_ids_compare_case_sensitively(db):
         return txn.fetchone()["n"]
 
     assert db.run_transaction("t", insert_keys) == 0
+
+
+def set_role(db, conversation, user: User, role: str, *, joined_at: int = NOW) -> None:
+    db.run_transaction("test.role", lambda txn: txn.execute(
+        "UPDATE participants SET role = %s, joined_at = %s"
+        " WHERE conversation_id = %s AND user_id = %s",
+        (role, joined_at, conversation.id, user.id)))
+
+
+def test_owner_leaving_hands_the_group_to_the_longest_standing_admin(db):
+    owner, member, older_admin, newer_admin = (make_user(db, f"+1415555030{i}")
+                                               for i in range(4))
+    conversation = make_conversation(db, owner, member, older_admin, newer_admin)
+    set_role(db, conversation, older_admin, "admin", joined_at=NOW + 1)
+    set_role(db, conversation, newer_admin, "admin", joined_at=NOW + 2)
+
+    departure = db.run_transaction("test.leave", conversations.remove_participant,
+                                   conversation.id, owner.id, "owner")
+
+    assert departure == conversations.Departure(new_owner=older_admin.id, deleted=False)
+    roles = {p.user_id: p.role for p in db.run_read(
+        "test.list", conversations.list_participants, conversation.id)}
+    assert roles == {member.id: "member", older_admin.id: "owner", newer_admin.id: "admin"}
+
+
+def test_owner_leaving_without_admins_hands_the_group_to_the_longest_standing_member(db):
+    owner, first, second = (make_user(db, f"+1415555031{i}") for i in range(3))
+    conversation = make_conversation(db, owner, second, first)
+    set_role(db, conversation, first, "member", joined_at=NOW - 5)
+
+    departure = db.run_transaction("test.leave", conversations.remove_participant,
+                                   conversation.id, owner.id, "owner")
+
+    assert departure.new_owner == first.id
+
+
+def test_a_member_leaving_changes_nobody_elses_role(db):
+    owner, member = (make_user(db, f"+1415555032{i}") for i in range(2))
+    conversation = make_conversation(db, owner, member)
+
+    departure = db.run_transaction("test.leave", conversations.remove_participant,
+                                   conversation.id, member.id, "member")
+
+    assert departure == conversations.Departure(new_owner=None, deleted=False)
+    assert [p.user_id for p in db.run_read(
+        "test.list", conversations.list_participants, conversation.id)] == [owner.id]
+
+
+def test_the_last_one_out_deletes_the_conversation_and_everything_in_it(db):
+    owner, member = (make_user(db, f"+1415555033{i}") for i in range(2))
+    conversation = make_conversation(db, owner, member)
+    send(db, conversation, owner, expires_at=NOW + 60_000)
+    db.run_transaction("test.key", lambda txn: txn.execute(
+        "INSERT INTO idempotency_keys (sender_id, client_msg_id, conversation_id, message_id,"
+        " seq, body_hash, created_at, message_expires_at, keep_until)"
+        " VALUES (%s, 'client-0001', %s, 'm', 1, '', %s, %s, %s)",
+        (owner.id, conversation.id, NOW, NOW + 60_000, NOW + 60_000)))
+    db.run_transaction("test.decline", conversations.set_consent, conversation.id, member.id,
+                       "declined")
+
+    departure = db.run_transaction("test.leave", conversations.remove_participant,
+                                   conversation.id, owner.id, "owner")
+
+    assert departure == conversations.Departure(new_owner=None, deleted=True)
+
+    def count(txn, table: str, column: str) -> int:
+        txn.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE {column} = %s",
+                    (conversation.id,))
+        return int(txn.fetchone()["n"])
+
+    for table, column in (("messages", "conversation_id"), ("idempotency_keys", "conversation_id"),
+                          ("participants", "conversation_id"), ("conversations", "id")):
+        assert db.run_read("test.count", count, table, column) == 0, table
