@@ -72,6 +72,16 @@ SERVER_FRAMES = {
     "pong": {"req", "server_time"},
     "error": {"req", "code", "message", "retry_after_ms"},
 }
+# Group membership and conversation frames (v1.1, "Safety, management and the account").
+PROTOCOL_ROUTES |= {
+    ("POST", "/conversations/{conversation_id}/members"),
+    ("DELETE", "/conversations/{conversation_id}/members/{user_id}"),
+    ("PATCH", "/conversations/{conversation_id}/members/{user_id}"),
+}
+SERVER_FRAMES |= {
+    "member": {"conversation_id", "user_id", "change", "role", "by"},
+    "conversation": {"conversation", "change", "by"},
+}
 SYNC_CONVERSATION_FIELDS = {"conversation_id", "last_seq", "read_seq", "unread_count",
                             "messages", "has_more", "first_seq"}
 # REST bodies (PROTOCOL v1 and v1.1): schema name -> (every field, those that may be null).
