@@ -12,6 +12,7 @@ from chalicelib.services.context import Context
 from chalicelib.services.expiry import announce, purge_expired
 from chalicelib.services.limits import NoLimits
 from tests.integration.messaging_world import Person, World
+from tests.integration.test_conversation_routes import Api
 from tests.support.fakes import TEST_KEYS, RecordingPush
 
 
@@ -612,3 +613,45 @@ def test_expired_and_unread_after_a_removal_go_only_to_current_members(world, cl
     assert world.received(mia_phone) == []
     assert world.last(adam_phone, "expired")["ranges"] == [[1, 1]]
     assert world.last(adam_phone, "unread")["count"] == 0
+
+
+# --- over REST (Chalice's test client, MariaDB) -----------------------------------------------
+
+
+@pytest.fixture
+def api(client, mysql_db) -> Api:
+    return Api(client, mysql_db)
+
+
+def test_the_membership_routes_answer_with_the_protocols_statuses_and_errors(api):
+    olive, adam, mia = (api.login(f"+1415555030{i}") for i in range(3))
+    token = olive["access_token"]
+    _, group = api.call("POST", "/conversations",
+                        {"members": ["+14155550301", "+14155550302"], "title": "g"}, token)
+    members = f"/conversations/{group['id']}/members"
+    adam_id, mia_id = adam["user"]["id"], mia["user"]["id"]
+    for person in (adam, mia):
+        api.call("POST", f"/conversations/{group['id']}/accept", None, person["access_token"])
+
+    status, view = api.call("PATCH", f"{members}/{adam_id}", {"role": "admin"}, token)
+    assert status == 200
+    assert {m["user_id"]: m["role"] for m in view["members"]}[adam_id] == "admin"
+    status, view = api.call("POST", members, {"members": ["+1 415 555 0309"]},
+                            adam["access_token"])
+    assert (status, len(view["members"])) == (200, 4)
+    assert api.call("DELETE", f"{members}/{mia_id}", None, adam["access_token"]) == (204, None)
+
+    status, error = api.call("PATCH", f"{members}/{adam_id}", {"role": "owner"}, token)
+    assert (status, error["error"]["code"]) == (400, "bad_request")
+    status, error = api.call("POST", members, {"members": ["+14155550310"]},
+                             mia["access_token"])
+    assert (status, error["error"]["code"]) == (404, "not_found")
+    status, error = api.call("DELETE", f"{members}/{olive['user']['id']}", None,
+                             adam["access_token"])
+    assert (status, error["error"]["code"]) == (403, "forbidden")
+    status, error = api.call("POST", members, {"members": ["+14155550310"]})
+    assert (status, error["error"]["code"]) == (401, "unauthorized")
+    _, direct = api.call("POST", "/conversations", {"members": ["+14155550301"]}, token)
+    status, error = api.call("DELETE", f"/conversations/{direct['id']}/members/{adam_id}",
+                             None, token)
+    assert (status, error["error"]["code"]) == (400, "bad_request")
