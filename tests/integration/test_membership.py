@@ -4,7 +4,12 @@ what a removed one stops getting, and which frames reach which connections."""
 
 from __future__ import annotations
 
+import json
+from urllib.parse import quote
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chalicelib.errors import Forbidden, InvalidInput, NotFound
 from chalicelib.services import account, conversations, membership, reading
@@ -12,6 +17,7 @@ from chalicelib.services.context import Context
 from chalicelib.services.expiry import announce, purge_expired
 from chalicelib.services.limits import NoLimits
 from tests.integration.messaging_world import Person, World
+from tests.integration.test_bad_input_property import assert_client_error_or_ok, odd_json, odd_text
 from tests.integration.test_conversation_routes import Api
 from tests.support.fakes import TEST_KEYS, RecordingPush
 
@@ -655,3 +661,28 @@ def test_the_membership_routes_answer_with_the_protocols_statuses_and_errors(api
     status, error = api.call("DELETE", f"/conversations/{direct['id']}/members/{adam_id}",
                              None, token)
     assert (status, error["error"]["code"]) == (400, "bad_request")
+
+
+@pytest.fixture
+def owner_of_group(api) -> tuple[str, str]:
+    owner = api.login("+14155550320")
+    _, group = api.call("POST", "/conversations",
+                        {"members": ["+14155550321", "+14155550322"]}, owner["access_token"])
+    return owner["access_token"], group["id"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(st.sampled_from(["members", "role"]), odd_json, max_size=2),
+       user_id=odd_text, method=st.sampled_from(["POST", "PATCH", "DELETE"]))
+def test_odd_membership_bodies_and_ids_never_answer_5xx(api, owner_of_group, body, user_id,
+                                                        method):
+    token, chat = owner_of_group
+    path = f"/conversations/{chat}/members"
+    if method != "POST":
+        path += "/" + quote(user_id, safe="", errors="surrogatepass")
+
+    response = api.client.http.request(method, path, body=json.dumps(body), headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+
+    assert_client_error_or_ok(response)
