@@ -42,6 +42,7 @@ PROTOCOL_ROUTES = {
     ("POST", "/conversations/{conversation_id}/decline"),
     ("GET", "/me"), ("PATCH", "/me"),
     ("GET", "/blocks"), ("POST", "/blocks"), ("DELETE", "/blocks/{user_id}"),
+    ("POST", "/me/delete-challenge"), ("DELETE", "/me"), ("GET", "/me/export"),
     ("GET", "/health"), ("GET", "/dev/outbox"),
 }
 PUBLIC_ROUTES = {
