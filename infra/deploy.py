@@ -33,6 +33,8 @@ INFRA_TEMPLATE = PROJECT_DIR / "infra" / "stack.yaml"
 WEB_TEMPLATE = PROJECT_DIR / "infra" / "web.yaml"
 WEB_DIST = PROJECT_DIR / "web" / "dist"
 CONFIG_SCRIPT = "config.js"
+# How long CloudWatch keeps the functions' logs (docs/PRIVACY.md).
+LOG_RETENTION_DAYS = 14
 
 
 def infra_stack_name(stage: str) -> str:
@@ -201,12 +203,17 @@ def _write_json(path: Path, document: dict) -> bool:
     return True
 
 
+def deployed_resources(project_dir: Path, stage: str) -> list[dict[str, Any]]:
+    """What the stage's last `chalice deploy` recorded (nothing before the first one)."""
+    path = project_dir / ".chalice" / "deployed" / f"{stage}.json"
+    return json.loads(path.read_text())["resources"] if path.exists() else []
+
+
 def deployed_apis(project_dir: Path, stage: str) -> DeployedApis | None:
     """The API ids of the stage's last `chalice deploy`, or None before the first one."""
-    path = project_dir / ".chalice" / "deployed" / f"{stage}.json"
-    if not path.exists():
+    resources = {r["name"]: r for r in deployed_resources(project_dir, stage)}
+    if not resources:
         return None
-    resources = {r["name"]: r for r in json.loads(path.read_text())["resources"]}
     return DeployedApis(rest_api_id=resources["rest_api"]["rest_api_id"],
                         websocket_api_id=resources["websocket_api"]["websocket_api_id"])
 
@@ -280,6 +287,20 @@ def delete_endpoint_parameters(ssm: Any, stage: str) -> None:
     names = [f"{parameter_prefix(stage)}/{name}"
              for name in (WS_MANAGEMENT_ENDPOINT_PARAMETER, WS_PUBLIC_URL_PARAMETER)]
     ssm.delete_parameters(Names=names)
+
+
+def keep_logs(logs: Any, log_group_names: list[str], days: int) -> None:
+    """Give each function's log group a retention: CloudWatch keeps a group forever unless
+    told, and the logs carry user, device and connection ids (never bodies, codes or tokens;
+    docs/PRIVACY.md). Lambda creates a group on its first invocation, so it may not exist yet.
+    (Chalice's own `log_retention_in_days` misnames the REST handler's group and breaks
+    `chalice package`'s template, as of 1.34.)"""
+    for name in log_group_names:
+        try:
+            logs.create_log_group(logGroupName=name)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        logs.put_retention_policy(logGroupName=name, retentionInDays=days)
 
 
 def run_migrations(lambda_client: Any, stage: str) -> dict[str, Any]:
@@ -391,6 +412,12 @@ class Deployment:
         allow_cors_on_gateway_errors(self.client("apigateway"), apis.rest_api_id)
         written = write_endpoint_parameters(self.client("ssm"), self.stage, self.region, apis)
         self.say(f"ssm: wrote {', '.join(written)}")
+        functions = [resource["lambda_arn"].rsplit(":", 1)[-1] for resource in
+                     deployed_resources(self.project_dir, self.stage)
+                     if resource["resource_type"] == "lambda_function"]
+        keep_logs(self.client("logs"), [f"/aws/lambda/{name}" for name in functions],
+                  LOG_RETENTION_DAYS)
+        self.say(f"logs: {len(functions)} functions' logs kept {LOG_RETENTION_DAYS} days")
         report = run_migrations(self.client("lambda"), self.stage)
         self.say(f"migrations: {json.dumps(report)}")
         if web:

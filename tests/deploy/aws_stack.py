@@ -294,3 +294,9 @@ def websocket_routes(endpoint: str, api_id: str) -> dict[str, dict[str, Any]]:
                                 if integration_id else None)
         routes[route["RouteKey"]] = route
     return routes
+
+
+def log_retention_days(endpoint: str, prefix: str) -> dict[str, int | None]:
+    """Each log group under `prefix` and its retention (None: kept forever)."""
+    groups = client(endpoint, "logs").describe_log_groups(logGroupNamePrefix=prefix)
+    return {group["logGroupName"]: group.get("retentionInDays") for group in groups["logGroups"]}

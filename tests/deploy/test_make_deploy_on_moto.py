@@ -35,6 +35,7 @@ from tests.deploy.aws_stack import (
     aws_env,
     function,
     function_names,
+    log_retention_days,
     project_copy,
 )
 
@@ -72,6 +73,7 @@ class DeployRun:
     again_said: list[str]
     again_urls: dict[str, str]
     deployment: Deployment
+    log_retention: dict[str, int | None]  # log group → days, read right after the deploys
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +113,9 @@ def deployed(request, on_moto, tmp_path_factory) -> DeployRun:
     again_said: list[str] = []
     deployment.say = again_said.append
     again_urls = deployment.deploy(web=False)
-    return DeployRun(on_moto, stage, project, infra, urls, said, again_said, again_urls, deployment)
+    log_retention = log_retention_days(on_moto, f"/aws/lambda/ephemera-{stage}")
+    return DeployRun(on_moto, stage, project, infra, urls, said, again_said, again_urls,
+                     deployment, log_retention)
 
 
 def test_the_first_deploy_runs_chalice_twice_to_name_the_new_websocket_api(deployed):
@@ -123,6 +127,14 @@ def test_a_second_deploy_changes_nothing_and_runs_chalice_once(deployed):
     assert [line for line in deployed.again_said if line.startswith("chalice deploy")] == [
         "chalice deploy"]
     assert deployed.again_urls == deployed.urls
+
+
+def test_every_functions_logs_are_kept_14_days_not_forever(deployed):
+    names = function_names(deployed.endpoint, deployed.stage)
+
+    assert len(names) == 7
+    assert deployed.log_retention == {f"/aws/lambda/{name}": 14 for name in names}
+    assert "logs: 7 functions' logs kept 14 days" in deployed.said
 
 
 def test_the_urls_printed_are_the_deployed_apis(deployed):
