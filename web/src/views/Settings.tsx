@@ -216,8 +216,10 @@ function YourData({ client }: { client: ChatClient }) {
         A JSON file of everything the server stores about you: your profile and settings, your signed-in devices,
         your chats and who is in them, the messages you sent that haven't expired, and the people you blocked.
       </p>
-      <button type="button" className="secondary" disabled={busy} aria-describedby="export-hint"
-        onClick={() => void download()}>{busy ? "Preparing your data…" : "Download my data"}</button>
+      <p>
+        <button type="button" className="secondary" disabled={busy} aria-describedby="export-hint"
+          onClick={() => void download()}>{busy ? "Preparing your data…" : "Download my data"}</button>
+      </p>
       {error && <p role="alert" className="error">{error}</p>}
     </section>
   );
