@@ -17,6 +17,7 @@ from chalicelib.services import (
     account,
     auth,
     conversations,
+    erasure,
     expiry,
     frames,
     health,
@@ -167,6 +168,24 @@ def get_me() -> Response:
 @api_route("/me", "PATCH")
 def update_me() -> Response:
     return json_response(account.update_me(caller().user_id, body(), bootstrap.get_context()))
+
+
+@api_route("/me/delete-challenge", "POST")
+def request_deletion_code() -> Response:
+    reply = erasure.request_code(caller(), source_ip(app.current_request.context),
+                                 bootstrap.get_context())
+    return json_response(reply, status=202)
+
+
+@api_route("/me", "DELETE")
+def delete_me() -> Response:
+    erasure.delete_account(caller(), body(), bootstrap.get_context())
+    return no_content()
+
+
+@api_route("/me/export", "GET")
+def export_me() -> Response:
+    return json_response(account.export(caller().user_id, bootstrap.get_context()))
 
 
 @api_route("/blocks", "GET")

@@ -11,11 +11,16 @@ from chalicelib.storage.database import Database
 
 
 class SmsSender(Protocol):
-    def send_code(self, phone: str, code: str) -> None:
-        """Deliver `code` to `phone` (E.164)."""
+    def send_code(self, phone: str, code: str, purpose: str = "login") -> None:
+        """Deliver `code` to `phone` (E.164), worded for its purpose ("login", "delete")."""
 
 
-def code_text(code: str) -> str:
+def code_text(code: str, purpose: str = "login") -> str:
+    """The text: a code that deletes the account says so, so nobody reads it out believing it
+    only logs in (and its owner, who did not ask, knows what someone is trying)."""
+    if purpose == "delete":
+        return (f"Your Ephemera code to DELETE your account is {code}. It expires in 5 minutes."
+                " If you did not ask to delete your account, ignore this and never share it.")
     return f"Your Ephemera code is {code}. It expires in 5 minutes. Never share it."
 
 
@@ -25,10 +30,10 @@ class SnsSmsSender:
     def __init__(self, client: Any = None) -> None:
         self._client = client
 
-    def send_code(self, phone: str, code: str) -> None:
+    def send_code(self, phone: str, code: str, purpose: str = "login") -> None:
         self._sns().publish(
             PhoneNumber=phone,
-            Message=code_text(code),
+            Message=code_text(code, purpose),
             MessageAttributes={
                 "AWS.SNS.SMS.SMSType": {"DataType": "String", "StringValue": "Transactional"},
             },
@@ -52,7 +57,7 @@ class OutboxSmsSender:
         self._db = db
         self._clock = clock
 
-    def send_code(self, phone: str, code: str) -> None:
-        sms = outbox.OutboxSms(id=new_id(), phone=phone, code=code, text=code_text(code),
+    def send_code(self, phone: str, code: str, purpose: str = "login") -> None:
+        sms = outbox.OutboxSms(id=new_id(), phone=phone, code=code, text=code_text(code, purpose),
                                sent_at=self._clock.now_ms())
         self._db.run_transaction("sms.outbox", outbox.insert_sms, sms)

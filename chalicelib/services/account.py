@@ -1,4 +1,5 @@
-"""The caller's own account: profile and privacy settings (`/me`) and blocks (`/blocks`)."""
+"""The caller's own account: profile and privacy settings (`/me`), blocks (`/blocks`) and the
+export of everything stored about them (`/me/export`). Deletion is `services/erasure.py`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 from chalicelib.crypto import keyed_hash
 from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.services import conversations as conversation_service
 from chalicelib.services.context import Context
-from chalicelib.storage import blocks, conversations, users
+from chalicelib.storage import blocks, conversations, erasure, users
 from chalicelib.storage.database import Transaction
 from chalicelib.storage.users import Profile
 
@@ -113,3 +115,81 @@ def block_view(found: blocks.BlockedUser, *, known: bool) -> dict[str, Any]:
     return {"user_id": found.user_id, "phone": found.phone,
             "display_name": found.display_name if known else None,
             "blocked_at": found.blocked_at}
+
+
+# --- the export ---------------------------------------------------------------------------
+
+# The export stays one bounded reply (Lambda's limit is 6 MB): at most this many conversations,
+# this many of the caller's messages per conversation (the newest), and this many bytes of
+# message bodies in all. What is left out is named under `truncated`.
+EXPORT_CONVERSATIONS_MAX = 1000
+EXPORT_MESSAGES_PER_CONVERSATION = 1000
+EXPORT_BODY_BYTES = 3_000_000
+EXPORT_PAGE = 200
+
+
+def export(user_id: str, ctx: Context) -> dict[str, Any]:
+    """`GET /me/export`: everything stored about the caller, as JSON: profile and settings,
+    every device (revoked ones too), conversations with members as `GET /conversations` shows
+    them (without `last_message`, which may be someone else's), the caller's own unexpired
+    messages, and the blocks they placed. Nothing of what others sent."""
+    ctx.limiter.check([("export_per_user", user_id)])
+    now = ctx.clock.now_ms()
+    data = ctx.db.run_read("account.export", _export_txn, user_id, now)
+    views, more = _all_conversations(user_id, ctx)
+    data["conversations"] = views
+    data["truncated"]["conversations"] = more
+    return data
+
+
+def _export_txn(txn: Transaction, user_id: str, now: int) -> dict[str, Any]:
+    found = erasure.account(txn, user_id)
+    if found is None:
+        raise NotFound("no such user")
+    in_ = sorted({m.conversation_id for m in erasure.memberships(txn, user_id)}
+                 | set(erasure.conversations_sent_to(txn, user_id)))
+    sent, cut, budget = [], [], EXPORT_BODY_BYTES
+    for conversation_id in in_:
+        mine = erasure.own_messages(txn, conversation_id, user_id, now_ms=now,
+                                    limit=EXPORT_MESSAGES_PER_CONVERSATION + 1)
+        if len(mine) > EXPORT_MESSAGES_PER_CONVERSATION:
+            mine, cut = mine[1:], [*cut, conversation_id]
+        kept = []
+        for message in reversed(mine):  # newest first, while the budget lasts
+            budget -= len(message["body"].encode("utf-8"))
+            if budget < 0:
+                break
+            kept.append(message)
+        if len(kept) < len(mine) and conversation_id not in cut:
+            cut.append(conversation_id)
+        sent += reversed(kept)
+    return {
+        "exported_at": now,
+        "profile": {"id": found.id, "phone": found.phone, "display_name": found.display_name,
+                    "created_at": found.created_at, "activated_at": found.activated_at,
+                    "last_seen_at": found.last_seen_at},
+        "settings": {"message_requests": found.message_requests,
+                     "read_receipts": found.read_receipts},
+        "devices": erasure.devices(txn, user_id),
+        "messages": sent,
+        "blocks": erasure.blocks_placed(txn, user_id),
+        "limits": {"conversations": EXPORT_CONVERSATIONS_MAX,
+                   "messages_per_conversation": EXPORT_MESSAGES_PER_CONVERSATION,
+                   "message_body_bytes": EXPORT_BODY_BYTES},
+        "truncated": {"conversations": False, "messages_in": cut},
+    }
+
+
+def _all_conversations(user_id: str, ctx: Context) -> tuple[list[dict[str, Any]], bool]:
+    """Every page of `GET /conversations`, up to the cap; True when more were left out."""
+    views: list[dict[str, Any]] = []
+    query: dict[str, Any] = {"limit": str(EXPORT_PAGE)}
+    while True:
+        page = conversation_service.list_for(user_id, query, ctx)
+        for view in page["conversations"]:
+            view.pop("last_message", None)
+            views.append(view)
+        if page["next_cursor"] is None or len(views) >= EXPORT_CONVERSATIONS_MAX:
+            more = page["next_cursor"] is not None or len(views) > EXPORT_CONVERSATIONS_MAX
+            return views[:EXPORT_CONVERSATIONS_MAX], more
+        query = {"limit": str(EXPORT_PAGE), "cursor": page["next_cursor"]}

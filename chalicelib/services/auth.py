@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from chalicelib.crypto import (
     derive_key,
@@ -73,6 +73,12 @@ class _Outcome:
 def request_code(raw_phone: object, client_ip: str, ctx: Context) -> dict[str, Any]:
     """Text a new code to the phone; the reply is the same whether it has an account."""
     phone = normalize_phone(raw_phone, ctx.allowed_countries)
+    return issue_code(phone, client_ip, otp.LOGIN, ctx)
+
+
+def issue_code(phone: str, client_ip: str, purpose: str, ctx: Context) -> dict[str, Any]:
+    """Text a new code for `purpose` (`otp.LOGIN`, `otp.DELETE`) to an E.164 phone: the one
+    code path, so every code has the same hashing, expiry, attempts and sending limits."""
     phone_key = keyed_hash(ctx.keys.phone, phone)
     network = network_key(_network_hash_key(ctx), client_ip)
     now = ctx.clock.now_ms()
@@ -81,12 +87,12 @@ def request_code(raw_phone: object, client_ip: str, ctx: Context) -> dict[str, A
     challenge = OtpChallenge(
         id=challenge_id, phone=phone, phone_key=phone_key, network_key=network,
         code_hash=_code_hash(challenge_id, code, ctx), attempts_left=OTP_ATTEMPTS,
-        created_at=now, expires_at=now + OTP_TTL_S * 1000, consumed_at=None,
+        created_at=now, expires_at=now + OTP_TTL_S * 1000, consumed_at=None, purpose=purpose,
     )
     limits = _code_request_limits(phone_key, network, _calling_code(phone), client_ip)
     ctx.db.run_transaction("auth.request_code", _request_code_txn, challenge, network, limits,
                           ctx)
-    ctx.require_sms().send_code(phone, code)
+    ctx.require_sms().send_code(phone, code, purpose)
     return {"challenge_id": challenge_id, "expires_in": OTP_TTL_S,
             "resend_after": RESEND_AFTER_S}
 
@@ -94,26 +100,50 @@ def request_code(raw_phone: object, client_ip: str, ctx: Context) -> dict[str, A
 def verify_code(challenge_id: object, code: object, device_name: object,
                 ctx: Context) -> Session:
     """Exchange a code for a session on a new device (creating the user on first login)."""
-    challenge_id = text(challenge_id, "challenge_id", max_length=64)
-    if not isinstance(code, str) or len(code) != OTP_LENGTH or not code.isdigit():
-        raise InvalidInput(f"code must be the {OTP_LENGTH} digits we sent")
+    challenge_id, code = code_input(challenge_id, code)
     name = _device_name(device_name)
     outcome = ctx.db.run_transaction(
         "auth.verify_code", _verify_txn, challenge_id, code, name, ctx.clock.now_ms(), ctx,
     )
     if outcome.session is None:
-        if outcome.attempts_left is None:
-            raise Unauthorized("this code has expired or was used; ask for a new one")
-        raise Unauthorized("wrong code", attempts_left=outcome.attempts_left)
+        refuse_code(outcome.attempts_left)
     set_user(outcome.session.user.id)
     return outcome.session
 
 
-def _verify_txn(txn: Transaction, challenge_id: str, code: str, device_name: str,
-                now: int, ctx: Context) -> _Outcome:
-    challenge = otp.spend_attempt(txn, challenge_id, now)
+def code_input(challenge_id: object, code: object) -> tuple[str, str]:
+    """The `{challenge_id, code}` of a code's use, checked (`bad_request` otherwise)."""
+    challenge_id = text(challenge_id, "challenge_id", max_length=64)
+    if not isinstance(code, str) or len(code) != OTP_LENGTH or not code.isdigit():
+        raise InvalidInput(f"code must be the {OTP_LENGTH} digits we sent")
+    return challenge_id, code
+
+
+def refuse_code(attempts_left: int | None) -> NoReturn:
+    """`unauthorized` for a code that did not check out, with the attempts left when it was
+    a wrong guess at an open challenge."""
+    if attempts_left is None:
+        raise Unauthorized("this code has expired or was used; ask for a new one")
+    raise Unauthorized("wrong code", attempts_left=attempts_left)
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """A code's use: the challenge, consumed, when the code was right; else the attempts left
+    on a wrong guess (None when there was no open challenge for this purpose and phone)."""
+
+    challenge: OtpChallenge | None
+    attempts_left: int | None = None
+
+
+def check_code_txn(txn: Transaction, challenge_id: str, code: str, now: int, ctx: Context, *,
+                   purpose: str = otp.LOGIN, phone: str | None = None) -> CodeCheck:
+    """Spend an attempt on the challenge (only one for `purpose`, and to `phone` when given)
+    and consume it when the code is right. The caller commits either way, so a wrong guess
+    costs its attempt."""
+    challenge = otp.spend_attempt(txn, challenge_id, now, purpose=purpose, phone=phone)
     if challenge is None:
-        return _Outcome()
+        return CodeCheck(None)
     # Guesses per number and requesting network across its challenges, so guesses from
     # elsewhere cannot lock the owner out, and a high cap per number alone (each code
     # has its attempts anyway). A denial rolls the spent attempt back.
@@ -121,8 +151,17 @@ def _verify_txn(txn: Transaction, challenge_id: str, code: str, device_name: str
     ctx.limiter.check_txn(txn, [("verify_per_phone", per_network),
                                   ("verify_per_phone_global", challenge.phone_key)], now)
     if not same(challenge.code_hash, _code_hash(challenge.id, code, ctx)):
-        return _Outcome(attempts_left=challenge.attempts_left)
+        return CodeCheck(None, attempts_left=challenge.attempts_left)
     otp.consume_challenge(txn, challenge.id, now)
+    return CodeCheck(challenge)
+
+
+def _verify_txn(txn: Transaction, challenge_id: str, code: str, device_name: str,
+                now: int, ctx: Context) -> _Outcome:
+    checked = check_code_txn(txn, challenge_id, code, now, ctx)
+    challenge = checked.challenge
+    if challenge is None:
+        return _Outcome(attempts_left=checked.attempts_left)
     user = users.get_or_create_user(txn, new_id=new_user_id(), phone=challenge.phone,
                                     phone_key=challenge.phone_key, now_ms=now, activate=True)
     device = Device(id=new_id(), user_id=user.id, name=device_name, token_version=0,
@@ -240,7 +279,8 @@ def _request_code_txn(txn: Transaction, challenge: OtpChallenge, network: str,
     """Limits first (a denial stores and sends nothing), then the network's one live
     challenge."""
     ctx.limiter.check_txn(txn, limits, challenge.created_at)
-    otp.supersede_live_challenges(txn, challenge.phone_key, network, challenge.created_at)
+    otp.supersede_live_challenges(txn, challenge.phone_key, network, challenge.created_at,
+                                  challenge.purpose)
     otp.insert_challenge(txn, challenge)
 
 

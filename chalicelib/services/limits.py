@@ -48,6 +48,7 @@ DEFAULT_POLICIES = {
     "conversations_per_user": (30, 3_600),     # POST /conversations and member additions
     "conversations_per_new_user": (5, 3_600),  # the same, accounts younger than a day
     "new_contacts_per_user": (50, 86_400),     # people added who were strangers, per day
+    "export_per_user": (5, 3_600),             # GET /me/export: a big read, not a feed
 }
 NEW_ACCOUNT_MS = 24 * 3600 * 1000
 SPAM_MIN_BODY = 20  # shorter bodies ("ok", "lol") repeat innocently

@@ -15,9 +15,11 @@ class RecordingSms:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.purposes: list[str] = []  # what each code in `sent` was for
 
-    def send_code(self, phone: str, code: str) -> None:
+    def send_code(self, phone: str, code: str, purpose: str = "login") -> None:
         self.sent.append((phone, code))
+        self.purposes.append(purpose)
 
     def last_code(self, phone: str) -> str:
         return next(code for to, code in reversed(self.sent) if to == phone)
