@@ -121,7 +121,7 @@ describe("unsending one of my messages", () => {
 
     const refused = unsendOf(client.getState(), "c1", 2);
     expect(refused?.refused).toBe("gone");
-    expect(explainUnsendRefusal(refused!.refused!)).toBe("This message has already expired.");
+    expect(explainUnsendRefusal(refused!.refused!)).toBe("This message has already expired, or was unsent already.");
     expect(seqs()).toEqual([1, 2]);
     client.dismissUnsend(req);
     expect(unsendOf(client.getState(), "c1", 2)).toBeUndefined();

@@ -5,7 +5,7 @@ import { UNSEND_CUT_OFF } from "../store";
 export function explainUnsendRefusal(code: string): string {
   switch (code) {
     case "gone":
-      return "This message has already expired.";
+      return "This message has already expired, or was unsent already.";
     case "not_found":
       return "This message isn't there any more: it expired, or the chat is gone.";
     case "forbidden":
