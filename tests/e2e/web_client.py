@@ -4,6 +4,7 @@ here."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -172,6 +173,42 @@ class WebUser:
     def blocked_people(self) -> Locator:
         """Settings' list of blocked people, one entry per person."""
         return self.page.get_by_test_id("blocked-person")
+
+    # --- unsend, my data, deleting the account ---------------------------------------------
+
+    def unsend(self, body: str) -> None:
+        """Opens the actions of my message that reads `body` and unsends it, confirming."""
+        body_text = self.page.get_by_test_id("body").get_by_text(body, exact=True)
+        message = self.messages.filter(has=body_text)
+        message.hover()
+        message.get_by_role("button", name="Message actions").click()
+        message.get_by_role("button", name="Unsend", exact=True).click()
+        message.get_by_role("button", name="Unsend for everyone").click()
+
+    def download_my_data(self) -> tuple[str, dict]:
+        """Settings → "Download my data": the file's suggested name and its JSON."""
+        self.open_settings()
+        with self.page.expect_download() as download_info:
+            self.page.get_by_role("button", name="Download my data").click()
+        download = download_info.value
+        with open(download.path(), encoding="utf-8") as file:
+            data = json.load(file)
+        self.close_settings()
+        return download.suggested_filename, data
+
+    def ask_to_delete_account(self) -> Locator:
+        """Settings → "Delete account…" → "Send code": the form that takes the texted code."""
+        self.open_settings()
+        self.page.get_by_role("button", name="Delete account…").click()
+        self.page.get_by_role("button", name="Send code").click()
+        form = self.page.get_by_role("form", name="Confirm account deletion")
+        expect(form).to_be_visible()
+        return form
+
+    def confirm_account_deletion(self, code: str) -> None:
+        form = self.page.get_by_role("form", name="Confirm account deletion")
+        form.get_by_label("Code").fill(code)
+        form.get_by_role("button", name="Delete my account").click()
 
 
 def cut_sockets_of(user, stack, stack_db) -> None:

@@ -58,6 +58,7 @@ export class Api {
   async verifyCode(challengeId: string, code: string, deviceName: string): Promise<void> {
     const reply = await this.call<SessionReply>(
       "POST", "/auth/verify", { challenge_id: challengeId, code, device_name: deviceName }, false);
+    this.signedOutNotice = null;
     this.setSession(sessionFromReply(reply));
   }
 
@@ -134,6 +135,34 @@ export class Api {
     return this.call("GET", `/conversations/${encodeURIComponent(id)}/messages?${where}&limit=${limit}`);
   }
 
+  // --- the account: deletion with a texted code, and export -------------------------------
+
+  /** Why the device was last signed out, for the sign-in screen ("Your account was deleted"). */
+  signedOutNotice: string | null = null;
+
+  /** Texts a code to my phone for `deleteAccount` (as for login: `resend_after` applies). */
+  deleteChallenge(): Promise<Challenge> {
+    return this.call("POST", "/me/delete-challenge");
+  }
+
+  /** Deletes my account for good; then this device is signed out here too (the server has
+   * revoked it). A wrong code is not retried after a token refresh: that would spend an attempt. */
+  async deleteAccount(challengeId: string, code: string): Promise<void> {
+    const body = { challenge_id: challengeId, code };
+    let response = await this.send("DELETE", "/me", body, true);
+    if (response.status === 401 && !(await refusesTheCode(response.clone())) && (await this.refresh())) {
+      response = await this.send("DELETE", "/me", body, true);
+    }
+    await this.read<void>(response);
+    this.signedOutNotice = "Your account was deleted.";
+    this.setSession(null);
+  }
+
+  /** Everything the server stores about me, as it sends it (`GET /me/export`). */
+  exportData(): Promise<unknown> {
+    return this.call("GET", "/me/export");
+  }
+
   // --- the transport ----------------------------------------------------------------------
 
   private async call<T>(method: string, path: string, body?: unknown, authenticated = true): Promise<T> {
@@ -186,6 +215,12 @@ export class Api {
     this.setSession(sessionFromReply((await response.json()) as SessionReply));
     return true;
   }
+}
+
+/** A 401 about the code (it carries `attempts_left`), not about an expired access token. */
+async function refusesTheCode(response: Response): Promise<boolean> {
+  const error = parseJson(await response.text())?.error;
+  return typeof error?.attempts_left === "number";
 }
 
 /** A gateway's own error page is not JSON: it becomes a plain ApiError, not a crash. */

@@ -3,7 +3,7 @@
 
 import type { Api } from "./api";
 import { DesktopNotifier, type Notifier } from "./notifications";
-import { type Conversation, MAX_BODY_BYTES, type ProfileChange, type ServerFrame } from "./protocol";
+import { type Challenge, type Conversation, MAX_BODY_BYTES, type ProfileChange, type ServerFrame } from "./protocol";
 import { BatchSize, FramesInFlight, nextBatch, retryDelay, sendFrame } from "./sending";
 import { saveOutbox } from "./session";
 import { FrameTooLarge, type Link, type SocketEvents } from "./socket";
@@ -22,6 +22,7 @@ const CURSOR_DELAY_MS = 250;
 const SEND_REQ = "send:";
 const SYNC_REQ = "sync";
 const CURSOR_REQ = "cursor";
+const UNSEND_REQ = "unsend:";
 /** A sync that would repeat the last one word for word waits this long (no busy loop). */
 const SYNC_STALL_MS = 2_000;
 const HISTORY_PAGES = 50;
@@ -29,6 +30,9 @@ const HISTORY_PAGES = 50;
 const OLDER_PAGE = 50;
 
 export class SendRefused extends Error {}
+
+/** The account's own REST calls (Settings): the app's Api has them; a test's may not. */
+export type AccountApi = Pick<Api, "deleteChallenge" | "deleteAccount" | "exportData">;
 
 export interface ClientTiming {
   /** A message after a gap in seqs waits this long for the missing ones (pushes from
@@ -52,7 +56,7 @@ export type ChatApi = Pick<
 /** What the chat client works with: the REST API, a way to open the live link, and where the
  * outbox is kept (sessionStorage unless told otherwise). */
 export interface ChatClientDeps {
-  api: ChatApi;
+  api: ChatApi & Partial<AccountApi>;
   openLink: (events: SocketEvents) => Link;
   persistOutbox?: (outbox: PendingSend[]) => void;
   timing?: Partial<ClientTiming>;
@@ -86,7 +90,7 @@ export class ChatClient {
   private readonly loadingOlder = new Set<string>();
   private timers: number[] = [];
   private readonly encoder = new TextEncoder();
-  private readonly api: ChatApi;
+  private readonly api: ChatApi & Partial<AccountApi>;
   /** For the settings screen (permission, previews) and the layout (`onOpen`: open that chat). */
   readonly notifications: Notifier;
 
@@ -247,6 +251,48 @@ export class ChatClient {
     this.dispatch({ type: "profile_loaded", profile });
     // others' read cursors are hidden from me, or shown again, from now on
     if (change.read_receipts !== undefined) await this.reloadConversations();
+  }
+
+  // --- unsend, and the account (Settings) --------------------------------------------------
+
+  /** Takes back one of my sent messages, while the link is up: it shows "Unsending…" until
+   * the server's `expired` (reason "unsent") drops it everywhere, or an `error` with this
+   * `req` says why not. Throws SendRefused, in words, when it cannot even be asked. */
+  unsend(conversationId: string, seq: number): void {
+    const message = this.state.conversations[conversationId]?.messages.find((m) => m.seq === seq);
+    if (!message || message.sender_id !== this.state.me) throw new SendRefused("Only your own sent messages can be unsent.");
+    const req = `${UNSEND_REQ}${++this.framesSent}`;
+    if (!this.socket.send({ action: "unsend", req, conversation_id: conversationId, seq })) {
+      throw new SendRefused("You're offline. A message can be unsent only while connected.");
+    }
+    this.dispatch({ type: "unsend_sent", unsend: { req, conversation_id: conversationId, seq } });
+  }
+
+  /** The person has read why an unsend was refused. */
+  dismissUnsend(req: string): void {
+    this.dispatch({ type: "unsend_dismissed", req });
+  }
+
+  /** Texts a code to my phone: the step before `deleteAccount`. */
+  requestAccountDeletion(): Promise<Challenge> {
+    return this.accountApi().deleteChallenge();
+  }
+
+  /** Deletes my account with the texted code; the API then signs this device out, and the app
+   * goes back to the sign-in screen (which stops this client). */
+  deleteAccount(challengeId: string, code: string): Promise<void> {
+    return this.accountApi().deleteAccount(challengeId, code);
+  }
+
+  /** Everything the server stores about me (`GET /me/export`). */
+  exportData(): Promise<unknown> {
+    return this.accountApi().exportData();
+  }
+
+  private accountApi(): AccountApi {
+    const { deleteChallenge, deleteAccount, exportData } = this.api;
+    if (!deleteChallenge || !deleteAccount || !exportData) throw new Error("this client was made without the account API");
+    return this.api as AccountApi;
   }
 
   // --- what the server says ---------------------------------------------------------------

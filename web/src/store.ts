@@ -62,6 +62,8 @@ export interface ChatState {
   profile: Profile | null;
   /** The people I blocked, by user id: their messages are never shown. */
   blocked: Record<string, Block>;
+  /** My messages I asked the server to unsend and whose answer is still to be shown. */
+  unsends?: Unsend[];
   link: LinkStatus;
   /** How many times a gap in seqs outlived its hold and a `sync` was sent to fill it. */
   gap_syncs: number;
@@ -77,6 +79,9 @@ export type Action =
   | { type: "send_discarded"; client_msg_id: string }
   /** The user asks for a failed send to go again: same client_msg_id, so never stored twice. */
   | { type: "send_retried"; client_msg_id: string }
+  /** I asked the server to unsend one of my messages (`req` matches its answer); dismissed: its refusal was read. */
+  | { type: "unsend_sent"; unsend: Unsend }
+  | { type: "unsend_dismissed"; req: string }
   | { type: "read_locally"; conversation_id: string; seq: number }
   | { type: "expire_due"; now: number }
   | { type: "conversation_removed"; conversation_id: string }
@@ -107,7 +112,7 @@ export function reduce(state: ChatState, action: Action): ChatState {
     case "conversation_loaded":
       return putConversation(state, fromServer(state, action.conversation));
     case "frame":
-      return applyFrame(state, action.frame, action.now);
+      return settleUnsends(applyFrame(state, action.frame, action.now), action.frame);
     case "send_queued":
       return { ...state, outbox: [...state.outbox, action.pending] };
     case "send_refused": {
@@ -127,6 +132,9 @@ export function reduce(state: ChatState, action: Action): ChatState {
       return { ...state, outbox: state.outbox.filter((p) => p.client_msg_id !== action.client_msg_id) };
     case "send_retried":
       return retryFailed(state, action.client_msg_id);
+    case "unsend_sent":
+    case "unsend_dismissed":
+      return trackUnsend(state, action);
     case "read_locally":
       return updateConversation(state, action.conversation_id, (c) =>
         action.seq <= c.read_seq ? c : { ...c, read_seq: action.seq, unread_count: unreadAfter(state.me, c, action.seq) },
@@ -151,7 +159,7 @@ export function reduce(state: ChatState, action: Action): ChatState {
     case "older_loaded":
       return addOlder(state, action);
     case "link_changed":
-      return action.link === state.link ? state : { ...state, link: action.link };
+      return action.link === state.link ? state : unsendsCutOff({ ...state, link: action.link });
     case "gap_sync_sent":
       return { ...state, gap_syncs: state.gap_syncs + 1 };
   }
@@ -423,6 +431,51 @@ function setPresence(state: ChatState, userId: string, online: boolean | null, l
       : c;
   }
   return { ...state, conversations };
+}
+
+// --- unsend: my messages being taken back ------------------------------------------------
+
+/** An unsend on its way: the message shows "Unsending…" until `expired` (reason "unsent")
+ * drops it, or an `error` frame with this `req` says why not (`refused`: its code). */
+export interface Unsend {
+  req: string;
+  conversation_id: string;
+  seq: number;
+  refused?: string;
+}
+
+/** The link went down before this code came: the server may or may not have unsent it. */
+export const UNSEND_CUT_OFF = "offline";
+
+function trackUnsend(state: ChatState, action: Extract<Action, { type: "unsend_sent" | "unsend_dismissed" }>): ChatState {
+  const unsends = state.unsends ?? [];
+  if (action.type === "unsend_dismissed") return { ...state, unsends: unsends.filter((u) => u.req !== action.req) };
+  const { conversation_id, seq } = action.unsend;
+  const others = unsends.filter((u) => u.conversation_id !== conversation_id || u.seq !== seq);
+  return { ...state, unsends: [...others, action.unsend] };
+}
+
+/** After a frame: an unsend whose message is gone (its `expired` came) is done; an `error`
+ * answering one says why it was refused. */
+function settleUnsends(state: ChatState, frame: ServerFrame): ChatState {
+  const unsends = state.unsends;
+  if (!unsends?.length) return state;
+  const held = (u: Unsend) => state.conversations[u.conversation_id]?.messages.some((m) => m.seq === u.seq) === true;
+  const refused = (u: Unsend) => frame.type === "error" && frame.req === u.req;
+  const next = unsends.filter(held).map((u) => (refused(u) && frame.type === "error" ? { ...u, refused: frame.code } : u));
+  const same = next.length === unsends.length && next.every((u, i) => u === unsends[i]);
+  return same ? state : { ...state, unsends: next };
+}
+
+/** The link dropped: an unsend still unanswered will never be answered on it. */
+function unsendsCutOff(state: ChatState): ChatState {
+  if (state.link === "online" || !state.unsends?.some((u) => !u.refused)) return state;
+  return { ...state, unsends: state.unsends.map((u) => (u.refused ? u : { ...u, refused: UNSEND_CUT_OFF })) };
+}
+
+/** The unsend of this message of mine, if one is on its way or was refused. */
+export function unsendOf(state: ChatState, conversationId: string, seq: number): Unsend | undefined {
+  return state.unsends?.find((u) => u.conversation_id === conversationId && u.seq === seq);
 }
 
 // --- small helpers ------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import "./login.css";
 interface Props {
   api: Api;
   stage: string;
+  /** Why this device was signed out, if it says ("Your account was deleted."). */
+  notice?: string | null;
 }
 
 /** The challenge being answered: the number it went to, and when the client may ask again. */
@@ -19,7 +21,7 @@ interface Pending {
 
 /** Phone number → one-time code → signed in. On the local stack no SMS leaves the machine:
  * the code the console sender "sent" is shown here instead. */
-export function Login({ api, stage }: Props) {
+export function Login({ api, stage, notice }: Props) {
   const [region, setRegion] = useState<Region>(() => defaultRegion());
   const [typed, setTyped] = useState("");
   const [pending, setPending] = useState<Pending | null>(null);
@@ -86,6 +88,7 @@ export function Login({ api, stage }: Props) {
     <main className="login">
       <h1>Ephemera</h1>
       <p className="tagline">Messages that are gone when they should be.</p>
+      {notice && !pending && <p role="status" className="signed-out-notice" data-testid="signed-out-notice">{notice}</p>}
       {!pending ? (
         <form onSubmit={requestCode} aria-label="Sign in" noValidate>
           <PhoneInput region={region} onRegion={setRegion} value={typed} onChange={setTyped} />
@@ -144,7 +147,7 @@ function PhoneInput({ region, onRegion, value, onChange }: {
 }
 
 /** A countdown until a new code may be asked for, then the button that asks. */
-function Resend({ atMs, busy, onResend }: { atMs: number; busy: boolean; onResend: () => void }) {
+export function Resend({ atMs, busy, onResend }: { atMs: number; busy: boolean; onResend: () => void }) {
   const left = useSecondsUntil(atMs);
   if (left > 0) return <span className="resend-wait" data-testid="resend-wait">Resend code in {formatWait(left)}</span>;
   return <button type="button" className="link" disabled={busy} onClick={onResend}>Resend code</button>;

@@ -8,14 +8,16 @@ import { clockTime, dayKey, dayLabel, duration, fullDateTime, startsNewDay } fro
 import { linkSegments } from "../links";
 import type { Message } from "../protocol";
 import {
-  type ChatState, type ConversationState, type Reader, type Receipt, canLoadOlder, memberName, readersOf, receiptOf,
-  serverNow,
+  type ChatState, type ConversationState, type Reader, type Receipt, type Unsend, canLoadOlder, memberName, readersOf,
+  receiptOf, serverNow, unsendOf,
 } from "../store";
 import { PendingMessage } from "./PendingMessage";
 import { useAction } from "./useAction";
 import { useLongPress } from "./useLongPress";
 import { useScrollKeeping } from "./useScrollKeeping";
+import { explainUnsendRefusal } from "./unsending";
 import "./reading.css";
+import "./account.css";
 
 interface Props {
   client: ChatClient;
@@ -35,6 +37,10 @@ export function MessageList({ client, state, conversation, now }: Props) {
   useReadWhileVisible(client, conversation, !scroll.readingHistory);
   const [detailsOf, setDetailsOf] = useState<number | null>(null);
   const group = conversation.kind === "group";
+  const linkUp = state.link === "online";
+  const conversationId = conversation.id;
+  const unsend = useCallback((seq: number) => client.unsend(conversationId, seq), [client, conversationId]);
+  const dismissUnsend = useCallback((req: string) => client.dismissUnsend(req), [client]);
 
   const items: ReactNode[] = [];
   visible.forEach((message, index) => {
@@ -55,6 +61,10 @@ export function MessageList({ client, state, conversation, now }: Props) {
         canShowReaders={mine && group}
         detailsOpen={open}
         onDetails={setDetailsOf}
+        unsend={mine ? unsendOf(state, conversation.id, message.seq) : undefined}
+        linkUp={linkUp}
+        onUnsend={unsend}
+        onDismissUnsend={dismissUnsend}
       />,
     );
   });
@@ -139,15 +149,25 @@ interface MessageProps {
   canShowReaders: boolean;
   detailsOpen: boolean;
   onDetails: (seq: number | null) => void;
+  /** My message's unsend, while it is on its way or after it was refused. */
+  unsend: Unsend | undefined;
+  /** Unsend needs the live link: offline, the action says so instead. */
+  linkUp: boolean;
+  /** Throws SendRefused (in words) when the unsend cannot be asked. */
+  onUnsend: (seq: number) => void;
+  onDismissUnsend: (req: string) => void;
 }
 
 /** Memoised on what it shows: a new message or a tick re-renders only the items that change. */
 const MessageItem = memo(function MessageItem(props: MessageProps) {
   const { message, mine, sender, expiresIn, receipt, readers, canShowReaders, detailsOpen, onDetails } = props;
+  const { unsend, linkUp, onUnsend, onDismissUnsend } = props;
   const toggle = () => onDetails(detailsOpen ? null : message.seq);
   const press = useLongPress(() => onDetails(message.seq));
+  const unsending = unsend !== undefined && unsend.refused === undefined;
+  const classes = `message ${mine ? "mine" : "theirs"}${unsending ? " unsending" : ""}`;
   return (
-    <li className={`message ${mine ? "mine" : "theirs"}`} data-testid="message" data-seq={message.seq} {...press}>
+    <li className={classes} data-testid="message" data-seq={message.seq} aria-busy={unsending || undefined} {...press}>
       {!mine && sender && <p className="sender">{sender}</p>}
       <p className="body" data-testid="body"><Body text={message.body} /></p>
       <p className="meta">
@@ -156,7 +176,13 @@ const MessageItem = memo(function MessageItem(props: MessageProps) {
         </time>
         {" · "}
         <span data-testid="expires-in">expires in {expiresIn}</span>
-        {mine && (
+        {mine && unsending && (
+          <>
+            {" · "}
+            <span role="status" data-testid="unsending">Unsending…</span>
+          </>
+        )}
+        {mine && !unsending && (
           <>
             {" · "}
             {canShowReaders ? (
@@ -167,15 +193,39 @@ const MessageItem = memo(function MessageItem(props: MessageProps) {
             )}
           </>
         )}
+        {mine && !detailsOpen && (
+          <button type="button" className="link message-actions" aria-label="Message actions"
+            onClick={() => onDetails(message.seq)}>⋯</button>
+        )}
       </p>
-      {detailsOpen && <MessageDetails message={message} readers={readers} onClose={() => onDetails(null)} />}
+      {unsend?.refused !== undefined && (
+        <p className="unsend-refused" data-testid="unsend-refused">
+          <span role="alert">{explainUnsendRefusal(unsend.refused)}</span>{" "}
+          <button type="button" className="link" onClick={() => onDismissUnsend(unsend.req)}>OK</button>
+        </p>
+      )}
+      {detailsOpen && (
+        <MessageDetails message={message} readers={readers} onClose={() => onDetails(null)}>
+          {mine && !unsending && (
+            <UnsendAction linkUp={linkUp} onUnsend={() => {
+              onUnsend(message.seq);
+              onDetails(null);
+            }} />
+          )}
+        </MessageDetails>
+      )}
     </li>
   );
 });
 
 const RECEIPT_WORDS: Record<Receipt, string> = { read: "Read", delivered: "Delivered", sent: "Sent" };
 
-function MessageDetails({ message, readers, onClose }: { message: Message; readers: Reader[] | null; onClose: () => void }) {
+function MessageDetails({ message, readers, onClose, children }: {
+  message: Message;
+  readers: Reader[] | null;
+  onClose: () => void;
+  children?: ReactNode;
+}) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     box.current?.scrollIntoView({ block: "nearest" }); // opened at the bottom edge: in sight
@@ -193,8 +243,47 @@ function MessageDetails({ message, readers, onClose }: { message: Message; reade
           ))}
         </ul>
       )}
+      {children}
       <button type="button" className="link" onClick={onClose}>Close</button>
     </div>
+  );
+}
+
+/** "Unsend" on my sent message, asked twice (it is deleted for everyone, for good); only while
+ * the link is up, else it says why not. */
+function UnsendAction({ linkUp, onUnsend }: { linkUp: boolean; onUnsend: () => void }) {
+  const [confirming, setConfirming] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
+  const confirm = () => {
+    try {
+      onUnsend();
+    } catch (error) {
+      setProblem(error instanceof Error ? error.message : String(error));
+      setConfirming(false);
+    }
+  };
+  if (!linkUp) {
+    return (
+      <p className="unsend-action">
+        <button type="button" className="danger" disabled aria-describedby="unsend-offline">Unsend</button>{" "}
+        <span className="hint" id="unsend-offline">You're offline: unsending needs a connection.</span>
+      </p>
+    );
+  }
+  if (confirming) {
+    return (
+      <div className="unsend-action" role="group" aria-label="Unsend this message?">
+        <p>Unsend this message? It is deleted for everyone in this chat.</p>
+        <button type="button" className="danger" onClick={confirm}>Unsend for everyone</button>{" "}
+        <button type="button" className="secondary" onClick={() => setConfirming(false)}>Cancel</button>
+      </div>
+    );
+  }
+  return (
+    <p className="unsend-action">
+      <button type="button" className="danger" onClick={() => setConfirming(true)}>Unsend</button>
+      {problem && <span role="alert" className="error"> {problem}</span>}
+    </p>
   );
 }
 

@@ -3,8 +3,11 @@ import type { ChatClient } from "../client";
 import type { NotificationPermissionState, Notifier } from "../notifications";
 import type { Block, Settings as Toggles } from "../protocol";
 import { type ChatState, blockList, memberName } from "../store";
+import { exportFileName, saveJson } from "../exportFile";
+import { DeleteAccount } from "./DeleteAccount";
 import { displayNameProblem } from "./explain";
 import { useAction } from "./useAction";
+import "./account.css";
 
 interface Props {
   client: ChatClient;
@@ -15,7 +18,8 @@ interface Props {
 
 const DATE = new Intl.DateTimeFormat([], { dateStyle: "medium" });
 
-/** My name, who may reach me and see my reads, notifications, and the people I blocked. */
+/** My name, who may reach me and see my reads, notifications, the people I blocked, a copy of
+ * my data, and deleting my account. */
 export function Settings({ client, state, phone, onClose }: Props) {
   useEffect(() => {
     void client.refreshSettings();
@@ -39,6 +43,8 @@ export function Settings({ client, state, phone, onClose }: Props) {
         )}
         <Notifications notifier={client.notifications} />
         <BlockedPeople client={client} blocks={blockList(state)} />
+        <YourData client={client} />
+        <DangerZone client={client} phone={phone} />
       </div>
     </div>
   );
@@ -199,6 +205,34 @@ function BlockedPerson({ client, block }: { client: ChatClient; block: Block }) 
   );
 }
 
+/** "Download my data": the server's export, saved by the browser as a JSON file. */
+function YourData({ client }: { client: ChatClient }) {
+  const { run, busy, error } = useAction();
+  const download = () => run(async () => saveJson(await client.exportData(), exportFileName(new Date())));
+  return (
+    <section className="settings-section" aria-labelledby="settings-data">
+      <h3 id="settings-data">Your data</h3>
+      <p className="hint" id="export-hint">
+        A JSON file of everything the server stores about you: your profile and settings, your signed-in devices,
+        your chats and who is in them, the messages you sent that haven't expired, and the people you blocked.
+      </p>
+      <p>
+        <button type="button" className="secondary" disabled={busy} aria-describedby="export-hint"
+          onClick={() => void download()}>{busy ? "Preparing your data…" : "Download my data"}</button>
+      </p>
+      {error && <p role="alert" className="error">{error}</p>}
+    </section>
+  );
+}
+
+function DangerZone({ client, phone }: { client: ChatClient; phone: string }) {
+  return (
+    <section className="settings-section danger-zone" aria-labelledby="settings-danger">
+      <h3 id="settings-danger">Danger zone</h3>
+      <DeleteAccount client={client} phone={phone} />
+    </section>
+  );
+}
 
 /** A labelled checkbox with a one-line explanation of what its state means. */
 function Switch({ id, label, checked, disabled, hint, onChange }: {
