@@ -134,6 +134,21 @@ export class Api {
     return this.call("GET", `/conversations/${encodeURIComponent(id)}/messages?${where}&limit=${limit}`);
   }
 
+  /** Owner and admins of a group: adds these phones (a phone with no account becomes pending). */
+  addMembers(id: string, members: string[]): Promise<Conversation> {
+    return this.call("POST", `/conversations/${encodeURIComponent(id)}/members`, { members });
+  }
+
+  /** An admin removes someone; anyone removes themself (leaving the group). */
+  removeMember(id: string, userId: string): Promise<void> {
+    return this.call("DELETE", `/conversations/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`);
+  }
+
+  /** The owner makes a member an admin, or an admin a plain member. */
+  setMemberRole(id: string, userId: string, role: "admin" | "member"): Promise<unknown> {
+    return this.call("PATCH", `/conversations/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`, { role });
+  }
+
   // --- the transport ----------------------------------------------------------------------
 
   private async call<T>(method: string, path: string, body?: unknown, authenticated = true): Promise<T> {

@@ -6,10 +6,11 @@ import { DesktopNotifier, type Notifier } from "./notifications";
 import { type Conversation, MAX_BODY_BYTES, type ProfileChange, type ServerFrame } from "./protocol";
 import { BatchSize, FramesInFlight, nextBatch, retryDelay, sendFrame } from "./sending";
 import { saveOutbox } from "./session";
+import { TypingSender } from "./typing";
 import { FrameTooLarge, type Link, type SocketEvents } from "./socket";
 import {
-  type Action, type ChatState, type LinkStatus, type PendingSend, canLoadOlder, hasGap, initialState, reduce, serverNow,
-  syncCursors,
+  type Action, type ChatState, type LinkStatus, type PendingSend, canLoadOlder, hasGap, initialState, memberChanged, reduce,
+  serverNow, syncCursors,
 } from "./store";
 
 /** A sync unanswered this long on a socket that stays open is asked again. */
@@ -47,7 +48,7 @@ export type ChatApi = Pick<
   Api,
   | "conversations" | "createConversation" | "updateConversation" | "acceptRequest" | "declineRequest"
   | "profile" | "updateProfile" | "blocks" | "block" | "unblock" | "history"
->;
+> & Partial<Pick<Api, "addMembers" | "removeMember" | "setMemberRole">>;
 
 /** What the chat client works with: the REST API, a way to open the live link, and where the
  * outbox is kept (sessionStorage unless told otherwise). */
@@ -193,7 +194,8 @@ export class ChatClient {
 
   async updateConversation(id: string, fields: { title?: string; ttl_seconds?: number }): Promise<void> {
     const conversation = await this.api.updateConversation(id, fields);
-    this.dispatch({ type: "conversation_loaded", conversation });
+    // told as the others are told (they get a `conversation` frame): the notice shows here too
+    this.dispatch({ type: "frame", frame: { type: "conversation", conversation, change: "updated", by: this.state.me }, now: Date.now() });
   }
 
   async acceptRequest(id: string): Promise<void> {
@@ -247,6 +249,59 @@ export class ChatClient {
     this.dispatch({ type: "profile_loaded", profile });
     // others' read cursors are hidden from me, or shown again, from now on
     if (change.read_receipts !== undefined) await this.reloadConversations();
+  }
+
+  // --- group membership and typing (issue 22) ---------------------------------------------
+
+  private readonly typingSender = new TypingSender((conversationId, active) =>
+    this.socket.send({ action: "typing", conversation_id: conversationId, active }));
+
+  /** The composer's text changed: the others see that I am typing while there is text. */
+  typing(conversationId: string, text: string): void {
+    this.typingSender.changed(conversationId, text);
+  }
+
+  /** Sent, or the chat closed: the others stop seeing me typing. */
+  typingStopped(conversationId: string): void {
+    this.typingSender.stopped(conversationId);
+  }
+
+  /** Adds people to a group by phone (owner and admins); new members are told in a notice. */
+  async addMembers(conversationId: string, phones: string[]): Promise<void> {
+    if (!this.api.addMembers) throw new Error("adding members is not available");
+    const before = new Set(this.state.conversations[conversationId]?.members.map((m) => m.user_id) ?? []);
+    const conversation = await this.api.addMembers(conversationId, phones);
+    this.dispatch({ type: "conversation_loaded", conversation });
+    for (const member of conversation.members.filter((m) => !before.has(m.user_id))) {
+      this.told(memberChanged(conversationId, member.user_id, "added", this.state.me));
+    }
+  }
+
+  /** Removes someone from a group (admins: plain members; the owner: anyone). */
+  async removeMember(conversationId: string, userId: string): Promise<void> {
+    if (!this.api.removeMember) throw new Error("removing members is not available");
+    await this.api.removeMember(conversationId, userId);
+    this.told(memberChanged(conversationId, userId, "removed", this.state.me));
+  }
+
+  /** The owner makes someone an admin, or an admin a plain member again. */
+  async setMemberRole(conversationId: string, userId: string, role: "admin" | "member"): Promise<void> {
+    if (!this.api.setMemberRole) throw new Error("changing roles is not available");
+    await this.api.setMemberRole(conversationId, userId, role);
+    this.told(memberChanged(conversationId, userId, "role", this.state.me, role));
+  }
+
+  /** Leaves a group: it leaves my list at once. */
+  async leaveGroup(conversationId: string): Promise<void> {
+    if (!this.api.removeMember) throw new Error("leaving is not available");
+    this.typingSender.stopped(conversationId);
+    await this.api.removeMember(conversationId, this.state.me);
+    this.dispatch({ type: "conversation_removed", conversation_id: conversationId });
+  }
+
+  /** My own change, applied as the frame the others get (the same frame arriving later is one notice). */
+  private told(frame: ServerFrame): void {
+    this.dispatch({ type: "frame", frame, now: Date.now() });
   }
 
   // --- what the server says ---------------------------------------------------------------

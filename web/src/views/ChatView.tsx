@@ -1,20 +1,23 @@
 import { type FormEvent, type KeyboardEvent, useEffect, useState } from "react";
 import { type ChatClient, SendRefused } from "../client";
 import { duration } from "../days";
-import type { Member } from "../protocol";
 import {
   type ChatState,
   type ConversationState,
   conversationName,
-  memberName,
+  noticeText,
+  noticesOf,
   othersIn,
+  peerDeleted,
   peerOf,
   serverNow,
+  typingLine,
+  typingNames,
 } from "../store";
 import { explain } from "./explain";
+import { BlockToggle, MembersPanel } from "./MembersPanel";
 import { MessageList } from "./MessageList";
 import { RequestActions } from "./RequestActions";
-import { useAction } from "./useAction";
 
 interface Props {
   client: ChatClient;
@@ -39,21 +42,36 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
   const name = conversationName(state, conversation);
   const peer = peerOf(state, conversation);
   const peerBlocked = peer !== undefined && peer.user_id in state.blocked;
+  const deleted = peerDeleted(state, conversation);
+  const [membersOpen, setMembersOpen] = useState(false);
+  const group = conversation.kind === "group";
 
   return (
     <>
       <header className="chat-header">
         <div className="chat-title">
-          <h2>{name}</h2>
+          <h2 data-testid="chat-name">{name}</h2>
+          {peer?.display_name?.trim() && <p className="chat-phone" data-testid="chat-phone">{peer.phone}</p>}
           <p className="presence" data-testid="presence">{presenceLine(state, conversation, serverTime)}</p>
         </div>
         <div className="chat-tools">
-          {!conversation.request && <TtlPicker client={client} conversation={conversation} />}
+          {!conversation.request && !deleted && <TtlPicker client={client} conversation={conversation} />}
           {peer && !conversation.request && !peerBlocked && <BlockToggle client={client} person={peer} blocked={false} />}
-          {conversation.kind === "group" && <MemberList client={client} state={state} conversation={conversation} />}
+          {group && (
+            <button type="button" className="secondary members-button" aria-expanded={membersOpen}
+              onClick={() => setMembersOpen((open) => !open)}>
+              Members
+            </button>
+          )}
         </div>
       </header>
+      {group && membersOpen && (
+        <MembersPanel client={client} state={state} conversation={conversation} onClose={() => setMembersOpen(false)}
+          onLeft={onLeft} />
+      )}
       <MessageList client={client} state={state} conversation={conversation} now={now} />
+      <LatestNotices state={state} conversation={conversation} />
+      <TypingLine state={state} conversation={conversation} now={now} />
       {conversation.request && (
         <section className="notice request-banner" aria-label="Message request">
           <p>
@@ -63,7 +81,11 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
           <RequestActions client={client} conversation={conversation} name={name} onLeft={onLeft} />
         </section>
       )}
-      {peerBlocked ? (
+      {deleted ? (
+        <section className="notice deleted-banner" aria-label="Deleted account" data-testid="deleted-account">
+          <p>This account was deleted. Messages sent here reach nobody.</p>
+        </section>
+      ) : peerBlocked ? (
         <section className="notice blocked-banner" aria-label="Blocked">
           <p>You blocked {name}. They can't send you messages.</p>
           <BlockToggle client={client} person={peer} blocked />
@@ -75,50 +97,17 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
   );
 }
 
-/** Block or unblock one person (their messages stop showing at once). */
-function BlockToggle({ client, person, blocked }: { client: ChatClient; person: Member; blocked: boolean }) {
-  const { run, busy, error } = useAction();
-  const name = memberName(person);
-  return (
-    <span className="block-toggle">
-      <button type="button" className={blocked ? "secondary" : "danger"} disabled={busy}
-        aria-label={`${blocked ? "Unblock" : "Block"} ${name}`}
-        onClick={() => void run(() => (blocked ? client.unblock(person.user_id) : client.block(person.user_id)))}>
-        {blocked ? "Unblock" : "Block"}
-      </button>
-      {error && <span role="alert" className="error">{error}</span>}
-    </span>
-  );
-}
-
-/** A group's members, each with a way to block them. */
-function MemberList({ client, state, conversation }: { client: ChatClient; state: ChatState; conversation: ConversationState }) {
-  return (
-    <details className="members">
-      <summary>Members</summary>
-      <ul>
-        {conversation.members.map((m) => (
-          <li key={m.user_id}>
-            <span className="member-name">
-              {m.user_id === state.me ? "You" : memberName(m)}
-              {m.role && m.role !== "member" && <span className="role"> · {m.role}</span>}
-            </span>
-            {m.user_id !== state.me && <BlockToggle client={client} person={m} blocked={m.user_id in state.blocked} />}
-          </li>
-        ))}
-      </ul>
-    </details>
-  );
-}
-
 function Composer({ client, conversationId }: { client: ChatClient; conversationId: string }) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
+  // another chat opened, or this one closed: I am not typing here any more
+  useEffect(() => () => client.typingStopped(conversationId), [client, conversationId]);
 
   function submit(event?: FormEvent) {
     event?.preventDefault();
     try {
       client.sendMessage(conversationId, text);
+      client.typingStopped(conversationId);
       setText("");
       setError(null);
     } catch (caught) {
@@ -138,6 +127,7 @@ function Composer({ client, conversationId }: { client: ChatClient; conversation
         onChange={(e) => {
           setText(e.target.value);
           client.probeLink(); // the link shown must be true by the time they send
+          client.typing(conversationId, e.target.value);
         }}
         rows={2} placeholder="Message" autoFocus={twoPanes()} />
       <button type="submit" disabled={!text.trim()}>Send</button>
@@ -181,7 +171,29 @@ function useNow(everyMs: number): number {
   return now;
 }
 
+/** The changes (who joined, left, a new timer) since the newest message, just below it; the
+ * earlier ones are listed in the members panel. */
+function LatestNotices({ state, conversation }: { state: ChatState; conversation: ConversationState }) {
+  const newest = conversation.messages.at(-1)?.seq ?? 0;
+  const latest = noticesOf(state, conversation).filter((n) => n.after_seq >= newest).slice(-5);
+  if (latest.length === 0) return null;
+  return (
+    <ol className="chat-notices" aria-label="Changes" aria-live="polite">
+      {latest.map((n, index) => (
+        <li key={`${n.at} ${index}`} className="chat-notice" data-testid="notice">{noticeText(state, conversation, n)}</li>
+      ))}
+    </ol>
+  );
+}
+
+/** "Bob is typing…" above the composer (stale after 6 s without a refresh). */
+function TypingLine({ state, conversation, now }: { state: ChatState; conversation: ConversationState; now: number }) {
+  const line = typingLine(typingNames(state, conversation, now));
+  return <p className="typing-line" data-testid="typing" aria-live="polite">{line}</p>;
+}
+
 function presenceLine(state: ChatState, c: ConversationState, serverTime: number): string {
+  if (peerDeleted(state, c)) return "";
   const others = othersIn(state, c);
   if (c.kind === "group") {
     const online = others.filter((m) => m.online).length;
