@@ -173,6 +173,53 @@ class WebUser:
         """Settings' list of blocked people, one entry per person."""
         return self.page.get_by_test_id("blocked-person")
 
+    # --- groups: members, notices, typing ---------------------------------------------------
+
+    @property
+    def members_panel(self) -> Locator:
+        return self.page.get_by_test_id("members-panel")
+
+    @property
+    def member_rows(self) -> Locator:
+        """One row per member in the open members panel."""
+        return self.members_panel.get_by_test_id("member")
+
+    def member_row(self, name: str) -> Locator:
+        return self.member_rows.filter(has_text=name)
+
+    def open_members(self) -> None:
+        self.page.get_by_role("button", name="Members", exact=True).click()
+        expect(self.members_panel).to_be_visible()
+
+    def close_members(self) -> None:
+        self.members_panel.get_by_role("button", name="Close", exact=True).click()
+        expect(self.members_panel).to_have_count(0)
+
+    def add_members(self, *phones: str) -> None:
+        """In the open members panel: "Add people" with these numbers."""
+        self.members_panel.get_by_label("Add people").fill(", ".join(phones))
+        self.members_panel.get_by_role("button", name="Add", exact=True).click()
+        expect(self.members_panel.get_by_label("Add people")).to_have_value("")
+
+    def leave_group(self) -> None:
+        """Members panel, "Leave group", then the confirmation."""
+        self.open_members()
+        self.members_panel.get_by_role("button", name="Leave group").click()
+        self.members_panel.get_by_role("button", name="Leave", exact=True).click()
+
+    @property
+    def notices(self) -> Locator:
+        """The lines in the chat that are not messages ("Alice added Bob")."""
+        return self.page.get_by_test_id("notice")
+
+    @property
+    def typing_line(self) -> Locator:
+        return self.page.get_by_test_id("typing")
+
+    @property
+    def ttl_picker(self) -> Locator:
+        return self.page.get_by_label("Messages expire after")
+
 
 def cut_sockets_of(user, stack, stack_db) -> None:
     """What a dropped network looks like to the server: the stack closes the user's sockets.
