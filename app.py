@@ -20,6 +20,7 @@ from chalicelib.services import (
     expiry,
     frames,
     health,
+    membership,
     presence,
     reading,
     sockets,
@@ -154,6 +155,27 @@ def accept_conversation(conversation_id: str) -> Response:
 def decline_conversation(conversation_id: str) -> Response:
     conversations.decline(caller().user_id, conversation_id, body(), bootstrap.get_context())
     return no_content()
+
+
+@api_route("/conversations/{conversation_id}/members", "POST")
+def add_members(conversation_id: str) -> Response:
+    view = membership.add_members(caller().user_id, conversation_id, body(),
+                                  bootstrap.get_context())
+    return json_response(view)
+
+
+@api_route("/conversations/{conversation_id}/members/{user_id}", "DELETE")
+def remove_member(conversation_id: str, user_id: str) -> Response:
+    membership.remove_member(caller().user_id, conversation_id, user_id,
+                             bootstrap.get_context())
+    return no_content()
+
+
+@api_route("/conversations/{conversation_id}/members/{user_id}", "PATCH")
+def change_member_role(conversation_id: str, user_id: str) -> Response:
+    view = membership.change_role(caller().user_id, conversation_id, user_id, body(),
+                                  bootstrap.get_context())
+    return json_response(view)
 
 
 # --- the account: profile, settings, blocks ----------------------------------------------

@@ -14,6 +14,7 @@ from chalicelib.ids import new_id, new_user_id
 from chalicelib.inputs import int_field
 from chalicelib.phones import normalize_phone
 from chalicelib.services.context import Context
+from chalicelib.services.delivery import push_frames
 from chalicelib.services.limits import NEW_ACCOUNT_MS
 from chalicelib.services.presence import reveal
 from chalicelib.storage import blocks, conversations, messages, users
@@ -22,11 +23,12 @@ from chalicelib.storage.conversations import (
     DECLINED,
     REQUEST,
     Conversation,
+    Listener,
     Member,
     Participant,
 )
 from chalicelib.storage.database import Transaction
-from chalicelib.wire import message_view
+from chalicelib.wire import Frame, conversation_frame, message_view
 
 TTL_MIN_S, TTL_MAX_S, TTL_DEFAULT_S = 10, 30 * 24 * 3600, 24 * 3600
 TITLE_MAX = 200
@@ -44,7 +46,7 @@ def create(user_id: str, fields: dict[str, Any], ctx: Context) -> tuple[dict[str
     the reply is the same either way. For each member who shares no accepted conversation
     with the creator (and has not turned requests off), the conversation is a request.
     Returns (conversation, created)."""
-    phones = _member_phones(fields.get("members"))
+    phones = member_phones(fields.get("members"))
     title = _title(fields.get("title"))
     ttl = _ttl(fields.get("ttl_seconds", TTL_DEFAULT_S))
     now = ctx.clock.now_ms()
@@ -55,8 +57,8 @@ def create(user_id: str, fields: dict[str, Any], ctx: Context) -> tuple[dict[str
         others = [phone for phone in phones if phone != me.phone]
         if not others:
             raise InvalidInput("members must name at least one other phone")
-        member_ids, contacts = _members_by_phone(txn, user_id, me.activated_at or me.created_at,
-                                                 others, now, ctx)
+        member_ids, contacts = members_by_phone(txn, user_id, me.activated_at or me.created_at,
+                                                others, now, ctx)
         if blocks.blockers_of(txn, user_id, member_ids):
             raise Forbidden("you cannot start a conversation with one of these people")
         key = conversations.direct_key(user_id, member_ids[0]) if len(others) == 1 else None
@@ -82,15 +84,18 @@ def create(user_id: str, fields: dict[str, Any], ctx: Context) -> tuple[dict[str
         conversation_id, created = ctx.db.run_transaction("conversations.create", create_txn)
     except Conflict:  # the pair's direct chat was created by a concurrent request
         conversation_id, created = ctx.db.run_transaction("conversations.create", create_txn)
+    if created:
+        announce_to_others(conversation_id, "created", by=user_id, ctx=ctx)
     return view_one(user_id, conversation_id, ctx), created
 
 
-def _members_by_phone(txn: Transaction, user_id: str, account_since: int, phones: list[str],
-                      now: int, ctx: Context) -> tuple[list[str], set[str]]:
+def members_by_phone(txn: Transaction, user_id: str, account_since: int, phones: list[str],
+                     now: int, ctx: Context) -> tuple[list[str], set[str]]:
     """The users of these phones (and which of them are the caller's accepted contacts),
-    creating pending users for phones without one, after the
-    abuse limits: conversations (and member additions) per user, stricter for an account
-    younger than a day, and strangers added per user per day, one hit each. Strangers, not
+    creating pending users for phones without one, after the abuse limits that creating a
+    conversation and adding members to a group share: conversations (and member additions)
+    per user, stricter for an account younger than a day, and strangers added per user per
+    day, one hit each. Strangers, not
     only pending users, are counted: a cap that only phones without an account could hit
     would tell them from phones with one."""
     found = users.users_by_phone(txn, phones)
@@ -208,7 +213,7 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
         raise InvalidInput("send title and/or ttl_seconds")
     now = ctx.clock.now_ms()
 
-    def update_txn(txn: Transaction) -> None:
+    def update_txn(txn: Transaction) -> bool:
         me = conversations.get_participant(txn, conversation_id, user_id)
         conversation = conversations.get_conversation(txn, conversation_id)
         if me is None or conversation is None or me.consent == DECLINED:
@@ -219,14 +224,62 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
             raise Forbidden("only the group's owner and admins can change it")
         conversations.update_settings(txn, conversation_id, title=title, set_title=set_title,
                                       ttl_seconds=ttl, now_ms=now)
+        return ((set_title and title != conversation.title)
+                or (ttl is not None and ttl != conversation.ttl_seconds))
 
-    ctx.db.run_transaction("conversations.update", update_txn)
+    if ctx.db.run_transaction("conversations.update", update_txn):
+        announce_to_others(conversation_id, "updated", by=user_id, ctx=ctx)
     return view_one(user_id, conversation_id, ctx)
 
 
+def announce_to_others(conversation_id: str, change: str, *, by: str, ctx: Context) -> None:
+    """Push `conversation` (`created` or `updated`) to the other members' live connections,
+    each with that member's own view, so no client learns of a chat only from its first
+    message or shows a stale title or timer. Not to the actor's devices: the REST reply is
+    theirs (PROTOCOL: "to the other participants"). Members who declined get nothing."""
+    now = ctx.clock.now_ms()
+
+    def frames_txn(txn: Transaction) -> list[tuple[str, Frame]]:
+        listeners = [listener for listener
+                     in conversations.connections_of_conversation(txn, conversation_id)
+                     if listener.user_id != by]
+        return conversation_frames_txn(txn, conversation_id, listeners, change, by=by, now=now)
+
+    push_frames(ctx.db.run_read("conversations.announce", frames_txn), ctx)
+
+
+def conversation_frames_txn(txn: Transaction, conversation_id: str, listeners: list[Listener],
+                            change: str, *, by: str, now: int) -> list[tuple[str, Frame]]:
+    """A `conversation` frame for each of these connections, with its user's own view (as
+    `GET /conversations` lists it for them). The conversation and its members are read once
+    for everyone; only what differs per user (unread, blocks, history start) is read each."""
+    if not listeners:
+        return []
+    conversation = conversations.get_conversation(txn, conversation_id)
+    if conversation is None:
+        return []
+    participants = {p.user_id: p for p in conversations.list_participants(txn, conversation_id)}
+    everyone = conversations.members_of(txn, [conversation_id])
+    by_user: dict[str, list[str]] = defaultdict(list)
+    for listener in listeners:
+        by_user[listener.user_id].append(listener.connection_id)
+    frames = []
+    for user_id, connection_ids in by_user.items():
+        me = participants.get(user_id)
+        if me is None or me.consent == DECLINED:
+            continue
+        (view,) = _views_txn(txn, user_id, [(conversation, me)], now, everyone=everyone)
+        frame = conversation_frame(view, change, by=by)
+        frames += [(connection_id, frame) for connection_id in connection_ids]
+    return frames
+
+
 def _views_txn(txn: Transaction, user_id: str, mine: list[tuple[Conversation, Participant]],
-               now: int) -> list[dict[str, Any]]:
-    everyone = conversations.members_of(txn, [c.id for c, _ in mine])
+               now: int, *, everyone: list[Member] | None = None) -> list[dict[str, Any]]:
+    """The user's views of `mine`; `everyone` (the members of exactly these conversations)
+    when the caller has read them already."""
+    if everyone is None:
+        everyone = conversations.members_of(txn, [c.id for c, _ in mine])
     viewer_reads = any(m.read_receipts for m in everyone if m.user_id == user_id)
     blocked = blocks.blocked_between(txn, user_id,
                                      sorted({m.user_id for m in everyone} - {user_id}))
@@ -282,7 +335,9 @@ def _parse_cursor(raw: object) -> tuple[int, str] | None:
     return int(match.group(1)), match.group(2)
 
 
-def _member_phones(raw: object) -> list[str]:
+def member_phones(raw: object) -> list[str]:
+    """The `members` field of a create or an add: 1 to MEMBERS_MAX phones, normalised, each
+    once."""
     if not isinstance(raw, list) or not raw or len(raw) > MEMBERS_MAX:
         raise InvalidInput(f"members must be a list of 1 to {MEMBERS_MAX} phone numbers")
     phones = []

@@ -94,6 +94,39 @@ def list_participants(txn: Transaction, conversation_id: str) -> list[Participan
     return [Participant(**row) for row in txn.fetchall()]
 
 
+def lock_conversation(txn: Transaction, conversation_id: str) -> Conversation | None:
+    """The conversation, its row locked until the transaction ends: membership changes take
+    turns with each other and with sends (which take the same lock for their seq), so a new
+    member's `joined_seq` is exact and a group's size is checked against what is really
+    there."""
+    txn.execute(
+        "SELECT id, kind, direct_key, title, ttl_seconds, last_seq, created_by,"  # noqa: S608
+        " created_at, updated_at, activity_at FROM conversations WHERE id = %s"
+        f"{txn.engine.for_update()}",
+        (conversation_id,),
+    )
+    row = txn.fetchone()
+    return Conversation(**row) if row else None
+
+
+def rejoin_participant(txn: Transaction, conversation_id: str, user_id: str, *, consent: str,
+                       at_seq: int, now_ms: int) -> None:
+    """Bring back a member who had declined, as if newly added: a plain member again, whose
+    history and cursors start at `at_seq` and whose standing (for a hand-over) starts now."""
+    txn.execute(
+        "UPDATE participants SET role = 'member', consent = %s, joined_seq = %s, read_seq = %s,"
+        " delivered_seq = %s, joined_at = %s WHERE conversation_id = %s AND user_id = %s",
+        (consent, at_seq, at_seq, at_seq, now_ms, conversation_id, user_id))
+
+
+def set_role(txn: Transaction, conversation_id: str, user_id: str, role: str) -> bool:
+    """Give a member `role`; True if it changed."""
+    txn.execute("UPDATE participants SET role = %s"
+                " WHERE conversation_id = %s AND user_id = %s AND role <> %s",
+                (role, conversation_id, user_id, role))
+    return txn.rowcount == 1
+
+
 @dataclass(frozen=True)
 class Departure:
     """What taking a member out did: who owns the group now, when the owner left and someone
