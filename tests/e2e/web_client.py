@@ -195,11 +195,16 @@ class WebUser:
         self.members_panel.get_by_role("button", name="Close", exact=True).click()
         expect(self.members_panel).to_have_count(0)
 
+    @property
+    def add_people_field(self) -> Locator:
+        """The members panel's phone field (owner and admins only)."""
+        return self.members_panel.get_by_role("textbox", name="Add people")
+
     def add_members(self, *phones: str) -> None:
         """In the open members panel: "Add people" with these numbers."""
-        self.members_panel.get_by_label("Add people").fill(", ".join(phones))
+        self.add_people_field.fill(", ".join(phones))
         self.members_panel.get_by_role("button", name="Add", exact=True).click()
-        expect(self.members_panel.get_by_label("Add people")).to_have_value("")
+        expect(self.add_people_field).to_have_value("")
 
     def leave_group(self) -> None:
         """Members panel, "Leave group", then the confirmation."""
