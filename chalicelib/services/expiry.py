@@ -102,8 +102,7 @@ def _frames_txn(txn: Transaction, conversation_id: str, deleted: list[tuple[int,
     conversation = conversations.get_conversation(txn, conversation_id)
     if conversation is None:
         return []
-    lowest = messages.lowest_stored_seq(txn, conversation_id)
-    up_to_seq = lowest - 1 if lowest is not None else conversation.last_seq
+    up_to_seq = messages.gone_up_to(txn, conversation_id, last_seq=conversation.last_seq)
     ranges = to_ranges([seq for seq, _ in deleted])
     audience = conversations.connections_of_conversation(txn, conversation_id)
     frames = []

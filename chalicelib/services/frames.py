@@ -1,5 +1,10 @@
 """The `$default` route: parse a client frame, dispatch on `action`, answer failures with an
-`error` frame that echoes `req`. A bad frame changes nothing and the socket stays open."""
+`error` frame that echoes `req`. A bad frame changes nothing and the socket stays open.
+
+Actions: `send`, `ack`, `read`, `sync`, `ping`, `unsend` (the sender takes a message back:
+`not_found`, `bad_request`, `gone`, `forbidden`) and `typing` (never stored: `not_found`,
+`bad_request`, `rate_limited` from an in-memory budget). Every other frame is counted against
+the connection's budget in the database (`rate_limited` when over)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from typing import Any
 from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
 from chalicelib.inputs import require_utf8
 from chalicelib.observability import internal_failure, logger
-from chalicelib.services import messaging, presence, reading
+from chalicelib.services import messaging, presence, reading, unsending
+from chalicelib.services import typing as typing_service
 from chalicelib.services.context import Caller, Context, caller_of, count_frame
 from chalicelib.services.delivery import deliver, push_frames
 from chalicelib.wire import error_frame, pong_frame
@@ -32,10 +38,15 @@ ACTIONS: dict[str, Action] = {
     "read": messaging.read,
     "sync": reading.sync,
     "ping": ping,
+    "unsend": unsending.unsend,
+    "typing": typing_service.typing,
 }
 # These count their frame against the connection's budget (and refresh its activity) inside
 # their own transaction, saving one of their own; the others do it first, in one of its own.
 COUNT_OWN_FRAME = frozenset({messaging.send, messaging.ack, messaging.read})
+# These write nothing at all, not even the frame's count or the connection's activity: an
+# in-memory budget stands in for the count (services/typing.py).
+WRITE_NOTHING = frozenset({typing_service.typing})
 
 
 def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
@@ -53,6 +64,10 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
         except EphemeraError:
             count_frame(connection_id, ctx)
             raise
+        if action in WRITE_NOTHING:
+            typing_service.spend_budget(connection_id, ctx)
+            action(caller_of(connection_id, ctx), frame, ctx)  # a read, and no revival
+            return
         named = frame.get("conversation_id")
         sending = action is messaging.send and isinstance(named, str)
         caller = caller_of(connection_id, ctx, force_touch=frame["action"] == "ping",

@@ -221,3 +221,71 @@ def lowest_stored_seq(txn: Transaction, conversation_id: str) -> int | None:
                 (conversation_id,))
     row = txn.fetchone()
     return int(row["seq"]) if row and row["seq"] is not None else None
+
+
+# --- unsend ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnsendTarget:
+    """What an unsend needs to judge the request: the caller's standing (None when not a
+    member), the conversation's last seq, and the message at the seq if still stored."""
+
+    consent: str
+    joined_seq: int
+    last_seq: int
+    message_id: str | None
+    sender_id: str | None
+    client_msg_id: str | None
+    expires_at: int | None
+
+
+def unsend_target(txn: Transaction, conversation_id: str, user_id: str,
+                  seq: int) -> UnsendTarget | None:
+    """The caller's membership, the conversation's last seq and the message at `seq`, in one
+    read; None when the caller is not a participant (or no such conversation)."""
+    txn.execute(
+        "SELECT p.consent, p.joined_seq, c.last_seq, m.id AS message_id, m.sender_id,"
+        " m.client_msg_id, m.expires_at FROM participants p"
+        " JOIN conversations c ON c.id = p.conversation_id"
+        " LEFT JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq = %s"
+        " WHERE p.conversation_id = %s AND p.user_id = %s",
+        (seq, conversation_id, user_id),
+    )
+    row = txn.fetchone()
+    if row is None:
+        return None
+    expires_at = row["expires_at"]
+    return UnsendTarget(row["consent"], int(row["joined_seq"]), int(row["last_seq"]),
+                        row["message_id"], row["sender_id"], row["client_msg_id"],
+                        int(expires_at) if expires_at is not None else None)
+
+
+def delete_unsent(txn: Transaction, conversation_id: str, seq: int, *, sender_id: str,
+                  now_ms: int) -> bool:
+    """Physically delete the sender's unexpired message at `seq` (no tombstone). False when
+    it was not there any more (a concurrent unsend or the expiry sweep took it first)."""
+    txn.execute(
+        "DELETE FROM messages WHERE conversation_id = %s AND seq = %s AND sender_id = %s"
+        " AND expires_at > %s",
+        (conversation_id, seq, sender_id, now_ms),
+    )
+    return txn.rowcount == 1
+
+
+def end_idempotent_message(txn: Transaction, sender_id: str, client_msg_id: str,
+                           message_id: str, *, now_ms: int) -> None:
+    """Queue: the key stays (a retried send must not store the message again) but says its
+    message ended now, so the retry is answered `duplicate` and `expired`. Its `keep_until`
+    is left alone: the housekeeping keeps it for the whole retry window."""
+    txn.later(
+        "UPDATE idempotency_keys SET message_expires_at = %s WHERE sender_id = %s"
+        " AND client_msg_id = %s AND message_id = %s AND message_expires_at > %s",
+        (now_ms, sender_id, client_msg_id, message_id, now_ms))
+
+
+def gone_up_to(txn: Transaction, conversation_id: str, *, last_seq: int) -> int:
+    """The `up_to_seq` of an `expired` frame: every seq up to it is gone (below the lowest
+    message still stored, or the last seq when none is)."""
+    lowest = lowest_stored_seq(txn, conversation_id)
+    return lowest - 1 if lowest is not None else last_seq

@@ -57,6 +57,9 @@ CLIENT_FRAMES = {
     "read": {"req", "conversation_id", "seq"},
     "sync": {"req", "cursors", "limit"},
     "ping": {"req"},
+    # v1.1: unsend and typing
+    "unsend": {"req", "conversation_id", "seq"},
+    "typing": {"req", "conversation_id", "active"},
 }
 MESSAGE_FIELDS = {"conversation_id", "message_id", "seq", "sender_id", "sender_device_id",
                   "client_msg_id", "body", "created_at", "expires_at"}
@@ -71,7 +74,10 @@ SERVER_FRAMES = {
     "expired": {"conversation_id", "ranges", "up_to_seq", "reason"},
     "pong": {"req", "server_time"},
     "error": {"req", "code", "message", "retry_after_ms"},
+    # v1.1: typing (and `expired`'s `req`, below)
+    "typing": {"conversation_id", "user_id", "active"},
 }
+SERVER_FRAMES["expired"] = SERVER_FRAMES["expired"] | {"req"}  # an unsend's answer
 SYNC_CONVERSATION_FIELDS = {"conversation_id", "last_seq", "read_seq", "unread_count",
                             "messages", "has_more", "first_seq"}
 # REST bodies (PROTOCOL v1 and v1.1): schema name -> (every field, those that may be null).
