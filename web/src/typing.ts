@@ -57,10 +57,4 @@ export class TypingSender {
     this.typing.delete(conversationId);
     this.send(conversationId, false);
   }
-
-  /** The link went down: the others' clients let the hint go stale by themselves. */
-  forget(): void {
-    this.typing.forEach((held) => clearTimeout(held.idleTimer));
-    this.typing.clear();
-  }
 }

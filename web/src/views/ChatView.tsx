@@ -1,4 +1,4 @@
-import { type FormEvent, type KeyboardEvent, useEffect, useState } from "react";
+import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from "react";
 import { type ChatClient, SendRefused } from "../client";
 import { duration } from "../days";
 import {
@@ -44,6 +44,11 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
   const peerBlocked = peer !== undefined && peer.user_id in state.blocked;
   const deleted = peerDeleted(state, conversation);
   const [membersOpen, setMembersOpen] = useState(false);
+  const membersButton = useRef<HTMLButtonElement>(null);
+  const closeMembers = () => {
+    setMembersOpen(false);
+    membersButton.current?.focus(); // back where the person was
+  };
   const group = conversation.kind === "group";
 
   return (
@@ -58,7 +63,7 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
           {!conversation.request && !deleted && <TtlPicker client={client} conversation={conversation} />}
           {peer && !conversation.request && !peerBlocked && <BlockToggle client={client} person={peer} blocked={false} />}
           {group && (
-            <button type="button" className="secondary members-button" aria-expanded={membersOpen}
+            <button ref={membersButton} type="button" className="secondary members-button" aria-expanded={membersOpen}
               onClick={() => setMembersOpen((open) => !open)}>
               Members
             </button>
@@ -66,7 +71,7 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
         </div>
       </header>
       {group && membersOpen && (
-        <MembersPanel client={client} state={state} conversation={conversation} onClose={() => setMembersOpen(false)}
+        <MembersPanel client={client} state={state} conversation={conversation} onClose={closeMembers}
           onLeft={onLeft} />
       )}
       <MessageList client={client} state={state} conversation={conversation} now={now} />

@@ -2,7 +2,7 @@
 // (add people, remove them, make them admins), and leaving. On a phone it covers the chat like
 // a pane of its own; beside the list it is a panel on the chat's right.
 
-import { type FormEvent, useState } from "react";
+import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from "react";
 import type { ChatClient } from "../client";
 import { defaultRegion, listToE164 } from "../phone";
 import type { Member } from "../protocol";
@@ -28,11 +28,16 @@ export function MembersPanel({ client, state, conversation, onClose, onLeft }: P
   const members = [...conversation.members].sort((a, b) =>
     (RANK[a.role ?? "member"] ?? 2) - (RANK[b.role ?? "member"] ?? 2) || memberName(a).localeCompare(memberName(b)));
   const changes = noticesOf(state, conversation).slice(-10).reverse();
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => heading.current?.focus(), []); // a screen reader (and the keyboard) starts here
+  const closeOnEscape = (event: KeyboardEvent) => {
+    if (event.key === "Escape") onClose();
+  };
 
   return (
-    <aside className="members-panel" aria-label="Group members" data-testid="members-panel">
+    <aside className="members-panel" aria-label="Group members" data-testid="members-panel" onKeyDown={closeOnEscape}>
       <header className="members-panel-header">
-        <h2>Members <span className="members-count">({conversation.members.length})</span></h2>
+        <h2 ref={heading} tabIndex={-1}>Members <span className="members-count">({conversation.members.length})</span></h2>
         <button type="button" className="secondary" onClick={onClose}>Close</button>
       </header>
       <div className="members-panel-body">
