@@ -1,7 +1,7 @@
 """Groups in the web client, in headless Chromium against the local stack: the members panel
 adds people, makes an admin, removes someone and leaves; every window sees the lines ("Alice
 added Carol") and the member lists change; typing shows in the other windows; a new timer
-shows at once, in the picker and as a line."""
+shows at once, in the picker and as a line, and so does a new name."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ ALICE, BOB, CAROL = "+14155550111", "+14155550112", "+14155550113"
 NOBODY_YET = "+14155550119"  # no account: a pending member, so that two phones make a group
 WAIT_MS = 15_000
 TITLE = "Climbers"
+NEW_TITLE = "Boulderers"
 
 
 def expect_notice(user, text: str) -> None:
@@ -64,19 +65,28 @@ def test_a_group_is_managed_from_the_members_panel_and_everyone_sees_it(open_win
     expect_notice(bob, "Alice set messages to expire after 10 seconds")
     expect(bob.ttl_picker).to_have_value("10", timeout=WAIT_MS)
     expect(carol.ttl_picker).to_have_value("10", timeout=WAIT_MS)
+    expect(carol.ttl_picker).to_be_disabled()  # a plain member: only owner and admins may
+
+    # the owner renames the group from the panel
+    alice.open_members()
+    alice.members_panel.get_by_role("textbox", name="Group name").fill(NEW_TITLE)
+    alice.members_panel.get_by_role("button", name="Rename").click()
+    expect_notice(bob, f"Alice renamed the group to {NEW_TITLE}")
+    expect(carol.page.get_by_role("heading", level=2)).to_have_text(NEW_TITLE, timeout=WAIT_MS)
+    alice.close_members()
 
     # the admin removes Carol: her chat goes from her list, the others see the line
     bob.open_members()
     bob.member_row("Carol").get_by_role("button", name="Remove Carol").click()
     expect(bob.member_rows).to_have_count(3, timeout=WAIT_MS)
     expect_notice(alice, "Bob removed Carol")
-    expect(carol.conversation(TITLE)).to_have_count(0, timeout=WAIT_MS)
+    expect(carol.conversation(NEW_TITLE)).to_have_count(0, timeout=WAIT_MS)
 
     # Bob leaves: the chat leaves his list, Alice sees the line and one member left
     bob.close_members()
     bob.leave_group()
-    expect(bob.conversation(TITLE)).to_have_count(0, timeout=WAIT_MS)
-    expect(bob.page.get_by_role("status").filter(has_text=f"You left {TITLE}.")).to_be_visible()
+    expect(bob.conversation(NEW_TITLE)).to_have_count(0, timeout=WAIT_MS)
+    expect(bob.page.get_by_role("status").filter(has_text=f"You left {NEW_TITLE}.")).to_be_visible()
     expect_notice(alice, "Bob left")
     alice.open_members()
     expect(alice.member_rows).to_have_count(2, timeout=WAIT_MS)

@@ -60,7 +60,9 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
           <p className="presence" data-testid="presence">{presenceLine(state, conversation, serverTime)}</p>
         </div>
         <div className="chat-tools">
-          {!conversation.request && !deleted && <TtlPicker client={client} conversation={conversation} />}
+          {!conversation.request && !deleted && (
+            <TtlPicker client={client} conversation={conversation} canChange={!group || managesGroup(state, conversation)} />
+          )}
           {peer && !conversation.request && !peerBlocked && <BlockToggle client={client} person={peer} blocked={false} />}
           {group && (
             <button ref={membersButton} type="button" className="secondary members-button" aria-expanded={membersOpen}
@@ -141,7 +143,17 @@ function Composer({ client, conversationId }: { client: ChatClient; conversation
   );
 }
 
-function TtlPicker({ client, conversation }: { client: ChatClient; conversation: ConversationState }) {
+/** In a group only the owner and admins change its settings (the server refuses the others). */
+function managesGroup(state: ChatState, c: ConversationState): boolean {
+  const role = c.members.find((m) => m.user_id === state.me)?.role;
+  return role === "owner" || role === "admin";
+}
+
+function TtlPicker({ client, conversation, canChange }: {
+  client: ChatClient;
+  conversation: ConversationState;
+  canChange: boolean;
+}) {
   const [error, setError] = useState<string | null>(null);
   const choices = TTL_CHOICES.some(([s]) => s === conversation.ttl_seconds)
     ? TTL_CHOICES
@@ -157,7 +169,8 @@ function TtlPicker({ client, conversation }: { client: ChatClient; conversation:
   return (
     <label className="ttl">
       Messages expire after
-      <select value={conversation.ttl_seconds} onChange={(e) => void change(Number(e.target.value))}>
+      <select value={conversation.ttl_seconds} onChange={(e) => void change(Number(e.target.value))} disabled={!canChange}
+        title={canChange ? undefined : "Only the group's owner and admins can change this"}>
         {choices.map(([seconds, label]) => (
           <option key={seconds} value={seconds}>{label}</option>
         ))}

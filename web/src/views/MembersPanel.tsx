@@ -41,6 +41,7 @@ export function MembersPanel({ client, state, conversation, onClose, onLeft }: P
         <button type="button" className="secondary" onClick={onClose}>Close</button>
       </header>
       <div className="members-panel-body">
+        {canAdd && <GroupName client={client} conversation={conversation} />}
         {canAdd && <AddPeople client={client} conversation={conversation} />}
         <ul className="member-rows" aria-label="Members">
           {members.map((m) => (
@@ -107,6 +108,27 @@ function MemberRow({ client, state, conversation, member, myRole }: {
       )}
       {error && <p role="alert" className="error">{error}</p>}
     </li>
+  );
+}
+
+/** Owner and admins name the group; everyone sees "Alice renamed the group to X". */
+function GroupName({ client, conversation }: { client: ChatClient; conversation: ConversationState }) {
+  const [title, setTitle] = useState(conversation.title ?? "");
+  const { run, busy, error } = useAction();
+  const changed = title.trim() !== (conversation.title ?? "");
+  return (
+    <form className="add-people" aria-label="Group name"
+      onSubmit={(event) => {
+        event.preventDefault();
+        void run(() => client.updateConversation(conversation.id, { title: title.trim() }));
+      }}>
+      <label>
+        Group name
+        <input value={title} onChange={(e) => setTitle(e.target.value)} maxLength={200} autoComplete="off" />
+      </label>
+      <button type="submit" disabled={busy || !changed}>Rename</button>
+      {error && <p role="alert" className="error">{error}</p>}
+    </form>
   );
 }
 
