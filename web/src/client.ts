@@ -195,7 +195,7 @@ export class ChatClient {
   async updateConversation(id: string, fields: { title?: string; ttl_seconds?: number }): Promise<void> {
     const conversation = await this.api.updateConversation(id, fields);
     // told as the others are told (they get a `conversation` frame): the notice shows here too
-    this.dispatch({ type: "frame", frame: { type: "conversation", conversation, change: "updated", by: this.state.me }, now: Date.now() });
+    this.dispatch({ type: "my_change", frame: { type: "conversation", conversation, change: "updated", by: this.state.me }, now: Date.now() });
   }
 
   async acceptRequest(id: string): Promise<void> {
@@ -299,9 +299,9 @@ export class ChatClient {
     this.dispatch({ type: "conversation_removed", conversation_id: conversationId });
   }
 
-  /** My own change, applied as the frame the others get (the same frame arriving later is one notice). */
-  private told(frame: ServerFrame): void {
-    this.dispatch({ type: "frame", frame, now: Date.now() });
+  /** My own change, applied as the frame the others get (that frame reaching me too is one notice). */
+  private told(frame: Extract<ServerFrame, { type: "member" }>): void {
+    this.dispatch({ type: "my_change", frame, now: Date.now() });
   }
 
   // --- what the server says ---------------------------------------------------------------

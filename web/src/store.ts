@@ -76,6 +76,8 @@ export type Action =
   | { type: "conversations_loaded"; list: ConversationList; now: number }
   | { type: "conversation_loaded"; conversation: Conversation }
   | { type: "frame"; frame: ServerFrame; now: number }
+  /** My own membership or settings change, answered over REST: applied as the frame the others get. */
+  | { type: "my_change"; frame: Extract<ServerFrame, { type: "member" | "conversation" }>; now: number }
   | { type: "send_queued"; pending: PendingSend }
   /** The server refused these sends (one frame's worth); with `retry_at` they go again then. */
   | { type: "send_refused"; client_msg_ids: string[]; code: string; retry_at?: number }
@@ -114,6 +116,10 @@ export function reduce(state: ChatState, action: Action): ChatState {
       return putConversation(state, fromServer(state, action.conversation));
     case "frame":
       return applyFrame(state, action.frame, action.now);
+    case "my_change":
+      return action.frame.type === "member"
+        ? applyMemberFrame(state, action.frame, action.now, "call")
+        : applyConversationFrame(state, action.frame, action.now, "call");
     case "send_queued":
       return { ...state, outbox: [...state.outbox, action.pending] };
     case "send_refused": {
@@ -637,7 +643,13 @@ export interface Notice {
   after_seq: number;
   /** Names of the people it mentions as they were then (someone removed is no member any more). */
   names: Record<string, string>;
+  /** From my own call's answer or from a frame: the other telling of the same change is one notice. */
+  source: NoticeSource;
+  /** The other telling has come (it is not counted again). */
+  matched: boolean;
 }
+
+export type NoticeSource = "call" | "frame";
 
 /** A direct chat whose other person is gone (their account was deleted): only I remain. */
 export function peerDeleted(state: ChatState, c: ConversationState): boolean {
@@ -647,17 +659,19 @@ export function peerDeleted(state: ChatState, c: ConversationState): boolean {
 /** The member my own change applied to, told as the server would tell the others. */
 export function memberChanged(
   conversationId: string, userId: string, change: "added" | "removed" | "left" | "role", by: string, role?: string,
-): ServerFrame {
+): Extract<ServerFrame, { type: "member" }> {
   return { type: "member", conversation_id: conversationId, user_id: userId, change, by, ...(role ? { role } : {}) };
 }
 
-function applyMemberFrame(state: ChatState, frame: Extract<ServerFrame, { type: "member" }>, now: number): ChatState {
+function applyMemberFrame(
+  state: ChatState, frame: Extract<ServerFrame, { type: "member" }>, now: number, source: NoticeSource = "frame",
+): ChatState {
   const c = state.conversations[frame.conversation_id];
   if (!c) return state; // a conversation new to me: the controller reloads the list
   const gone = frame.change === "removed" || frame.change === "left";
   if (gone && frame.user_id === state.me) return removeConversation(state, frame.conversation_id);
   const what: NoticeChange = { kind: "member", change: frame.change, user_id: frame.user_id, role: frame.role ?? null };
-  const noticed = addNotice(state, c, frame.by, what, now, [frame.user_id, frame.by]);
+  const noticed = addNotice(state, c, frame.by, what, now, [frame.user_id, frame.by], source);
   if (gone) {
     const typing = stopTyping(noticed, c.id, frame.user_id);
     return updateConversation(typing, c.id, (held) => ({
@@ -670,7 +684,7 @@ function applyMemberFrame(state: ChatState, frame: Extract<ServerFrame, { type: 
 }
 
 function applyConversationFrame(
-  state: ChatState, frame: Extract<ServerFrame, { type: "conversation" }>, now: number,
+  state: ChatState, frame: Extract<ServerFrame, { type: "conversation" }>, now: number, source: NoticeSource = "frame",
 ): ChatState {
   const before = state.conversations[frame.conversation.id];
   const after = putConversation(state, fromServer(state, frame.conversation));
@@ -678,26 +692,32 @@ function applyConversationFrame(
   const c = after.conversations[frame.conversation.id];
   let noticed = after;
   if (c.ttl_seconds !== before.ttl_seconds) {
-    noticed = addNotice(noticed, c, frame.by, { kind: "ttl", ttl_seconds: c.ttl_seconds }, now, [frame.by]);
+    noticed = addNotice(noticed, c, frame.by, { kind: "ttl", ttl_seconds: c.ttl_seconds }, now, [frame.by], source);
   }
   if ((c.title ?? null) !== (before.title ?? null)) {
-    noticed = addNotice(noticed, c, frame.by, { kind: "title", title: c.title }, now, [frame.by]);
+    noticed = addNotice(noticed, c, frame.by, { kind: "title", title: c.title }, now, [frame.by], source);
   }
   return noticed;
 }
 
 function addNotice(
   state: ChatState, c: ConversationState, by: string, what: NoticeChange, now: number, mentioned: string[],
+  source: NoticeSource,
 ): ChatState {
   const held = state.notices[c.id] ?? [];
-  const same = held.some((n) => n.by === by && now - n.at < SAME_NOTICE_MS && JSON.stringify(n.what) === JSON.stringify(what));
-  if (same) return state;
+  // my call's answer and the frame about it (either may come first) are one change
+  const twin = held.findIndex((n) => n.source !== source && !n.matched && n.by === by && now - n.at < SAME_NOTICE_MS
+    && JSON.stringify(n.what) === JSON.stringify(what));
+  if (twin >= 0) {
+    const notices = held.map((n, index) => (index === twin ? { ...n, matched: true } : n));
+    return { ...state, notices: { ...state.notices, [c.id]: notices } };
+  }
   const names: Record<string, string> = {};
   for (const id of mentioned) {
     const member = c.members.find((m) => m.user_id === id);
     if (member) names[id] = memberName(member);
   }
-  const notice: Notice = { conversation_id: c.id, by, what, at: now, after_seq: c.last_seq, names };
+  const notice: Notice = { conversation_id: c.id, by, what, at: now, after_seq: c.last_seq, names, source, matched: false };
   return { ...state, notices: { ...state.notices, [c.id]: [...held, notice].slice(-NOTICES_KEPT) } };
 }
 

@@ -94,9 +94,18 @@ describe("member frames", () => {
     expect(state.notices.g1).toBeUndefined();
   });
 
-  it("the same change told twice (my call's answer, then its frame) is one line", () => {
-    const state = frames(loaded(), memberFrame(BOB, "removed", ME), memberFrame(BOB, "removed", ME));
-    expect(lines(state)).toEqual(["You removed Bob"]);
+  it("my call's answer and the frame about it are one line, whichever comes first", () => {
+    const mine = (frame: ReturnType<typeof memberFrame>) => (s: ChatState) => reduce(s, { type: "my_change", frame, now: NOW });
+    const answerFirst = frames(mine(memberFrame(BOB, "removed", ME))(loaded()), memberFrame(BOB, "removed", ME));
+    expect(lines(answerFirst)).toEqual(["You removed Bob"]);
+    const frameFirst = mine(memberFrame(BOB, "role", ME, "admin"))(frames(loaded(), memberFrame(BOB, "role", ME, "admin")));
+    expect(lines(frameFirst)).toEqual(["You made Bob an admin"]);
+  });
+
+  it("the same change made again is a line again", () => {
+    const state = frames(loaded(), memberFrame(BOB, "role", ALICE, "admin"), memberFrame(BOB, "role", ALICE, "member"),
+      memberFrame(BOB, "role", ALICE, "admin"));
+    expect(lines(state)).toEqual(["Alice made Bob an admin", "Alice made Bob a member", "Alice made Bob an admin"]);
   });
 
   it("a frame for a conversation I do not hold changes nothing", () => {
@@ -228,6 +237,13 @@ describe("the client's membership calls", () => {
     expect(calls).toEqual([`role g1 ${BOB} admin`, `remove g1 ${BOB}`]);
     expect(lines(client.getState())).toEqual(["You made Bob an admin", "You removed Bob"]);
     expect(client.getState().conversations.g1.members.map((m) => m.user_id)).toEqual([ME, ALICE]);
+  });
+
+  it("the frame about my own change, pushed back to me, adds no second line", async () => {
+    link.open();
+    await client.removeMember("g1", BOB);
+    link.receive(memberChanged("g1", BOB, "removed", ME));
+    expect(lines(client.getState())).toEqual(["You removed Bob"]);
   });
 
   it("my own TTL change shows the line too", async () => {
