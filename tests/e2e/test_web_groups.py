@@ -101,17 +101,22 @@ def test_typing_shows_in_the_other_windows_until_cleared_or_sent(open_window):
     accept_group(bob)
     accept_group(carol)
 
+    # each check follows a keystroke: a typist idle for 5 s stops typing, as the client should
     bob_composer = bob.page.get_by_label("Message", exact=True)
+    carol_composer = carol.page.get_by_label("Message", exact=True)
     bob_composer.press_sequentially("me", delay=50)
     expect(alice.typing_line).to_have_text("Bob is typing…", timeout=WAIT_MS)
+    bob_composer.press("!")
     expect(carol.typing_line).to_have_text("Bob is typing…", timeout=WAIT_MS)
     expect(bob.typing_line).to_have_text("")  # never myself
 
-    carol.page.get_by_label("Message", exact=True).press_sequentially("me too", delay=50)
+    bob_composer.press("!")
+    carol_composer.press_sequentially("me too", delay=50)
     expect(alice.typing_line).to_have_text("Bob and Carol are typing…", timeout=WAIT_MS)
 
+    carol_composer.press("!")
     bob_composer.fill("")  # cleared: Bob stops at once
     expect(alice.typing_line).to_have_text("Carol is typing…", timeout=WAIT_MS)
-    carol.page.get_by_label("Message", exact=True).press("Enter")  # sent: Carol stops too
-    expect(alice.bodies).to_have_text(["who is coming?", "me too"], timeout=WAIT_MS)
+    carol_composer.press("Enter")  # sent: Carol stops too
+    expect(alice.bodies).to_have_text(["who is coming?", "me too!"], timeout=WAIT_MS)
     expect(alice.typing_line).to_have_text("", timeout=WAIT_MS)
