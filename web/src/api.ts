@@ -211,3 +211,6 @@ function parseJson(text: string): any {
     return undefined;
   }
 }
+
+/** The group membership calls (issue 22), for what takes only part of the Api. */
+export type GroupApi = Partial<Pick<Api, "addMembers" | "removeMember" | "setMemberRole">>;

@@ -146,12 +146,12 @@ export type SendFrame =
 
 export type ClientFrame =
   | SendFrame
+  /** "I am typing here" (`active: false`: stopped); never stored, never queued. */
+  | { action: "typing"; conversation_id: string; active: boolean }
   | { action: "ack"; req?: string; conversation_id: string; seq: number }
   | { action: "read"; req?: string; conversation_id: string; seq: number }
   | { action: "sync"; req?: string; cursors: Record<string, number>; limit?: number }
-  | { action: "ping"; req?: string }
-  /** "I am typing here" (`active: false`: stopped); never stored, never queued. */
-  | { action: "typing"; conversation_id: string; active: boolean };
+  | { action: "ping"; req?: string };
 
 /** API Gateway refuses a WebSocket frame over 32 KB; the server refuses a body over 16 KB. */
 export const MAX_FRAME_BYTES = 32 * 1024;

@@ -2,6 +2,7 @@
 // the conversation current and leave a line in the chat; my own changes go over REST.
 
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import type { GroupApi } from "../src/api";
 import { type ChatApi, ChatClient } from "../src/client";
 import type { Conversation, Member, Message, ServerFrame } from "../src/protocol";
 import {
@@ -181,7 +182,7 @@ describe("the client's membership calls", () => {
   beforeEach(async () => {
     vi.useFakeTimers();
     calls = [];
-    const api: ChatApi = {
+    const api: ChatApi & GroupApi = {
       conversations: async () => ({ server_time: Date.now(), conversations: [group()], next_cursor: null }),
       createConversation: async () => group(),
       updateConversation: async (_id, fields) => group(fields),
