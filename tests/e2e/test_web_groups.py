@@ -56,7 +56,14 @@ def test_a_group_is_managed_from_the_members_panel_and_everyone_sees_it(open_win
     bob.open_members()
     expect(bob.member_row("Bob")).to_contain_text("Admin", timeout=WAIT_MS)
     expect(bob.add_people_field).to_be_visible()
+    # an admin removes plain members only, never the owner
+    expect(bob.member_row("Alice").get_by_role("button", name="Remove Alice")).to_have_count(0)
     bob.close_members()
+    carol.open_members()  # a plain member: nobody to remove, nobody to add
+    expect(carol.member_rows).to_have_count(4)
+    expect(carol.add_people_field).to_have_count(0)
+    expect(carol.members_panel.get_by_role("button", name="Remove")).to_have_count(0)
+    carol.close_members()
 
     # a new timer: the line and the picker's value in every window at once
     alice.close_members()

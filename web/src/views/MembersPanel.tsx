@@ -3,10 +3,12 @@
 // a pane of its own; beside the list it is a panel on the chat's right.
 
 import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from "react";
+import { ApiError } from "../api";
 import type { ChatClient } from "../client";
 import { defaultRegion, listToE164 } from "../phone";
 import type { Member } from "../protocol";
 import { type ChatState, type ConversationState, memberName, noticeText, noticesOf } from "../store";
+import { explain } from "./explain";
 import { useAction } from "./useAction";
 import "./members.css";
 
@@ -136,7 +138,7 @@ function GroupName({ client, conversation }: { client: ChatClient; conversation:
 function AddPeople({ client, conversation }: { client: ChatClient; conversation: ConversationState }) {
   const [phones, setPhones] = useState("");
   const [problem, setProblem] = useState<string | null>(null);
-  const { run, busy, error } = useAction();
+  const [busy, setBusy] = useState(false);
 
   async function submit(event: FormEvent) {
     event.preventDefault();
@@ -146,7 +148,15 @@ function AddPeople({ client, conversation }: { client: ChatClient; conversation:
       return;
     }
     setProblem(null);
-    if (await run(() => client.addMembers(conversation.id, parsed.phones))) setPhones("");
+    setBusy(true);
+    try {
+      await client.addMembers(conversation.id, parsed.phones);
+      setPhones("");
+    } catch (caught) {
+      setProblem(addProblem(caught));
+    } finally {
+      setBusy(false);
+    }
   }
 
   return (
@@ -157,9 +167,15 @@ function AddPeople({ client, conversation }: { client: ChatClient; conversation:
           autoComplete="off" inputMode="tel" required />
       </label>
       <button type="submit" disabled={busy || !phones.trim()}>Add</button>
-      {(problem ?? error) && <p role="alert" className="error">{problem ?? error}</p>}
+      {problem && <p role="alert" className="error">{problem}</p>}
     </form>
   );
+}
+
+/** Why people could not be added: as for a new chat, but someone who blocked me is "can't add". */
+function addProblem(error: unknown): string {
+  if (error instanceof ApiError && error.code === "forbidden") return "You can't add one of these people.";
+  return explain(error, "start-chat");
 }
 
 /** Leaving asks once more: the group's history is gone for me afterwards. */
