@@ -210,6 +210,58 @@ class WebUser:
         form.get_by_label("Code").fill(code)
         form.get_by_role("button", name="Delete my account").click()
 
+    # --- groups: members, notices, typing ---------------------------------------------------
+
+    @property
+    def members_panel(self) -> Locator:
+        return self.page.get_by_test_id("members-panel")
+
+    @property
+    def member_rows(self) -> Locator:
+        """One row per member in the open members panel."""
+        return self.members_panel.get_by_test_id("member")
+
+    def member_row(self, name: str) -> Locator:
+        return self.member_rows.filter(has_text=name)
+
+    def open_members(self) -> None:
+        self.page.get_by_role("button", name="Members", exact=True).click()
+        expect(self.members_panel).to_be_visible()
+
+    def close_members(self) -> None:
+        self.members_panel.get_by_role("button", name="Close", exact=True).click()
+        expect(self.members_panel).to_have_count(0)
+
+    @property
+    def add_people_field(self) -> Locator:
+        """The members panel's phone field (owner and admins only)."""
+        return self.members_panel.get_by_role("textbox", name="Add people")
+
+    def add_members(self, *phones: str) -> None:
+        """In the open members panel: "Add people" with these numbers."""
+        self.add_people_field.fill(", ".join(phones))
+        self.members_panel.get_by_role("button", name="Add", exact=True).click()
+        expect(self.add_people_field).to_have_value("")
+
+    def leave_group(self) -> None:
+        """Members panel, "Leave group", then the confirmation."""
+        self.open_members()
+        self.members_panel.get_by_role("button", name="Leave group").click()
+        self.members_panel.get_by_role("button", name="Leave", exact=True).click()
+
+    @property
+    def notices(self) -> Locator:
+        """The lines in the chat that are not messages ("Alice added Bob")."""
+        return self.page.get_by_test_id("notice")
+
+    @property
+    def typing_line(self) -> Locator:
+        return self.page.get_by_test_id("typing")
+
+    @property
+    def ttl_picker(self) -> Locator:
+        return self.page.get_by_label("Messages expire after")
+
 
 def cut_sockets_of(user, stack, stack_db) -> None:
     """What a dropped network looks like to the server: the stack closes the user's sockets.

@@ -163,6 +163,21 @@ export class Api {
     return this.call("GET", "/me/export");
   }
 
+  /** Owner and admins of a group: adds these phones (a phone with no account becomes pending). */
+  addMembers(id: string, members: string[]): Promise<Conversation> {
+    return this.call("POST", `/conversations/${encodeURIComponent(id)}/members`, { members });
+  }
+
+  /** An admin removes someone; anyone removes themself (leaving the group). */
+  removeMember(id: string, userId: string): Promise<void> {
+    return this.call("DELETE", `/conversations/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`);
+  }
+
+  /** The owner makes a member an admin, or an admin a plain member. */
+  setMemberRole(id: string, userId: string, role: "admin" | "member"): Promise<unknown> {
+    return this.call("PATCH", `/conversations/${encodeURIComponent(id)}/members/${encodeURIComponent(userId)}`, { role });
+  }
+
   // --- the transport ----------------------------------------------------------------------
 
   private async call<T>(method: string, path: string, body?: unknown, authenticated = true): Promise<T> {
@@ -231,3 +246,6 @@ function parseJson(text: string): any {
     return undefined;
   }
 }
+
+/** The group membership calls (issue 22), for what takes only part of the Api. */
+export type GroupApi = Partial<Pick<Api, "addMembers" | "removeMember" | "setMemberRole">>;

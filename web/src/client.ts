@@ -11,6 +11,9 @@ import {
   type Action, type ChatState, type LinkStatus, type PendingSend, canLoadOlder, hasGap, initialState, reduce, serverNow,
   syncCursors,
 } from "./store";
+import type { GroupApi } from "./api";
+import { memberChanged } from "./store";
+import { TypingSender } from "./typing";
 
 /** A sync unanswered this long on a socket that stays open is asked again. */
 const SYNC_RESEND_AFTER_MS = 8_000;
@@ -197,7 +200,8 @@ export class ChatClient {
 
   async updateConversation(id: string, fields: { title?: string; ttl_seconds?: number }): Promise<void> {
     const conversation = await this.api.updateConversation(id, fields);
-    this.dispatch({ type: "conversation_loaded", conversation });
+    // told as the others are told (they get a `conversation` frame): the notice shows here too
+    this.dispatch({ type: "my_change", frame: { type: "conversation", conversation, change: "updated", by: this.state.me }, now: Date.now() });
   }
 
   async acceptRequest(id: string): Promise<void> {
@@ -293,6 +297,64 @@ export class ChatClient {
     const { deleteChallenge, deleteAccount, exportData } = this.api;
     if (!deleteChallenge || !deleteAccount || !exportData) throw new Error("this client was made without the account API");
     return this.api as AccountApi;
+  }
+
+  // --- group membership and typing (issue 22) ---------------------------------------------
+
+  /** The membership calls: every real Api has them; a test's api may leave them out. */
+  private get groupApi(): GroupApi {
+    return this.api as GroupApi;
+  }
+
+  private readonly typingSender = new TypingSender((conversationId, active) =>
+    this.socket.send({ action: "typing", conversation_id: conversationId, active }));
+
+  /** The composer's text changed: the others see that I am typing while there is text. */
+  typing(conversationId: string, text: string): void {
+    this.typingSender.changed(conversationId, text);
+  }
+
+  /** Sent, or the chat closed: the others stop seeing me typing. */
+  typingStopped(conversationId: string): void {
+    this.typingSender.stopped(conversationId);
+  }
+
+  /** Adds people to a group by phone (owner and admins); new members are told in a notice. */
+  async addMembers(conversationId: string, phones: string[]): Promise<void> {
+    if (!this.groupApi.addMembers) throw new Error("adding members is not available");
+    const before = new Set(this.state.conversations[conversationId]?.members.map((m) => m.user_id) ?? []);
+    const conversation = await this.groupApi.addMembers(conversationId, phones);
+    this.dispatch({ type: "conversation_loaded", conversation });
+    for (const member of conversation.members.filter((m) => !before.has(m.user_id))) {
+      this.told(memberChanged(conversationId, member.user_id, "added", this.state.me));
+    }
+  }
+
+  /** Removes someone from a group (admins: plain members; the owner: anyone). */
+  async removeMember(conversationId: string, userId: string): Promise<void> {
+    if (!this.groupApi.removeMember) throw new Error("removing members is not available");
+    await this.groupApi.removeMember(conversationId, userId);
+    this.told(memberChanged(conversationId, userId, "removed", this.state.me));
+  }
+
+  /** The owner makes someone an admin, or an admin a plain member again. */
+  async setMemberRole(conversationId: string, userId: string, role: "admin" | "member"): Promise<void> {
+    if (!this.groupApi.setMemberRole) throw new Error("changing roles is not available");
+    await this.groupApi.setMemberRole(conversationId, userId, role);
+    this.told(memberChanged(conversationId, userId, "role", this.state.me, role));
+  }
+
+  /** Leaves a group: it leaves my list at once. */
+  async leaveGroup(conversationId: string): Promise<void> {
+    if (!this.groupApi.removeMember) throw new Error("leaving is not available");
+    this.typingSender.stopped(conversationId);
+    await this.groupApi.removeMember(conversationId, this.state.me);
+    this.dispatch({ type: "conversation_removed", conversation_id: conversationId });
+  }
+
+  /** My own change, applied as the frame the others get (that frame reaching me too is one notice). */
+  private told(frame: Extract<ServerFrame, { type: "member" }>): void {
+    this.dispatch({ type: "my_change", frame, now: Date.now() });
   }
 
   // --- what the server says ---------------------------------------------------------------

@@ -146,6 +146,8 @@ export type SendFrame =
 
 export type ClientFrame =
   | SendFrame
+  /** "I am typing here" (`active: false`: stopped); never stored, never queued. */
+  | { action: "typing"; conversation_id: string; active: boolean }
   | { action: "ack"; req?: string; conversation_id: string; seq: number }
   | { action: "read"; req?: string; conversation_id: string; seq: number }
   | { action: "sync"; req?: string; cursors: Record<string, number>; limit?: number }

@@ -67,12 +67,19 @@ export interface ChatState {
   link: LinkStatus;
   /** How many times a gap in seqs outlived its hold and a `sync` was sent to fill it. */
   gap_syncs: number;
+  /** Membership and settings changes seen while this page is open, per conversation (the
+   * server keeps none: they are shown among the messages, then forgotten with the page). */
+  notices: Record<string, Notice[]>;
+  /** Who is typing, per conversation: user id → local time their `typing` goes stale. */
+  typing: Record<string, Record<string, number>>;
 }
 
 export type Action =
   | { type: "conversations_loaded"; list: ConversationList; now: number }
   | { type: "conversation_loaded"; conversation: Conversation }
   | { type: "frame"; frame: ServerFrame; now: number }
+  /** My own membership or settings change, answered over REST: applied as the frame the others get. */
+  | { type: "my_change"; frame: Extract<ServerFrame, { type: "member" | "conversation" }>; now: number }
   | { type: "send_queued"; pending: PendingSend }
   /** The server refused these sends (one frame's worth); with `retry_at` they go again then. */
   | { type: "send_refused"; client_msg_ids: string[]; code: string; retry_at?: number }
@@ -98,6 +105,7 @@ export type Action =
 export function initialState(me: string, outbox: PendingSend[] = []): ChatState {
   return {
     me, clock_offset_ms: 0, conversations: {}, outbox, profile: null, blocked: {}, link: "connecting", gap_syncs: 0,
+    notices: {}, typing: {},
   };
 }
 
@@ -113,6 +121,10 @@ export function reduce(state: ChatState, action: Action): ChatState {
       return putConversation(state, fromServer(state, action.conversation));
     case "frame":
       return settleUnsends(applyFrame(state, action.frame, action.now), action.frame);
+    case "my_change":
+      return action.frame.type === "member"
+        ? applyMemberFrame(state, action.frame, action.now, "call")
+        : applyConversationFrame(state, action.frame, action.now, "call");
     case "send_queued":
       return { ...state, outbox: [...state.outbox, action.pending] };
     case "send_refused": {
@@ -140,7 +152,7 @@ export function reduce(state: ChatState, action: Action): ChatState {
         action.seq <= c.read_seq ? c : { ...c, read_seq: action.seq, unread_count: unreadAfter(state.me, c, action.seq) },
       );
     case "expire_due":
-      return dropDue(state, serverNow(state, action.now));
+      return dropStaleTyping(dropDue(state, serverNow(state, action.now)), action.now);
     case "conversation_removed":
       return removeConversation(state, action.conversation_id);
     case "profile_loaded":
@@ -168,7 +180,7 @@ export function reduce(state: ChatState, action: Action): ChatState {
 function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatState {
   switch (frame.type) {
     case "message":
-      return settleOutbox(receiveMessage(state, stripType(frame)), [frame]);
+      return settleOutbox(receiveMessage(stopTyping(state, frame.conversation_id, frame.sender_id), stripType(frame)), [frame]);
     case "sent":
       return confirmSend(state, frame);
     case "receipt":
@@ -198,18 +210,12 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
     case "pong":
       return { ...state, clock_offset_ms: frame.server_time - now };
     case "conversation":
-      return putConversation(state, fromServer(state, frame.conversation));
+      return applyConversationFrame(state, frame, now);
     case "member":
-      if (frame.user_id === state.me && (frame.change === "removed" || frame.change === "left")) {
-        return removeConversation(state, frame.conversation_id);
-      }
-      if (frame.change !== "role") return state; // who joined: the controller reloads the list
-      return updateMember(state, frame.conversation_id, frame.user_id, (m) => ({
-        ...m,
-        role: (frame.role ?? m.role) as Member["role"],
-      }));
-    case "error":
+      return applyMemberFrame(state, frame, now);
     case "typing":
+      return applyTyping(state, frame, now);
+    case "error":
       return state; // errors: the controller matches them to what it asked (by `req`)
     default:
       return state; // a frame type newer than this client
@@ -273,7 +279,9 @@ function keepCursors(member: Member, held: Member[]): Member {
 function removeConversation(state: ChatState, id: string): ChatState {
   if (!state.conversations[id]) return state;
   const { [id]: _gone, ...conversations } = state.conversations;
-  return { ...state, conversations, outbox: state.outbox.filter((p) => p.conversation_id !== id) };
+  const { [id]: _notices, ...notices } = state.notices;
+  const { [id]: _typing, ...typing } = state.typing;
+  return { ...state, conversations, notices, typing, outbox: state.outbox.filter((p) => p.conversation_id !== id) };
 }
 
 function receiveMessage(state: ChatState, message: Message): ChatState {
@@ -624,6 +632,7 @@ export function syncCursors(state: ChatState): Record<string, number> {
 
 export function conversationName(state: ChatState, c: ConversationState): string {
   if (c.title) return c.title;
+  if (peerDeleted(state, c)) return DELETED_ACCOUNT;
   const others = othersIn(state, c).map(memberName);
   return others.length ? others.join(", ") : "Just me";
 }
@@ -657,4 +666,220 @@ export function peerOf(state: ChatState, c: ConversationState): Member | undefin
 /** The people I blocked, most recent first. */
 export function blockList(state: ChatState): Block[] {
   return Object.values(state.blocked).sort((a, b) => b.blocked_at - a.blocked_at);
+}
+
+// --- members, notices and typing (issue 22) -----------------------------------------------
+
+export const DELETED_ACCOUNT = "Deleted account";
+/** A `typing` not refreshed for this long is stale (PROTOCOL: 6 s on clients). */
+export const TYPING_STALE_MS = 6_000;
+/** Notices kept per conversation: the newest ones; older ones are forgotten. */
+const NOTICES_KEPT = 50;
+/** The same change told twice (my own call's answer, then its frame) within this is one notice. */
+const SAME_NOTICE_MS = 10_000;
+
+/** What a notice says happened; its words are made when shown, with the names known then. */
+export type NoticeChange =
+  | { kind: "member"; change: "added" | "removed" | "left" | "role"; user_id: string; role: string | null }
+  | { kind: "ttl"; ttl_seconds: number }
+  | { kind: "title"; title: string | null };
+
+/** A line in the chat that is not a message: who joined, left, was made admin, a new timer. */
+export interface Notice {
+  conversation_id: string;
+  /** Who made the change. */
+  by: string;
+  what: NoticeChange;
+  /** Local time it arrived. */
+  at: number;
+  /** The newest seq of the conversation then: the notice is shown after that message. */
+  after_seq: number;
+  /** Names of the people it mentions as they were then (someone removed is no member any more). */
+  names: Record<string, string>;
+  /** From my own call's answer or from a frame: the other telling of the same change is one notice. */
+  source: NoticeSource;
+  /** The other telling has come (it is not counted again). */
+  matched: boolean;
+}
+
+export type NoticeSource = "call" | "frame";
+
+/** A direct chat whose other person is gone (their account was deleted): only I remain. */
+export function peerDeleted(state: ChatState, c: ConversationState): boolean {
+  return c.kind === "direct" && othersIn(state, c).length === 0 && c.members.some((m) => m.user_id === state.me);
+}
+
+/** The member my own change applied to, told as the server would tell the others. */
+export function memberChanged(
+  conversationId: string, userId: string, change: "added" | "removed" | "left" | "role", by: string, role?: string,
+): Extract<ServerFrame, { type: "member" }> {
+  return { type: "member", conversation_id: conversationId, user_id: userId, change, by, ...(role ? { role } : {}) };
+}
+
+function applyMemberFrame(
+  state: ChatState, frame: Extract<ServerFrame, { type: "member" }>, now: number, source: NoticeSource = "frame",
+): ChatState {
+  const c = state.conversations[frame.conversation_id];
+  if (!c) return state; // a conversation new to me: the controller reloads the list
+  const gone = frame.change === "removed" || frame.change === "left";
+  if (gone && frame.user_id === state.me) return removeConversation(state, frame.conversation_id);
+  const what: NoticeChange = { kind: "member", change: frame.change, user_id: frame.user_id, role: frame.role ?? null };
+  const noticed = addNotice(state, c, frame.by, what, now, [frame.user_id, frame.by], source);
+  if (gone) {
+    const typing = stopTyping(noticed, c.id, frame.user_id);
+    return updateConversation(typing, c.id, (held) => ({
+      ...held, members: held.members.filter((m) => m.user_id !== frame.user_id),
+    }));
+  }
+  if (frame.change !== "role" || !frame.role) return noticed; // who joined: the controller reloads
+  const role = frame.role as Member["role"];
+  return updateMember(noticed, c.id, frame.user_id, (m) => ({ ...m, role }));
+}
+
+function applyConversationFrame(
+  state: ChatState, frame: Extract<ServerFrame, { type: "conversation" }>, now: number, source: NoticeSource = "frame",
+): ChatState {
+  const before = state.conversations[frame.conversation.id];
+  const after = putConversation(state, fromServer(state, frame.conversation));
+  if (!before || frame.change !== "updated") return after;
+  const c = after.conversations[frame.conversation.id];
+  let noticed = after;
+  if (c.ttl_seconds !== before.ttl_seconds) {
+    noticed = addNotice(noticed, c, frame.by, { kind: "ttl", ttl_seconds: c.ttl_seconds }, now, [frame.by], source);
+  }
+  if ((c.title ?? null) !== (before.title ?? null)) {
+    noticed = addNotice(noticed, c, frame.by, { kind: "title", title: c.title }, now, [frame.by], source);
+  }
+  return noticed;
+}
+
+function addNotice(
+  state: ChatState, c: ConversationState, by: string, what: NoticeChange, now: number, mentioned: string[],
+  source: NoticeSource,
+): ChatState {
+  const held = state.notices[c.id] ?? [];
+  // my call's answer and the frame about it (either may come first) are one change
+  const twin = held.findIndex((n) => n.source !== source && !n.matched && n.by === by && now - n.at < SAME_NOTICE_MS
+    && JSON.stringify(n.what) === JSON.stringify(what));
+  if (twin >= 0) {
+    const notices = held.map((n, index) => (index === twin ? { ...n, matched: true } : n));
+    return { ...state, notices: { ...state.notices, [c.id]: notices } };
+  }
+  const names: Record<string, string> = {};
+  for (const id of mentioned) {
+    const member = c.members.find((m) => m.user_id === id);
+    if (member) names[id] = memberName(member);
+  }
+  const notice: Notice = { conversation_id: c.id, by, what, at: now, after_seq: c.last_seq, names, source, matched: false };
+  return { ...state, notices: { ...state.notices, [c.id]: [...held, notice].slice(-NOTICES_KEPT) } };
+}
+
+function applyTyping(state: ChatState, frame: Extract<ServerFrame, { type: "typing" }>, now: number): ChatState {
+  if (frame.user_id === state.me || frame.user_id in state.blocked) return state;
+  if (!frame.active) return stopTyping(state, frame.conversation_id, frame.user_id);
+  if (!state.conversations[frame.conversation_id]) return state;
+  const typing = { ...state.typing[frame.conversation_id], [frame.user_id]: now + TYPING_STALE_MS };
+  return { ...state, typing: { ...state.typing, [frame.conversation_id]: typing } };
+}
+
+function stopTyping(state: ChatState, conversationId: string, userId: string): ChatState {
+  const typing = state.typing[conversationId];
+  if (!typing || !(userId in typing)) return state;
+  const { [userId]: _stopped, ...rest } = typing;
+  return { ...state, typing: { ...state.typing, [conversationId]: rest } };
+}
+
+/** Typing nobody refreshed in time is forgotten (the views also hide it the moment it is due). */
+function dropStaleTyping(state: ChatState, now: number): ChatState {
+  let changed = false;
+  const typing: Record<string, Record<string, number>> = {};
+  for (const [id, people] of Object.entries(state.typing)) {
+    const fresh = Object.entries(people).filter(([, until]) => until > now);
+    changed ||= fresh.length !== Object.keys(people).length;
+    if (fresh.length) typing[id] = Object.fromEntries(fresh);
+  }
+  return changed ? { ...state, typing } : state;
+}
+
+/** Who is typing in a conversation now, by name (never me, never someone blocked). */
+export function typingNames(state: ChatState, c: ConversationState, now: number): string[] {
+  const people = state.typing[c.id] ?? {};
+  return Object.entries(people)
+    .filter(([id, until]) => until > now && id !== state.me && !(id in state.blocked))
+    .map(([id]) => {
+      const member = c.members.find((m) => m.user_id === id);
+      return member ? memberName(member) : "Someone";
+    })
+    .sort((a, b) => a.localeCompare(b));
+}
+
+/** "Bob is typing…", "Bob and Alice are typing…", "3 people are typing…", or "" for nobody. */
+export function typingLine(names: string[]): string {
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names.length} people are typing…`;
+}
+
+/** The notices of a conversation, oldest first. */
+export function noticesOf(state: ChatState, c: ConversationState): Notice[] {
+  return state.notices[c.id] ?? [];
+}
+
+/** A notice in words, e.g. "Alice added Bob", "You made Bob an admin", "Alice is now the owner". */
+export function noticeText(state: ChatState, c: ConversationState, n: Notice): string {
+  const name = (id: string, subject: boolean) => {
+    if (id === state.me) return subject ? "You" : "you";
+    const member = c.members.find((m) => m.user_id === id);
+    return member ? memberName(member) : n.names[id] ?? (subject ? "Someone" : "someone");
+  };
+  const by = name(n.by, true);
+  const what = n.what;
+  switch (what.kind) {
+    case "ttl":
+      return `${by} set messages to expire after ${ttlLabel(what.ttl_seconds)}`;
+    case "title":
+      return what.title ? `${by} renamed the group to ${what.title}` : `${by} removed the group's name`;
+    case "member": {
+      const who = name(what.user_id, false);
+      switch (what.change) {
+        case "added":
+          return what.user_id === n.by ? `${name(what.user_id, true)} joined` : `${by} added ${who}`;
+        case "left":
+          return `${name(what.user_id, true)} left`;
+        case "removed":
+          return what.user_id === n.by ? `${name(what.user_id, true)} left` : `${by} removed ${who}`;
+        case "role":
+          if (what.role === "owner") return `${name(what.user_id, true)} ${what.user_id === state.me ? "are" : "is"} now the owner`;
+          return what.role === "admin" ? `${by} made ${who} an admin` : `${by} made ${who} a member`;
+      }
+    }
+  }
+  return "";
+}
+
+/** How long messages live, as the TTL picker says it. */
+export function ttlLabel(seconds: number): string {
+  const units: [number, string][] = [[7 * 86400, "week"], [86400, "day"], [3600, "hour"], [60, "minute"]];
+  const [size, unit] = units.find(([size]) => seconds >= size && seconds % size === 0) ?? [1, "second"];
+  const count = seconds / size;
+  return `${count} ${unit}${count === 1 ? "" : "s"}`;
+}
+
+/** A message or a notice, in the order they happened: a notice after the message it followed. */
+export type TimelineItem = { kind: "message"; message: Message } | { kind: "notice"; notice: Notice };
+
+/** Messages (ascending seq) and notices merged: each notice after every message with a seq up to
+ * its `after_seq`, and before later ones; notices keep their own order. */
+export function timeline(messages: Message[], notices: Notice[]): TimelineItem[] {
+  const items: TimelineItem[] = [];
+  let next = 0;
+  for (const message of messages) {
+    while (next < notices.length && notices[next].after_seq < message.seq) {
+      items.push({ kind: "notice", notice: notices[next++] });
+    }
+    items.push({ kind: "message", message });
+  }
+  while (next < notices.length) items.push({ kind: "notice", notice: notices[next++] });
+  return items;
 }

@@ -1,20 +1,21 @@
-import { type FormEvent, type KeyboardEvent, useEffect, useState } from "react";
+import { type FormEvent, type KeyboardEvent, useEffect, useRef, useState } from "react";
 import { type ChatClient, SendRefused } from "../client";
 import { duration } from "../days";
-import type { Member } from "../protocol";
 import {
   type ChatState,
   type ConversationState,
   conversationName,
-  memberName,
   othersIn,
+  peerDeleted,
   peerOf,
   serverNow,
+  typingLine,
+  typingNames,
 } from "../store";
 import { explain } from "./explain";
+import { BlockToggle, MembersPanel } from "./MembersPanel";
 import { MessageList } from "./MessageList";
 import { RequestActions } from "./RequestActions";
-import { useAction } from "./useAction";
 
 interface Props {
   client: ChatClient;
@@ -39,21 +40,42 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
   const name = conversationName(state, conversation);
   const peer = peerOf(state, conversation);
   const peerBlocked = peer !== undefined && peer.user_id in state.blocked;
+  const deleted = peerDeleted(state, conversation);
+  const [membersOpen, setMembersOpen] = useState(false);
+  const membersButton = useRef<HTMLButtonElement>(null);
+  const closeMembers = () => {
+    setMembersOpen(false);
+    membersButton.current?.focus(); // back where the person was
+  };
+  const group = conversation.kind === "group";
 
   return (
     <>
       <header className="chat-header">
         <div className="chat-title">
-          <h2>{name}</h2>
+          <h2 data-testid="chat-name">{name}</h2>
+          {peer?.display_name?.trim() && <p className="chat-phone" data-testid="chat-phone">{peer.phone}</p>}
           <p className="presence" data-testid="presence">{presenceLine(state, conversation, serverTime)}</p>
         </div>
         <div className="chat-tools">
-          {!conversation.request && <TtlPicker client={client} conversation={conversation} />}
+          {!conversation.request && !deleted && (
+            <TtlPicker client={client} conversation={conversation} canChange={!group || managesGroup(state, conversation)} />
+          )}
           {peer && !conversation.request && !peerBlocked && <BlockToggle client={client} person={peer} blocked={false} />}
-          {conversation.kind === "group" && <MemberList client={client} state={state} conversation={conversation} />}
+          {group && (
+            <button ref={membersButton} type="button" className="secondary members-button" aria-expanded={membersOpen}
+              onClick={() => setMembersOpen((open) => !open)}>
+              Members
+            </button>
+          )}
         </div>
       </header>
+      {group && membersOpen && (
+        <MembersPanel client={client} state={state} conversation={conversation} onClose={closeMembers}
+          onLeft={onLeft} />
+      )}
       <MessageList client={client} state={state} conversation={conversation} now={now} />
+      <TypingLine state={state} conversation={conversation} now={now} />
       {conversation.request && (
         <section className="notice request-banner" aria-label="Message request">
           <p>
@@ -63,7 +85,11 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
           <RequestActions client={client} conversation={conversation} name={name} onLeft={onLeft} />
         </section>
       )}
-      {peerBlocked ? (
+      {deleted ? (
+        <section className="notice deleted-banner" aria-label="Deleted account" data-testid="deleted-account">
+          <p>This account was deleted. Messages sent here reach nobody.</p>
+        </section>
+      ) : peerBlocked ? (
         <section className="notice blocked-banner" aria-label="Blocked">
           <p>You blocked {name}. They can't send you messages.</p>
           <BlockToggle client={client} person={peer} blocked />
@@ -75,50 +101,17 @@ export function ChatView({ client, state, conversation, onLeft }: Props) {
   );
 }
 
-/** Block or unblock one person (their messages stop showing at once). */
-function BlockToggle({ client, person, blocked }: { client: ChatClient; person: Member; blocked: boolean }) {
-  const { run, busy, error } = useAction();
-  const name = memberName(person);
-  return (
-    <span className="block-toggle">
-      <button type="button" className={blocked ? "secondary" : "danger"} disabled={busy}
-        aria-label={`${blocked ? "Unblock" : "Block"} ${name}`}
-        onClick={() => void run(() => (blocked ? client.unblock(person.user_id) : client.block(person.user_id)))}>
-        {blocked ? "Unblock" : "Block"}
-      </button>
-      {error && <span role="alert" className="error">{error}</span>}
-    </span>
-  );
-}
-
-/** A group's members, each with a way to block them. */
-function MemberList({ client, state, conversation }: { client: ChatClient; state: ChatState; conversation: ConversationState }) {
-  return (
-    <details className="members">
-      <summary>Members</summary>
-      <ul>
-        {conversation.members.map((m) => (
-          <li key={m.user_id}>
-            <span className="member-name">
-              {m.user_id === state.me ? "You" : memberName(m)}
-              {m.role && m.role !== "member" && <span className="role"> · {m.role}</span>}
-            </span>
-            {m.user_id !== state.me && <BlockToggle client={client} person={m} blocked={m.user_id in state.blocked} />}
-          </li>
-        ))}
-      </ul>
-    </details>
-  );
-}
-
 function Composer({ client, conversationId }: { client: ChatClient; conversationId: string }) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
+  // another chat opened, or this one closed: I am not typing here any more
+  useEffect(() => () => client.typingStopped(conversationId), [client, conversationId]);
 
   function submit(event?: FormEvent) {
     event?.preventDefault();
     try {
       client.sendMessage(conversationId, text);
+      client.typingStopped(conversationId);
       setText("");
       setError(null);
     } catch (caught) {
@@ -138,6 +131,7 @@ function Composer({ client, conversationId }: { client: ChatClient; conversation
         onChange={(e) => {
           setText(e.target.value);
           client.probeLink(); // the link shown must be true by the time they send
+          client.typing(conversationId, e.target.value);
         }}
         rows={2} placeholder="Message" autoFocus={twoPanes()} />
       <button type="submit" disabled={!text.trim()}>Send</button>
@@ -146,7 +140,17 @@ function Composer({ client, conversationId }: { client: ChatClient; conversation
   );
 }
 
-function TtlPicker({ client, conversation }: { client: ChatClient; conversation: ConversationState }) {
+/** In a group only the owner and admins change its settings (the server refuses the others). */
+function managesGroup(state: ChatState, c: ConversationState): boolean {
+  const role = c.members.find((m) => m.user_id === state.me)?.role;
+  return role === "owner" || role === "admin";
+}
+
+function TtlPicker({ client, conversation, canChange }: {
+  client: ChatClient;
+  conversation: ConversationState;
+  canChange: boolean;
+}) {
   const [error, setError] = useState<string | null>(null);
   const choices = TTL_CHOICES.some(([s]) => s === conversation.ttl_seconds)
     ? TTL_CHOICES
@@ -162,7 +166,8 @@ function TtlPicker({ client, conversation }: { client: ChatClient; conversation:
   return (
     <label className="ttl">
       Messages expire after
-      <select value={conversation.ttl_seconds} onChange={(e) => void change(Number(e.target.value))}>
+      <select value={conversation.ttl_seconds} onChange={(e) => void change(Number(e.target.value))} disabled={!canChange}
+        title={canChange ? undefined : "Only the group's owner and admins can change this"}>
         {choices.map(([seconds, label]) => (
           <option key={seconds} value={seconds}>{label}</option>
         ))}
@@ -181,7 +186,14 @@ function useNow(everyMs: number): number {
   return now;
 }
 
+/** "Bob is typing…" above the composer (stale after 6 s without a refresh). */
+function TypingLine({ state, conversation, now }: { state: ChatState; conversation: ConversationState; now: number }) {
+  const line = typingLine(typingNames(state, conversation, now));
+  return <p className="typing-line" data-testid="typing" aria-live="polite">{line}</p>;
+}
+
 function presenceLine(state: ChatState, c: ConversationState, serverTime: number): string {
+  if (peerDeleted(state, c)) return "";
   const others = othersIn(state, c);
   if (c.kind === "group") {
     const online = others.filter((m) => m.online).length;

@@ -9,7 +9,7 @@ import { linkSegments } from "../links";
 import type { Message } from "../protocol";
 import {
   type ChatState, type ConversationState, type Reader, type Receipt, type Unsend, canLoadOlder, memberName, readersOf,
-  receiptOf, serverNow, unsendOf,
+  noticeText, noticesOf, receiptOf, serverNow, timeline, unsendOf,
 } from "../store";
 import { PendingMessage } from "./PendingMessage";
 import { useAction } from "./useAction";
@@ -43,8 +43,21 @@ export function MessageList({ client, state, conversation, now }: Props) {
   const dismissUnsend = useCallback((req: string) => client.dismissUnsend(req), [client]);
 
   const items: ReactNode[] = [];
-  visible.forEach((message, index) => {
-    if (startsNewDay(message.created_at, visible[index - 1]?.created_at)) {
+  let previous: Message | undefined;
+  // who joined, left, a new timer: lines among the messages, where they happened
+  timeline(visible, noticesOf(state, conversation)).forEach((item, position) => {
+    if (item.kind === "notice") {
+      items.push(
+        <li key={`notice ${item.notice.at} ${position}`} className="chat-notice" data-testid="notice">
+          {noticeText(state, conversation, item.notice)}
+        </li>,
+      );
+      return;
+    }
+    const message = item.message;
+    const before = previous;
+    previous = message;
+    if (startsNewDay(message.created_at, before?.created_at)) {
       items.push(<DaySeparator key={`day ${dayKey(message.created_at)}`} at={message.created_at} now={now} />);
     }
     const mine = message.sender_id === state.me;

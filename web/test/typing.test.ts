@@ -1,0 +1,177 @@
+// Typing hints: sent at most every 3 s while the text changes, stopped when cleared, sent or
+// left alone for 5 s, never on a link that is down; shown until 6 s without a refresh.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { type ChatApi, ChatClient } from "../src/client";
+import type { Conversation, Member, ServerFrame } from "../src/protocol";
+import { type ChatState, initialState, reduce, typingLine, typingNames } from "../src/store";
+import { TypingSender } from "../src/typing";
+import { FakeLink } from "./fakeLink";
+
+const ME = "u-me";
+const NOW = 1_800_000_000_000;
+
+function member(user_id: string, display_name: string): Member {
+  return { user_id, phone: "+1", display_name, role: "member", online: true, last_seen_at: null, read_seq: 0, delivered_seq: 0 };
+}
+
+function group(): Conversation {
+  return {
+    id: "g1", kind: "group", title: "Climbers", ttl_seconds: 86400, last_seq: 0, read_seq: 0, unread_count: 0,
+    last_message: null, request: false,
+    members: [member(ME, "Me"), member("u-bob", "Bob"), member("u-alice", "Alice"), member("u-carol", "Carol")],
+  };
+}
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+describe("sending typing hints", () => {
+  let sent: string[];
+  let linkUp: boolean;
+  let typing: TypingSender;
+
+  beforeEach(() => {
+    sent = [];
+    linkUp = true;
+    typing = new TypingSender((id, active) => {
+      if (linkUp) sent.push(`${id} ${active}`);
+      return linkUp;
+    });
+  });
+
+  it("the first keystroke says typing; more within 3 s say nothing more; after 3 s it is said again", () => {
+    typing.changed("g1", "h", Date.now());
+    vi.advanceTimersByTime(1_000);
+    typing.changed("g1", "he", Date.now());
+    vi.advanceTimersByTime(1_000);
+    typing.changed("g1", "hel", Date.now());
+    expect(sent).toEqual(["g1 true"]);
+    vi.advanceTimersByTime(1_000);
+    typing.changed("g1", "hell", Date.now());
+    expect(sent).toEqual(["g1 true", "g1 true"]);
+  });
+
+  it("clearing the text stops it, once", () => {
+    typing.changed("g1", "hi", Date.now());
+    typing.changed("g1", "", Date.now());
+    typing.changed("g1", "  ", Date.now());
+    expect(sent).toEqual(["g1 true", "g1 false"]);
+  });
+
+  it("sending stops it", () => {
+    typing.changed("g1", "hi", Date.now());
+    typing.stopped("g1");
+    expect(sent).toEqual(["g1 true", "g1 false"]);
+  });
+
+  it("5 s without a keystroke stops it", () => {
+    typing.changed("g1", "hi", Date.now());
+    vi.advanceTimersByTime(4_999);
+    expect(sent).toEqual(["g1 true"]);
+    vi.advanceTimersByTime(1);
+    expect(sent).toEqual(["g1 true", "g1 false"]);
+  });
+
+  it("a keystroke puts the 5 s back", () => {
+    typing.changed("g1", "hi", Date.now());
+    vi.advanceTimersByTime(2_000);
+    typing.changed("g1", "hi!", Date.now());
+    vi.advanceTimersByTime(4_000);
+    expect(sent).toEqual(["g1 true"]);
+    vi.advanceTimersByTime(1_000);
+    expect(sent).toEqual(["g1 true", "g1 false"]);
+  });
+
+  it("nothing goes while the link is down, and nothing is kept for later", () => {
+    linkUp = false;
+    typing.changed("g1", "hi", Date.now());
+    linkUp = true;
+    vi.advanceTimersByTime(10_000);
+    typing.stopped("g1");
+    expect(sent).toEqual([]);
+  });
+});
+
+describe("the client sends typing on the link only", () => {
+  let link: FakeLink;
+  let client: ChatClient;
+
+  beforeEach(async () => {
+    const api = {
+      conversations: async () => ({ server_time: Date.now(), conversations: [group()], next_cursor: null }),
+      blocks: async () => [],
+      profile: async () => ({ id: ME, phone: "+1", display_name: null, settings: { message_requests: true, read_receipts: true } }),
+    } as unknown as ChatApi;
+    client = new ChatClient({ api, openLink: (events) => (link = new FakeLink(events)), persistOutbox: () => {} }, ME, []);
+    client.start();
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  afterEach(() => client.stop());
+
+  it("typing goes as a typing frame, never into the outbox", () => {
+    link.open();
+    client.typing("g1", "hi");
+    client.typingStopped("g1");
+    expect(link.of("typing")).toEqual([
+      { action: "typing", conversation_id: "g1", active: true },
+      { action: "typing", conversation_id: "g1", active: false },
+    ]);
+    expect(client.getState().outbox).toEqual([]);
+  });
+
+  it("typing while the link is down sends nothing, then or later", () => {
+    client.typing("g1", "hi");
+    link.open();
+    vi.advanceTimersByTime(6_000);
+    expect(link.of("typing")).toEqual([]);
+  });
+});
+
+describe("showing who is typing", () => {
+  function loaded(): ChatState {
+    return reduce(initialState(ME), {
+      type: "conversations_loaded", list: { server_time: NOW, conversations: [group()] }, now: NOW,
+    });
+  }
+  const typingOf = (user_id: string, active = true): ServerFrame => ({ type: "typing", conversation_id: "g1", user_id, active });
+  const at = (state: ChatState, frame: ServerFrame, now: number) => reduce(state, { type: "frame", frame, now });
+  const line = (state: ChatState, now: number) => typingLine(typingNames(state, state.conversations.g1, now));
+
+  it("one, two, then three people typing", () => {
+    let state = at(loaded(), typingOf("u-bob"), NOW);
+    expect(line(state, NOW)).toBe("Bob is typing…");
+    state = at(state, typingOf("u-alice"), NOW);
+    expect(line(state, NOW)).toBe("Alice and Bob are typing…");
+    state = at(state, typingOf("u-carol"), NOW);
+    expect(line(state, NOW)).toBe("3 people are typing…");
+  });
+
+  it("goes stale 6 s after the last refresh, and a refresh keeps it", () => {
+    let state = at(loaded(), typingOf("u-bob"), NOW);
+    state = at(state, typingOf("u-bob"), NOW + 3_000);
+    expect(line(state, NOW + 8_999)).toBe("Bob is typing…");
+    expect(line(state, NOW + 9_000)).toBe("");
+    const swept = reduce(state, { type: "expire_due", now: NOW + 9_000 });
+    expect(swept.typing.g1).toBeUndefined();
+  });
+
+  it("stops at once on active: false", () => {
+    const state = at(at(loaded(), typingOf("u-bob"), NOW), typingOf("u-bob", false), NOW + 1);
+    expect(line(state, NOW + 1)).toBe("");
+  });
+
+  it("stops at once when their message arrives", () => {
+    const state = at(at(loaded(), typingOf("u-bob"), NOW), {
+      type: "message", conversation_id: "g1", message_id: "m1", seq: 1, sender_id: "u-bob", sender_device_id: "d",
+      client_msg_id: "x-1", body: "hi", created_at: NOW, expires_at: NOW + 60_000,
+    }, NOW + 1);
+    expect(line(state, NOW + 1)).toBe("");
+  });
+
+  it("a sweep with nobody stale changes nothing", () => {
+    const state = at(loaded(), typingOf("u-bob"), NOW);
+    expect(reduce(state, { type: "expire_due", now: NOW + 1_000 })).toBe(state);
+  });
+});
