@@ -57,6 +57,8 @@ def create(user_id: str, fields: dict[str, Any], ctx: Context) -> tuple[dict[str
         others = [phone for phone in phones if phone != me.phone]
         if not others:
             raise InvalidInput("members must name at least one other phone")
+        if len(others) + 1 > MEMBERS_MAX:  # the creator is a member too
+            raise InvalidInput(f"a group has at most {MEMBERS_MAX} members, you included")
         member_ids, contacts = members_by_phone(txn, user_id, me.activated_at or me.created_at,
                                                 others, now, ctx)
         if blocks.blockers_of(txn, user_id, member_ids):

@@ -154,18 +154,10 @@ def remove_member(user_id: str, conversation_id: str, target_id: str, ctx: Conte
     its messages. Leaving a request is declining it: nobody else is told."""
 
     def remove_txn(txn: Transaction) -> Removal:
-        conversation = conversations.lock_conversation(txn, conversation_id)
-        me = conversations.get_participant(txn, conversation_id, user_id)
-        if conversation is None or me is None or me.consent == DECLINED:
-            raise NotFound("no such conversation")
-        if conversation.kind != "group":
-            raise InvalidInput("a direct conversation has no members to change")
+        _, me = _group_of(txn, conversation_id, user_id)
         if target_id == user_id:
             return _leave(txn, me)
-        if me.consent == REQUEST:
-            raise Forbidden("accept this conversation before changing it")
-        if me.role not in ("owner", "admin"):
-            raise Forbidden("only the group's owner and admins can remove members")
+        _may_manage(me)
         target = conversations.get_participant(txn, conversation_id, target_id)
         if target is None:
             raise NotFound("no such member")
@@ -244,14 +236,27 @@ def _managed_group(txn: Transaction, conversation_id: str,
     """The group (its row locked) and the caller's place in it, if the caller may manage its
     members: `not_found` to one not in it (or who declined it), `bad_request` for a direct
     chat, `forbidden` to one who has not accepted it yet or is neither owner nor admin."""
+    conversation, me = _group_of(txn, conversation_id, user_id)
+    _may_manage(me)
+    return conversation, me
+
+
+def _group_of(txn: Transaction, conversation_id: str,
+              user_id: str) -> tuple[Conversation, Participant]:
+    """The group (its row locked) and the caller's place in it: `not_found` to one not in it
+    (or who declined it), `bad_request` for a direct chat."""
     conversation = conversations.lock_conversation(txn, conversation_id)
     me = conversations.get_participant(txn, conversation_id, user_id)
     if conversation is None or me is None or me.consent == DECLINED:
         raise NotFound("no such conversation")
     if conversation.kind != "group":
         raise InvalidInput("a direct conversation has no members to change")
+    return conversation, me
+
+
+def _may_manage(me: Participant) -> None:
+    """Only an owner or admin who has accepted the group changes its members."""
     if me.consent == REQUEST:  # a change would show the others that the phone is here
         raise Forbidden("accept this conversation before changing it")
     if me.role not in ("owner", "admin"):
         raise Forbidden("only the group's owner and admins can change its members")
-    return conversation, me

@@ -291,6 +291,20 @@ def test_a_group_stays_within_its_member_limit(world, trio, monkeypatch):
     assert len(participants(world)) == 4
 
 
+def test_a_new_group_counts_its_creator_within_the_member_limit(world, monkeypatch):
+    creator = world.person()
+    monkeypatch.setattr(conversations, "MEMBERS_MAX", 3)
+    before = participants(world)
+
+    with pytest.raises(InvalidInput):
+        conversations.create(creator.id, {"members": [world.new_phone() for _ in range(3)]},
+                             world.ctx)
+    assert participants(world) == before
+    view, _ = conversations.create(creator.id, {"members": [world.new_phone(), world.new_phone()]},
+                                   world.ctx)
+    assert len(view["members"]) == 3
+
+
 def test_a_contact_is_added_accepted_and_a_stranger_as_a_request(world, trio):
     chat, olive, adam, mia = trio
     friend, stranger = world.person(), world.person()
