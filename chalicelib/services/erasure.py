@@ -25,14 +25,12 @@ from chalicelib.observability import logger
 from chalicelib.services import auth
 from chalicelib.services.context import Context
 from chalicelib.services.delivery import push_frames
-from chalicelib.services.expiry import to_ranges
+from chalicelib.services.expiry import deletion_frames_txn
 from chalicelib.services.limits import DEFAULT_POLICIES
-from chalicelib.storage import conversations, erasure, messages, otp, users
+from chalicelib.storage import conversations, erasure, otp, users
+from chalicelib.storage.conversations import ACCEPTED
 from chalicelib.storage.database import Transaction
-from chalicelib.wire import Frame, expired_frame, member_frame, unread_frame
-
-# As the expiry engine sends them: a frame's ranges stay a bounded size.
-RANGES_PER_FRAME = 500
+from chalicelib.wire import Frame, member_frame
 
 
 @dataclass
@@ -103,8 +101,9 @@ def _delete_txn(txn: Transaction, user_id: str, challenge_id: str, code: str, no
 def _leave_txn(txn: Transaction, user_id: str, membership: erasure.Membership,
                now: int) -> list[tuple[str, Frame]]:
     """Take the user out as a member leaves (a direct chat hands nothing over), then delete
-    what they sent there. The remaining members get `member` (left), `role` for an heir, and
-    `expired` (unsent) for the messages that went."""
+    what they sent there. The remaining members get `member` (left, unless the user never
+    accepted the conversation), `role` for an heir, and `expired` (unsent) for the messages
+    that went."""
     conversation_id = membership.conversation_id
     role = membership.role if membership.kind == "group" else "member"
     departure = conversations.remove_participant(txn, conversation_id, user_id, role)
@@ -113,7 +112,10 @@ def _leave_txn(txn: Transaction, user_id: str, membership: erasure.Membership,
     erasure.forget_direct_pair(txn, conversation_id)
     frames = _unsend_all_txn(txn, conversation_id, user_id, now)
     audience = conversations.connections_of_conversation(txn, conversation_id)
-    news = [member_frame(conversation_id, user_id, "left", by=user_id)]
+    # One who had not accepted (a request) or had declined goes silently, as they would leave:
+    # telling the others would show that the phone had an account.
+    news = ([member_frame(conversation_id, user_id, "left", by=user_id)]
+            if membership.consent == ACCEPTED else [])
     if departure.new_owner is not None:
         news.append(member_frame(conversation_id, departure.new_owner, "role", by=user_id,
                                  role="owner"))
@@ -125,23 +127,5 @@ def _unsend_all_txn(txn: Transaction, conversation_id: str, user_id: str,
     """Delete the user's messages in one conversation and tell its members' connections which
     went (`expired`, reason `unsent`, as an unsend does), with the unread counts that fell."""
     seqs = erasure.delete_messages_of(txn, conversation_id, user_id)
-    conversation = conversations.get_conversation(txn, conversation_id)
-    if not seqs or conversation is None:
-        return []
-    lowest = messages.lowest_stored_seq(txn, conversation_id)
-    up_to_seq = lowest - 1 if lowest is not None else conversation.last_seq
-    ranges = to_ranges(seqs)
-    audience = conversations.connections_of_conversation(txn, conversation_id)
-    frames = []
-    for start in range(0, len(ranges), RANGES_PER_FRAME):
-        frame = expired_frame(conversation_id, ranges[start:start + RANGES_PER_FRAME],
-                              up_to_seq=up_to_seq, reason="unsent")
-        frames += [(listener.connection_id, frame) for listener in audience]
-    for member in conversations.list_participants(txn, conversation_id):
-        mine = [listener.connection_id for listener in audience
-                if listener.user_id == member.user_id]
-        if mine and seqs[-1] > member.read_seq:  # an unread message of theirs went
-            count = messages.unread_count(txn, conversation_id, member.user_id,
-                                          read_seq=member.read_seq, now_ms=now)
-            frames += [(cid, unread_frame(conversation_id, count)) for cid in mine]
-    return frames
+    return deletion_frames_txn(txn, conversation_id, [(seq, user_id) for seq in seqs], now,
+                               reason="unsent")

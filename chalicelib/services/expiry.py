@@ -90,27 +90,35 @@ def announce(report: PurgeReport, ctx: Context) -> int:
     pushed = 0
     now = ctx.clock.now_ms()
     for conversation_id, deleted in report.deleted_by_conversation.items():
-        frames = ctx.db.run_read("expiry.frames", _frames_txn, conversation_id, sorted(deleted),
-                                now)
+        frames = ctx.db.run_read("expiry.frames", deletion_frames_txn, conversation_id,
+                                sorted(deleted), now)
         pushed += len(frames)
         push_frames(frames, ctx)
     return pushed
 
 
-def _frames_txn(txn: Transaction, conversation_id: str, deleted: list[tuple[int, str]],
-                now: int) -> list[tuple[str, dict[str, Any]]]:
+def deletion_frames_txn(txn: Transaction, conversation_id: str,
+                        deleted: list[tuple[int, str]], now: int, *,
+                        reason: str = "expired") -> list[tuple[str, dict[str, Any]]]:
+    """The frames that tell a conversation's live members which of its messages, as sorted
+    (seq, sender) pairs, were deleted: `expired` with the exact ranges and `up_to_seq` (to
+    members who joined before the newest of them), and `unread` to each member whose count
+    included one. Expiry, unsent and deleted accounts all tell it this way."""
     conversation = conversations.get_conversation(txn, conversation_id)
-    if conversation is None:
+    if conversation is None or not deleted:
         return []
     up_to_seq = messages.gone_up_to(txn, conversation_id, last_seq=conversation.last_seq)
     ranges = to_ranges([seq for seq, _ in deleted])
-    audience = conversations.connections_of_conversation(txn, conversation_id)
+    members = conversations.list_participants(txn, conversation_id)
+    joined_before = {m.user_id for m in members if m.joined_seq < deleted[-1][0]}
+    audience = [listener for listener in conversations.connections_of_conversation(
+        txn, conversation_id) if listener.user_id in joined_before]
     frames = []
     for start in range(0, len(ranges), RANGES_PER_FRAME):
         frame = expired_frame(conversation_id, ranges[start:start + RANGES_PER_FRAME],
-                              up_to_seq=up_to_seq)
+                              up_to_seq=up_to_seq, reason=reason)
         frames += [(listener.connection_id, frame) for listener in audience]
-    for member in conversations.list_participants(txn, conversation_id):
+    for member in members:
         mine = [listener.connection_id for listener in audience
                 if listener.user_id == member.user_id]
         counted = any(seq > member.read_seq and sender != member.user_id

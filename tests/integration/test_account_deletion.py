@@ -184,6 +184,20 @@ def test_a_group_they_owned_passes_to_the_longest_standing_admin_else_member(any
     assert any_world.last(second.caller, "message")["body"] == "we go on"
 
 
+def test_a_request_they_never_accepted_goes_without_telling_its_starter(any_world):
+    leaver, stranger = sign_up(any_world), sign_up(any_world)
+    view, _ = conversations.create(stranger.id, {"members": [leaver.phone]}, any_world.ctx)
+    assert any_world.ctx.db.run_read("t", storage_conversations.get_participant, view["id"],
+                                     leaver.id).consent == "request"
+    any_world.forget_frames()
+
+    delete(any_world, leaver)
+
+    assert any_world.received(stranger.caller) == []
+    (listed,) = conversations.list_for(stranger.id, {}, any_world.ctx)["conversations"]
+    assert [m["user_id"] for m in listed["members"]] == [stranger.id]
+
+
 def test_a_group_they_were_last_in_is_deleted_with_everything_in_it(any_world):
     leaver, other = sign_up(any_world), sign_up(any_world)
     group = chat(any_world, leaver, other, title="group")

@@ -635,6 +635,23 @@ def test_expired_and_unread_after_a_removal_go_only_to_current_members(world, cl
     assert world.last(adam_phone, "unread")["count"] == 0
 
 
+def test_a_member_added_later_is_not_told_of_messages_from_before_the_join(world, clock):
+    olive, adam, mia, newcomer = (world.person() for _ in range(4))
+    chat = world.chat(olive, adam, mia, ttl_seconds=10)
+    olive_phone, adam_phone = world.device(olive), world.device(adam)
+    world.send(olive_phone, chat, body="before the join")
+    world.chat(olive, newcomer)  # a contact: added as accepted
+    add(world, olive, chat, newcomer)
+    newcomer_phone = world.device(newcomer)
+    world.forget_frames()
+
+    clock.advance(seconds=11)
+    announce(purge_expired(world.ctx), world.ctx)
+
+    assert world.received(newcomer_phone) == []
+    assert world.last(adam_phone, "expired")["ranges"] == [[1, 1]]
+
+
 # --- over REST (Chalice's test client, MariaDB) -----------------------------------------------
 
 
