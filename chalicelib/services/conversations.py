@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from chalicelib.crypto import keyed_hash
-from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from chalicelib.ids import new_id, new_user_id
 from chalicelib.inputs import int_field
 from chalicelib.phones import normalize_phone
@@ -100,7 +100,11 @@ def members_by_phone(txn: Transaction, user_id: str, account_since: int, phones:
     day, one hit each. Strangers, not
     only pending users, are counted: a cap that only phones without an account could hit
     would tell them from phones with one."""
-    found = users.users_by_phone(txn, phones)
+    # The caller's and the members' rows are held until the commit, so that an account
+    # deletion never interleaves with rows that name these users.
+    if not users.lock_existing_user(txn, user_id):
+        raise Unauthorized("this account has been deleted")
+    found = users.users_by_phone(txn, phones, lock=True)
     known = conversations.accepted_contacts(txn, user_id, list(found.values()))
     strangers = [phone for phone in phones if found.get(phone) not in known]
     new_account = now - account_since < NEW_ACCOUNT_MS

@@ -190,11 +190,24 @@ def accepting_everyone(txn: Transaction, user_ids: list[str]) -> set[str]:
     return {row["id"] for row in txn.fetchall()}
 
 
-def users_by_phone(txn: Transaction, phones: list[str]) -> dict[str, str]:
-    """phone -> user id, for those of `phones` that have a user (pending or active)."""
+def users_by_phone(txn: Transaction, phones: list[str], *,
+                   lock: bool = False) -> dict[str, str]:
+    """phone -> user id, for those of `phones` that have a user (pending or active). `lock`
+    holds their rows until the transaction ends: an account deletion (which takes the user's
+    row first) then cannot commit between this read and the rows that will name the ids, and
+    a read that waited for one finds the phone without a user."""
     if not phones:
         return {}
     in_list = placeholders(phones)
-    txn.execute(f"SELECT id, phone FROM users WHERE phone IN ({in_list})",  # noqa: S608
+    locking = txn.engine.for_update() if lock else ""
+    txn.execute(f"SELECT id, phone FROM users WHERE phone IN ({in_list}){locking}",  # noqa: S608
                 phones)
     return {row["phone"]: row["id"] for row in txn.fetchall()}
+
+
+def lock_existing_user(txn: Transaction, user_id: str) -> bool:
+    """Hold the user's row until the transaction ends; False if it no longer exists (the
+    account was deleted)."""
+    txn.execute(f"SELECT id FROM users WHERE id = %s{txn.engine.for_update()}",  # noqa: S608
+                (user_id,))
+    return txn.fetchone() is not None

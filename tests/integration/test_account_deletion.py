@@ -6,16 +6,18 @@ conversations; the phone can sign up again as somebody new."""
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from chalicelib.errors import InvalidInput, NotFound, Unauthorized
-from chalicelib.services import account, auth, conversations, erasure, reading
+from chalicelib.services import account, auth, conversations, erasure, membership, reading
 from chalicelib.services.auth import OTP_ATTEMPTS
 from chalicelib.services.limits import SlidingWindowLimiter, load_policies
 from chalicelib.storage import conversations as storage_conversations
+from chalicelib.storage import erasure as storage_erasure
 from chalicelib.storage import outbox
 from tests.integration.account_world import (
     IP,
@@ -209,6 +211,41 @@ def test_a_group_they_were_last_in_is_deleted_with_everything_in_it(any_world):
     for table, column in (("conversations", "id"), ("messages", "conversation_id"),
                           ("participants", "conversation_id")):
         assert [r for r in any_world.rows(table) if r[column] == group] == []
+
+
+def test_a_group_addition_racing_the_deletion_never_names_the_deleted_id(world, monkeypatch):
+    """The addition reads the phone's user while the deletion is under way: it waits for the
+    deletion to end, then adds the phone as a new pending user, never the deleted id."""
+    leaver, owner, first, second = (sign_up(world) for _ in range(4))
+    group = chat(world, owner, first, second, title="group")
+    code = deletion_code(world, leaver)
+    deleting, finish = threading.Event(), threading.Event()
+    delete_connections = storage_erasure.delete_connections
+
+    def paused(txn, user_id):  # the deletion holds the user's row here, not yet committed
+        deleting.set()
+        assert finish.wait(10)
+        return delete_connections(txn, user_id)
+
+    monkeypatch.setattr(storage_erasure, "delete_connections", paused)
+    deletion = threading.Thread(target=erasure.delete_account,
+                                args=(leaver.principal, code, world.ctx))
+    deletion.start()
+    assert deleting.wait(10)
+    added: list[dict] = []
+    addition = threading.Thread(target=lambda: added.append(membership.add_members(
+        owner.id, group, {"members": [leaver.phone]}, world.ctx)))
+    addition.start()
+    addition.join(0.5)
+    waited = addition.is_alive()
+    finish.set()
+    deletion.join(10)
+    addition.join(10)
+
+    assert waited, "the addition must wait for the deletion's lock on the user"
+    assert where_held(world, [leaver.id]) == set()
+    (newcomer,) = [m for m in added[0]["members"] if m["phone"] == leaver.phone]
+    assert newcomer["user_id"] != leaver.id
 
 
 def test_the_phone_signs_up_again_as_a_new_user_with_nothing_of_the_old_one(world):
