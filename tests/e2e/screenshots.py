@@ -74,6 +74,12 @@ def test_take_the_screenshots(open_sized):
     bob.send("Count me in. Noon at the park?")
     expect_last_message(alice, "Count me in. Noon at the park?")
 
+    alice.ttl_picker.select_option(str(7 * 86400))  # a line in every member's chat
+    expect(bob.notices.last).to_have_text("Alice set messages to expire after 1 week")
+    alice.open_members()
+    shoot(alice, "desktop-group-members")
+    alice.close_members()
+
     alice.conversation("See you there").click()
     shoot(alice, "desktop-chat")
     shoot(alice, "desktop-dark", "dark")
