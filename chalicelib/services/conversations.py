@@ -87,7 +87,7 @@ def create(user_id: str, fields: dict[str, Any], ctx: Context) -> tuple[dict[str
     except Conflict:  # the pair's direct chat was created by a concurrent request
         conversation_id, created = ctx.db.run_transaction("conversations.create", create_txn)
     if created:
-        announce(conversation_id, "created", by=user_id, ctx=ctx)
+        announce_to_others(conversation_id, "created", by=user_id, ctx=ctx)
     return view_one(user_id, conversation_id, ctx), created
 
 
@@ -234,20 +234,21 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
                 or (ttl is not None and ttl != conversation.ttl_seconds))
 
     if ctx.db.run_transaction("conversations.update", update_txn):
-        announce(conversation_id, "updated", by=user_id, ctx=ctx)
+        announce_to_others(conversation_id, "updated", by=user_id, ctx=ctx)
     return view_one(user_id, conversation_id, ctx)
 
 
-def announce(conversation_id: str, change: str, *, by: str, ctx: Context) -> None:
-    """Push `conversation` (`created` or `updated`) to every member's live connections, each
-    with that member's own view, so no client learns of a chat only from its first message
-    or shows a stale title or timer. PROTOCOL names the other participants; the actor's own
-    devices get it too, since the REST call came from one device and the others would keep
-    the old timer (the very staleness the frame is for). Members who declined get nothing."""
+def announce_to_others(conversation_id: str, change: str, *, by: str, ctx: Context) -> None:
+    """Push `conversation` (`created` or `updated`) to the other members' live connections,
+    each with that member's own view, so no client learns of a chat only from its first
+    message or shows a stale title or timer. Not to the actor's devices: the REST reply is
+    theirs (PROTOCOL: "to the other participants"). Members who declined get nothing."""
     now = ctx.clock.now_ms()
 
     def frames_txn(txn: Transaction) -> list[tuple[str, Frame]]:
-        listeners = conversations.connections_of_conversation(txn, conversation_id)
+        listeners = [listener for listener
+                     in conversations.connections_of_conversation(txn, conversation_id)
+                     if listener.user_id != by]
         return conversation_frames_txn(txn, conversation_id, listeners, change, by=by, now=now)
 
     push_frames(ctx.db.run_read("conversations.announce", frames_txn), ctx)
