@@ -44,9 +44,6 @@ ACTIONS: dict[str, Action] = {
 # These count their frame against the connection's budget (and refresh its activity) inside
 # their own transaction, saving one of their own; the others do it first, in one of its own.
 COUNT_OWN_FRAME = frozenset({messaging.send, messaging.ack, messaging.read})
-# These write nothing at all, not even the frame's count or the connection's activity: an
-# in-memory budget stands in for the count (services/typing.py).
-WRITE_NOTHING = frozenset({typing_service.typing})
 
 
 def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
@@ -64,8 +61,8 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
         except EphemeraError:
             count_frame(connection_id, ctx)
             raise
-        if action in WRITE_NOTHING:
-            typing_service.spend_budget(connection_id, ctx)
+        if action is typing_service.typing:  # writes nothing, not even the frame's count:
+            typing_service.spend_budget(connection_id, ctx)  # an in-memory budget instead
             action(caller_of(connection_id, ctx), frame, ctx)  # a read, and no revival
             return
         named = frame.get("conversation_id")
