@@ -27,10 +27,11 @@ from chalicelib.services.context import Context
 from chalicelib.services.delivery import push_frames
 from chalicelib.services.expiry import deletion_frames_txn
 from chalicelib.services.limits import DEFAULT_POLICIES
+from chalicelib.services.membership import Removal, removal_frames_txn
 from chalicelib.storage import conversations, erasure, otp, users
-from chalicelib.storage.conversations import ACCEPTED
+from chalicelib.storage.conversations import ACCEPTED, REQUEST
 from chalicelib.storage.database import Transaction
-from chalicelib.wire import Frame, member_frame
+from chalicelib.wire import Frame
 
 
 @dataclass
@@ -111,15 +112,12 @@ def _leave_txn(txn: Transaction, user_id: str, membership: erasure.Membership,
         return []
     erasure.forget_direct_pair(txn, conversation_id)
     frames = _unsend_all_txn(txn, conversation_id, user_id, now)
-    audience = conversations.connections_of_conversation(txn, conversation_id)
-    # One who had not accepted (a request) or had declined goes silently, as they would leave:
-    # telling the others would show that the phone had an account.
-    news = ([member_frame(conversation_id, user_id, "left", by=user_id)]
-            if membership.consent == ACCEPTED else [])
-    if departure.new_owner is not None:
-        news.append(member_frame(conversation_id, departure.new_owner, "role", by=user_id,
-                                 role="owner"))
-    return [(listener.connection_id, frame) for frame in news for listener in audience] + frames
+    # As a leave tells it (their sockets are closed already): one who had not accepted, unless
+    # an heir who owned the group, or who had declined, goes silently; telling the others would
+    # show that the phone had an account.
+    told = membership.consent == ACCEPTED or (membership.consent == REQUEST and role == "owner")
+    removal = Removal(user_id, "left", departure, tell_others=told, tell_them=False)
+    return removal_frames_txn(txn, conversation_id, removal, by=user_id) + frames
 
 
 def _unsend_all_txn(txn: Transaction, conversation_id: str, user_id: str,

@@ -169,7 +169,7 @@ def remove_member(user_id: str, conversation_id: str, target_id: str, ctx: Conte
                        tell_them=target.consent != DECLINED)
 
     removal = ctx.db.run_transaction("membership.remove", remove_txn)
-    push_frames(ctx.db.run_read("membership.removed", _removal_frames_txn, conversation_id,
+    push_frames(ctx.db.run_read("membership.removed", removal_frames_txn, conversation_id,
                                 removal, user_id), ctx)
 
 
@@ -185,7 +185,7 @@ def _leave(txn: Transaction, me: Participant) -> Removal:
     return Removal(me.user_id, "left", departure, tell_others=True, tell_them=True)
 
 
-def _removal_frames_txn(txn: Transaction, conversation_id: str, removal: Removal,
+def removal_frames_txn(txn: Transaction, conversation_id: str, removal: Removal,
                         by: str) -> Frames:
     """`member` to the one who went (all their devices drop the chat) and to the group as it
     now is; on a hand-over, `role` `owner` for the heir, by the one who left."""
