@@ -28,8 +28,8 @@ PIP_INSTALL := $(BIN)/python -m pip install --disable-pip-version-check --no-inp
 NPM_CI := npm ci --no-audit --no-fund
 
 # What running needs; and what testing and deploying need (everything).
-install-run: $(BIN)/.installed-run web/dist/index.html
-install: $(BIN)/.installed-test tools/asyncapi/node_modules/.installed web/dist/index.html
+install-run: $(BIN)/.installed-run $(BIN)/ephemera web/dist/index.html
+install: $(BIN)/.installed-test $(BIN)/ephemera tools/asyncapi/node_modules/.installed web/dist/index.html
 
 $(BIN)/python:
 	@$(STEP) "python environment ($(VENV))" $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ $(BIN)/.installed-run: requirements.txt requirements-run.txt | $(BIN)/python
 $(BIN)/.installed-test: requirements.txt requirements-run.txt requirements-dev.txt | $(BIN)/python
 	@$(STEP) "python packages for testing" $(PIP_INSTALL) -r requirements-dev.txt
 	@touch $@ $(BIN)/.installed-run
+
+# The Python client's command, `ephemera`, linked to ephemera_client/ (edits need no reinstall);
+# built with the venv's own setuptools, so nothing is downloaded for it.
+$(BIN)/ephemera: pyproject.toml | $(BIN)/.installed-run
+	@$(STEP) "ephemera command" $(PIP_INSTALL) --no-deps --no-build-isolation -e .
 
 # The AsyncAPI parser validates docs/asyncapi.yaml in the tests (its CLI needs Node 24).
 tools/asyncapi/node_modules/.installed: tools/asyncapi/package-lock.json

@@ -35,6 +35,15 @@ def _env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def _schedule_on() -> bool:
+    """LOCAL_SCHEDULE=off starts the stack without its scheduled functions: nothing expires,
+    which is how a test proves that `ephemera smoke` notices a broken cleanup."""
+    value = os.environ.get("LOCAL_SCHEDULE", "on").strip().lower()
+    if value not in ("on", "off"):
+        sys.exit("LOCAL_SCHEDULE must be on or off")
+    return value == "on"
+
+
 def _local_jwt_secret() -> str:
     """The local stage's signing secret: JWT_SECRET, or one made once and kept out of git."""
     if os.environ.get("JWT_SECRET"):
@@ -114,11 +123,14 @@ def main() -> None:
         expiry_interval_s=config.expiry_interval_s, idle_timeout_s=config.ws_idle_timeout_s,
         max_connection_s=config.ws_max_connection_s,
         max_queued_frames=_env_int("LOCAL_MAX_QUEUED_FRAMES", MAX_QUEUED_FRAMES, minimum=1),
+        schedule=_schedule_on(),
     )
     pool = LambdaPool(settings.workers)
     pool.warm_up()
     log.info("ready in %.1f s (%d migration(s) applied)", time.monotonic() - started,
              len(applied))
+    if not settings.schedule:
+        log.info("LOCAL_SCHEDULE=off: no expiry cleanup, presence sweep or timers")
 
     def announce(_aiohttp_banner: str) -> None:
         # run_app calls this once every socket listens: the URL is never shown before.

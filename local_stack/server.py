@@ -37,6 +37,7 @@ class StackSettings:
     max_connection_s: int
     max_queued_frames: int = MAX_QUEUED_FRAMES
     web_dist: Path = WEB_DIST
+    schedule: bool = True  # False (LOCAL_SCHEDULE=off): no cleanup, presence sweep or timers
 
     @property
     def base_url(self) -> str:
@@ -77,7 +78,8 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
         # Each scheduled function runs in a container of its own, as each is a Lambda function
         # of its own on AWS: the presence watch waits through most of each minute, and on the
         # shared pool it would hold a worker that requests and frames need.
-        schedule_pools = {name: LambdaPool(1) for name in scheduled_functions()}
+        names = scheduled_functions() if settings.schedule else []
+        schedule_pools = {name: LambdaPool(1) for name in names}
         tasks = [asyncio.create_task(gateway.enforce_limits_forever())]
         tasks += [asyncio.create_task(run_schedule(schedule_pool, name, settings.expiry_interval_s))
                   for name, schedule_pool in schedule_pools.items()]
