@@ -40,7 +40,7 @@ from ephemera_client.formatting import (
     message_line,
     parse_duration,
 )
-from ephemera_client.session import Credentials, FileSession, SessionStore
+from ephemera_client.session import FileSession
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 Command = Callable[[argparse.Namespace], Awaitable[int]]
@@ -87,27 +87,6 @@ def resolve_url(args: argparse.Namespace) -> str:
 # --- what every command opens ---------------------------------------------------------------
 
 
-class ShownCursorsOnly:
-    """A profile's session for a command that shows no messages (`send`, `unsend`): its tokens
-    are saved as ever, but the cursors on disk stay where `tail` left them, so a message this
-    command's catch-up happened to receive is still shown by the next `tail`."""
-
-    def __init__(self, inner: SessionStore) -> None:
-        self.inner = inner
-
-    def load(self) -> Credentials | None:
-        return self.inner.load()
-
-    def save(self, credentials: Credentials | None) -> None:
-        on_disk = self.inner.load()
-        if credentials is not None and on_disk is not None:
-            credentials.cursors = on_disk.cursors
-        self.inner.save(credentials)
-
-    def locked(self) -> contextlib.AbstractContextManager[None]:
-        return self.inner.locked()
-
-
 def store_of(args: argparse.Namespace) -> FileSession:
     return FileSession.for_profile(args.profile)
 
@@ -122,8 +101,7 @@ async def opened_api(args: argparse.Namespace) -> AsyncIterator[Api]:
 
 
 def client_of(args: argparse.Namespace, *, shows_messages: bool) -> Client:
-    store: SessionStore = store_of(args)
-    return Client(args.url, session=store if shows_messages else ShownCursorsOnly(store))
+    return Client(args.url, session=store_of(args), receive=shows_messages)
 
 
 async def directory(api: Api) -> Directory:

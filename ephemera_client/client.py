@@ -61,8 +61,13 @@ class Client:
     """A signed-in device of one server. Use `async with Client(...) as client`."""
 
     def __init__(self, url: str, *, session: SessionStore | None = None,
-                 timing: Timing | None = None, api: Api | None = None) -> None:
+                 timing: Timing | None = None, api: Api | None = None,
+                 receive: bool = True) -> None:
         self.api = api or Api(url, session=session)
+        # receive=False: a client that only sends (`ephemera send`). It neither catches up nor
+        # acks what is pushed to it, so nothing is marked delivered to a device that shows
+        # nothing, and its cursors are left as they were.
+        self.receives = receive
         self.timing = timing or Timing()
         self.inbox = Inbox()
         self.outbox = Outbox(answer_timeout_s=self.timing.answer_timeout_s)
@@ -132,6 +137,8 @@ class Client:
         self._events.put_nowait(_CLOSED)
 
     def save_cursors(self) -> None:
+        if not self.receives:
+            return
         with self.api.session.locked():
             credentials = self.api.session.load()
             if credentials is not None:
@@ -196,11 +203,14 @@ class Client:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise Unreachable(f"no socket ({type(error).__name__})") from None
         answered = False
-        ticker = asyncio.create_task(self._tick_while_open())
+        ticker = asyncio.create_task(self._tick_while_open(self._socket))
         try:
             self._last_ping_at = time.monotonic()
             self._awaiting_since: float | None = time.monotonic()
-            await self._sync()
+            if self.receives:
+                await self._sync()
+            else:
+                await self._put({"action": "ping", "req": "hello"})
             async for raw in self._socket:
                 if raw.type != aiohttp.WSMsgType.TEXT:
                     break
@@ -208,10 +218,10 @@ class Client:
                 self._awaiting_since = None
                 await self._on_frame(json.loads(raw.data))
         finally:
+            await self._drop()  # first: the ticker ends by itself once the socket is gone
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
-            await self._drop()
         return answered
 
     async def _drop(self) -> None:
@@ -220,10 +230,10 @@ class Client:
             with contextlib.suppress(Exception):  # a dead link may fail even to close
                 await asyncio.wait_for(socket.close(), 1)
 
-    async def _tick_while_open(self) -> None:
+    async def _tick_while_open(self, socket: aiohttp.ClientWebSocketResponse) -> None:
         """The heartbeat, the outbox, gaps waiting for sync, and coalesced acks and reads."""
         last_flush = 0.0
-        while self._socket is not None:
+        while self._socket is socket and not socket.closed:
             now = time.monotonic()
             if self._awaiting_since is not None and \
                     now - self._awaiting_since >= self.timing.answer_timeout_s:
@@ -245,8 +255,11 @@ class Client:
                     last_flush = now
                     await self._flush_cursors()
             self._wake.clear()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # lands as the event fires, and this loop would then outlive its socket.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.timing.tick_s)
+                async with asyncio.timeout(self.timing.tick_s):
+                    await self._wake.wait()
 
     async def _put(self, frame: dict[str, Any]) -> bool:
         socket = self._socket
@@ -277,7 +290,10 @@ class Client:
     async def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
         if kind == "message":
-            self._emit_all(self.inbox.receive(frame, time.monotonic()))
+            if self.receives:
+                self._emit_all(self.inbox.receive(frame, time.monotonic()))
+        elif kind == "pong" and frame.get("req") == "hello":
+            self._now_connected(frame)
         elif kind == "sent":
             self._on_sent(frame)
         elif kind == "sync" and frame.get("req") == self._sync_req:
@@ -294,7 +310,7 @@ class Client:
         if pending is None:
             return  # the answer to a copy already answered
         sent = sent_of(frame)
-        if not sent.expired:
+        if not sent.expired and self.receives:
             self._emit_all(self.inbox.own_send(sent.conversation_id, sent.seq, sent.message_id))
         self._emit(sent)
         waiter = self._sends.pop(pending.client_msg_id, None)
@@ -313,7 +329,11 @@ class Client:
             again = again or bool(entry.get("has_more"))
         if again:
             await self._sync()
-        elif not self._connected.is_set():
+        else:
+            self._now_connected(frame)
+
+    def _now_connected(self, frame: dict[str, Any]) -> None:
+        if not self._connected.is_set():
             self._connected.set()
             self._emit(Connected(raw=frame, server_time=frame.get("server_time", 0)))
 
