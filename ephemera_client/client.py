@@ -317,16 +317,23 @@ class Client:
         if waiter is not None and not waiter.done():
             waiter.set_result(sent)
 
-    async def _on_sync(self, frame: dict[str, Any]) -> None:
-        self._sync_req = None
+    def apply_sync_reply(self, frame: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+        """Feeds a `sync` reply to the inbox: the messages it releases, in order, and whether
+        the server has more (`has_more` or `more_conversations`): then sync again."""
+        released: list[dict[str, Any]] = []
         again = bool(frame.get("more_conversations"))
         for entry in frame.get("conversations", []):
-            released = self.inbox.synced(
+            released += self.inbox.synced(
                 entry["conversation_id"], messages=entry.get("messages", []),
                 first_seq=entry.get("first_seq", 1), last_seq=entry.get("last_seq", 0),
                 has_more=bool(entry.get("has_more")))
-            self._emit_all(released)
             again = again or bool(entry.get("has_more"))
+        return released, again
+
+    async def _on_sync(self, frame: dict[str, Any]) -> None:
+        self._sync_req = None
+        released, again = self.apply_sync_reply(frame)
+        self._emit_all(released)
         if again:
             await self._sync()
         else:

@@ -221,16 +221,10 @@ class LoadPairs:
                                                 "cursors": receiver.inbox.cursors()})
             except ClientError:
                 return  # the link is down: what this receiver misses counts as lost
-            more = bool(reply.get("more_conversations"))
-            for entry in reply.get("conversations", []):
-                released = receiver.inbox.synced(
-                    entry["conversation_id"], messages=entry.get("messages", []),
-                    first_seq=entry.get("first_seq", 1), last_seq=entry.get("last_seq", 0),
-                    has_more=bool(entry.get("has_more")))
-                now = asyncio.get_running_loop().time()
-                for message in released:
-                    self.round.arrived(pair, message["message_id"], message["client_msg_id"], now)
-                more = more or bool(entry.get("has_more"))
+            released, more = receiver.apply_sync_reply(reply)
+            now = asyncio.get_running_loop().time()
+            for message in released:
+                self.round.arrived(pair, message["message_id"], message["client_msg_id"], now)
 
 
 async def run_round(load: LoadPairs, rate: float, seconds: float, warm_up_s: float,

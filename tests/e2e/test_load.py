@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.stack import unlimited_rates_env
+from bench.stack import running_stack
 from ephemera_client.load import RoundResult, latency_percentiles
 from tests.e2e.conftest import RunningStack
 
@@ -21,13 +21,8 @@ EPHEMERA = str(Path(sys.executable).parent / "ephemera")
 
 @pytest.fixture
 def unlimited_stack(fresh_database_url: str) -> Iterator[RunningStack]:
-    stack = RunningStack({"DATABASE_URL": fresh_database_url, "POWERTOOLS_LOG_LEVEL": "WARNING",
-                          **unlimited_rates_env()})
-    try:
-        stack.wait_until_ready()
+    with running_stack(fresh_database_url) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_load_delivers_every_message_once_and_reports_its_latency(unlimited_stack, tmp_path):
