@@ -48,9 +48,24 @@ class Writer:
         socket.connection.close()
 
     def move_cursor(self, action: str, conversation_id: str, seq: int) -> None:
-        """`ack` (this device holds it: delivered) or `read`."""
+        """`ack` (this device holds it: delivered) or `read`, and waits until the server has
+        stored it: the frame has no reply, and a socket closed at once may race it."""
         socket = Socket(self.stack.open_socket(self.session))
         socket.send(action=action, conversation_id=conversation_id, seq=seq)
+        cursor = "read_seq" if action == "read" else "delivered_seq"
+        deadline = time.monotonic() + 5
+        while self.own_cursor(conversation_id, cursor) < seq:
+            assert time.monotonic() < deadline, f"{action} {seq} was never stored"
+            time.sleep(0.05)
+        socket.connection.close()
+
+    def own_cursor(self, conversation_id: str, cursor: str) -> int:
+        status, listing, _ = self.stack.request("GET", "/conversations",
+                                                token=self.session.access_token)
+        assert status == 200, listing
+        conversation = next(c for c in listing["conversations"] if c["id"] == conversation_id)
+        me = next(m for m in conversation["members"] if m["user_id"] == self.session.user_id)
+        return me[cursor] or 0
 
 
 def group_with(stack, owner: str, others: list[str], title: str) -> tuple[str, dict[str, Writer]]:
