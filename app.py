@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from chalice import Chalice, CORSConfig, Rate, Response
-from chalice.app import WebsocketEvent
+from chalice.app import SQSEvent, WebsocketEvent
 
 from chalicelib import bootstrap, observability
 from chalicelib.errors import EphemeraError
@@ -17,8 +18,10 @@ from chalicelib.services import (
     account,
     auth,
     conversations,
+    delivery,
     erasure,
     expiry,
+    fanout,
     frames,
     health,
     membership,
@@ -250,6 +253,19 @@ def ws_message(event: WebsocketEvent) -> None:
 @app.on_ws_disconnect()
 def ws_disconnect(event: WebsocketEvent) -> None:
     sockets.close_connection(event.connection_id, bootstrap.get_context())
+
+
+# --- fan-out ----------------------------------------------------------------------------
+
+
+@app.on_sqs_message(queue=fanout.queue_name(os.environ.get("STAGE", "local")), batch_size=1,
+                    name="fanout_worker")
+def fanout_worker(event: SQSEvent) -> None:
+    """Big fan-outs, queued by the invocation that caused them (services/fanout.py). Raising
+    leaves the message on the queue: it comes back, and after its last try goes to the
+    dead-letter queue."""
+    delivery.work_fanout([delivery.QueuedBatch.of_sqs(record.to_dict()) for record in event],
+                         bootstrap.get_context())
 
 
 # --- deploy -----------------------------------------------------------------------------

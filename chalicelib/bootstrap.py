@@ -10,6 +10,7 @@ import os
 from functools import cache
 
 from chalicelib.adapters.push import ApiGatewayPush, Push
+from chalicelib.adapters.queue import FanoutQueue, SqsFanoutQueue
 from chalicelib.adapters.sms import OutboxSmsSender, SmsSender, SnsSmsSender
 from chalicelib.clock import Clock, SystemClock
 from chalicelib.config import WS_MANAGEMENT_ENDPOINT_PARAMETER, WS_PUBLIC_URL_PARAMETER, Config
@@ -87,9 +88,17 @@ def get_context() -> Context:
     silent_after_ms = config.presence_silent_after_s * 1000
     return Context(db=get_db(), push=get_push(), clock=get_clock(), limiter=get_limiter(),
                     keys=get_keys(), silent_after_ms=silent_after_ms,
+                    presence_push_max_members=config.presence_push_max_members,
                     touch_every_ms=min(TOUCH_EVERY_MS, idle_ms // 3, silent_after_ms // 3),
                     tokens=get_tokens(), sms=get_sms(),
-                    allowed_countries=config.otp_allowed_countries)
+                    allowed_countries=config.otp_allowed_countries,
+                    fanout=get_fanout_queue(), fanout_async_above=config.fanout_async_above)
+
+
+@cache
+def get_fanout_queue() -> FanoutQueue | None:
+    url = get_config().fanout_queue_url
+    return SqsFanoutQueue(url) if url else None
 
 
 def ws_public_url() -> str:
@@ -125,7 +134,7 @@ def fail_fast_in_lambda() -> None:
 
 
 ACCESSORS = (get_config, get_clock, get_db, get_keys, get_tokens, get_sms, get_push,
-             get_limiter, get_context)
+             get_limiter, get_fanout_queue, get_context)
 
 
 def reset() -> None:

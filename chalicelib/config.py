@@ -62,6 +62,13 @@ class Config:
     # offline (clients ping every 60 s), looked at every PRESENCE_SWEEP_EVERY_S at most.
     presence_silent_after_s: int = 75
     presence_sweep_every_s: int = 15
+    # `presence` frames go to 1:1 partners and to groups of at most this many members; a
+    # bigger group's members read presence from GET /conversations (`presence_pushed`).
+    presence_push_max_members: int = 50
+    # Big fan-outs (more target connections than FANOUT_ASYNC_ABOVE) go through this SQS
+    # queue; without one, every push happens in the invocation that caused it.
+    fanout_queue_url: str | None = None
+    fanout_async_above: int = 50
 
     @property
     def is_local(self) -> bool:
@@ -94,6 +101,10 @@ class Config:
             ws_max_connection_s=_positive_int(env, "WS_MAX_CONNECTION_S", default=7200),
             presence_silent_after_s=_positive_int(env, "PRESENCE_SILENT_AFTER_S", default=75),
             presence_sweep_every_s=_positive_int(env, "PRESENCE_SWEEP_EVERY_S", default=15),
+            presence_push_max_members=_positive_int(env, "PRESENCE_PUSH_MAX_MEMBERS",
+                                                    default=50),
+            fanout_queue_url=_queue_url(env, "FANOUT_QUEUE_URL"),
+            fanout_async_above=_positive_int(env, "FANOUT_ASYNC_ABOVE", default=50),
         )
         config._check_secrets()
         return config
@@ -194,3 +205,18 @@ def _country_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
         if len(code) != 2 or not code.isalpha():
             raise ConfigError(f"{name} must list two-letter country codes (got {code!r})")
     return codes
+
+
+def _queue_url(env: Mapping[str, str], name: str) -> str | None:
+    """An SQS queue URL: `https://sqs.{region}.amazonaws.com/{account}/{name}` (or the local
+    stack's `http://HOST:PORT/local/sqs/{account}/{name}`)."""
+    value = env.get(name) or None
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc \
+            or len(parts.path.strip("/").split("/")) < 2:
+        raise ConfigError(f"{name} must be a queue URL such as "
+                          f"https://sqs.us-east-1.amazonaws.com/123456789012/ephemera-dev-fanout "
+                          f"(got {value!r})")
+    return value

@@ -1,15 +1,17 @@
 """`make infra`, `make deploy` and `make destroy`: what `chalice deploy` cannot do, in order.
 
-    python -m infra.deploy infra   --stage dev   # the VPC, database, proxy and JWT secret
-    python -m infra.deploy deploy  --stage dev   # the app, its SSM addresses, migrations, web
+    python -m infra.deploy infra   --stage dev   # VPC, database, proxy, JWT secret, queues
+    python -m infra.deploy deploy  --stage dev   # the app, SSM addresses, migrations, alarms, web
     python -m infra.deploy destroy --stage dev   # everything above, newest first
 
 `deploy` reads the infra stack's outputs into `.chalice/config.json` (the stage's VPC settings
 and environment) and renders the stage's IAM policy (`.chalice/policy-<stage>.json`), runs
-`chalice deploy`, and, because the WebSocket API's id exists only after the first deploy,
-narrows the policy to that API and deploys once more when the id was new. It then writes the
-WebSocket addresses to SSM, invokes the `migrate` function, publishes the web client and
-prints the URLs. Every step is idempotent: running it again changes nothing that is right.
+`chalice deploy` (with STAGE set: app.py names the fan-out queue it subscribes to from it),
+and, because the WebSocket API's id exists only after the first deploy, narrows the policy to
+that API and deploys once more when the id was new. It then writes the WebSocket addresses to
+SSM, invokes the `migrate` function, deploys the alarms and dashboard (`infra/operate.yaml`),
+publishes the web client and prints the URLs. Every step is idempotent: running it again
+changes nothing that is right.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import mimetypes
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ STAGES = ("dev", "prod")
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 INFRA_TEMPLATE = PROJECT_DIR / "infra" / "stack.yaml"
 WEB_TEMPLATE = PROJECT_DIR / "infra" / "web.yaml"
+OPERATE_TEMPLATE = PROJECT_DIR / "infra" / "operate.yaml"
 WEB_DIST = PROJECT_DIR / "web" / "dist"
 CONFIG_SCRIPT = "config.js"
 # How long CloudWatch keeps the functions' logs (docs/PRIVACY.md).
@@ -43,6 +47,10 @@ def infra_stack_name(stage: str) -> str:
 
 def web_stack_name(stage: str) -> str:
     return f"{APP_NAME}-{stage}-web"
+
+
+def operate_stack_name(stage: str) -> str:
+    return f"{APP_NAME}-{stage}-operate"
 
 
 def parameter_prefix(stage: str) -> str:
@@ -66,6 +74,8 @@ class InfraOutputs:
     database_user: str
     database_secret_arn: str
     jwt_secret_arn: str
+    fanout_queue_url: str
+    fanout_queue_arn: str
 
     @classmethod
     def from_outputs(cls, outputs: dict[str, str]) -> InfraOutputs:
@@ -77,6 +87,8 @@ class InfraOutputs:
             database_user=outputs["DatabaseUser"],
             database_secret_arn=outputs["DatabaseSecretArn"],
             jwt_secret_arn=outputs["JwtSecretArn"],
+            fanout_queue_url=outputs["FanoutQueueUrl"],
+            fanout_queue_arn=outputs["FanoutQueueArn"],
         )
 
     @property
@@ -154,6 +166,25 @@ def lambda_policy(stage: str, *, account: str, region: str, infra: InfraOutputs,
                 ],
             },
             {
+                # SendMessageBatch is authorised by sqs:SendMessage (SQS has no action of its own
+                # for the batch).
+                "Sid": "QueueBigFanOuts",
+                "Effect": "Allow",
+                "Action": "sqs:SendMessage",
+                "Resource": infra.fanout_queue_arn,
+            },
+            {
+                # Lambda's event source mapping feeds `fanout_worker` with the function's role:
+                # it receives, deletes and reads the queue's attributes (what AWS's
+                # AWSLambdaSQSQueueExecutionRole grants); ChangeMessageVisibility lets a consumer
+                # hand a message back sooner than its timeout. One policy serves every function.
+                "Sid": "WorkTheFanOutQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                           "sqs:ChangeMessageVisibility"],
+                "Resource": infra.fanout_queue_arn,
+            },
+            {
                 "Sid": "WriteOwnLogs",
                 "Effect": "Allow",
                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -190,6 +221,7 @@ def configure_stage(project_dir: Path, stage: str, infra: InfraOutputs, policy: 
         "DATABASE_URL": infra.database_url,
         "DB_SECRET_ARN": infra.database_secret_arn,
         "JWT_SECRET_ARN": infra.jwt_secret_arn,
+        "FANOUT_QUEUE_URL": infra.fanout_queue_url,
     })
     changed = _write_json(config_path, config)
     return _write_json(policy_path(project_dir, stage), policy) or changed
@@ -227,22 +259,26 @@ def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str]:
 
 
 def deploy_stack(cloudformation: Any, stack_name: str, template: Path,
-                 parameters: dict[str, str]) -> dict[str, str]:
-    """Create the stack, or update it (no change is not an error); wait; return its outputs."""
+                 parameters: dict[str, str | None]) -> dict[str, str]:
+    """Create the stack, or update it (no change is not an error); wait; return its outputs.
+    A parameter given as None keeps the stack's previous value (its default on creation)."""
     arguments = {
         "StackName": stack_name,
         "TemplateBody": template.read_text(),
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         "Capabilities": ["CAPABILITY_IAM"],
     }
+    given = [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()
+             if v is not None]
     try:
         cloudformation.describe_stacks(StackName=stack_name)
     except cloudformation.exceptions.ClientError:
-        cloudformation.create_stack(**arguments)
+        cloudformation.create_stack(**arguments, Parameters=given)
         cloudformation.get_waiter("stack_create_complete").wait(StackName=stack_name)
     else:
+        kept = [{"ParameterKey": k, "UsePreviousValue": True} for k, v in parameters.items()
+                if v is None]
         try:
-            cloudformation.update_stack(**arguments)
+            cloudformation.update_stack(**arguments, Parameters=given + kept)
         except cloudformation.exceptions.ClientError as exc:
             if "No updates are to be performed" not in str(exc):
                 raise
@@ -357,7 +393,8 @@ class Deployment:
     """One stage's deploy, with the AWS clients and the `chalice` command it drives."""
 
     def __init__(self, stage: str, *, session: Any, project_dir: Path = PROJECT_DIR,
-                 chalice: tuple[str, ...] = ("chalice",), say: Any = print) -> None:
+                 chalice: tuple[str, ...] = ("chalice",), say: Any = print,
+                 alarm_email: str | None = None) -> None:
         if stage not in STAGES:
             raise SystemExit(f"STAGE must be one of {', '.join(STAGES)} (got {stage!r})")
         self.stage = stage
@@ -366,6 +403,7 @@ class Deployment:
         self.project_dir = project_dir
         self.chalice_command = chalice
         self.say = say
+        self.alarm_email = alarm_email  # None keeps the operate stack's current subscription
 
     def client(self, service: str) -> Any:
         return self.session.client(service)
@@ -373,7 +411,8 @@ class Deployment:
     def chalice(self, *args: str) -> None:
         command = [*self.chalice_command, "--project-dir", str(self.project_dir), *args,
                    "--stage", self.stage]
-        subprocess.run(command, check=True)
+        # app.py names the fan-out queue it subscribes to after STAGE, read at import.
+        subprocess.run(command, check=True, env={**os.environ, "STAGE": self.stage})
 
     def infra(self) -> InfraOutputs:
         self.say(f"infra: stack {infra_stack_name(self.stage)} (this takes 15-25 minutes "
@@ -389,6 +428,9 @@ class Deployment:
         except cloudformation.exceptions.ClientError as exc:
             raise SystemExit(f"no stack {infra_stack_name(self.stage)}: run "
                              f"`make infra STAGE={self.stage}` first") from exc
+        if "FanoutQueueUrl" not in outputs:  # a stack made before the fan-out queue existed
+            raise SystemExit(f"stack {infra_stack_name(self.stage)} has no fan-out queue yet: "
+                             f"run `make infra STAGE={self.stage}` to update it first")
         infra = InfraOutputs.from_outputs(outputs)
         account = self.client("sts").get_caller_identity()["Account"]
 
@@ -420,9 +462,18 @@ class Deployment:
         self.say(f"logs: {len(functions)} functions' logs kept {LOG_RETENTION_DAYS} days")
         report = run_migrations(self.client("lambda"), self.stage)
         self.say(f"migrations: {json.dumps(report)}")
+        urls["dashboard"] = self.operate()
         if web:
             urls["web"] = self.publish_web(apis)
         return urls
+
+    def operate(self) -> str:
+        """The alarms, their SNS topic and the dashboard; returns the dashboard's URL."""
+        self.say(f"operate: stack {operate_stack_name(self.stage)} (alarms, dashboard)")
+        outputs = deploy_stack(self.client("cloudformation"), operate_stack_name(self.stage),
+                               OPERATE_TEMPLATE,
+                               {"Stage": self.stage, "AlarmEmail": self.alarm_email})
+        return outputs["DashboardUrl"]
 
     def publish_web(self, apis: DeployedApis) -> str:
         self.say(f"web: stack {web_stack_name(self.stage)}")
@@ -446,6 +497,10 @@ class Deployment:
             self.say(f"web: emptying {outputs['BucketName']}, deleting stack {web}")
             empty_bucket(self.client("s3"), outputs["BucketName"])
             _delete_stack(cloudformation, web)
+        operate = operate_stack_name(self.stage)
+        if _stack_exists(cloudformation, operate):
+            self.say(f"operate: deleting stack {operate}")
+            _delete_stack(cloudformation, operate)
         if deployed_apis(self.project_dir, self.stage) is not None:
             self.say("chalice delete")
             self.chalice("delete")
@@ -454,6 +509,14 @@ class Deployment:
             self.say(f"infra: deleting stack {infra_stack_name(self.stage)} (prod's database "
                      "has deletion protection: turn it off first, deliberately)")
             _delete_stack(cloudformation, infra_stack_name(self.stage))
+
+
+def _stack_exists(cloudformation: Any, stack_name: str) -> bool:
+    try:
+        cloudformation.describe_stacks(StackName=stack_name)
+    except cloudformation.exceptions.ClientError:
+        return False
+    return True
 
 
 def _delete_stack(cloudformation: Any, stack_name: str) -> None:
@@ -470,12 +533,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="deploy: skip the web client (S3 + CloudFront)")
     parser.add_argument("--keep-infra", action="store_true",
                         help="destroy: keep the VPC, database and secrets")
+    parser.add_argument("--alarm-email", default=os.environ.get("ALARM_EMAIL"),
+                        help="deploy: mail the alarms here (env ALARM_EMAIL; an empty string "
+                             "unsubscribes; not given keeps the current subscription)")
     args = parser.parse_args(argv)
 
     import boto3
 
     chalice = (str(Path(sys.executable).with_name("chalice")),)
-    deployment = Deployment(args.stage, session=boto3.session.Session(), chalice=chalice)
+    deployment = Deployment(args.stage, session=boto3.session.Session(), chalice=chalice,
+                            alarm_email=args.alarm_email)
     if args.command == "infra":
         print(json.dumps(deployment.infra().__dict__, indent=2))
     elif args.command == "deploy":

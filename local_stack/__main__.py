@@ -65,12 +65,17 @@ def _default(name: str, value: str) -> None:
 def prepare_environment(host: str, port: int, *, debug: bool = False) -> None:
     """What the deployed functions get from their configuration, pointed at this stack, and how
     much the workers say on the console. The worker processes inherit it."""
+    from chalicelib.services import fanout
+    from local_stack import queue
+
     env = os.environ
     env["STAGE"] = "local"
     env.setdefault("DATABASE_URL", f"sqlite:///{STATE_DIR / 'local.db'}")
     env["JWT_SECRET"] = _local_jwt_secret()
     env["WS_PUBLIC_URL"] = f"ws://{host}:{port}/ws"
     env["WS_MANAGEMENT_ENDPOINT"] = f"http://{host}:{port}/local"
+    env["FANOUT_QUEUE_URL"] = (f"http://{host}:{port}/local/sqs/{queue.ACCOUNT}/"
+                               f"{fanout.queue_name('local')}")
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     env.setdefault("AWS_ACCESS_KEY_ID", "local")
     env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
@@ -124,6 +129,8 @@ def main() -> None:
         max_connection_s=config.ws_max_connection_s,
         max_queued_frames=_env_int("LOCAL_MAX_QUEUED_FRAMES", MAX_QUEUED_FRAMES, minimum=1),
         schedule=_schedule_on(),
+        fanout_workers=_env_int("LOCAL_FANOUT_WORKERS", 2, minimum=1),
+        queue_visibility_s=_env_int("LOCAL_QUEUE_VISIBILITY_S", 30, minimum=1),
     )
     pool = LambdaPool(settings.workers)
     pool.warm_up()

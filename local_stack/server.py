@@ -1,5 +1,6 @@
-"""Wires the local stack together on one port: `/ws`, `/local/@connections/{id}`, `/dev/*`,
-the web client at `/`, and every other path to the Chalice app's REST routes."""
+"""Wires the local stack together on one port: `/ws`, `/local/@connections/{id}`, the
+fan-out queue at `/local/sqs`, `/dev/*`, the web client at `/`, and every other path to the
+Chalice app's REST routes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -19,6 +21,7 @@ from local_stack.dev import LocalDevApi
 from local_stack.events import WebsocketEventConverter, scheduled_event
 from local_stack.lambdas import LambdaPool, scheduled_functions
 from local_stack.management import LocalManagementApi
+from local_stack.queue import LocalQueue
 from local_stack.rest import LocalRestGateway
 from local_stack.websocket import MAX_QUEUED_FRAMES, LocalWebsocketGateway
 
@@ -38,6 +41,8 @@ class StackSettings:
     max_queued_frames: int = MAX_QUEUED_FRAMES
     web_dist: Path = WEB_DIST
     schedule: bool = True  # False (LOCAL_SCHEDULE=off): no cleanup, presence sweep or timers
+    fanout_workers: int = 2  # the fan-out queue's function runs in containers of its own
+    queue_visibility_s: float = 30.0
 
     @property
     def base_url(self) -> str:
@@ -64,6 +69,9 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
                                   middlewares=[dev.own_host_only])
     application.router.add_get("/ws", gateway.handle_upgrade)
     LocalManagementApi(gateway).add_routes(application.router)
+    subscribed = queue_subscriptions(chalice_app, settings)
+    for queue, _ in subscribed:
+        queue.add_routes(application.router)
     dev.add_routes(application.router)
 
     async def everything_else(request: web.Request) -> web.StreamResponse:
@@ -83,13 +91,19 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
         tasks = [asyncio.create_task(gateway.enforce_limits_forever())]
         tasks += [asyncio.create_task(run_schedule(schedule_pool, name, settings.expiry_interval_s))
                   for name, schedule_pool in schedule_pools.items()]
+        # Each queue's function in containers of its own, one poller per container.
+        queue_pools = {function: LambdaPool(settings.fanout_workers) for _, function in subscribed}
+        for queue_pool in queue_pools.values():  # warm, so a first big send waits on no import
+            asyncio.get_running_loop().run_in_executor(None, queue_pool.warm_up)
+        tasks += [asyncio.create_task(queue.poll_forever(queue_pools[function], function))
+                  for queue, function in subscribed for _ in range(settings.fanout_workers)]
         yield
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for schedule_pool in schedule_pools.values():
-            schedule_pool.stop_now()
+        for stopped_pool in [*schedule_pools.values(), *queue_pools.values()]:
+            stopped_pool.stop_now()
 
     async def close_sockets(app_: web.Application) -> None:
         # On shutdown, before aiohttp waits for handlers: an open socket's handler only ends
@@ -99,6 +113,13 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
     application.cleanup_ctx.append(background)
     application.on_shutdown.append(close_sockets)
     return application
+
+
+def queue_subscriptions(chalice_app: Any, settings: StackSettings) -> list[tuple[LocalQueue, str]]:
+    """A local queue for each function the app subscribes to an SQS queue, by queue name."""
+    return [(LocalQueue(source.queue, visibility_timeout_s=settings.queue_visibility_s,
+                        batch_size=source.batch_size), source.name)
+            for source in chalice_app.event_sources if getattr(source, "queue", None)]
 
 
 async def run_schedule(pool: LambdaPool, function: str, interval_s: int) -> None:

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chalicelib.adapters.push import Push
+from chalicelib.adapters.queue import FanoutQueue
 from chalicelib.clock import Clock
 from chalicelib.crypto import Keys
 from chalicelib.errors import ConfigError, Unauthorized
 from chalicelib.observability import set_user
+from chalicelib.services.fanout import ASYNC_ABOVE
 from chalicelib.services.limits import Limiter, Verdict
 from chalicelib.storage import connections
 from chalicelib.storage.connections import NamedConversation
@@ -34,8 +36,9 @@ SILENT_AFTER_MS = 75_000
 class Context:
     """Every service's collaborators, in one object that services take as their last argument:
     database, push adapter, clock, rate limiter, the derived keys that hash phones and bodies,
-    and for the routes that sign people in, the token issuer, the SMS sender and the
-    countries codes may go to (a function that does not sign anyone in is built without)."""
+    the fan-out queue, and for the routes that sign people in, the token issuer, the SMS sender
+    and the countries codes may go to (a function that does not sign anyone in is built
+    without)."""
 
     db: Database
     push: Push
@@ -46,8 +49,14 @@ class Context:
     # the idle timeout that the sweep judges it by (bootstrap derives it from the config).
     touch_every_ms: int = TOUCH_EVERY_MS
     silent_after_ms: int = SILENT_AFTER_MS
+    # Groups bigger than this get no `presence` pushes (PRESENCE_PUSH_MAX_MEMBERS).
+    presence_push_max_members: int = connections.PRESENCE_PUSH_MAX_MEMBERS
     tokens: Tokens | None = None
     sms: SmsSender | None = None
+    # Fan-outs to more connections than this go through the queue, when there is one
+    # (FANOUT_ASYNC_ABOVE, FANOUT_QUEUE_URL).
+    fanout: FanoutQueue | None = None
+    fanout_async_above: int = ASYNC_ABOVE
     allowed_countries: tuple[str, ...] = ()
 
     def require_tokens(self) -> Tokens:

@@ -16,8 +16,9 @@ from chalicelib.phones import normalize_phone
 from chalicelib.services.context import Context
 from chalicelib.services.delivery import push_frames
 from chalicelib.services.limits import NEW_ACCOUNT_MS
-from chalicelib.services.presence import reveal
+from chalicelib.services.presence import presence_pushed, reveal
 from chalicelib.storage import blocks, conversations, messages, users
+from chalicelib.storage.connections import PRESENCE_PUSH_MAX_MEMBERS
 from chalicelib.storage.conversations import (
     ACCEPTED,
     DECLINED,
@@ -32,7 +33,8 @@ from chalicelib.wire import Frame, conversation_frame, message_view
 
 TTL_MIN_S, TTL_MAX_S, TTL_DEFAULT_S = 10, 30 * 24 * 3600, 24 * 3600
 TITLE_MAX = 200
-MEMBERS_MAX = 256
+# Big groups are served by the fan-out queue (services/fanout.py) and get no presence pushes.
+MEMBERS_MAX = 1000
 LIST_LIMIT, LIST_MAX = 50, 200
 # A page of `GET /conversations` stops growing past this many bytes (Lambda's reply limit is
 # 6 MB; big groups make big pages), and says where to go on with `next_cursor`.
@@ -182,7 +184,8 @@ def list_for(user_id: str, query: dict[str, Any], ctx: Context) -> dict[str, Any
     def list_txn(txn: Transaction) -> dict[str, Any]:
         page = conversations.page_of_user(txn, user_id, before=before, limit=limit + 1)
         views, size = [], 0
-        for view in _views_txn(txn, user_id, page[:limit], now):
+        for view in _views_txn(txn, user_id, page[:limit], now,
+                               max_group_members=ctx.presence_push_max_members):
             size += len(json.dumps(view, ensure_ascii=False).encode())
             if views and size > LIST_REPLY_BUDGET_BYTES:
                 break
@@ -200,7 +203,8 @@ def view_one(user_id: str, conversation_id: str, ctx: Context) -> dict[str, Any]
 
     def view_txn(txn: Transaction) -> list[dict[str, Any]]:
         mine = conversations.conversation_of_user(txn, user_id, conversation_id)
-        return _views_txn(txn, user_id, [mine], now) if mine else []
+        return _views_txn(txn, user_id, [mine], now,
+                          max_group_members=ctx.presence_push_max_members) if mine else []
 
     views = ctx.db.run_read("conversations.view", view_txn)
     if not views:
@@ -249,13 +253,16 @@ def announce_to_others(conversation_id: str, change: str, *, by: str, ctx: Conte
         listeners = [listener for listener
                      in conversations.connections_of_conversation(txn, conversation_id)
                      if listener.user_id != by]
-        return conversation_frames_txn(txn, conversation_id, listeners, change, by=by, now=now)
+        return conversation_frames_txn(txn, conversation_id, listeners, change, by=by, now=now,
+                                       max_group_members=ctx.presence_push_max_members)
 
     push_frames(ctx.db.run_read("conversations.announce", frames_txn), ctx)
 
 
 def conversation_frames_txn(txn: Transaction, conversation_id: str, listeners: list[Listener],
-                            change: str, *, by: str, now: int) -> list[tuple[str, Frame]]:
+                            change: str, *, by: str, now: int,
+                            max_group_members: int = PRESENCE_PUSH_MAX_MEMBERS,
+                            ) -> list[tuple[str, Frame]]:
     """A `conversation` frame for each of these connections, with its user's own view (as
     `GET /conversations` lists it for them). The conversation and its members are read once
     for everyone; only what differs per user (unread, blocks, history start) is read each."""
@@ -274,16 +281,20 @@ def conversation_frames_txn(txn: Transaction, conversation_id: str, listeners: l
         me = participants.get(user_id)
         if me is None or me.consent == DECLINED:
             continue
-        (view,) = _views_txn(txn, user_id, [(conversation, me)], now, everyone=everyone)
+        (view,) = _views_txn(txn, user_id, [(conversation, me)], now, everyone=everyone,
+                             max_group_members=max_group_members)
         frame = conversation_frame(view, change, by=by)
         frames += [(connection_id, frame) for connection_id in connection_ids]
     return frames
 
 
 def _views_txn(txn: Transaction, user_id: str, mine: list[tuple[Conversation, Participant]],
-               now: int, *, everyone: list[Member] | None = None) -> list[dict[str, Any]]:
+               now: int, *, everyone: list[Member] | None = None,
+               max_group_members: int = PRESENCE_PUSH_MAX_MEMBERS) -> list[dict[str, Any]]:
     """The user's views of `mine`; `everyone` (the members of exactly these conversations)
-    when the caller has read them already."""
+    when the caller has read them already. `presence_pushed` tells clients whether members'
+    `presence` frames come (a 1:1, a group of at most `max_group_members`) or whether to
+    refresh this list to keep `online` true."""
     if everyone is None:
         everyone = conversations.members_of(txn, [c.id for c, _ in mine])
     viewer_reads = any(m.read_receipts for m in everyone if m.user_id == user_id)
@@ -307,6 +318,8 @@ def _views_txn(txn: Transaction, user_id: str, mine: list[tuple[Conversation, Pa
             "last_message": message_view(last) if last else None,
             "request": me.consent == REQUEST,
             "members": members[conversation.id],
+            "presence_pushed": presence_pushed(conversation.kind, len(members[conversation.id]),
+                                               max_group_members),
         })
     return views
 

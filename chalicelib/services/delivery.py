@@ -3,17 +3,23 @@
 Each push is a network round trip in AWS, so a fan-out's pushes go out concurrently on a
 small pool kept per container, instead of one after another. A connection API Gateway calls
 gone is forgotten the way a clean disconnect is (presence announces offline if it was the
-user's last), so no dead connection is ever counted.
+user's last), so no dead connection is ever counted. Fan-outs to more connections than
+`ctx.fanout_async_above` go through the fan-out queue (services/fanout.py) when the function
+has one, and `work_fanout` is the queue's worker.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.adapters.push import Push
-from chalicelib.observability import logger
-from chalicelib.services import presence
+from chalicelib.observability import logger, metrics
+from chalicelib.services import fanout, presence
 from chalicelib.wire import Frame
 
 if TYPE_CHECKING:
@@ -23,40 +29,142 @@ PUSH_CONCURRENCY = 8
 _pool = ThreadPoolExecutor(max_workers=PUSH_CONCURRENCY, thread_name_prefix="push")
 
 
-def push_frames(frames: list[tuple[str, Frame]], ctx: Context) -> None:
+@dataclass
+class Delivery:
+    """What became of a round of pushes: connections gone (410) and connections whose push
+    failed otherwise (after the adapter's retries)."""
+
+    gone: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+class FanoutIncomplete(Exception):
+    """Some pushes of a queued batch failed: the queue delivers the batch again."""
+
+
+def push_frames(frames: list[tuple[str, Frame]], ctx: Context, *,
+                answering: str | None = None) -> None:
     """The one way services push: deliver every frame, then drop the connections that turned
-    out to be gone."""
-    drop_connections(deliver(ctx.push, frames), ctx)
+    out to be gone. `answering` is the caller's own connection: on a big fan-out it is still
+    answered here while the others are queued."""
+    if ctx.fanout is not None:
+        frames = _queue_big_fanout(frames, answering, ctx)
+    drop_connections(deliver(ctx.push, frames).gone, ctx)
 
 
-def drop_connections(connection_ids: list[str], ctx: Context) -> None:
+def _queue_big_fanout(frames: list[tuple[str, Frame]], answering: str | None,
+                      ctx: Context) -> list[tuple[str, Frame]]:
+    """The frames to push now; the rest is on the queue. If the queue refuses, everything is
+    pushed now: slower for the caller, but nothing accepted is lost."""
+    planned = fanout.plan(frames, answering=answering, async_above=ctx.fanout_async_above)
+    if not planned.queued:
+        return frames
+    assert ctx.fanout is not None
+    try:
+        ctx.fanout.send(planned.queued)
+    except Exception:  # noqa: BLE001 - any queue failure: push it all from here instead
+        logger.warning("fan-out queue refused; pushing in this invocation", exc_info=True)
+        return frames
+    metrics.add_metric(name="FanoutEnqueued", unit=MetricUnit.Count, value=len(planned.queued))
+    return planned.now
+
+
+def drop_connections(connection_ids: Iterable[str], ctx: Context) -> None:
     for connection_id in connection_ids:
         logger.info("dropping a gone connection", extra={"connection_id": connection_id})
-        presence.close_connection(connection_id, ctx)
+        presence.close_connection(connection_id, ctx, gone_on_push=True)
 
 
-def deliver(push: Push, frames: list[tuple[str, Frame]]) -> list[str]:
-    """Send each (connection id, frame); return the ids API Gateway says are gone. Connections
-    are served concurrently, each one's frames in the order given (a batch's messages arrive
-    in seq order). A push that fails otherwise is logged and skipped: the device catches up
-    with `sync`."""
+def deliver(push: Push, frames: list[tuple[str, Frame]]) -> Delivery:
+    """Send each (connection id, frame). Connections are served concurrently, each one's
+    frames in the order given (a batch's messages arrive in seq order). A push that fails
+    otherwise than gone is logged and reported: the device catches up with `sync`."""
     by_connection: dict[str, list[Frame]] = {}
     for connection_id, frame in frames:
         by_connection.setdefault(connection_id, []).append(frame)
     if len(by_connection) <= 1:
-        return [cid for cid, queue in by_connection.items() if not _send_all(push, cid, queue)]
-    futures = [(cid, _pool.submit(_send_all, push, cid, queue))
-               for cid, queue in by_connection.items()]
-    return [cid for cid, future in futures if not future.result()]
+        outcomes = [(cid, _send_all(push, cid, queue)) for cid, queue in by_connection.items()]
+    else:
+        futures = [(cid, _pool.submit(_send_all, push, cid, queue))
+                   for cid, queue in by_connection.items()]
+        outcomes = [(cid, future.result()) for cid, future in futures]
+    delivery = Delivery(gone=[cid for cid, outcome in outcomes if outcome == GONE],
+                        failed=[cid for cid, outcome in outcomes if outcome == FAILED])
+    if frames:
+        metrics.add_metric(name="Pushes", unit=MetricUnit.Count, value=len(frames))
+    if delivery.gone:
+        metrics.add_metric(name="PushesGone", unit=MetricUnit.Count, value=len(delivery.gone))
+    return delivery
 
 
-def _send_all(push: Push, connection_id: str, queue: list[Frame]) -> bool:
-    """One connection's frames in order; False (and the rest dropped) once it is gone."""
+DELIVERED, GONE, FAILED = "delivered", "gone", "failed"
+
+
+def _send_all(push: Push, connection_id: str, queue: list[Frame]) -> str:
+    """One connection's frames in order; GONE (and the rest dropped) once it is gone, FAILED
+    when a push failed otherwise (the others are still tried)."""
+    outcome = DELIVERED
     for frame in queue:
         try:
             if not push.send(connection_id, frame):
-                return False
+                return GONE
         except Exception:  # noqa: BLE001 - one failed push must not stop the others
             logger.warning("push failed", exc_info=True, extra={
                 "connection_id": connection_id, "frame_type": frame.get("type")})
-    return True  # not known to be gone; keep the connection
+            outcome = FAILED
+    return outcome
+
+
+# --- the fan-out queue's worker -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueuedBatch:
+    """A queue message as the worker gets it."""
+
+    body: str
+    receive_count: int = 1
+    sent_at_ms: int | None = None
+
+    @classmethod
+    def of_sqs(cls, record: dict[str, Any]) -> QueuedBatch:
+        """From an SQS event record (`attributes` as strings, as Lambda gives them)."""
+        attributes = record.get("attributes") or {}
+        sent_at = attributes.get("SentTimestamp")
+        return cls(body=record.get("body") or "",
+                   receive_count=int(attributes.get("ApproximateReceiveCount") or 1),
+                   sent_at_ms=int(sent_at) if sent_at else None)
+
+
+def work_fanout(batches: list[QueuedBatch], ctx: Context) -> None:
+    """Push every queued batch and drop the connections that are gone. Raises
+    `FanoutIncomplete` when a push failed otherwise, so that the queue delivers the batch
+    again (and after its last try, to the dead-letter queue)."""
+    failed = 0
+    for queued in batches:
+        try:
+            queued_frames = fanout.read_batch(queued.body)
+        except ValueError:
+            logger.error("dropping a fan-out message that is not one", exc_info=True)
+            continue
+        batch = queued_frames.unexpired(ctx.clock.now_ms())
+        if len(batch.frames) < len(queued_frames.frames):
+            metrics.add_metric(name="FanoutExpiredSkipped", unit=MetricUnit.Count,
+                               value=len(queued_frames.frames) - len(batch.frames))
+        _measure_batch(queued, len(batch.pushes), ctx)
+        delivery = deliver(ctx.push, batch.pushes)
+        drop_connections(delivery.gone, ctx)
+        failed += len(delivery.failed)
+    if failed:
+        raise FanoutIncomplete(f"{failed} connection(s) not reached; the batch comes back")
+
+
+def _measure_batch(queued: QueuedBatch, pushes: int, ctx: Context) -> None:
+    if queued.sent_at_ms is not None:
+        metrics.add_metric(name="FanoutBatchAgeMs", unit=MetricUnit.Milliseconds,
+                           value=max(0, ctx.clock.now_ms() - queued.sent_at_ms))
+    if queued.receive_count > 1:
+        metrics.add_metric(name="FanoutRedeliveries", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="FanoutRedeliveredPushes", unit=MetricUnit.Count, value=pushes)
+        logger.info("fan-out batch delivered again", extra={
+            "receive_count": queued.receive_count, "pushes": pushes})

@@ -14,8 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from chalicelib.clock import Clock
 from chalicelib.errors import ConfigError, RateLimited
+from chalicelib.observability import logger, metrics
 from chalicelib.storage import rate_limits
 from chalicelib.storage.database import Database, Later, Transaction
 from chalicelib.storage.rate_limits import Counts
@@ -182,6 +185,7 @@ class _Counted:
     def enforce(self) -> None:
         counts = self.counts.value
         waits = []
+        denied = []
         for bucket in self.buckets:
             policy = bucket.policy
             previous = counts.get((bucket.name, bucket.start - policy.window_ms), 0)
@@ -190,8 +194,18 @@ class _Counted:
             if not allows(policy.limit, policy.window_ms, previous, current, elapsed):
                 waits.append(retry_after_ms(policy.limit, policy.window_ms, previous,
                                             current - self.cost, elapsed, self.cost))
+                denied.append(policy.name)
         if waits:
+            count_denial(denied)
             raise RateLimited("too many requests; slow down", retry_after_ms=max(waits))
+
+
+def count_denial(policies: list[str]) -> None:
+    """One RateLimitDenials per denied request (docs/OPERATE.md). Its only dimension is the
+    service's: every user or policy as a dimension would be a metric of its own, each billed.
+    Which policies said no goes on the invocation's log line instead."""
+    metrics.add_metric(name="RateLimitDenials", unit=MetricUnit.Count, value=1)
+    logger.append_keys(rate_limited=policies)
 
 
 class NoLimits:

@@ -95,7 +95,7 @@ def add_members(user_id: str, conversation_id: str, fields: dict[str, Any],
     added = ctx.db.run_transaction("membership.add", add_txn)
     if added:
         push_frames(ctx.db.run_read("membership.added", _added_frames_txn, conversation_id,
-                                    added, user_id, now), ctx)
+                                    added, user_id, now, ctx.presence_push_max_members), ctx)
     return view_one(user_id, conversation_id, ctx)
 
 
@@ -121,7 +121,7 @@ def _admit(txn: Transaction, conversation: Conversation, participants: dict[str,
 
 
 def _added_frames_txn(txn: Transaction, conversation_id: str, added: list[Added], by: str,
-                      now: int) -> Frames:
+                      now: int, presence_max_members: int) -> Frames:
     """The new members' own `conversation` (`created`) first, so their clients know the chat;
     then `member` `added` for each to everyone; then the presence of each new member who
     accepted to those who may see it, as a new conversation would show it (the new members
@@ -130,7 +130,7 @@ def _added_frames_txn(txn: Transaction, conversation_id: str, added: list[Added]
     new_ids = {a.user_id for a in added}
     frames = conversation_frames_txn(
         txn, conversation_id, [listener for listener in listeners if listener.user_id in new_ids],
-        "created", by=by, now=now)
+        "created", by=by, now=now, max_group_members=presence_max_members)
     for newcomer in added:
         frame = member_frame(conversation_id, newcomer.user_id, "added", by=by)
         frames += [(listener.connection_id, frame) for listener in listeners]
@@ -141,7 +141,7 @@ def _added_frames_txn(txn: Transaction, conversation_id: str, added: list[Added]
                 presence = presence_frame(member.user_id, online=member.online,
                                           last_seen_at=member.last_seen_at)
                 frames += [(cid, presence) for cid in connections.connection_ids_of_contacts(
-                    txn, member.user_id, conversation_id)]
+                    txn, member.user_id, conversation_id, max_group_members=presence_max_members)]
     return frames
 
 

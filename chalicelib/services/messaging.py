@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from chalicelib.crypto import keyed_hash, same
 from chalicelib.errors import (
     Conflict,
@@ -24,6 +26,7 @@ from chalicelib.errors import (
 )
 from chalicelib.ids import new_id
 from chalicelib.inputs import int_field, string_field
+from chalicelib.observability import metrics
 from chalicelib.services.context import Caller, Context, count_frame, count_frame_txn
 from chalicelib.services.delivery import push_frames
 from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
@@ -248,9 +251,13 @@ def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
     receivers = [listener.connection_id for listener in audience
                  if listener.connection_id != caller.connection_id
                  and not listener.blocks_sender]
-    frames += [(connection_id, message_frame(message))
-               for connection_id in receivers for message, _ in stored]
-    push_frames(frames, ctx)
+    pushed = [message_frame(message) for message, _ in stored]  # one frame for every receiver
+    frames += [(connection_id, frame) for connection_id in receivers for frame in pushed]
+    if stored:
+        metrics.add_metric(name="Sends", unit=MetricUnit.Count, value=len(stored))
+    if retried:
+        metrics.add_metric(name="DuplicatesSuppressed", unit=MetricUnit.Count, value=len(retried))
+    push_frames(frames, ctx, answering=caller.connection_id)
 
 
 # --- receipts -----------------------------------------------------------------------------

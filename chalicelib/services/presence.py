@@ -1,9 +1,15 @@
 """Multi-device presence: a user is online while any of their devices holds a live connection.
 
-`presence` frames go to the users who share a conversation with them, only when the user comes
-online or goes offline; the user's row lock makes exactly one connect, disconnect or sweep see
-each change. Dead connections (410 on a push, or past API Gateway's idle and age limits) are
-dropped the same way as a clean disconnect, so none is ever counted.
+`presence` frames go to the users who share a 1:1 or a small group (at most
+PRESENCE_PUSH_MAX_MEMBERS members) with them, only when the user comes online or goes offline;
+the user's row lock makes exactly one connect, disconnect or sweep see each change. Members of
+bigger groups are not pushed: pushing them made n devices of one group reconnecting after a
+blip cost about n^2 pushes (issue 24 measured 28 connects/s falling to 4/s in a group of 255
+members with 4 devices each). They read presence from GET /conversations (members[].online,
+`presence_pushed: false`), which clients refresh while they show such a group.
+
+Dead connections (410 on a push, or past API Gateway's idle and age limits) are dropped the
+same way as a clean disconnect, so none is ever counted.
 
 A socket can also die silently (lid shut, Wi-Fi lost): no close reaches us, and API Gateway
 only notices after its 10-minute idle limit. Clients ping every 60 s, so a connection with no
@@ -34,6 +40,9 @@ from chalicelib.storage.database import Transaction
 from chalicelib.wire import presence_frame, receipt_frame
 
 SWEEP_BATCH = 500
+# The longest a `$connect` can run (its function's timeout, .chalice/config.json), during
+# which API Gateway answers 410 to pushes to the connection being opened.
+CONNECTING_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -87,14 +96,15 @@ def connection_opened_txn(txn: Transaction, row: ConnectionRow, *,
     return not was_online
 
 
-def connection_closed_txn(txn: Transaction, connection_id: str,
-                          now_ms: int) -> ConnectionRow | None:
+def connection_closed_txn(txn: Transaction, connection_id: str, now_ms: int, *,
+                          opened_before_ms: int | None = None) -> ConnectionRow | None:
     """Forget a connection; the row if it was its user's last counted one (they just went
     offline). A connection already marked silent was not counted: its user's going offline
     was announced by the sweep, with its last activity, and its closing now (the idle sweep,
-    minutes later) is no sign of life."""
+    minutes later) is no sign of life. With `opened_before_ms`, a connection opened since is
+    kept (see `close_connection`)."""
     row = connections.get_connection(txn, connection_id)
-    if row is None:
+    if row is None or (opened_before_ms is not None and row.connected_at > opened_before_ms):
         return None
     users.lock_user(txn, row.user_id, row.last_seen_at if row.silent else now_ms)
     # Under the user's lock, the DELETE tells whether a concurrent close (a $disconnect racing
@@ -108,14 +118,23 @@ def announce(user_id: str, *, online: bool, last_seen_at: int | None, ctx: Conte
     """Tell everyone who may see the user's presence; drop whatever turns out gone."""
     frame = presence_frame(user_id, online=online, last_seen_at=last_seen_at)
     audience = ctx.db.run_read("presence.audience", connections.connection_ids_of_contacts,
-                              user_id)
+                              user_id, max_group_members=ctx.presence_push_max_members)
     delivery.push_frames([(cid, frame) for cid in audience], ctx)
+
+
+def presence_pushed(kind: str, member_count: int, max_group_members: int) -> bool:
+    """Whether members of a conversation are pushed each other's `presence`: always in a 1:1,
+    in a group while it has at most `max_group_members` members (as
+    `connection_ids_of_contacts` judges it). Otherwise clients refresh the conversation list
+    to keep its members' `online` true."""
+    return kind == "direct" or member_count <= max_group_members
 
 
 def reveal(user_id: str, conversation_id: str, ctx: Context) -> None:
     """The user just accepted a conversation: its members learn at once what they may now
-    see, the user's presence and how far the user has got (`receipt`s for the cursors,
-    `read` only between people who both share reads)."""
+    see, the user's presence (unless it is a group too big for presence pushes) and how far
+    the user has got (`receipt`s for the cursors, `read` only between people who both share
+    reads)."""
 
     def reveal_txn(txn: Transaction) -> list[tuple[str, dict[str, object]]]:
         me = next((member for member in conversations.members_of(txn, [conversation_id])
@@ -123,8 +142,8 @@ def reveal(user_id: str, conversation_id: str, ctx: Context) -> None:
         if me is None:
             return []
         presence = presence_frame(user_id, online=me.online, last_seen_at=me.last_seen_at)
-        frames = [(cid, presence) for cid in
-                  connections.connection_ids_of_contacts(txn, user_id, conversation_id)]
+        frames = [(cid, presence) for cid in connections.connection_ids_of_contacts(
+            txn, user_id, conversation_id, max_group_members=ctx.presence_push_max_members)]
         listeners = conversations.connections_of_conversation(txn, conversation_id)
         for kind, seq in (("delivered", me.delivered_seq), ("read", me.read_seq)):
             receipt = receipt_frame(conversation_id, user_id, kind, seq)
@@ -137,10 +156,19 @@ def reveal(user_id: str, conversation_id: str, ctx: Context) -> None:
     delivery.push_frames(ctx.db.run_read("presence.reveal", reveal_txn), ctx)
 
 
-def close_connection(connection_id: str, ctx: Context) -> None:
-    """A socket is gone ($disconnect, 410, sweep): forget it, announce offline if last."""
+def close_connection(connection_id: str, ctx: Context, *, gone_on_push: bool = False) -> None:
+    """A socket is gone ($disconnect, 410, sweep): forget it, announce offline if last.
+
+    A 410 on a push is not proof for a connection opened less than CONNECTING_MS ago: its row
+    is stored inside `$connect`, and API Gateway answers 410 to pushes until `$connect` has
+    returned. Dropping it then would leave an open socket the server no longer knows, which
+    would get nothing (two members of a group connecting at once did that). It is kept; if it
+    really died, its `$disconnect` or the idle sweep removes it, and what the push carried
+    reaches it by the `sync` every client makes once connected."""
     now = ctx.clock.now_ms()
-    last = ctx.db.run_transaction("presence.close", connection_closed_txn, connection_id, now)
+    opened_before = now - CONNECTING_MS if gone_on_push else None
+    last = ctx.db.run_transaction("presence.close", connection_closed_txn, connection_id, now,
+                                  opened_before_ms=opened_before)
     if last is not None:
         announce(last.user_id, online=False, last_seen_at=now, ctx=ctx)
 

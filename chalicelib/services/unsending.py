@@ -36,7 +36,8 @@ def unsend(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     now = ctx.clock.now_ms()
     told = ctx.db.run_transaction("unsending.unsend", _unsend_txn, conversation_id, seq,
                                   caller.user_id, now)
-    push_frames(_answering(caller.connection_id, frame.get("req"), told), ctx)
+    push_frames(_answering(caller.connection_id, frame.get("req"), told), ctx,
+                answering=caller.connection_id)
 
 
 def _seq_of(frame: dict[str, Any]) -> int:

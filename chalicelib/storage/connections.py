@@ -72,23 +72,39 @@ def connection_ids_of_user(txn: Transaction, user_id: str) -> list[str]:
     return [row["id"] for row in txn.fetchall()]
 
 
+# Presence is pushed to 1:1 partners and to members of groups of at most this many members
+# (PRESENCE_PUSH_MAX_MEMBERS); bigger groups read it from the conversation list instead.
+PRESENCE_PUSH_MAX_MEMBERS = 50
+
+
 def connection_ids_of_contacts(txn: Transaction, user_id: str,
-                               conversation_id: str | None = None) -> list[str]:
-    """Connections of everyone who may see the user's presence (not the user's own): those
-    who share a conversation the user has accepted (and they have not declined), with no
-    block between them either way. `conversation_id` narrows it to one conversation."""
+                               conversation_id: str | None = None, *,
+                               max_group_members: int = PRESENCE_PUSH_MAX_MEMBERS) -> list[str]:
+    """Connections of everyone who may be pushed the user's presence (not the user's own):
+    those who share a conversation the user has accepted (and they have not declined), with
+    no block between them either way, when it is a 1:1 or a group of at most
+    `max_group_members` members. `conversation_id` narrows it to one conversation.
+
+    What it reads grows with the user's own conversations, never with a big group's size: a
+    group is judged by whether its (max_group_members + 1)-th participant row exists (at most
+    that many entries of the primary key, read before anyone in it is joined), and nobody in
+    a bigger group is read at all."""
     only = " AND mine.conversation_id = %s" if conversation_id is not None else ""
     txn.execute(
         "SELECT DISTINCT k.id FROM participants mine"  # noqa: S608 - a fixed clause
+        " JOIN conversations c ON c.id = mine.conversation_id"
         " JOIN participants theirs ON theirs.conversation_id = mine.conversation_id"
         "  AND theirs.user_id <> mine.user_id AND theirs.consent <> 'declined'"
         " JOIN connections k ON k.user_id = theirs.user_id"
         " WHERE mine.user_id = %s AND mine.consent = 'accepted'" + only +
+        " AND (c.kind = 'direct' OR (SELECT 1 FROM participants x"
+        "  WHERE x.conversation_id = mine.conversation_id LIMIT 1 OFFSET %s) IS NULL)"
         " AND NOT EXISTS (SELECT 1 FROM blocks b"
         "  WHERE (b.blocker_id = mine.user_id AND b.blocked_user_id = theirs.user_id)"
         "  OR (b.blocker_id = theirs.user_id AND b.blocked_user_id = mine.user_id))"
         " ORDER BY k.id",
-        (user_id,) if conversation_id is None else (user_id, conversation_id),
+        (user_id, *([conversation_id] if conversation_id is not None else []),
+         max_group_members),
     )
     return [row["id"] for row in txn.fetchall()]
 

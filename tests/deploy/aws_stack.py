@@ -10,7 +10,9 @@
   its output.
 - Read-back helpers over boto3 against moto: `deployed()`, `function()`, `function_names()`,
   `schedule_rule()`, `rest_api_integrations()`, `websocket_routes()`, `rest_api_exists()`,
-  `websocket_api_exists()`.
+  `websocket_api_exists()`, `queue_mappings()`; and `create_fanout_queue()` /
+  `delete_fanout_queue()`, the queue that `infra/stack.yaml` makes and the fan-out worker's
+  event source needs to exist.
 """
 
 from __future__ import annotations
@@ -92,9 +94,10 @@ def stop_moto_server(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def aws_env(endpoint: str) -> dict[str, str]:
+def aws_env(endpoint: str, stage: str | None = None) -> dict[str, str]:
     """This process's environment pointed at moto: every AWS SDK call (chalice, boto3, the AWS
-    CLI) goes to `endpoint` in us-east-1 with dummy credentials, never to a real account."""
+    CLI) goes to `endpoint` in us-east-1 with dummy credentials, never to a real account. With
+    a stage, STAGE too: app.py names the fan-out queue it subscribes to after it at import."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("AWS_") or key == "AWS_CA_BUNDLE"}
     env.update(
@@ -109,6 +112,8 @@ def aws_env(endpoint: str) -> dict[str, str]:
         AWS_EC2_METADATA_DISABLED="true",
     )
     env.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Ephemera")
+    if stage is not None:
+        env["STAGE"] = stage
     return env
 
 
@@ -300,3 +305,25 @@ def log_retention_days(endpoint: str, prefix: str) -> dict[str, int | None]:
     """Each log group under `prefix` and its retention (None: kept forever)."""
     groups = client(endpoint, "logs").describe_log_groups(logGroupNamePrefix=prefix)
     return {group["logGroupName"]: group.get("retentionInDays") for group in groups["logGroups"]}
+
+
+def create_fanout_queue(endpoint: str, stage: str) -> str:
+    """The stage's fan-out queue as `infra/stack.yaml` names it (idempotent); its ARN."""
+    sqs = client(endpoint, "sqs")
+    url = sqs.create_queue(QueueName=f"{APP_NAME}-{stage}-fanout",
+                           Attributes={"VisibilityTimeout": "180"})["QueueUrl"]
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+
+
+def delete_fanout_queue(endpoint: str, stage: str) -> None:
+    sqs = client(endpoint, "sqs")
+    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=f"{APP_NAME}-{stage}-fanout")["QueueUrl"])
+
+
+def queue_mappings(endpoint: str, function_name: str) -> list[dict[str, Any]]:
+    """The function's event source mappings (`EventSourceArn`, `BatchSize`, `State`, ...).
+    All are listed and filtered here: moto 5.2.5 filters by the name the mapping was created
+    with, and Chalice creates it with the function's ARN."""
+    mappings = client(endpoint, "lambda").list_event_source_mappings()["EventSourceMappings"]
+    return [m for m in mappings if m["FunctionArn"].endswith(f":function:{function_name}")]

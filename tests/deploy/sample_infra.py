@@ -13,4 +13,6 @@ SAMPLE_INFRA = InfraOutputs(
     database_name="ephemera", database_user="ephemera",
     database_secret_arn=f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-1-AbCdEf",
     jwt_secret_arn=f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ephemera/dev/jwt-GhIjKl",
+    fanout_queue_url=f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/ephemera-dev-fanout",
+    fanout_queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:ephemera-dev-fanout",
 )

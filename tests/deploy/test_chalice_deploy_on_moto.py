@@ -30,6 +30,7 @@ HANDLERS = {
     "scheduled_cleanup": "app.scheduled_cleanup",
     "presence_watch": "app.presence_watch",
     "migrate": "app.migrate_database",
+    "fanout_worker": "app.fanout_worker",
 }
 WEBSOCKET_ROUTES = {
     "$connect": "websocket_connect",
@@ -53,6 +54,7 @@ class Snapshot:
     websocket_api_ids: list[str] = field(default_factory=list)
     rest_integrations: dict[tuple[str, str], dict] = field(default_factory=dict)
     websocket_routes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fanout_mappings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_back(endpoint: str, project: Path, stage: str, deployed_before: dict) -> Snapshot:
@@ -79,6 +81,7 @@ def read_back(endpoint: str, project: Path, stage: str, deployed_before: dict) -
     websocket_api_id = deployed["websocket_api"]["websocket_api_id"]
     if websocket_api_id in snap.websocket_api_ids:
         snap.websocket_routes = aws_stack.websocket_routes(endpoint, websocket_api_id)
+    snap.fanout_mappings = aws_stack.queue_mappings(endpoint, function_name(stage, "fanout_worker"))
     return snap
 
 
@@ -97,6 +100,7 @@ class Lifecycle:
     redeployed: Snapshot
     deleted: Snapshot
     invoke_status: int
+    queue_arn: str
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +113,8 @@ def lifecycle(request: pytest.FixtureRequest, project: Path, moto_endpoint: str)
     stage = request.param
     if not aws_stack.stage_config(project, stage).get("subnet_ids"):
         aws_stack.set_stage_config(project, stage, **FAKE_VPC)
-    env = aws_env(moto_endpoint)
+    env = aws_env(moto_endpoint, stage)
+    queue_arn = aws_stack.create_fanout_queue(moto_endpoint, stage)  # `make infra` makes it
 
     chalice(project, "deploy", "--stage", stage, env=env)
     deployed = read_back(moto_endpoint, project, stage, {})
@@ -121,7 +126,9 @@ def lifecycle(request: pytest.FixtureRequest, project: Path, moto_endpoint: str)
 
     chalice(project, "delete", "--stage", stage, env=env)
     deleted = read_back(moto_endpoint, project, stage, redeployed.deployed)
-    return Lifecycle(stage, project, deployed, redeployed, deleted, invoked["StatusCode"])
+    aws_stack.delete_fanout_queue(moto_endpoint, stage)  # the server is shared with other tests
+    return Lifecycle(stage, project, deployed, redeployed, deleted, invoked["StatusCode"],
+                     queue_arn)
 
 
 def arn_of(snap: Snapshot, name: str) -> str:
@@ -170,6 +177,19 @@ def test_scheduled_cleanup_runs_every_minute_one_invocation_at_a_time(
     assert snap.rule["State"] == "ENABLED"
     assert [t["Arn"] for t in snap.rule["Targets"]] == [arn_of(snap, "scheduled_cleanup")]
     assert lifecycle.invoke_status == 200, "moto's Lambda answers an invoke without Docker"
+
+
+def test_the_fanout_worker_takes_the_stages_queue_one_message_at_a_time(
+    lifecycle: Lifecycle,
+) -> None:
+    (mapping,) = lifecycle.deployed.fanout_mappings
+    assert mapping["EventSourceArn"] == lifecycle.queue_arn
+    assert mapping["EventSourceArn"].endswith(f":ephemera-{lifecycle.stage}-fanout")
+    assert mapping["FunctionArn"] == arn_of(lifecycle.deployed, "fanout_worker")
+    assert mapping["BatchSize"] == 1
+    (again,) = lifecycle.redeployed.fanout_mappings
+    assert again["UUID"] == mapping["UUID"]
+    assert lifecycle.deleted.fanout_mappings == []
 
 
 def test_rest_api_sends_every_route_to_api_handler_as_a_lambda_proxy(

@@ -1,5 +1,6 @@
 """The stage's IAM policy grants exactly what `chalicelib/` calls: every AWS call found in the
-code (an AST walk) is allowed, and nothing else is, beyond what Lambda itself needs."""
+code (an AST walk) is allowed, and nothing else is, beyond what Lambda itself needs (its logs,
+its network interfaces, and the fan-out queue's event source)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,20 @@ POWERTOOLS_CALLS = {"get_secret": "secretsmanager:GetSecretValue",
                     "get_parameter": "ssm:GetParameter"}
 # Every operation of the management API is authorised by this one action.
 ACTION_OF_SERVICE = {"apigatewaymanagementapi": "execute-api:ManageConnections"}
+# Batch operations have no IAM action of their own: the single one authorises them (SQS
+# Developer Guide, "Amazon SQS API permissions: Actions and resource reference").
+ACTION_OF_OPERATION = {"sqs:SendMessageBatch": "sqs:SendMessage",
+                       "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+                       "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
 # What Lambda needs to run at all: its logs, and network interfaces in the VPC.
 RUNTIME_ACTIONS = {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                    "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
                    "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface",
                    "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"}
+# What Lambda's SQS event source mapping does with the worker's role (no code of ours calls
+# them), and the visibility change that lets a consumer hand a message back early.
+EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+                        "sqs:ChangeMessageVisibility"}
 
 
 @cache
@@ -35,8 +45,9 @@ def operations_of(service: str) -> dict[str, str]:
         service, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x",
         endpoint_url="https://example.invalid")
     prefix = client.meta.service_model.signing_name
-    return {method: ACTION_OF_SERVICE.get(service, f"{prefix}:{operation}")
-            for method, operation in client.meta.method_to_api_mapping.items()}
+    actions = {method: ACTION_OF_SERVICE.get(service, f"{prefix}:{operation}")
+               for method, operation in client.meta.method_to_api_mapping.items()}
+    return {method: ACTION_OF_OPERATION.get(action, action) for method, action in actions.items()}
 
 
 def declared_actions_in(tree: ast.Module) -> set[str]:
@@ -51,15 +62,15 @@ def declared_actions_in(tree: ast.Module) -> set[str]:
 
 
 def aws_calls_in(source: str) -> set[str]:
-    """The IAM actions a module's code needs: boto3 clients it makes and the methods it calls
-    on them, powertools Parameters getters, and the actions it declares."""
+    """The IAM actions a module's code needs: boto3 clients it makes (`boto3.client("x")` or a
+    session's `.client("x")`) and the methods it calls on them, powertools Parameters getters,
+    and the actions it declares."""
     tree = ast.parse(source)
     services = {
         node.args[0].value for node in ast.walk(tree)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "client" and isinstance(node.func.value, ast.Name)
-        and node.func.value.id == "boto3" and node.args
-        and isinstance(node.args[0], ast.Constant)
+        and node.func.attr == "client" and node.args
+        and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
     }
     actions = declared_actions_in(tree)
     for node in ast.walk(tree):
@@ -104,7 +115,14 @@ def resources(statement: dict) -> list[str]:
 def test_the_walk_finds_the_calls_the_code_makes_today():
     assert actions_called_by_chalicelib() == {
         "execute-api:ManageConnections", "sns:Publish", "secretsmanager:GetSecretValue",
-        "ssm:GetParameter"}
+        "ssm:GetParameter", "sqs:SendMessage"}
+
+
+def test_a_client_made_from_a_session_is_found_and_a_batch_send_needs_send_message():
+    source = ("import boto3\nsqs = boto3.session.Session().client('sqs', endpoint_url='x')\n"
+              "sqs.send_message_batch(QueueUrl='q', Entries=[])\n")
+
+    assert aws_calls_in(source) == {"sqs:SendMessage"}
 
 
 def test_a_new_aws_call_in_the_code_is_found_and_is_not_in_the_policy():
@@ -145,7 +163,27 @@ def test_the_policy_allows_nothing_the_code_does_not_call(stage):
         action = statement["Action"]
         granted |= {action} if isinstance(action, str) else set(action)
 
-    assert granted - RUNTIME_ACTIONS == set(actions_called_by_chalicelib())
+    assert granted - RUNTIME_ACTIONS - EVENT_SOURCE_ACTIONS == set(actions_called_by_chalicelib())
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_fanout_worker_may_consume_the_queue_as_lambdas_event_source_does(stage):
+    granted = {action for action in EVENT_SOURCE_ACTIONS if statements_allowing(action, stage)}
+
+    assert granted == EVENT_SOURCE_ACTIONS
+
+
+def test_every_queue_grant_names_the_fanout_queue_and_nothing_else():
+    sqs = [s for s in policy()["Statement"]
+           if any(a.startswith("sqs:") for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                                 else s["Action"]))]
+
+    assert sqs, "the policy grants nothing on the queue"
+    for statement in sqs:
+        assert resources(statement) == [INFRA.fanout_queue_arn], statement["Sid"]
+    granted = {a for s in sqs for a in ([s["Action"]] if isinstance(s["Action"], str)
+                                         else s["Action"])}
+    assert granted == {"sqs:SendMessage"} | EVENT_SOURCE_ACTIONS
 
 
 def test_pushes_are_allowed_only_to_this_apis_connections_on_stage_api():

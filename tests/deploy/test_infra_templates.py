@@ -1,12 +1,15 @@
 """The CloudFormation templates in `infra/`: cfn-lint finds nothing in them (and does find a
 planted mistake), and the templates say what the design promises: a private, encrypted database
 reached only through the proxy, only from the Lambdas; short backups; no final snapshot; outputs
-named as `make deploy` reads them; a web page that may run only its own scripts, connects only
-to itself and the two APIs, and reaches the APIs directly (no API path through CloudFront, so
-API Gateway sees the user's own address)."""
+named as `make deploy` reads them; a fan-out queue that hands a batch to its dead-letter queue
+after five tries and keeps message bodies no longer than the backups do; a web page that may run
+only its own scripts, connects only to itself and the two APIs, and reaches the APIs directly (no
+API path through CloudFront, so API Gateway sees the user's own address). The alarms and the
+dashboard (operate.yaml) have their own tests: test_operate_template.py."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,10 +22,15 @@ INFRA = Path(__file__).resolve().parents[2] / "infra"
 TEMPLATES = sorted(INFRA.glob("*.yaml"))
 STACK = INFRA / "stack.yaml"
 WEB = INFRA / "web.yaml"
+OPERATE = INFRA / "operate.yaml"
+CONFIG = json.loads((INFRA.parent / ".chalice" / "config.json").read_text())
 
 STACK_OUTPUTS = {"SubnetIds", "LambdaSecurityGroupId", "DatabaseProxyEndpoint", "DatabaseName",
-                 "DatabaseUser", "DatabaseSecretArn", "JwtSecretArn"}
+                 "DatabaseUser", "DatabaseSecretArn", "JwtSecretArn", "FanoutQueueUrl",
+                 "FanoutQueueArn"}
 WEB_OUTPUTS = {"BucketName", "DistributionId", "WebUrl"}
+OPERATE_OUTPUTS = {"AlarmTopicArn", "DashboardUrl"}
+DAY_S = 86_400
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 ANYWHERE = {"0.0.0.0/0", "::/0"}
 
@@ -107,8 +115,8 @@ def _mysql_from(rule: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- cfn-lint
 
 
-def test_both_templates_are_checked() -> None:
-    assert {STACK, WEB} <= set(TEMPLATES)
+def test_every_template_is_checked() -> None:
+    assert {STACK, WEB, OPERATE} <= set(TEMPLATES)
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
@@ -120,7 +128,8 @@ def test_template_passes_cfn_lint_without_errors_or_warnings(template: Path) -> 
     (STACK, "Value: !Ref JwtSecret\n", "Value: !Ref JwtSecretThatDoesNotExist\n"),
     (STACK, "StorageEncrypted: true", "StorageEncrypted: maybe"),
     (WEB, "DefaultRootObject: index.html", "DefaultRootObjekt: index.html"),
-], ids=["missing-resource", "invalid-value", "unknown-property"])
+    (OPERATE, "TreatMissingData: breaching", "TreatMissingData: sometimes"),
+], ids=["missing-resource", "invalid-value", "unknown-property", "invalid-alarm"])
 def test_cfn_lint_check_fails_a_broken_template(
         tmp_path: Path, template: Path, original: str, broken: str) -> None:
     text = template.read_text()
@@ -276,15 +285,72 @@ def test_jwt_secret_is_generated_per_stage(stack: dict[str, Any]) -> None:
 
 
 def test_stage_is_dev_or_prod(stack: dict[str, Any], web: dict[str, Any]) -> None:
-    for template in (stack, web):
+    for template in (stack, web, load(str(OPERATE))):
         assert template["Parameters"]["Stage"]["AllowedValues"] == ["dev", "prod"]
 
 
-@pytest.mark.parametrize(("template", "names"), [(STACK, STACK_OUTPUTS), (WEB, WEB_OUTPUTS)],
-                         ids=["stack", "web"])
+@pytest.mark.parametrize(("template", "names"), [
+    (STACK, STACK_OUTPUTS), (WEB, WEB_OUTPUTS), (OPERATE, OPERATE_OUTPUTS),
+], ids=["stack", "web", "operate"])
 def test_outputs_are_named_as_the_deploy_script_reads_them(
         template: Path, names: set[str]) -> None:
     assert set(load(str(template))["Outputs"]) == names
+
+
+# ---------------------------------------------------------------- the fan-out queue
+
+
+def test_a_fanout_goes_to_the_dead_letter_queue_after_five_tries(stack: dict[str, Any]) -> None:
+    queue = stack["Resources"]["FanoutQueue"]["Properties"]
+    dead_letters = stack["Resources"]["FanoutDeadLetterQueue"]["Properties"]
+
+    assert queue["QueueName"] == {"Fn::Sub": "ephemera-${Stage}-fanout"}
+    assert dead_letters["QueueName"] == {"Fn::Sub": "ephemera-${Stage}-fanout-dlq"}
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["FanoutDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5}
+    assert "RedrivePolicy" not in dead_letters
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_batch_comes_back_after_six_of_the_workers_timeouts(stack: dict[str, Any],
+                                                              stage: str) -> None:
+    """AWS's advice for a Lambda event source: the queue's visibility timeout at least six
+    times the function's timeout, so a batch is not handed out again while it is worked on."""
+    worker = CONFIG["stages"][stage]["lambda_functions"]["fanout_worker"]
+
+    assert worker["lambda_timeout"] == 30
+    assert stack["Resources"]["FanoutQueue"]["Properties"]["VisibilityTimeout"] == (
+        6 * worker["lambda_timeout"])
+
+
+def test_both_queues_are_encrypted_with_sqs_managed_keys(stack: dict[str, Any]) -> None:
+    for name in ("FanoutQueue", "FanoutDeadLetterQueue"):
+        assert stack["Resources"][name]["Properties"]["SqsManagedSseEnabled"] is True, name
+
+
+def test_queued_message_bodies_outlive_them_no_longer_than_the_backups_do(
+        stack: dict[str, Any]) -> None:
+    """A queued fan-out carries frames, bodies included. A standard queue's message keeps its
+    first enqueue time in the dead-letter queue, so the dead-letter queue's retention bounds
+    every copy: by default one day, as long as the database's automated backups keep one, and
+    never shorter than the queue's own (a message would vanish on its way to be inspected)."""
+    queue = stack["Resources"]["FanoutQueue"]["Properties"]
+    dead_letters = stack["Resources"]["FanoutDeadLetterQueue"]["Properties"]
+    retention = stack["Parameters"][dead_letters["MessageRetentionPeriod"]["Ref"]]
+    backups_days = stack["Parameters"]["BackupRetentionDays"]["Default"]
+
+    assert retention["Default"] == backups_days * DAY_S
+    assert retention["MinValue"] >= queue["MessageRetentionPeriod"]
+    assert retention["MaxValue"] == 14 * DAY_S  # SQS's longest
+    assert queue["MessageRetentionPeriod"] == 3600
+    for name in ("FanoutQueue", "FanoutDeadLetterQueue"):
+        assert stack["Resources"][name]["DeletionPolicy"] == "Delete", name
+
+
+def test_the_queues_url_and_arn_are_outputs(stack: dict[str, Any]) -> None:
+    assert stack["Outputs"]["FanoutQueueUrl"]["Value"] == {"Ref": "FanoutQueue"}
+    assert stack["Outputs"]["FanoutQueueArn"]["Value"] == {"Fn::GetAtt": ["FanoutQueue", "Arn"]}
 
 
 # ---------------------------------------------------------------- the web client

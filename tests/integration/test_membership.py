@@ -165,7 +165,7 @@ def test_membership_changes_on_a_direct_conversation_are_bad_request(world):
 
 @pytest.mark.parametrize("fields", [
     {}, {"members": []}, {"members": "+14155550100"}, {"members": ["not a phone"]},
-    {"members": [12]}, {"members": ["+14155550100"] * 257},
+    {"members": [12]}, {"members": ["+14155550100"] * 1001},
 ])
 def test_a_bad_member_list_is_bad_request_and_changes_nothing(world, trio, fields):
     chat, olive, adam, mia = trio

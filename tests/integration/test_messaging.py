@@ -8,6 +8,7 @@ import pytest
 from chalicelib.services import conversations, reading
 from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits
+from chalicelib.services.presence import CONNECTING_MS
 from tests.integration.messaging_world import World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -285,6 +286,7 @@ def test_a_gone_connection_is_dropped_and_the_send_still_succeeds(world):
     alice_phone, bob_phone, bob_laptop = world.device(alice), world.device(bob), world.device(bob)
     chat = world.chat(alice, bob)
     world.push.gone.add(bob_laptop.connection_id)
+    world.ctx.clock.advance(ms=CONNECTING_MS + 1)
 
     world.send(alice_phone, chat, body="one of you is gone")
 

@@ -9,6 +9,7 @@ from chalicelib.services import presence
 from chalicelib.services.context import Context
 from chalicelib.services.conversations import list_for
 from chalicelib.services.limits import NoLimits
+from chalicelib.services.presence import CONNECTING_MS
 from tests.integration.messaging_world import World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -79,18 +80,37 @@ def test_members_show_online_while_any_device_is_connected(world):
     assert alice_online() is False
 
 
-def test_a_connection_that_answers_gone_is_removed_and_not_counted(world):
+def test_a_connection_that_answers_gone_is_removed_and_not_counted(world, clock):
     alice, bob = world.person(), world.person()
     chat = world.chat(alice, bob)
     bob_phone = world.device(bob)
     alice_phone = world.device(alice)
     world.push.gone.add(alice_phone.connection_id)
     world.forget_frames()
+    clock.advance(ms=CONNECTING_MS + 1)  # long past its `$connect`
 
     world.send(bob_phone, chat, body="are you there?")
 
     assert world.count("connections") == 1
     assert presence_frames(world, bob_phone) == [(alice.id, False)]
+
+
+def test_a_connection_still_connecting_that_answers_gone_is_kept(world, clock):
+    """API Gateway answers 410 to pushes until a connection's `$connect` returns: a peer's
+    presence push then must not make the server forget a socket that is about to open."""
+    alice, bob = world.person(), world.person()
+    chat = world.chat(alice, bob)
+    bob_phone = world.device(bob)
+    alice_phone = world.device(alice)
+    world.push.gone.add(alice_phone.connection_id)  # its handshake has not finished
+    clock.advance(ms=CONNECTING_MS - 1)
+
+    world.send(bob_phone, chat, body="are you there?")
+
+    assert world.count("connections") == 2
+    world.push.gone.clear()
+    world.send(bob_phone, chat, body="and now?")
+    assert world.last(alice_phone, "message")["body"] == "and now?"
 
 
 def test_the_sweep_removes_connections_past_api_gateways_limits(world, clock):

@@ -44,3 +44,21 @@ class RecordingPush:
             return False
         self.disconnected.append(connection_id)
         return True
+
+
+class RecordingQueue:
+    """Keeps the bodies a fan-out enqueues; with `refusing`, fails every send as SQS could."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+        self.refusing = False
+
+    def send(self, bodies: list[str]) -> None:
+        if self.refusing:
+            raise ConnectionError("the queue is unreachable")
+        self.bodies += bodies
+
+    def take(self) -> list[str]:
+        """Everything enqueued so far, which is then no longer kept (as a worker takes it)."""
+        taken, self.bodies = self.bodies, []
+        return taken

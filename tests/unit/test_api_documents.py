@@ -95,7 +95,8 @@ SYNC_CONVERSATION_FIELDS = {"conversation_id", "last_seq", "read_seq", "unread_c
 # Every field is required: one that privacy hides is null, never dropped.
 REST_SCHEMAS = {
     "Conversation": ({"id", "kind", "title", "ttl_seconds", "last_seq", "read_seq",
-                      "unread_count", "last_message", "request", "members"},
+                      "unread_count", "last_message", "request", "members",
+                      "presence_pushed"},  # issue 24: presence in big groups
                      {"title", "last_message"}),
     "Member": ({"user_id", "phone", "display_name", "role", "online", "last_seen_at",
                 "read_seq", "delivered_seq"},

@@ -31,6 +31,9 @@ const SYNC_STALL_MS = 2_000;
 const HISTORY_PAGES = 50;
 /** Messages per page when scrolling back. */
 const OLDER_PAGE = 50;
+/** While a group whose members' presence the server does not push (a big one) is shown, the list
+ * is read again this often, so that its members' online dots stay true. */
+export const PRESENCE_REFRESH_MS = 30_000;
 
 export class SendRefused extends Error {}
 
@@ -92,6 +95,8 @@ export class ChatClient {
   /** Conversations with an older page on its way: one at a time each. */
   private readonly loadingOlder = new Set<string>();
   private timers: number[] = [];
+  /** The conversation on screen, if any (`showing`). */
+  private shownId: string | null = null;
   private readonly encoder = new TextEncoder();
   private readonly api: ChatApi & Partial<AccountApi>;
   /** For the settings screen (permission, previews) and the layout (`onOpen`: open that chat). */
@@ -129,6 +134,7 @@ export class ChatClient {
     this.timers.push(
       setInterval(() => this.dispatch({ type: "expire_due", now: Date.now() }), 1_000),
       setInterval(() => this.tick(), TICK_MS),
+      setInterval(() => this.refreshPresence(), PRESENCE_REFRESH_MS),
     );
   }
 
@@ -243,6 +249,14 @@ export class ChatClient {
     } finally {
       this.loadingOlder.delete(conversationId);
     }
+  }
+
+  /** The conversation on screen (null: none). A big group's members' presence is not pushed:
+   * while one is shown the list is read at once and then every PRESENCE_REFRESH_MS. */
+  showing(conversationId: string | null): void {
+    if (conversationId === this.shownId) return;
+    this.shownId = conversationId;
+    this.refreshPresence();
   }
 
   /** The profile and the block list again (the settings screen, when it opens). */
@@ -487,6 +501,12 @@ export class ChatClient {
     if (!conversation || !hasGap(conversation)) return; // the missing ones came in time
     // a sync already in flight is not sent again: its reply watches for gaps left over
     if (this.requestSync()) this.dispatch({ type: "gap_sync_sent" });
+  }
+
+  /** The list again if the chat on screen is a group whose presence comes only from it. */
+  private refreshPresence(): void {
+    const shown = this.shownId === null ? undefined : this.state.conversations[this.shownId];
+    if (shown && !shown.presence_pushed) void this.reloadConversations();
   }
 
   private hiddenFromMe(userId: string): boolean {

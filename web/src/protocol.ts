@@ -37,6 +37,10 @@ export interface Conversation {
   members: Member[];
   /** Someone I share no accepted conversation with started it (or added me): not accepted yet. */
   request: boolean;
+  /** The members' `presence` frames come (a 1:1, or a group of at most the server's
+   * PRESENCE_PUSH_MAX_MEMBERS); false for a bigger group, whose online dots only this list keeps
+   * true. Absent from servers before it existed, which pushed presence everywhere. */
+  presence_pushed?: boolean;
 }
 
 /** One page of `GET /conversations`, newest activity first; `next_cursor` null on the last. */

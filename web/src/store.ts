@@ -46,6 +46,9 @@ export interface ConversationState {
   gone_ranges: SeqRange[];
   /** Started by someone I share no accepted conversation with, and not accepted yet. */
   request: boolean;
+  /** False for a big group: its members' presence is not pushed, so the client reads the list
+   * again while the group is shown (ChatClient.showing). */
+  presence_pushed: boolean;
   /** Where this device's window starts: from here to `held_seq` it holds every message. */
   loaded_from: number;
   /** The server may still hold messages before `loaded_from`: scrolling back asks for them. */
@@ -246,12 +249,13 @@ function startCursor(lastSeq: number): number {
 /** The server's view of a conversation, keeping the messages and cursor this device holds. */
 function fromServer(state: ChatState, conversation: Conversation): ConversationState {
   const held = state.conversations[conversation.id];
-  const { last_message, request, ...fields } = conversation;
+  const { last_message, request, presence_pushed, ...fields } = conversation;
   const start = startCursor(fields.last_seq);
   const base: ConversationState = {
     ...fields,
     members: held ? fields.members.map((m) => keepCursors(m, held.members)) : fields.members,
     request: request === true,
+    presence_pushed: presence_pushed !== false,
     messages: [],
     last_message: last_message && !isHidden(state, last_message) ? last_message : null,
     held_seq: held?.held_seq ?? start,

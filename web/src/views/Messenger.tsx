@@ -44,6 +44,11 @@ export function Messenger({ api, me }: Props) {
   useFocusBackOnTheList(pane);
   const selectedId = pane.kind === "chat" ? pane.id : null;
   const selected = selectedId ? state.conversations[selectedId] : undefined;
+  useEffect(() => {
+    // a big group's online dots come from the list, which the client reads again while it is shown
+    client.showing(selectedId);
+    return () => client.showing(null);
+  }, [client, selectedId]);
   // a chat restored after a reload that the list (loaded before the link goes online) no longer has
   const gone = selectedId !== null && !selected && status === "online";
   const shown: Pane = gone ? { kind: "none" } : pane;
