@@ -148,6 +148,13 @@ class Workload:
     presence_contacts: float = 20.0
     registered_per_daily_user: float = 3.0
     ping_interval_s: float = 60.0  # docs/client.md: Timing.ping_every_s
+    # Share of a device's online time in which it shows a group of more than 50 members: the
+    # web client then re-reads GET /conversations every 30 s (web/src/client.ts
+    # PRESENCE_REFRESH_MS), the only way such a group's presence and cursors reach it.
+    # Assumption (with the mix above, 65 % of the messages a user receives come from groups of
+    # 500, but a screen shows a conversation only part of the time a socket is open).
+    big_group_shown_share: float = 0.25
+    list_refresh_s: float = 30.0  # web/src/client.ts PRESENCE_REFRESH_MS
 
     def __post_init__(self) -> None:
         if abs(sum(share for _, share in self.group_mix) - 1.0) > 1e-9:
@@ -156,13 +163,18 @@ class Workload:
 
 @dataclass(frozen=True)
 class Design:
-    """The code's knobs as built after issue 24 (and the proposals docs/SCALING.md weighs)."""
+    """The code's knobs as built after issue 24 (and the alternatives docs/SCALING.md weighs)."""
 
     fanout_async_above: int = 50  # FANOUT_ASYNC_ABOVE: target connections
     connections_per_fanout_message: int = 200  # per SQS message (BRIEF / fanout.py)
     fanout_messages_per_call: int = 10  # SendMessageBatch's maximum
-    # "members": a receipt goes to every other member's connections (messaging._receipts, as
-    # built); "sender": only to the connections of the sender of the messages it covers.
+    # A member's ack or read pushes a receipt to the other members' connections only in a
+    # conversation of at most this many members (PRESENCE_PUSH_MAX_MEMBERS: messaging._move_txn
+    # and conversations.receipt_listeners_later); above it, to nobody (members read cursors
+    # from GET /conversations). None: to every member in every conversation (before issue 24).
+    receipts_max_members: int | None = 50
+    # Where receipts go in the conversations that get them: "members", every other member's
+    # connections (as built); "sender", only the sender of the messages they cover (not built).
     receipts_to: Literal["members", "sender"] = "members"
     # Clients ack what arrives in every conversation (docs/client.md); None = no cap.
     ack_max_members: int | None = None
@@ -322,8 +334,7 @@ def message_work(audience: Audience, workload: Workload, design: Design) -> dict
     `expired` frame. Every one of those pushes goes through `delivery.push_frames`, so each
     takes the queue when it targets more than FANOUT_ASYNC_ABOVE connections."""
     others = audience.other_connections
-    receipts = (audience.receipt_audience if design.receipts_to == "members"
-                else audience.own_connections)  # the sender's connections
+    receipts = receipt_connections(audience, design)
     acking = others if within(audience.members, design.ack_max_members) else 0.0
     # A user's delivered cursor moves (and its receipt goes out) on their first device's ack.
     delivering = audience.receiving_users if acking else 0.0
@@ -337,6 +348,16 @@ def message_work(audience: Audience, workload: Workload, design: Design) -> dict
         "expired": fan_out(others + 1, design).scaled(1 / EXPIRED_MESSAGES_PER_FRAME)
         + Work(write_tx=1 / EXPIRY_BATCH + 1 / HOUSEKEEPING_BATCH),
     }
+
+
+def receipt_connections(audience: Audience, design: Design) -> float:
+    """Connections one member's receipt is pushed to: none above receipts_max_members (the
+    reader's own hear only of the unread count), else every other member's or the sender's."""
+    if not within(audience.members, design.receipts_max_members):
+        return 0.0
+    if design.receipts_to == "sender":
+        return audience.own_connections  # the sender's connections
+    return audience.receipt_audience
 
 
 def within(members: int, cap: int | None) -> bool:
@@ -356,6 +377,13 @@ def connection_work(workload: Workload, online: float) -> Work:
     sync = invocation(frames_in=1, pushes=1)
     disconnect = invocation()
     return rest + connect + sync + disconnect + inline_pushes(presence)
+
+
+def refresh_work(workload: Workload, connections: float) -> Work:
+    """GET /conversations every list_refresh_s on each connection that shows a big group
+    (presence and cursors reach it no other way), per second: a read, no write."""
+    refreshes = connections * workload.big_group_shown_share / workload.list_refresh_s
+    return invocation(rest=1, write_tx=0).scaled(refreshes)
 
 
 def ping_work() -> Work:
@@ -401,7 +429,7 @@ def connects_per_device_per_day(workload: Workload) -> float:
     return workload.sessions_per_device * math.ceil(session_h / 2)
 
 
-PARTS = ("send", "ack", "read", "expired", "connection", "ping")
+PARTS = ("send", "ack", "read", "expired", "connection", "refresh", "ping")
 
 
 def load_at(workload: Workload, design: Design, level: float) -> Load:
@@ -416,6 +444,7 @@ def load_at(workload: Workload, design: Design, level: float) -> Load:
         for part, work in message_work(audience, workload, design).items():
             parts[part] += work.scaled(share * sends)
     parts["connection"] = connection_work(workload, online).scaled(new_connections)
+    parts["refresh"] = refresh_work(workload, connections)
     parts["ping"] = ping_work().scaled(connections / workload.ping_interval_s)
     return Load(level, online, sends, connections, new_connections, parts)
 
@@ -607,11 +636,15 @@ QUOTA_LABELS = {
     "writer_transactions": "writer transactions/s",
     "storage": "storage",
 }
+# Issue 24 before its receipt rule: every member's ack and read pushed to every member.
+RECEIPTS_TO_ALL = Design(receipts_max_members=None)
+# Not built: in groups of at most 50, receipts only to the sender; no acks above 50 members.
 PROPOSED = Design(receipts_to="sender", ack_max_members=50)
 WHAT_IFS: tuple[tuple[str, Design, dict[str, Any]], ...] = (
-    ("as built", Design(), {}),
-    ("receipts go only to the sender of the messages they cover", Design(receipts_to="sender"),
-     {}),
+    ("before the receipt rule: receipts to every member in every group", RECEIPTS_TO_ALL, {}),
+    ("as built: no receipts pushed in groups of more than 50 members", Design(), {}),
+    ("and in groups of at most 50, receipts only to the sender of the messages they cover",
+     Design(receipts_to="sender"), {}),
     ("and clients ack only in conversations of at most 50 members (proposed)", PROPOSED, {}),
     ("proposed, and pings every 5 minutes instead of 1", PROPOSED, {"ping_interval_s": 300.0}),
 )
@@ -698,15 +731,19 @@ def part_row(part: str, work: Work) -> dict[str, str]:
 
 
 def message_row(members: int, workload: Workload) -> dict[str, str]:
-    """What one message in a conversation of `members` members causes at peak, as built and
-    proposed."""
+    """What one message in a conversation of `members` members causes at peak: before the
+    receipt rule (pushes only), as built and proposed."""
     online = online_fraction(workload, workload.peak_to_average)
     audience = Audience(members, workload.devices_per_user, online)
-    built = sum(message_work(audience, workload, Design()).values(), Work())
-    proposed = sum(message_work(audience, workload, PROPOSED).values(), Work())
+
+    def total(design: Design) -> Work:
+        return sum(message_work(audience, workload, design).values(), Work())
+
+    before, built, proposed = total(RECEIPTS_TO_ALL), total(Design()), total(PROPOSED)
     return {
         "members": f"{members:,}",
         "connections reached": number(audience.other_connections),
+        "@connections calls, receipts to all": number(before.pushes),
         "@connections calls, as built": number(built.pushes),
         "invocations, as built": number(built.invocations),
         "write tx, as built": number(built.write_tx),
@@ -744,7 +781,7 @@ def cost_rows(estimates: list[Estimate]) -> list[dict[str, str]]:
 
 def tables() -> dict[str, list[dict[str, str]]]:
     built, proposed = scale_estimates(), scale_estimates(PROPOSED)
-    at_what_if = estimate(Workload(daily_users=WHAT_IF_USERS), PROPOSED)
+    at_what_if = estimate(Workload(daily_users=WHAT_IF_USERS))
     workload = Workload(daily_users=WHAT_IF_USERS)
     return {
         "one message at peak, everything it causes (acks, reads, receipts, expiry included)":
@@ -753,12 +790,12 @@ def tables() -> dict[str, list[dict[str, str]]]:
             [summary_row(e) for e in built],
         "as built: headroom at peak (quota / demand; under 1 = hit)":
             [headroom_row(e) for e in built],
-        "proposed (group receipts to the sender only, acks only up to 50 members)"
-        ": capacity by daily users": [summary_row(e) for e in proposed],
-        "proposed: headroom at peak": [headroom_row(e) for e in proposed],
-        f"proposed: what the peak's work is made of at {WHAT_IF_USERS:,} daily users":
+        f"as built: what the peak's work is made of at {WHAT_IF_USERS:,} daily users":
             [part_row(part, work) for part, work in at_what_if.peak.parts.items()],
-        "proposed: monthly cost by component": cost_rows(proposed),
+        "as built: monthly cost by component": cost_rows(built),
+        "proposed (receipts in groups of at most 50 to the sender only, acks only up to 50"
+        " members): capacity by daily users": [summary_row(e) for e in proposed],
+        "proposed: headroom at peak": [headroom_row(e) for e in proposed],
         f"what each change does at {WHAT_IF_USERS:,} daily users":
             [what_if_row(label, e) for label, e in what_if_estimates()],
     }
@@ -877,7 +914,8 @@ def load_json(load: Load) -> dict[str, Any]:
 def print_all() -> None:
     for title, rows in tables().items():
         emit(f"capacity: {title}", rows)
-    print(json.dumps({"bench": "capacity: model", "assumptions": asdict(Workload(0)),
+    print(json.dumps({"capacity_model": "inputs, quotas, prices and estimates",
+                      "assumptions": asdict(Workload(0)),
                       "design": asdict(Design()), "deployment": asdict(Deployment()),
                       "quotas": [asdict(q) for q in quotas(Deployment())],
                       "prices": PRICES_READ, "price_pages": PRICE_PAGES,

@@ -323,14 +323,17 @@ def _move_txn(txn: Transaction, caller: Caller, conversation_id: str,
     if "read" in moved:
         unread = messages.unread_count_later(txn, conversation_id, caller.user_id,
                                              read_seq=moved["read"], now_ms=now)
-    return _Moved(moved, conversations.listeners_later(txn, conversation_id), unread)
+    return _Moved(moved, conversations.receipt_listeners_later(
+        txn, conversation_id, caller.user_id, max_members=ctx.presence_push_max_members), unread)
 
 
 def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
               audience: list[Listener]) -> list[tuple[str, Frame]]:
-    """A receipt per moved cursor, for the other participants' connections. Nothing while
-    the caller has not accepted the conversation (a request reveals nothing), and `read`
-    receipts only between people who both have read receipts on."""
+    """A receipt per moved cursor, for the other participants' connections (in a group of
+    more than PRESENCE_PUSH_MAX_MEMBERS members the audience holds only the caller's own:
+    everyone's receipts to everyone would cost n² pushes per message). Nothing while the
+    caller has not accepted the conversation (a request reveals nothing), and `read` receipts
+    only between people who both have read receipts on."""
     mine = next((listener for listener in audience if listener.user_id == caller.user_id),
                 None)
     if mine is None or mine.consent != ACCEPTED:

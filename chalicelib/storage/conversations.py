@@ -371,6 +371,26 @@ def connections_of_conversation(txn: Transaction, conversation_id: str,
     return listeners_later(txn, conversation_id, sender_id).value
 
 
+def receipt_listeners_later(txn: Transaction, conversation_id: str, user_id: str, *,
+                            max_members: int) -> Later[list[Listener]]:
+    """Who hears of `user_id`'s cursors moving: every member's connections in a conversation
+    of at most `max_members` members, only the user's own in a bigger one (whose members read
+    cursors from the conversation list). Judged by whether the (max_members + 1)-th participant
+    row exists, so a big group's members are never read; queued like `listeners_later`."""
+
+    def listeners(result: StatementResult) -> list[Listener]:
+        return [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]))
+                for row in result.rows]
+
+    return txn.later(
+        "SELECT k.id, k.user_id, p.consent, u.read_receipts FROM participants p"
+        " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
+        " WHERE p.conversation_id = %s AND p.consent <> 'declined'"
+        " AND (p.user_id = %s OR (SELECT 1 FROM participants x WHERE x.conversation_id = %s"
+        "  LIMIT 1 OFFSET %s) IS NULL) ORDER BY k.id",
+        (conversation_id, user_id, conversation_id, max_members), read=listeners)
+
+
 def listeners_later(txn: Transaction, conversation_id: str,
                     sender_id: str | None = None) -> Later[list[Listener]]:
     """Queue `connections_of_conversation`'s query (e.g. to go with a send's COMMIT)."""

@@ -231,3 +231,38 @@ def test_the_audience_query_reads_as_many_rows_for_a_group_of_100_as_for_10(mysq
             txn, person.id, max_group_members=LIMIT)
 
     assert rows_read(mysql_db, audience_of(in_10)) == rows_read(mysql_db, audience_of(in_100))
+
+
+# --- receipts follow the same rule ------------------------------------------------------------
+
+
+def test_in_a_big_group_a_members_ack_and_read_push_no_receipt_to_the_others(world):
+    alice, bob = world.person(), world.person()
+    others = [world.person() for _ in range(LIMIT - 1)]
+    chat = world.chat(alice, bob, *others)
+    alice_phone, bob_phone, bob_laptop = world.device(alice), world.device(bob), world.device(bob)
+    others_devices = [world.device(other) for other in others]
+    world.send(alice_phone, chat, body="read me")
+    world.forget_frames()
+
+    world.frame(bob_phone, "ack", conversation_id=chat, seq=1)
+    world.frame(bob_phone, "read", conversation_id=chat, seq=1)
+
+    assert world.received(alice_phone, "receipt") == []
+    assert all(world.received(device, "receipt") == [] for device in others_devices)
+    assert world.last(bob_laptop, "unread")["count"] == 0  # the reader's own devices still hear
+    view = listed(world, alice, chat)  # the others read cursors from the conversation list
+    seen = next(m for m in view["members"] if m["user_id"] == bob.id)
+    assert seen["read_seq"] == 1 and seen["delivered_seq"] == 1
+
+
+def test_in_a_small_group_a_members_read_is_pushed_as_receipts(world):
+    alice = world.person()
+    chat, members = group_of(world, alice, LIMIT)
+    alice_phone = world.device(alice)
+    world.send(alice_phone, chat, body="read me")
+    world.forget_frames()
+
+    world.frame(members[0], "read", conversation_id=chat, seq=1)
+
+    assert {f["kind"] for f in world.received(alice_phone, "receipt")} == {"read", "delivered"}

@@ -12,6 +12,7 @@ from bench import capacity
 from bench.capacity import (
     GIB,
     PROPOSED,
+    RECEIPTS_TO_ALL,
     Audience,
     Deployment,
     Design,
@@ -24,9 +25,10 @@ from bench.capacity import (
 )
 
 # A world simple enough to check by hand: one device each, always online (so the peak cannot
-# put more devices online), one session a day, 1:1 chats only.
+# put more devices online), one session a day, 1:1 chats only (so no big group is ever shown
+# and nobody refreshes the conversation list for one).
 SIMPLE = Workload(daily_users=10_000, devices_per_user=1, group_mix=((2, 1.0),),
-                  online_hours_per_device=24, sessions_per_device=1)
+                  online_hours_per_device=24, sessions_per_device=1, big_group_shown_share=0)
 # Nothing is ever hit in this deployment; each test lowers the one limit it is about.
 ROOMY = Deployment(writer_max_connections=1_000, proxy_max_connections_percent=1e12,
                    writer_transactions_per_s=1e12, storage_gib=1e12,
@@ -140,9 +142,43 @@ def test_fan_out_above_fifty_connections_goes_through_sqs_in_batches_of_two_hund
 
 
 def test_receipts_to_more_than_fifty_connections_take_the_queue_too():
-    # A group of 500, one device each, all online: each receiver's ack moves its cursor and
-    # sends a `delivered` receipt to the 499 others' connections: 3 SQS messages of 200 each.
+    # A group of 50 (at the cap, so receipts go to every member), two devices each, all online:
+    # 99 connections get the message and ack it; 49 users' delivered cursors move, each with a
+    # `delivered` receipt to the 48 others' 2 devices and the sender's 2 = 98 connections > 50:
+    # 1 SQS message (one SendMessageBatch, a receive, a delete) and 1 worker per receipt.
+    parts = message_work(Audience(members=50, devices=2, online=1.0), SIMPLE, Design())
+
+    assert parts["ack"].invocations == pytest.approx(99 + 49 * 1)  # acks + queue workers
+    assert parts["ack"].pushes == pytest.approx(49 * 98)  # 4,802
+    assert parts["ack"].sqs_requests == pytest.approx(49 * 3)
+
+
+def test_big_group_members_ack_and_read_without_pushing_receipts_to_each_other():
+    # A group of 500 (over PRESENCE_PUSH_MAX_MEMBERS = 50), one device each, all online.
+    # The send: 1 frame, `sent` + 499 `message` pushes; 499 > 50 targets take the queue:
+    #   ceil(499 / 200) = 3 SQS messages, 1 SendMessageBatch + 3 receives + 3 deletes = 7
+    #   requests; invocations: the send + 3 workers = 4; 1 transaction.
+    # The acks: 499 frames, invocations and transactions, no receipt pushed.
+    # The reads: 0.5 x 499 = 249.5 frames, invocations and transactions, each pushing only
+    #   `unread` to the reader's own 1 connection: 249.5 pushes.
+    # The `expired` share, 1/4 of a frame to 500 connections: 125 pushes; 3 SQS messages,
+    #   1 batch call + 6 = 7 requests and 3 workers, a quarter: 1.75 and 0.75.
     parts = message_work(Audience(members=500, devices=1, online=1.0), SIMPLE, Design())
+    total = sum(parts.values(), capacity.Work())
+
+    assert parts["ack"].pushes == 0
+    assert parts["read"].pushes == pytest.approx(249.5)
+    assert total.pushes == pytest.approx(500 + 249.5 + 125)  # 874.5
+    assert total.frames_in == pytest.approx(1 + 499 + 249.5)
+    assert total.invocations == pytest.approx(4 + 499 + 249.5 + 0.75)  # 753.25
+    assert total.write_tx == pytest.approx(1 + 499 + 249.5 + 1 / 2_000 + 1 / 5_000)
+    assert total.sqs_requests == pytest.approx(7 + 1.75)
+
+
+def test_before_the_receipt_rule_every_ack_in_a_big_group_pushed_to_every_member():
+    # The same group of 500 with receipts to every member: each of the 499 acks moves a
+    # cursor and pushes `delivered` to the 499 others' connections: 3 SQS messages each.
+    parts = message_work(Audience(members=500, devices=1, online=1.0), SIMPLE, RECEIPTS_TO_ALL)
 
     assert parts["ack"].invocations == pytest.approx(499 + 499 * 3)  # acks + queue workers
     assert parts["ack"].pushes == pytest.approx(499 * 499)
@@ -160,9 +196,26 @@ def test_receipts_to_every_member_make_a_group_message_cost_grow_with_the_square
         return sum(message_work(audience, Workload(daily_users=1), design).values(),
                    capacity.Work()).pushes
 
-    # 10 times the members: as built about 100 times the pushes, to the sender only about 10.
-    assert pushes(500, Design()) / pushes(50, Design()) > 90
+    # 10 times the members: receipts to all about 100 times the pushes, to the sender only
+    # about 10.
+    assert pushes(500, RECEIPTS_TO_ALL) / pushes(50, RECEIPTS_TO_ALL) > 90
     assert pushes(500, PROPOSED) / pushes(50, PROPOSED) < 12
+    # As built, above the cap twice the members make twice the pushes: 500 members 874.5
+    # (the big-group test above); 250 members 250 (send) + 124.5 (unread) + 62.5 (expired) = 437.
+    assert pushes(250, Design()) == pytest.approx(437)
+    assert pushes(500, Design()) / pushes(250, Design()) == pytest.approx(874.5 / 437)
+
+
+def test_a_device_showing_a_big_group_rereads_the_conversation_list_every_thirty_seconds():
+    # 10,000 daily users at peak: 5,625 sockets, a quarter of them showing a group of more than
+    # 50: 1,406.25 / 30 s = 46.875 GET /conversations a second, each an invocation of 30 ms
+    # billed (1.406 executions) and no write.
+    refresh = load_at(Workload(daily_users=10_000), Design(), 3.0).parts["refresh"]
+
+    assert refresh.rest == pytest.approx(46.875)
+    assert refresh.invocations == pytest.approx(46.875)
+    assert refresh.lambda_s == pytest.approx(1.40625)
+    assert (refresh.write_tx, refresh.pushes) == (0, 0)
 
 
 # --- quotas -----------------------------------------------------------------------------------
