@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalicelib.adapters.push import Push
 from chalicelib.observability import logger, metrics
 from chalicelib.services import fanout, presence
+from chalicelib.storage import conversations
 from chalicelib.wire import Frame
 
 if TYPE_CHECKING:
@@ -46,27 +47,30 @@ def push_frames(frames: list[tuple[str, Frame]], ctx: Context, *,
                 answering: str | None = None) -> None:
     """The one way services push: deliver every frame, then drop the connections that turned
     out to be gone. `answering` is the caller's own connection: on a big fan-out it is still
-    answered here while the others are queued."""
+    answered here, first, while the others are queued."""
+    planned = None
     if ctx.fanout is not None:
-        frames = _queue_big_fanout(frames, answering, ctx)
-    drop_connections(deliver(ctx.push, frames).gone, ctx)
+        planned = fanout.plan(frames, answering=answering, async_above=ctx.fanout_async_above)
+    if planned is None or not planned.queued:
+        drop_connections(deliver(ctx.push, frames).gone, ctx)
+        return
+    gone = deliver(ctx.push, planned.now).gone
+    gone += _queue_or_push(planned, [(cid, f) for cid, f in frames if cid != answering], ctx)
+    drop_connections(gone, ctx)
 
 
-def _queue_big_fanout(frames: list[tuple[str, Frame]], answering: str | None,
-                      ctx: Context) -> list[tuple[str, Frame]]:
-    """The frames to push now; the rest is on the queue. If the queue refuses, everything is
-    pushed now: slower for the caller, but nothing accepted is lost."""
-    planned = fanout.plan(frames, answering=answering, async_above=ctx.fanout_async_above)
-    if not planned.queued:
-        return frames
+def _queue_or_push(planned: fanout.Plan, rest: list[tuple[str, Frame]],
+                   ctx: Context) -> list[str]:
+    """Queue the planned bodies; if the queue refuses, push `rest` from here instead (slower
+    for the caller, but nothing accepted is lost). Returns the connections found gone."""
     assert ctx.fanout is not None
     try:
         ctx.fanout.send(planned.queued)
     except Exception:  # noqa: BLE001 - any queue failure: push it all from here instead
         logger.warning("fan-out queue refused; pushing in this invocation", exc_info=True)
-        return frames
+        return deliver(ctx.push, rest).gone
     metrics.add_metric(name="FanoutEnqueued", unit=MetricUnit.Count, value=len(planned.queued))
-    return planned.now
+    return []
 
 
 def drop_connections(connection_ids: Iterable[str], ctx: Context) -> None:
@@ -137,26 +141,55 @@ class QueuedBatch:
 
 
 def work_fanout(batches: list[QueuedBatch], ctx: Context) -> None:
-    """Push every queued batch and drop the connections that are gone. Raises
-    `FanoutIncomplete` when a push failed otherwise, so that the queue delivers the batch
-    again (and after its last try, to the dead-letter queue)."""
+    """Push every queued batch and drop the connections that are gone; a group send is first
+    turned into batches of its members' connections. Raises `FanoutIncomplete` when a push
+    failed otherwise, so that the queue delivers the batch again (and after its last try, to
+    the dead-letter queue)."""
     failed = 0
     for queued in batches:
         try:
-            queued_frames = fanout.read_batch(queued.body)
+            work = fanout.read_batch(queued.body)
         except ValueError:
             logger.error("dropping a fan-out message that is not one", exc_info=True)
             continue
-        batch = queued_frames.unexpired(ctx.clock.now_ms())
-        if len(batch.frames) < len(queued_frames.frames):
+        frames = fanout.unexpired(work.frames, ctx.clock.now_ms())
+        if len(frames) < len(work.frames):
             metrics.add_metric(name="FanoutExpiredSkipped", unit=MetricUnit.Count,
-                               value=len(queued_frames.frames) - len(batch.frames))
-        _measure_batch(queued, len(batch.pushes), ctx)
-        delivery = deliver(ctx.push, batch.pushes)
-        drop_connections(delivery.gone, ctx)
-        failed += len(delivery.failed)
+                               value=len(work.frames) - len(frames))
+        if isinstance(work, fanout.GroupSend):
+            pushes = group_send_pushes(work.conversation_id, work.sender_id, frames, ctx)
+        else:
+            pushes = [(cid, frame) for cid in work.connection_ids for frame in frames]
+        _measure_batch(queued, len(pushes), ctx)
+        failed += _push_or_queue(pushes, ctx)
     if failed:
         raise FanoutIncomplete(f"{failed} connection(s) not reached; the batch comes back")
+
+
+def group_send_pushes(conversation_id: str, sender_id: str, frames: list[Frame],
+                      ctx: Context) -> list[tuple[str, Frame]]:
+    """A group send's frames for every member's connection but the sender's own (pushed by
+    the send itself) and those of members who blocked the sender."""
+    listeners = ctx.db.run_read("fanout.audience", conversations.connections_of_conversation,
+                                conversation_id, sender_id)
+    return [(listener.connection_id, frame) for listener in listeners
+            if listener.user_id != sender_id and not listener.blocks_sender
+            for frame in frames]
+
+
+def _push_or_queue(pushes: list[tuple[str, Frame]], ctx: Context) -> int:
+    """Push a batch's frames, or, when they reach more connections than one batch holds (a
+    group send just read), queue them as batches for other workers. Returns how many
+    connections a push failed for."""
+    planned = fanout.plan(pushes, answering=None, async_above=fanout.CONNECTIONS_PER_MESSAGE)
+    if planned.queued and ctx.fanout is not None:
+        ctx.fanout.send(planned.queued)  # a failure raises: the group send comes back
+        metrics.add_metric(name="FanoutEnqueued", unit=MetricUnit.Count,
+                           value=len(planned.queued))
+        return 0
+    delivery = deliver(ctx.push, pushes)
+    drop_connections(delivery.gone, ctx)
+    return len(delivery.failed)
 
 
 def _measure_batch(queued: QueuedBatch, pushes: int, ctx: Context) -> None:

@@ -6,7 +6,9 @@ waiting for about a thousand pushes, and a few thousand devices outlast the Lamb
 Above `async_above` target connections, the caller's own connection is still answered at once
 and the rest is queued: one queue message carries the frames and up to
 CONNECTIONS_PER_MESSAGE connections, and the fan-out worker (`delivery.work_fanout`) pushes
-them concurrently.
+them concurrently. A send to a group of more than `async_above` members does not even read
+the members' connections: it queues the frames with the conversation (`group_send_bodies`),
+and the worker reads them and queues their batches.
 
 Queued frames may reach a device twice: a batch whose pushes did not all succeed is delivered
 again by the queue, and its pushes are repeated. That is harmless by contract (clients
@@ -80,22 +82,34 @@ def _by_frames(frames: list[tuple[str, Frame]],
 def _bodies(frames: list[Frame], connection_ids: list[str]) -> list[str]:
     """Queue message bodies: the frames cut by size, each part for the connections cut by
     count; every connection gets every part, parts in order."""
-    encoded = [json.dumps(frame, ensure_ascii=False, separators=(",", ":")) for frame in frames]
+    return [
+        f'{{"frames":[{",".join(part)}],"connections":'
+        f'{json.dumps(connection_ids[start:start + CONNECTIONS_PER_MESSAGE])}}}'
+        for part in _frame_parts(frames)
+        for start in range(0, len(connection_ids), CONNECTIONS_PER_MESSAGE)
+    ]
+
+
+def group_send_bodies(frames: list[Frame], conversation_id: str, sender_id: str) -> list[str]:
+    """A send to a big group, queued before anyone's connection is read: the worker reads the
+    members' connections itself (all but the sender's own and those who block the sender)."""
+    addressed = json.dumps({"conversation_id": conversation_id, "sender_id": sender_id})[1:-1]
+    return [f'{{"frames":[{",".join(part)}],{addressed}}}' for part in _frame_parts(frames)]
+
+
+def _frame_parts(frames: list[Frame]) -> list[list[str]]:
+    """The frames encoded once, cut into parts that each fit a queue message."""
     parts: list[list[str]] = []
     size = 0
-    for text in encoded:
+    for frame in frames:
+        text = json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
         length = len(text.encode())
         if not parts or size + length > FRAMES_BYTES_PER_MESSAGE:
             parts.append([])
             size = 0
         parts[-1].append(text)
         size += length
-    return [
-        f'{{"frames":[{",".join(part)}],"connections":'
-        f'{json.dumps(connection_ids[start:start + CONNECTIONS_PER_MESSAGE])}}}'
-        for part in parts
-        for start in range(0, len(connection_ids), CONNECTIONS_PER_MESSAGE)
-    ]
+    return parts
 
 
 @dataclass(frozen=True)
@@ -109,24 +123,41 @@ class Batch:
     def pushes(self) -> list[tuple[str, Frame]]:
         return [(cid, frame) for cid in self.connection_ids for frame in self.frames]
 
-    def unexpired(self, now_ms: int) -> Batch:
-        """Without the messages that expired while queued: a batch that came back late (or
-        from the dead-letter queue) must not show what is no longer readable."""
-        return Batch([frame for frame in self.frames if not (
-            frame.get("type") == "message" and isinstance(frame.get("expires_at"), int)
-            and frame["expires_at"] <= now_ms)], self.connection_ids)
+
+@dataclass(frozen=True)
+class GroupSend:
+    """One queue message of a send to a big group, read back: the frames, and whose
+    members' connections get them."""
+
+    frames: list[Frame]
+    conversation_id: str
+    sender_id: str
 
 
-def read_batch(body: str) -> Batch:
-    """A body `plan` wrote; ValueError for anything else (a foreign message is not retried
-    forever: the worker drops it with a log line)."""
+def read_batch(body: str) -> Batch | GroupSend:
+    """A body `plan` or `group_send_bodies` wrote; ValueError for anything else (a foreign
+    message is not retried forever: the worker drops it with a log line)."""
     document = json.loads(body)
     if not isinstance(document, dict):
         raise ValueError("a fan-out message is a JSON object")
-    frames, connection_ids = document.get("frames"), document.get("connections")
+    frames = document.get("frames")
     if not (isinstance(frames, list) and all(isinstance(f, dict) for f in frames)):
         raise ValueError("frames must be a list of objects")
+    if "conversation_id" in document:
+        conversation_id, sender_id = document["conversation_id"], document.get("sender_id")
+        if not (isinstance(conversation_id, str) and isinstance(sender_id, str)):
+            raise ValueError("conversation_id and sender_id must be ids")
+        return GroupSend(frames, conversation_id, sender_id)
+    connection_ids = document.get("connections")
     if not (isinstance(connection_ids, list)
             and all(isinstance(c, str) and c for c in connection_ids)):
         raise ValueError("connections must be a list of ids")
     return Batch(frames, connection_ids)
+
+
+def unexpired(frames: list[Frame], now_ms: int) -> list[Frame]:
+    """Without the messages that expired while queued: a batch that came back late (or from
+    the dead-letter queue) must not show what is no longer readable."""
+    return [frame for frame in frames if not (
+        frame.get("type") == "message" and isinstance(frame.get("expires_at"), int)
+        and frame["expires_at"] <= now_ms)]

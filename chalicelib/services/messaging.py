@@ -26,18 +26,32 @@ from chalicelib.errors import (
 )
 from chalicelib.ids import new_id
 from chalicelib.inputs import int_field, string_field
-from chalicelib.observability import metrics
+from chalicelib.observability import logger, metrics
+from chalicelib.services import fanout
 from chalicelib.services.context import Caller, Context, count_frame, count_frame_txn
-from chalicelib.services.delivery import push_frames
+from chalicelib.services.delivery import (
+    deliver,
+    drop_connections,
+    group_send_pushes,
+    push_frames,
+)
 from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
 from chalicelib.services.presence import reveal
 from chalicelib.storage import connections, conversations, messages
-from chalicelib.storage.conversations import ACCEPTED, DECLINED, REQUEST, Listener
+from chalicelib.storage.conversations import (
+    ACCEPTED,
+    DECLINED,
+    REQUEST,
+    Listener,
+    SendAudience,
+)
 from chalicelib.storage.database import Later, Transaction
 from chalicelib.storage.messages import IdempotencyKey, Message
 from chalicelib.wire import Frame, message_frame, receipt_frame, sent_frame, unread_frame
 
 MAX_BODY_BYTES = 16 * 1024
+# No member count is "big" without a fan-out queue: the send itself reaches everyone.
+MEMBERS_ANY = 1_000_000
 MAX_BATCH = 20  # messages in one `send` frame (the default burst limit, too)
 CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
@@ -112,7 +126,9 @@ def send(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     except NotFound:  # left or removed since the caller's read
         count_frame(caller.connection_id, ctx)
         raise
-    _answer(caller, stored, retried, audience.value, req, now, ctx)
+    _answer(caller, stored, retried, audience.value.listeners, req, now, ctx)
+    if not audience.value.complete:
+        _fan_out_to_group(request.conversation_id, caller, [m for m, _ in stored], ctx)
     if caller.conversation is not None and caller.conversation.consent == REQUEST:
         reveal(caller.user_id, request.conversation_id, ctx)  # sending accepted it
 
@@ -195,7 +211,7 @@ def _send_limits(caller: Caller, request: _Send, fresh: list[_Draft],
 def _send_txn(txn: Transaction, caller: Caller, request: _Send, fresh: list[_Draft],
               limits: list[tuple[str, str]], now: int,
               ctx: Context) -> tuple[list[tuple[Message, IdempotencyKey]],
-                                     Later[list[Listener]]]:
+                                     Later[SendAudience]]:
     """Three statements' worth of round trips whatever the batch: the limits travel with the
     seq update, and the rows and the audience's read with the COMMIT."""
     verdict = ctx.limiter.count(txn, limits, now, cost=len(fresh))
@@ -225,7 +241,10 @@ def _send_txn(txn: Transaction, caller: Caller, request: _Send, fresh: list[_Dra
     ) for m, d in zip(stored, fresh, strict=True)]
     messages.insert_idempotency_keys(txn, keys)  # first: a duplicate stops the rest
     messages.insert_messages(txn, stored)
-    audience = conversations.listeners_later(txn, request.conversation_id, caller.user_id)
+    # With a fan-out queue, a big group's members are read by the worker, not here.
+    audience = conversations.send_audience_later(
+        txn, request.conversation_id, caller.user_id,
+        all_up_to_members=ctx.fanout_async_above if ctx.fanout is not None else MEMBERS_ANY)
     return list(zip(stored, keys, strict=True)), audience
 
 
@@ -258,6 +277,22 @@ def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
     if retried:
         metrics.add_metric(name="DuplicatesSuppressed", unit=MetricUnit.Count, value=len(retried))
     push_frames(frames, ctx, answering=caller.connection_id)
+
+
+def _fan_out_to_group(conversation_id: str, caller: Caller, stored: list[Message],
+                      ctx: Context) -> None:
+    """The new messages to a big group's other members, through the fan-out worker, which
+    reads their connections. If the queue refuses, they are read and pushed from here."""
+    frames = [message_frame(message) for message in stored]
+    assert ctx.fanout is not None  # a send reads only its own connections when there is one
+    try:
+        ctx.fanout.send(fanout.group_send_bodies(frames, conversation_id, caller.user_id))
+    except Exception:  # noqa: BLE001 - any queue failure: push it all from here instead
+        logger.warning("fan-out queue refused a group send; pushing it here", exc_info=True)
+        pushes = group_send_pushes(conversation_id, caller.user_id, frames, ctx)
+        drop_connections(deliver(ctx.push, pushes).gone, ctx)
+        return
+    metrics.add_metric(name="FanoutEnqueued", unit=MetricUnit.Count, value=1)
 
 
 # --- receipts -----------------------------------------------------------------------------

@@ -391,6 +391,44 @@ def receipt_listeners_later(txn: Transaction, conversation_id: str, user_id: str
         (conversation_id, user_id, conversation_id, max_members), read=listeners)
 
 
+@dataclass(frozen=True)
+class SendAudience:
+    """Who a send reaches from its own invocation: everyone's connections (`complete`), or in
+    a group of more than the caller's limit, only the sender's own (the rest is the fan-out
+    worker's to read)."""
+
+    listeners: list[Listener]
+    complete: bool
+
+
+def send_audience_later(txn: Transaction, conversation_id: str, sender_id: str, *,
+                        all_up_to_members: int) -> Later[SendAudience]:
+    """`listeners_later`, but in a conversation of more than `all_up_to_members` members only
+    the sender's own connections: a send to a big group must not read (and decode) a
+    thousand rows before its sender hears `sent`. Bigness is whether the
+    (all_up_to_members + 1)-th participant row exists, as the presence audience judges it."""
+
+    def audience(result: StatementResult) -> SendAudience:
+        rows = result.rows
+        return SendAudience(
+            [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
+                      bool(row["blocks_sender"])) for row in rows],
+            complete=not any(row["big"] for row in rows))
+
+    big = "(SELECT 1 FROM participants x WHERE x.conversation_id = %s LIMIT 1 OFFSET %s)"
+    return txn.later(
+        "SELECT k.id, k.user_id, p.consent, u.read_receipts,"  # noqa: S608 - fixed clauses
+        " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
+        "  AND b.blocked_user_id = %s) AS blocks_sender,"
+        f" {big} IS NOT NULL AS big"
+        " FROM participants p"
+        " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
+        " WHERE p.conversation_id = %s AND p.consent <> 'declined'"
+        f" AND (p.user_id = %s OR {big} IS NULL) ORDER BY k.id",
+        (sender_id, conversation_id, all_up_to_members, conversation_id, sender_id,
+         conversation_id, all_up_to_members), read=audience)
+
+
 def listeners_later(txn: Transaction, conversation_id: str,
                     sender_id: str | None = None) -> Later[list[Listener]]:
     """Queue `connections_of_conversation`'s query (e.g. to go with a send's COMMIT)."""

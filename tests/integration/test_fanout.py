@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from chalicelib.adapters.push import PushFailed
-from chalicelib.services import expiry, membership
+from chalicelib.services import expiry, fanout, membership
 from chalicelib.services.context import Context
 from chalicelib.services.delivery import FanoutIncomplete, QueuedBatch, work_fanout
 from chalicelib.services.limits import NoLimits
@@ -85,7 +85,7 @@ def test_above_the_threshold_the_sender_is_answered_at_once_and_the_rest_is_queu
 
 
 def test_at_or_below_the_threshold_everything_is_pushed_at_once(world, queue):
-    phone, devices, chat = big_group(world, ASYNC_ABOVE)
+    phone, devices, chat = big_group(world, ASYNC_ABOVE - 1)  # the sender makes it ASYNC_ABOVE
 
     world.send(phone, chat, body="small enough")
 
@@ -111,7 +111,7 @@ def test_when_the_queue_refuses_everything_is_pushed_in_the_invocation(world, qu
 
     world.send(phone, chat, body="pushed from here")
 
-    assert world.last(phone, "sent")["seq"] == 1
+    assert [frame["seq"] for frame in world.received(phone, "sent")] == [1]
     assert messages_per_device(world, devices) == Counter(
         {device.connection_id: 1 for device in devices})
 
@@ -187,3 +187,44 @@ def test_a_message_that_expired_while_queued_is_not_pushed(world, queue, clock):
     run_worker(world, queue)
 
     assert messages_per_device(world, devices) == Counter()
+
+
+def test_a_send_to_a_big_group_reaches_the_senders_other_devices_at_once(world, queue):
+    sender, others = world.person(), [world.person() for _ in range(ASYNC_ABOVE + 1)]
+    chat = world.chat(sender, *others)
+    phone, laptop = world.device(sender), world.device(sender)
+    devices = [world.device(other) for other in others]
+    queue.take()
+
+    world.send(phone, chat, body="mine everywhere")
+
+    assert world.last(laptop, "message")["body"] == "mine everywhere"
+    assert messages_per_device(world, devices) == Counter()  # the others: by the worker
+
+
+def test_the_worker_leaves_out_members_who_blocked_the_sender(world, queue):
+    phone, devices, chat = big_group(world, ASYNC_ABOVE + 1)
+    blocker = devices[0]
+    world.sql("INSERT INTO blocks (blocker_id, blocked_key, blocked_user_id, created_at)"
+              " VALUES (%s, %s, %s, 0)", blocker.user_id, "k", phone.user_id)
+
+    world.send(phone, chat, body="not for the one who blocked me")
+    run_worker(world, queue)
+
+    assert set(messages_per_device(world, devices)) == {d.connection_id for d in devices[1:]}
+
+
+def test_a_group_send_bigger_than_one_batch_is_queued_again_as_batches(world, queue,
+                                                                       monkeypatch):
+    monkeypatch.setattr(fanout, "CONNECTIONS_PER_MESSAGE", 2)
+    phone, devices, chat = big_group(world, ASYNC_ABOVE + 2)  # 5 devices: 3 batches
+    world.send(phone, chat)
+
+    run_worker(world, queue)  # reads the members' connections, queues their batches
+    assert messages_per_device(world, devices) == Counter()
+    assert len(queue.bodies) == 3
+    run_worker(world, queue)
+
+    assert messages_per_device(world, devices) == Counter(
+        {device.connection_id: 1 for device in devices})
+

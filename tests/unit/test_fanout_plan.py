@@ -167,3 +167,29 @@ def test_every_body_sent_arrives_on_the_queue(monkeypatch):
             {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
             for n, m in enumerate(reply["Messages"])])
     assert sorted(received) == sorted(bodies)
+
+
+def test_a_group_send_reads_back_with_its_conversation_and_sender():
+    frames = [{"type": "message", "seq": 1, "body": "hi"}]
+
+    bodies = fanout.group_send_bodies(frames, "conv-1", "user-1")
+
+    assert [read_batch(body) for body in bodies] == [
+        fanout.GroupSend(frames, "conv-1", "user-1")]
+
+
+def test_a_group_send_too_big_for_one_message_is_cut_by_frames():
+    frames = [{"type": "message", "seq": n, "body": "x" * (60 * 1024)} for n in range(1, 6)]
+
+    bodies = fanout.group_send_bodies(frames, "conv-1", "user-1")
+
+    assert len(bodies) > 1
+    assert [f["seq"] for body in bodies for f in read_batch(body).frames] == [1, 2, 3, 4, 5]
+
+
+def test_queued_messages_that_expired_are_left_out_and_other_frames_kept():
+    frames = [{"type": "message", "seq": 1, "expires_at": 100},
+              {"type": "message", "seq": 2, "expires_at": 300},
+              {"type": "expired", "conversation_id": "c", "ranges": [[1, 1]]}]
+
+    assert fanout.unexpired(frames, now_ms=200) == frames[1:]
