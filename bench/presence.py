@@ -64,6 +64,7 @@ from chalicelib.storage.users import Device
 from tests.conftest import TEST_JWT_SECRET
 from tests.integration.messaging_world import Person, World
 from tests.support.fakes import TEST_KEYS, RecordingPush
+from tests.support.round_trips import rows_read
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 USERS = 10 if QUICK else 200
@@ -272,23 +273,6 @@ def drops(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 # --- 3. one connect's cost by group size -------------------------------------------------------
-
-
-def rows_read(db: Database, read: Any) -> int:
-    """Rows MariaDB's handlers read for `read(txn)`: its session counters before and after,
-    less what reading the counters costs."""
-
-    def handler_reads(txn: Transaction) -> int:
-        txn.execute("SHOW SESSION STATUS LIKE 'Handler_read%%'")
-        return sum(int(row["Value"]) for row in txn.fetchall())
-
-    def measured(txn: Transaction) -> int:
-        before = handler_reads(txn)
-        read(txn)
-        after = handler_reads(txn)
-        return (after - before) - (handler_reads(txn) - after)
-
-    return db.run_read("bench.rows_read", measured)
 
 
 def in_a_group(world: World, size: int) -> Person:

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,14 +184,21 @@ def stack(running_stack, stack_db) -> Iterator[StackClient]:
     client.close_sockets()
 
 
-@pytest.fixture
-def fresh_database_url(mysql_server) -> Iterator[str]:
-    """A migrated database of its own, for a test that starts a stack of its own."""
-    name = mysql_server.create_database("ephemera_e2e_own")
+@contextmanager
+def migrated_database(mysql_server, prefix: str) -> Iterator[str]:
+    """A migrated database of its own (its URL), dropped after."""
+    name = mysql_server.create_database(prefix)
     url = mysql_server.url(name)
     migrate(create_engine(parse_database_url(url)))
     yield url
     mysql_server.drop_database(name)
+
+
+@pytest.fixture
+def fresh_database_url(mysql_server) -> Iterator[str]:
+    """A migrated database of its own, for a test that starts a stack of its own."""
+    with migrated_database(mysql_server, "ephemera_e2e_own") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ from chalicelib.config import parse_database_url
 from chalicelib.services.fanout import CONNECTIONS_PER_MESSAGE
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
-from chalicelib.storage.migrate import migrate
 from tests.conftest import TEST_JWT_SECRET
-from tests.e2e.conftest import RunningStack
+from tests.e2e.conftest import RunningStack, migrated_database
 from tests.support.crowd import Crowd, seed_group
 
 MEMBERS, DEVICES_EACH = 500, 2
@@ -28,11 +27,8 @@ VISIBILITY_S = 1  # how soon a failed batch comes back (SQS: the queue's visibil
 
 @pytest.fixture(scope="module")
 def crowd_database(mysql_server) -> Iterator[str]:
-    name = mysql_server.create_database("ephemera_e2e_crowd")
-    url = mysql_server.url(name)
-    migrate(create_engine(parse_database_url(url)))
-    yield url
-    mysql_server.drop_database(name)
+    with migrated_database(mysql_server, "ephemera_e2e_crowd") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

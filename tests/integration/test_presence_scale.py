@@ -20,6 +20,7 @@ from chalicelib.storage import connections
 from chalicelib.storage.database import Database, Transaction
 from tests.integration.messaging_world import Person, World
 from tests.support.fakes import TEST_KEYS, RecordingPush
+from tests.support.round_trips import rows_read
 
 LIMIT = 3
 
@@ -200,23 +201,6 @@ def test_by_default_a_group_of_100_adds_no_push_to_a_connect(db, clock):
     person, partner_phone = member_of_big_group(world, 100)
 
     assert pushes_of_a_connect_and_disconnect(world, person) == [partner_phone.connection_id] * 2
-
-
-def rows_read(db: Database, read: Callable[[Transaction], object]) -> int:
-    """Index and table rows MariaDB's handlers read for `read` (its session counters before
-    and after, less what reading the counters itself costs)."""
-
-    def handler_reads(txn: Transaction) -> int:
-        txn.execute("SHOW SESSION STATUS LIKE 'Handler_read%%'")
-        return sum(int(row["Value"]) for row in txn.fetchall())
-
-    def measured(txn: Transaction) -> int:
-        before = handler_reads(txn)
-        read(txn)
-        after = handler_reads(txn)
-        return (after - before) - (handler_reads(txn) - after)
-
-    return db.run_read("test.rows_read", measured)
 
 
 def test_the_audience_query_reads_as_many_rows_for_a_group_of_100_as_for_10(mysql_db, clock):

@@ -1,14 +1,17 @@
-"""Counting database round trips: every request PyMySQL sends to the server (a query, a batch
-of statements sent as one, a COMMIT) is one round trip; reading a batch's later results is not."""
+"""Counting database work: round trips (every request PyMySQL sends to the server: a query, a
+batch of statements sent as one, a COMMIT; reading a batch's later results is not one), and the
+rows MariaDB's handlers read for a query."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from unittest.mock import patch
 
 from pymysql.connections import Connection
+
+from chalicelib.storage.database import Database, Transaction
 
 
 @dataclass
@@ -28,3 +31,20 @@ def counting_round_trips() -> Iterator[RoundTrips]:
 
     with patch.object(Connection, "_execute_command", counted):
         yield counter
+
+
+def rows_read(db: Database, read: Callable[[Transaction], object]) -> int:
+    """Index and table rows MariaDB's handlers read for `read` (its session counters before
+    and after, less what reading the counters itself costs)."""
+
+    def handler_reads(txn: Transaction) -> int:
+        txn.execute("SHOW SESSION STATUS LIKE 'Handler_read%%'")
+        return sum(int(row["Value"]) for row in txn.fetchall())
+
+    def measured(txn: Transaction) -> int:
+        before = handler_reads(txn)
+        read(txn)
+        after = handler_reads(txn)
+        return (after - before) - (handler_reads(txn) - after)
+
+    return db.run_read("rows_read", measured)
