@@ -10,7 +10,7 @@ has one, and `work_fanout` is the queue's worker.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,21 +55,23 @@ def push_frames(frames: list[tuple[str, Frame]], ctx: Context, *,
         drop_connections(deliver(ctx.push, frames).gone, ctx)
         return
     gone = deliver(ctx.push, planned.now).gone
-    gone += _queue_or_push(planned, [(cid, f) for cid, f in frames if cid != answering], ctx)
+    gone += queue_or_push(planned.queued,
+                          lambda: [(cid, f) for cid, f in frames if cid != answering], ctx)
     drop_connections(gone, ctx)
 
 
-def _queue_or_push(planned: fanout.Plan, rest: list[tuple[str, Frame]],
-                   ctx: Context) -> list[str]:
-    """Queue the planned bodies; if the queue refuses, push `rest` from here instead (slower
-    for the caller, but nothing accepted is lost). Returns the connections found gone."""
+def queue_or_push(bodies: list[str], pushes_instead: Callable[[], list[tuple[str, Frame]]],
+                  ctx: Context) -> list[str]:
+    """Queue a fan-out's bodies; if the queue refuses, push `pushes_instead()` from here
+    (slower for the caller, but nothing accepted is lost). Returns the connections found
+    gone."""
     assert ctx.fanout is not None
     try:
-        ctx.fanout.send(planned.queued)
+        ctx.fanout.send(bodies)
     except Exception:  # noqa: BLE001 - any queue failure: push it all from here instead
         logger.warning("fan-out queue refused; pushing in this invocation", exc_info=True)
-        return deliver(ctx.push, rest).gone
-    metrics.add_metric(name="FanoutEnqueued", unit=MetricUnit.Count, value=len(planned.queued))
+        return deliver(ctx.push, pushes_instead()).gone
+    metrics.add_metric(name="FanoutEnqueued", unit=MetricUnit.Count, value=len(bodies))
     return []
 
 

@@ -26,14 +26,14 @@ from chalicelib.errors import (
 )
 from chalicelib.ids import new_id
 from chalicelib.inputs import int_field, string_field
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import metrics
 from chalicelib.services import fanout
 from chalicelib.services.context import Caller, Context, count_frame, count_frame_txn
 from chalicelib.services.delivery import (
-    deliver,
     drop_connections,
     group_send_pushes,
     push_frames,
+    queue_or_push,
 )
 from chalicelib.services.limits import NEW_ACCOUNT_MS, SPAM_MIN_BODY
 from chalicelib.services.presence import reveal
@@ -282,17 +282,11 @@ def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
 def _fan_out_to_group(conversation_id: str, caller: Caller, stored: list[Message],
                       ctx: Context) -> None:
     """The new messages to a big group's other members, through the fan-out worker, which
-    reads their connections. If the queue refuses, they are read and pushed from here."""
+    reads their connections (if the queue refuses, they are read and pushed from here)."""
     frames = [message_frame(message) for message in stored]
-    assert ctx.fanout is not None  # a send reads only its own connections when there is one
-    try:
-        ctx.fanout.send(fanout.group_send_bodies(frames, conversation_id, caller.user_id))
-    except Exception:  # noqa: BLE001 - any queue failure: push it all from here instead
-        logger.warning("fan-out queue refused a group send; pushing it here", exc_info=True)
-        pushes = group_send_pushes(conversation_id, caller.user_id, frames, ctx)
-        drop_connections(deliver(ctx.push, pushes).gone, ctx)
-        return
-    metrics.add_metric(name="FanoutEnqueued", unit=MetricUnit.Count, value=1)
+    drop_connections(queue_or_push(
+        fanout.group_send_bodies(frames, conversation_id, caller.user_id),
+        lambda: group_send_pushes(conversation_id, caller.user_id, frames, ctx), ctx), ctx)
 
 
 # --- receipts -----------------------------------------------------------------------------
