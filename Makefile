@@ -109,6 +109,8 @@ bench: install
 	$(BIN)/python -m bench.limits
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.web_client
+	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.ladder
 
 # AWS (docs/DEPLOY.md): `make infra` once per stage, then `make deploy` for every release.
