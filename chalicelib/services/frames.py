@@ -12,9 +12,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
 from chalicelib.inputs import require_utf8
-from chalicelib.observability import internal_failure, logger
+from chalicelib.observability import internal_failure, logger, metrics
 from chalicelib.services import messaging, presence, reading, unsending
 from chalicelib.services import typing as typing_service
 from chalicelib.services.context import Caller, Context, caller_of, count_frame
@@ -79,6 +81,9 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
     except EphemeraError as error:
         deliver(ctx.push, [(connection_id, error_frame(error, req))])
     except Exception:  # noqa: BLE001 - see internal_failure
+        # The invocation itself succeeds (the caller got its error frame), so the middleware
+        # sees no 5xx: the frame counts its own server error, for the alarm on their rate.
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
         deliver(ctx.push, [(connection_id, error_frame(internal_failure("frame failed"), req))])
 
 
