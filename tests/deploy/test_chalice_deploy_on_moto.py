@@ -152,7 +152,7 @@ def test_deploy_creates_every_function_with_its_handler_memory_and_timeout_from_
                                                  aws_stack.DEFAULT_MEMORY_MB), name
         assert found["Timeout"] == config.get("lambda_timeout", aws_stack.DEFAULT_TIMEOUT_S), name
         assert found["Environment"]["STAGE"] == stage, name
-        assert found["Environment"]["POWERTOOLS_METRICS_NAMESPACE"] == "Ephemera", name
+        assert found["Environment"]["POWERTOOLS_METRICS_NAMESPACE"] == f"Ephemera/{stage}", name
         role_name = found["Role"].rsplit("/", 1)[-1]
         assert snap.roles_exist.get(role_name) is True, (name, found["Role"])
 

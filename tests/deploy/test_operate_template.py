@@ -31,6 +31,19 @@ AWS_METRICS = {
 QUEUES = {"ephemera-${Stage}-fanout", "ephemera-${Stage}-fanout-dlq"}
 # Invoked only by `make deploy`, which stops on its failure: no alarm, no dashboard line.
 UNWATCHED = {"migrate"}
+# Custom metrics' namespace in the template: one per stage, so that two stages in one account
+# never satisfy (or trip) each other's alarms.
+NAMESPACE = "Ephemera/${Stage}"
+
+
+def stage_namespace(stage: str) -> str:
+    """The namespace a stage's functions emit in (.chalice/config.json)."""
+    return CONFIG["stages"][stage]["environment_variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_each_stage_emits_in_the_namespace_its_alarms_read(stage):
+    assert stage_namespace(stage) == NAMESPACE.replace("${Stage}", stage)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +131,7 @@ def function_of(metric: dict[str, Any]) -> str:
 def test_expiry_lag_alarms_over_five_minutes_for_two_one_minute_periods(operate):
     alarm = alarms(operate)["ExpiryLagAlarm"]
 
-    assert (alarm["Namespace"], alarm["MetricName"]) == ("Ephemera", "ExpiryLagSeconds")
+    assert (sub(alarm["Namespace"]), alarm["MetricName"]) == (NAMESPACE, "ExpiryLagSeconds")
     assert alarm["Statistic"] == "Maximum"
     assert (alarm["Period"], alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (60, 2, 2)
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 300)
@@ -132,11 +145,10 @@ def test_custom_metrics_are_read_where_and_as_the_app_emits_them(operate):
     """The deployed namespace (config.json) and the dimensions powertools writes: an alarm
     on any other dimension set would watch a metric nobody emits, and with missing data
     breaching, the expiry alarm would fire forever."""
-    namespace = CONFIG["environment_variables"]["POWERTOOLS_METRICS_NAMESPACE"]
     for name, alarm in alarms(operate).items():
         for metric in metric_stats(alarm):
-            if not metric["Namespace"].startswith("AWS/"):
-                assert metric["Namespace"] == namespace, name
+            if not sub(metric["Namespace"]).startswith("AWS/"):
+                assert sub(metric["Namespace"]) == NAMESPACE, name
                 assert metric["Dimensions"] == emf_dimensions(), name
                 assert metric["MetricName"] in emitted_metric_names(), name
 
@@ -305,7 +317,7 @@ def test_the_dashboard_names_only_metrics_that_exist(operate):
     lambda_names = {name.replace("${Stage}", "dev") for name in watched_functions().values()}
     queues = {name.replace("${Stage}", "dev") for name in QUEUES}
     custom_dimensions = {d["Name"]: d["Value"] for d in emf_dimensions()}
-    namespace = CONFIG["environment_variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    namespace = stage_namespace("dev")
 
     for space, name, dimensions in widget_metrics(body):
         if space == namespace:
@@ -324,7 +336,7 @@ def test_the_dashboard_names_only_metrics_that_exist(operate):
 def test_the_dashboard_shows_what_an_operator_needs(operate):
     shown = {(space, name) for space, name, _ in widget_metrics(dashboard(operate, "dev"))}
 
-    assert {("Ephemera", name) for name in (
+    assert {(stage_namespace("dev"), name) for name in (
         "Sends", "Pushes", "PushesGone", "RateLimitDenials", "ExpiryLagSeconds")} <= shown
     assert {("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
             ("AWS/SQS", "ApproximateAgeOfOldestMessage")} <= shown
