@@ -169,6 +169,8 @@ def test_a_backlog_written_while_offline_arrives_in_the_order_written(stack):
         await alice.client.connect()
         alice.start()
         await bob.wait_for(lambda: len(bob.messages()) >= len(backlog))
+        # Pushed at once, the last `sent` and Bob's last message may arrive in either order.
+        await alice.wait_for(lambda: len(alice.of(Sent)) >= len(backlog))
 
         assert [m.body for m in bob.messages(chat["id"])] == backlog
         assert [s.seq for s in alice.of(Sent)] == list(range(1, len(backlog) + 1))
