@@ -34,6 +34,10 @@ const OLDER_PAGE = 50;
 /** While a group whose members' presence the server does not push (a big one) is shown, the list
  * is read again this often, so that its members' online dots stay true. */
 export const PRESENCE_REFRESH_MS = 30_000;
+/** In such a group the server pushes nobody a receipt: an ack only moves the delivered cursor
+ * that others read from the list every 30 s. One every 10 s serves them as well, and spares the
+ * server most acks of a busy group (an invocation and a write each). */
+export const BIG_GROUP_ACK_EVERY_MS = 10_000;
 
 export class SendRefused extends Error {}
 
@@ -88,6 +92,8 @@ export class ChatClient {
   private readWanted = new Map<string, number>();
   private readSent = new Map<string, number>();
   private cursorTimer: number | undefined;
+  private readonly lastBigGroupAck = new Map<string, number>();
+  private bigGroupAckTimer: number | undefined;
   private readonly inFlight = new FramesInFlight();
   private readonly batchSize = new BatchSize();
   private framesSent = 0;
@@ -143,6 +149,8 @@ export class ChatClient {
     this.timers.forEach((timer) => clearInterval(timer));
     clearTimeout(this.cursorTimer);
     this.cursorTimer = undefined;
+    clearTimeout(this.bigGroupAckTimer);
+    this.bigGroupAckTimer = undefined;
     this.timers = [];
     this.gapTimers.forEach((timer) => clearTimeout(timer));
     this.gapTimers.clear();
@@ -576,14 +584,27 @@ export class ChatClient {
    * further; what cannot go now goes after the next (re)connect. */
   private sendCursors(): void {
     if (!this.socket.isOpen) return;
-    for (const { id, held_seq } of Object.values(this.state.conversations)) {
-      if (held_seq > (this.acked.get(id) ?? 0) && this.sendCursor("ack", id, held_seq)) {
+    const now = Date.now();
+    let bigGroupWait = Infinity;
+    for (const { id, held_seq, presence_pushed } of Object.values(this.state.conversations)) {
+      const ackDue = held_seq > (this.acked.get(id) ?? 0);
+      const wait = presence_pushed ? 0 : (this.lastBigGroupAck.get(id) ?? -Infinity) + BIG_GROUP_ACK_EVERY_MS - now;
+      if (ackDue && wait > 0) {
+        bigGroupWait = Math.min(bigGroupWait, wait);
+      } else if (ackDue && this.sendCursor("ack", id, held_seq)) {
         this.acked.set(id, held_seq);
+        if (!presence_pushed) this.lastBigGroupAck.set(id, now);
       }
       const read = this.readWanted.get(id) ?? 0;
       if (read > (this.readSent.get(id) ?? 0) && this.sendCursor("read", id, read)) {
         this.readSent.set(id, read);
       }
+    }
+    if (bigGroupWait < Infinity && this.bigGroupAckTimer === undefined) {
+      this.bigGroupAckTimer = setTimeout(() => {
+        this.bigGroupAckTimer = undefined;
+        this.sendCursors();
+      }, bigGroupWait);
     }
   }
 

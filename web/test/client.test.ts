@@ -438,3 +438,37 @@ describe("blocked people", () => {
     expect(client.getState().conversations.g1.messages.map((m) => m.seq)).toEqual([1, 2]);
   });
 });
+
+describe("acks in big groups", () => {
+  // A group the server lists with `presence_pushed: false` pushes nobody a receipt: its acks
+  // only move a cursor others read from the list every 30 s, so they go at most every 10 s.
+  it("go at most every 10 s in a big group, cumulatively, while a small chat's go at once", async () => {
+    await started([conversation("big", { kind: "group", presence_pushed: false }), conversation("c1")]);
+    online();
+    link.receive(message(1, "big"));
+    await vi.advanceTimersByTimeAsync(250);
+    expect(link.of("ack").map((f) => [f.conversation_id, f.seq])).toEqual([["big", 1]]);
+
+    link.receive(message(2, "big"));
+    link.receive(message(3, "big"));
+    link.receive(message(1, "c1"));
+    await vi.advanceTimersByTimeAsync(250);
+    expect(link.of("ack").map((f) => [f.conversation_id, f.seq])).toEqual([["big", 1], ["c1", 1]]);
+
+    await vi.advanceTimersByTimeAsync(9_500); // 9.75 s since the big group's first ack: not yet
+    expect(link.of("ack")).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(250); // 10 s: the rest, as one ack
+    expect(link.of("ack").map((f) => [f.conversation_id, f.seq])).toEqual([["big", 1], ["c1", 1], ["big", 3]]);
+  });
+
+  it("reads in a big group are not held back", async () => {
+    await started([conversation("big", { kind: "group", presence_pushed: false })]);
+    online();
+    link.receive(message(1, "big"));
+    await vi.advanceTimersByTimeAsync(250);
+    link.receive(message(2, "big"));
+    client.markRead("big");
+    await vi.advanceTimersByTimeAsync(250);
+    expect(link.of("read").map((f) => f.seq)).toEqual([2]);
+  });
+});
