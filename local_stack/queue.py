@@ -71,7 +71,6 @@ class LocalQueue:
 
     def __post_init__(self) -> None:
         self._messages: dict[str, LocalMessage] = {}  # in the order they were sent
-        self._in_flight: set[str] = set()
         self.dead_letters: list[LocalMessage] = []
         self._arrived = asyncio.Event()
         self._sequence = itertools.count()
@@ -127,16 +126,21 @@ class LocalQueue:
         return {"MessageId": message.id,
                 "MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest()}
 
+    def _hidden(self) -> int:
+        """Messages taken by a poller (or failed) whose visibility timeout has not ended."""
+        now = time.monotonic()
+        return sum(1 for message in self._messages.values() if message.visible_at > now)
+
     def attributes(self) -> dict[str, str]:
-        visible = len(self._messages) - len(self._in_flight)
-        return {"ApproximateNumberOfMessages": str(visible),
-                "ApproximateNumberOfMessagesNotVisible": str(len(self._in_flight)),
+        hidden = self._hidden()
+        return {"ApproximateNumberOfMessages": str(len(self._messages) - hidden),
+                "ApproximateNumberOfMessagesNotVisible": str(hidden),
                 "VisibilityTimeout": str(int(self.visibility_timeout_s)),
                 "QueueArn": self.arn}
 
     async def get_stats(self, request: web.Request) -> web.Response:
         return web.json_response({"queue": self.name, "stored": len(self._messages),
-                                  "in_flight": len(self._in_flight), **vars(self.stats)})
+                                  "in_flight": self._hidden(), **vars(self.stats)})
 
     # --- the event source mapping -------------------------------------------------------------
 
@@ -154,21 +158,18 @@ class LocalQueue:
                 self.stats.failed += 1
                 log.warning("%s failed on %d message(s); they come back in %.0f s",
                             function, len(batch), self.visibility_timeout_s)
-                self._release(batch)
-                continue
+                continue  # hidden until their visibility timeout ends
             for message in batch:
                 self._messages.pop(message.id, None)
-                self._in_flight.discard(message.id)
                 self.stats.deleted += 1
 
     def _take_visible(self) -> list[LocalMessage]:
         now = time.monotonic()
-        self._expire_visibility(now)
         batch: list[LocalMessage] = []
         for message in list(self._messages.values()):
             if len(batch) == self.batch_size:
                 break
-            if message.id in self._in_flight or message.visible_at > now:
+            if message.visible_at > now:  # a poller has it, or it failed and waits
                 continue
             if message.receive_count >= self.max_receives:
                 self._to_dead_letters(message)
@@ -176,25 +177,11 @@ class LocalQueue:
             message.receive_count += 1
             message.visible_at = now + self.visibility_timeout_s
             message.receipt_handle = f"{message.id}#{next(self._sequence)}"
-            self._in_flight.add(message.id)
             self.stats.received += 1
             if message.receive_count > 1:
                 self.stats.redelivered += 1
             batch.append(message)
         return batch
-
-    def _expire_visibility(self, now: float) -> None:
-        """Messages whose visibility timeout ended without a delete are visible again (a
-        container that died, or one still running past its timeout, as on SQS)."""
-        for message_id in list(self._in_flight):
-            message = self._messages.get(message_id)
-            if message is None or message.visible_at <= now:
-                self._in_flight.discard(message_id)
-
-    def _release(self, batch: list[LocalMessage]) -> None:
-        """A failed delivery: the messages stay hidden until their timeout ends."""
-        for message in batch:
-            self._in_flight.discard(message.id)
 
     def _to_dead_letters(self, message: LocalMessage) -> None:
         del self._messages[message.id]
@@ -206,7 +193,7 @@ class LocalQueue:
     async def _wait_for_work(self) -> None:
         """Until a message arrives or the next hidden one becomes visible."""
         self._arrived.clear()
-        hidden = [m.visible_at for m in self._messages.values() if m.id not in self._in_flight]
+        hidden = [m.visible_at for m in self._messages.values()]
         timeout = max(0.01, min(hidden) - time.monotonic()) if hidden else None
         try:
             await asyncio.wait_for(self._arrived.wait(), timeout)

@@ -42,16 +42,14 @@ from chalicelib.storage.conversations import (
     ACCEPTED,
     DECLINED,
     REQUEST,
+    Audience,
     Listener,
-    SendAudience,
 )
 from chalicelib.storage.database import Later, Transaction
 from chalicelib.storage.messages import IdempotencyKey, Message
 from chalicelib.wire import Frame, message_frame, receipt_frame, sent_frame, unread_frame
 
 MAX_BODY_BYTES = 16 * 1024
-# No member count is "big" without a fan-out queue: the send itself reaches everyone.
-MEMBERS_ANY = 1_000_000
 MAX_BATCH = 20  # messages in one `send` frame (the default burst limit, too)
 CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
@@ -211,7 +209,7 @@ def _send_limits(caller: Caller, request: _Send, fresh: list[_Draft],
 def _send_txn(txn: Transaction, caller: Caller, request: _Send, fresh: list[_Draft],
               limits: list[tuple[str, str]], now: int,
               ctx: Context) -> tuple[list[tuple[Message, IdempotencyKey]],
-                                     Later[SendAudience]]:
+                                     Later[Audience]]:
     """Three statements' worth of round trips whatever the batch: the limits travel with the
     seq update, and the rows and the audience's read with the COMMIT."""
     verdict = ctx.limiter.count(txn, limits, now, cost=len(fresh))
@@ -242,9 +240,9 @@ def _send_txn(txn: Transaction, caller: Caller, request: _Send, fresh: list[_Dra
     messages.insert_idempotency_keys(txn, keys)  # first: a duplicate stops the rest
     messages.insert_messages(txn, stored)
     # With a fan-out queue, a big group's members are read by the worker, not here.
-    audience = conversations.send_audience_later(
-        txn, request.conversation_id, caller.user_id,
-        all_up_to_members=ctx.fanout_async_above if ctx.fanout is not None else MEMBERS_ANY)
+    audience = conversations.audience_later(
+        txn, request.conversation_id, caller.user_id, sender_id=caller.user_id,
+        all_up_to_members=ctx.fanout_async_above if ctx.fanout is not None else None)
     return list(zip(stored, keys, strict=True)), audience
 
 
@@ -307,7 +305,7 @@ def read(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
 @dataclass(frozen=True)
 class _Moved:
     cursors: dict[str, int]  # the cursors that moved, to their new values
-    audience: Later[list[Listener]] | None = None
+    audience: Later[Audience] | None = None
     unread: Later[int] | None = None
 
 
@@ -324,7 +322,7 @@ def _move_cursors(caller: Caller, frame: dict[str, Any], names: tuple[str, ...],
                                   dict.fromkeys(names, seq), now, ctx)
     if not moved.cursors:
         return
-    audience = moved.audience.value if moved.audience is not None else []
+    audience = moved.audience.value.listeners if moved.audience is not None else []
     frames = _receipts(caller, conversation_id, moved.cursors, audience)  # my own too
     if moved.unread is not None:
         unread = unread_frame(conversation_id, moved.unread.value)
@@ -352,8 +350,9 @@ def _move_txn(txn: Transaction, caller: Caller, conversation_id: str,
     if "read" in moved:
         unread = messages.unread_count_later(txn, conversation_id, caller.user_id,
                                              read_seq=moved["read"], now_ms=now)
-    return _Moved(moved, conversations.receipt_listeners_later(
-        txn, conversation_id, caller.user_id, max_members=ctx.presence_push_max_members), unread)
+    return _Moved(moved, conversations.audience_later(
+        txn, conversation_id, caller.user_id, all_up_to_members=ctx.presence_push_max_members),
+        unread)
 
 
 def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.storage.conversations import MEMBER_BEYOND
 from chalicelib.storage.database import Later, Transaction, placeholders
 from chalicelib.storage.engines import StatementResult
 from chalicelib.storage.messages import IdempotencyKey
@@ -90,6 +91,7 @@ def connection_ids_of_contacts(txn: Transaction, user_id: str,
     that many entries of the primary key, read before anyone in it is joined), and nobody in
     a bigger group is read at all."""
     only = " AND mine.conversation_id = %s" if conversation_id is not None else ""
+    big_group = MEMBER_BEYOND.format("mine.conversation_id")
     txn.execute(
         "SELECT DISTINCT k.id FROM participants mine"  # noqa: S608 - a fixed clause
         " JOIN conversations c ON c.id = mine.conversation_id"
@@ -97,8 +99,7 @@ def connection_ids_of_contacts(txn: Transaction, user_id: str,
         "  AND theirs.user_id <> mine.user_id AND theirs.consent <> 'declined'"
         " JOIN connections k ON k.user_id = theirs.user_id"
         " WHERE mine.user_id = %s AND mine.consent = 'accepted'" + only +
-        " AND (c.kind = 'direct' OR (SELECT 1 FROM participants x"
-        "  WHERE x.conversation_id = mine.conversation_id LIMIT 1 OFFSET %s) IS NULL)"
+        f" AND (c.kind = 'direct' OR {big_group} IS NULL)"  # noqa: S608 - a fixed clause
         " AND NOT EXISTS (SELECT 1 FROM blocks b"
         "  WHERE (b.blocker_id = mine.user_id AND b.blocked_user_id = theirs.user_id)"
         "  OR (b.blocker_id = theirs.user_id AND b.blocked_user_id = mine.user_id))"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.storage.database import Later, Transaction, placeholders
-from chalicelib.storage.engines import StatementResult
 
 
 @dataclass(frozen=True)
@@ -371,77 +370,61 @@ def connections_of_conversation(txn: Transaction, conversation_id: str,
     return listeners_later(txn, conversation_id, sender_id).value
 
 
-def receipt_listeners_later(txn: Transaction, conversation_id: str, user_id: str, *,
-                            max_members: int) -> Later[list[Listener]]:
-    """Who hears of `user_id`'s cursors moving: every member's connections in a conversation
-    of at most `max_members` members, only the user's own in a bigger one (whose members read
-    cursors from the conversation list). Judged by whether the (max_members + 1)-th participant
-    row exists, so a big group's members are never read; queued like `listeners_later`."""
-
-    def listeners(result: StatementResult) -> list[Listener]:
-        return [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]))
-                for row in result.rows]
-
-    return txn.later(
-        "SELECT k.id, k.user_id, p.consent, u.read_receipts FROM participants p"
-        " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
-        " WHERE p.conversation_id = %s AND p.consent <> 'declined'"
-        " AND (p.user_id = %s OR (SELECT 1 FROM participants x WHERE x.conversation_id = %s"
-        "  LIMIT 1 OFFSET %s) IS NULL) ORDER BY k.id",
-        (conversation_id, user_id, conversation_id, max_members), read=listeners)
+# Whether a conversation has more members than a bound: does its (bound + 1)-th participant row
+# exist? At most bound + 1 entries of the primary key are read, never a big group's members.
+MEMBER_BEYOND = "(SELECT 1 FROM participants x WHERE x.conversation_id = {} LIMIT 1 OFFSET %s)"
 
 
 @dataclass(frozen=True)
-class SendAudience:
-    """Who a send reaches from its own invocation: everyone's connections (`complete`), or in
-    a group of more than the caller's limit, only the sender's own (the rest is the fan-out
-    worker's to read)."""
+class Audience:
+    """Connections a change reaches from its own invocation: every member's (`complete`), or
+    in a conversation bigger than the bound asked for, only one user's own."""
 
     listeners: list[Listener]
     complete: bool
 
 
-def send_audience_later(txn: Transaction, conversation_id: str, sender_id: str, *,
-                        all_up_to_members: int) -> Later[SendAudience]:
-    """`listeners_later`, but in a conversation of more than `all_up_to_members` members only
-    the sender's own connections: a send to a big group must not read (and decode) a
-    thousand rows before its sender hears `sent`. Bigness is whether the
-    (all_up_to_members + 1)-th participant row exists, as the presence audience judges it."""
-
-    def audience(result: StatementResult) -> SendAudience:
-        rows = result.rows
-        return SendAudience(
-            [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
-                      bool(row["blocks_sender"])) for row in rows],
-            complete=not any(row["big"] for row in rows))
-
-    big = "(SELECT 1 FROM participants x WHERE x.conversation_id = %s LIMIT 1 OFFSET %s)"
-    return txn.later(
-        "SELECT k.id, k.user_id, p.consent, u.read_receipts,"  # noqa: S608 - fixed clauses
-        " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
-        "  AND b.blocked_user_id = %s) AS blocks_sender,"
-        f" {big} IS NOT NULL AS big"
-        " FROM participants p"
-        " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
-        " WHERE p.conversation_id = %s AND p.consent <> 'declined'"
-        f" AND (p.user_id = %s OR {big} IS NULL) ORDER BY k.id",
-        (sender_id, conversation_id, all_up_to_members, conversation_id, sender_id,
-         conversation_id, all_up_to_members), read=audience)
-
-
 def listeners_later(txn: Transaction, conversation_id: str,
                     sender_id: str | None = None) -> Later[list[Listener]]:
     """Queue `connections_of_conversation`'s query (e.g. to go with a send's COMMIT)."""
+    return txn.later(_listeners_sql(bounded=False), (sender_id, conversation_id),
+                     read=lambda result: [_listener(row) for row in result.rows])
 
-    def listeners(result: StatementResult) -> list[Listener]:
-        return [Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
-                         bool(row["blocks_sender"])) for row in result.rows]
 
+def audience_later(txn: Transaction, conversation_id: str, user_id: str, *,
+                   all_up_to_members: int | None, sender_id: str | None = None,
+                   ) -> Later[Audience]:
+    """`listeners_later`, but in a conversation of more than `all_up_to_members` members
+    (None: no bound) only `user_id`'s own connections: a send or a cursor in a big group must
+    not read (and decode) a thousand rows, and its members learn another way (the fan-out
+    worker reads them; the conversation list carries cursors)."""
+    if all_up_to_members is None:
+        return txn.later(_listeners_sql(bounded=False), (sender_id, conversation_id),
+                         read=lambda result: Audience([_listener(r) for r in result.rows], True))
     return txn.later(
-        "SELECT k.id, k.user_id, p.consent, u.read_receipts,"
-        " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
-        "  AND b.blocked_user_id = %s) AS blocks_sender"
-        " FROM participants p"
-        " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
-        " WHERE p.conversation_id = %s AND p.consent <> 'declined' ORDER BY k.id",
-        (sender_id, conversation_id), read=listeners)
+        _listeners_sql(bounded=True),
+        (sender_id, conversation_id, all_up_to_members, conversation_id, user_id,
+         conversation_id, all_up_to_members),
+        read=lambda result: Audience([_listener(row) for row in result.rows],
+                                     complete=not any(row["big"] for row in result.rows)))
+
+
+def _listeners_sql(*, bounded: bool) -> str:
+    """Every live connection of every member who has not declined, with whether that member
+    blocked the sender; `bounded`: only one user's when the conversation is bigger than a bound.
+    Params: sender, [conversation, bound,] conversation[, user, conversation, bound]."""
+    beyond = MEMBER_BEYOND.format("%s")
+    big = f", {beyond} IS NOT NULL AS big" if bounded else ""
+    only_small = f" AND (p.user_id = %s OR {beyond} IS NULL)" if bounded else ""
+    return ("SELECT k.id, k.user_id, p.consent, u.read_receipts,"  # noqa: S608 - fixed
+            " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
+            f"  AND b.blocked_user_id = %s) AS blocks_sender{big}"
+            " FROM participants p"
+            " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
+            f" WHERE p.conversation_id = %s AND p.consent <> 'declined'{only_small}"
+            " ORDER BY k.id")
+
+
+def _listener(row: dict) -> Listener:
+    return Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
+                    bool(row["blocks_sender"]))
