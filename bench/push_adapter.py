@@ -1,5 +1,6 @@
-"""CPU per push: boto3's `apigatewaymanagementapi` client (the adapter before issue 20) against
-the lean adapter (botocore's SigV4Auth on a keep-alive urllib3 pool), both posting the same
+"""CPU per push: boto3's `apigatewaymanagementapi` client (the adapter before issue 20),
+botocore's SigV4Auth on a keep-alive urllib3 pool (the adapter until 2026-12-01) and the
+adapter as it is (`sigv4.Signer` on keep-alive `http.client` connections), all posting the same
 frame to a local management API in another process. CPU is the pushing thread's own
 (`time.thread_time`), so the server's work is not counted. BENCH_QUICK=1: a few seconds."""
 
@@ -48,6 +49,32 @@ def boto3_push(endpoint: str) -> Callable[[], None]:
     return push
 
 
+def sigv4auth_urllib3_push(endpoint: str) -> Callable[[], None]:
+    """The adapter as it was until 2026-12-01 (without its retries: one attempt each)."""
+    import botocore.session
+    import urllib3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    credentials = botocore.session.get_session().get_credentials()
+    http = urllib3.PoolManager(num_pools=1, maxsize=8, retries=False).connection_from_url(
+        endpoint)
+    url = f"{endpoint}/@connections/{CONNECTION_ID.replace('=', '%3D')}"
+    path = url[url.index("/", len("http://")):]
+
+    def push() -> None:
+        data = json.dumps(FRAME, ensure_ascii=False, separators=(",", ":")).encode()
+        request = AWSRequest(method="POST", url=url, data=data,
+                             headers={"Content-Type": "application/json"})
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api",
+                  "us-east-1").add_auth(request)
+        response = http.urlopen("POST", path, body=data, headers=dict(request.headers.items()),
+                                retries=False, redirect=False)
+        assert response.status == 200
+
+    return push
+
+
 def lean_push(endpoint: str) -> Callable[[], None]:
     adapter = ApiGatewayPush(endpoint)
 
@@ -79,14 +106,15 @@ def main() -> None:
     try:
         endpoint = ready.get(timeout=30)
         rows = [measure("boto3 client", boto3_push(endpoint)),
-                measure("SigV4Auth + urllib3 pool", lean_push(endpoint))]
+                measure("SigV4Auth + urllib3 pool", sigv4auth_urllib3_push(endpoint)),
+                measure("sigv4.Signer + http.client (now)", lean_push(endpoint))]
     finally:
         server.terminate()
         server.join()
-    rows.append({"adapter": "ratio (lean / boto3)", "pushes": "",
-                 "cpu_ms_per_push": round(rows[1]["cpu_ms_per_push"]
+    rows.append({"adapter": "ratio (now / boto3)", "pushes": "",
+                 "cpu_ms_per_push": round(rows[2]["cpu_ms_per_push"]
                                           / rows[0]["cpu_ms_per_push"], 2),
-                 "wall_ms_per_push": round(rows[1]["wall_ms_per_push"]
+                 "wall_ms_per_push": round(rows[2]["wall_ms_per_push"]
                                            / rows[0]["wall_ms_per_push"], 2)})
     emit("push adapter, CPU per push to a local management API (one thread, keep-alive)", rows)
 

@@ -5,16 +5,19 @@ this one serves every handler, route and the schedule, with the endpoint from co
 (the local stack's `/local` or `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
 
 Pushes are the hot path of a send (DESIGN.md, "Where a message's time goes"), so this adapter
-does not use boto3's client: it signs each request with botocore's `SigV4Auth` and sends it on
-one keep-alive urllib3 pool, which costs half the CPU per push. Both libraries are in the
-Lambda runtime already.
+uses neither boto3's client (1.4 ms of CPU a push here) nor botocore's `SigV4Auth` on urllib3
+(0.75 ms): it signs with `sigv4.Signer` (botocore's signature, byte for byte, tested side by
+side) and sends on the standard library's keep-alive `http.client` connections, ≈ 0.2 ms.
+Credentials still come from botocore's chain.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
+from chalicelib.adapters.sigv4 import Signer, host_header
 from chalicelib.errors import ConfigError
 
 # The IAM action every management-API request needs (the stage's policy must grant it; the
@@ -120,30 +124,27 @@ class ApiGatewayPush:
 
 class _SignedTransport:
     """`@connections` requests, SigV4-signed, with retries; True when answered 2xx, False
-    when the connection is gone (410)."""
+    when the connection is gone (410). Keep-alive connections wait in a small idle pool: a
+    push takes one (or opens one), and puts it back once its answer is read."""
 
     def __init__(self, endpoint_url: str, policy: RetryPolicy) -> None:
-        # Imported here, not at the top: a handler that never pushes never pays for them.
+        # Imported here, not at the top: a handler that never pushes never pays for it.
         import botocore.session
-        import urllib3
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
 
-        self._urllib3, self._sigv4, self._aws_request = urllib3, SigV4Auth, AWSRequest
-        self._region = region_of(endpoint_url)
         self._policy = policy
-        # The usual chain (in Lambda: the role's credentials from the environment); frozen
-        # per request below, so credentials that rotate are picked up when they do.
-        self._credentials = botocore.session.get_session().get_credentials()
-        if self._credentials is None:
-            raise ConfigError("no AWS credentials found to sign pushes with")
-        # The manager's one pool for the endpoint's host, asked for once: each request then
-        # skips the manager's URL parsing and pool lookup.
-        self._http = urllib3.PoolManager(num_pools=1, maxsize=POOL_CONNECTIONS, retries=False,
-                                         ).connection_from_url(endpoint_url)
         parts = urlsplit(endpoint_url)
-        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._tls = ssl.create_default_context() if parts.scheme == "https" else None
+        self._hostname, self._port = parts.hostname or "", parts.port
+        # The usual chain (in Lambda: the role's credentials from the environment); frozen
+        # per request by the signer, so credentials that rotate are picked up when they do.
+        credentials = botocore.session.get_session().get_credentials()
+        if credentials is None:
+            raise ConfigError("no AWS credentials found to sign pushes with")
+        self._signer = Signer(credentials, region=region_of(endpoint_url),
+                              service=SIGNING_SERVICE,
+                              host=host_header(parts.scheme, self._hostname, parts.port))
         self._path_prefix = parts.path + "/@connections/"
+        self._idle: list[http.client.HTTPConnection] = []  # append and pop are atomic
 
     def request(self, method: str, connection_id: str, body: bytes) -> bool:
         path = self._path_prefix + quote(connection_id, safe="")
@@ -165,30 +166,67 @@ class _SignedTransport:
 
     def _attempt(self, method: str, connection_id: str, path: str, body: bytes,
                  deadline: float) -> bool:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _Retryable("out of time")
-        timeout = self._urllib3.Timeout(connect=min(self._policy.connect_timeout_s, left),
-                                        read=min(self._policy.read_timeout_s, left))
+        headers = self._signer.headers(method, path, body,
+                                       content_type="application/json" if body else None)
         try:
-            response = self._http.urlopen(
-                method, path, body=body, headers=self._signed(method, self._origin + path, body),
-                timeout=timeout, retries=False, redirect=False)
-        except self._urllib3.exceptions.HTTPError as error:  # connect error, timeout, reset
+            status, error_type = self._exchange(method, path, body, headers, deadline)
+        except (OSError, http.client.HTTPException) as error:  # refused, timeout, reset
             raise _Retryable(type(error).__name__) from None
-        status = response.status
         if status < 300:
             return True
-        error_type = response.headers.get("x-amzn-ErrorType", "").split(":")[0]
         if status == 410:
             return False
         if status == 429 or status >= 500 or "Throttl" in error_type:
             raise _Retryable(f"HTTP {status} {error_type}".rstrip())
         raise PushFailed(method, connection_id, f"HTTP {status} {error_type}".rstrip())
 
-    def _signed(self, method: str, url: str, body: bytes) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"} if body else {}
-        request = self._aws_request(method=method, url=url, data=body, headers=headers)
-        self._sigv4(self._credentials.get_frozen_credentials(), SIGNING_SERVICE,
-                    self._region).add_auth(request)
-        return dict(request.headers.items())
+    def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str],
+                  deadline: float) -> tuple[int, str]:
+        """One request and its answer: (status, x-amzn-ErrorType). A kept-alive connection
+        the server closed meanwhile is replaced at once, without spending an attempt."""
+        while True:
+            connection, reused = self._take(deadline)
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                response.read()  # all of it, or the connection cannot carry the next request
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                connection.close()
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            if response.will_close or len(self._idle) >= POOL_CONNECTIONS:
+                connection.close()
+            else:
+                self._idle.append(connection)
+            error_type = (response.getheader("x-amzn-ErrorType") or "").split(":")[0]
+            return response.status, error_type
+
+    def _take(self, deadline: float) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection (reused: True) or a new one, with this attempt's timeouts."""
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("out of time")
+        read_timeout = min(self._policy.read_timeout_s, left)
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            pass
+        else:
+            if connection.sock is not None:
+                connection.sock.settimeout(read_timeout)
+                return connection, True
+        connect_timeout = min(self._policy.connect_timeout_s, left)
+        if self._tls is not None:
+            connection = http.client.HTTPSConnection(self._hostname, self._port,
+                                                     timeout=connect_timeout,
+                                                     context=self._tls)
+        else:
+            connection = http.client.HTTPConnection(self._hostname, self._port,
+                                                    timeout=connect_timeout)
+        connection.connect()
+        connection.sock.settimeout(read_timeout)
+        return connection, False

@@ -32,6 +32,8 @@ class ManagementCall:
     authorization: str = ""
     status: int = 200
     client_port: int = 0
+    path: str = ""  # as requested, percent-encoding and all
+    headers: tuple[tuple[str, str], ...] = ()  # as received, for checking the signature
 
 
 @dataclass
@@ -135,7 +137,8 @@ class RecordingManagementApi:
                 authorization = self.headers.get("Authorization", "")
                 call = ManagementCall(method, connection_id, body,
                                       authorization.startswith("AWS4-HMAC-SHA256"),
-                                      authorization, client_port=self.client_address[1])
+                                      authorization, client_port=self.client_address[1],
+                                      path=self.path, headers=tuple(self.headers.items()))
                 status = api._answer(method, connection_id, call)
                 try:
                     if status == 200 and method == "GET":
