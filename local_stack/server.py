@@ -86,15 +86,15 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
         # Each scheduled function runs in a container of its own, as each is a Lambda function
         # of its own on AWS: the presence watch waits through most of each minute, and on the
         # shared pool it would hold a worker that requests and frames need.
+        pool.attach(asyncio.get_running_loop())  # REST requests reach it from threads
         names = scheduled_functions() if settings.schedule else []
         schedule_pools = {name: LambdaPool(1) for name in names}
         tasks = [asyncio.create_task(gateway.enforce_limits_forever())]
         tasks += [asyncio.create_task(run_schedule(schedule_pool, name, settings.expiry_interval_s))
                   for name, schedule_pool in schedule_pools.items()]
-        # Each queue's function in containers of its own, one poller per container.
+        # Each queue's function in containers of its own, one poller per container (they
+        # import the app from the start, so a first big send waits on no import).
         queue_pools = {function: LambdaPool(settings.fanout_workers) for _, function in subscribed}
-        for queue_pool in queue_pools.values():  # warm, so a first big send waits on no import
-            asyncio.get_running_loop().run_in_executor(None, queue_pool.warm_up)
         tasks += [asyncio.create_task(queue.poll_forever(queue_pools[function], function))
                   for queue, function in subscribed for _ in range(settings.fanout_workers)]
         yield
