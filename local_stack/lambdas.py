@@ -76,7 +76,7 @@ def _serve(pipe: Connection, module_name: str) -> None:
     while True:
         try:
             request = pipe.recv()
-        except EOFError:  # the front process is gone
+        except (EOFError, OSError):  # the front process is gone
             return
         if request is None:
             return
@@ -145,6 +145,11 @@ class LambdaPool:
     def _answered(self, container: _Container) -> None:
         assert self._idle is not None
         try:
+            # The selector is level-triggered: a loop iteration cut short (Ctrl-C's graceful
+            # exit is raised from a callback) leaves a readiness event queued twice, and a
+            # blocking recv on a pipe already read would hang the loop.
+            if not container.pipe.poll():
+                return
             message = container.pipe.recv()
         except (EOFError, OSError):
             self._replace(container)

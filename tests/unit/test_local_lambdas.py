@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 
 import pytest
@@ -90,3 +91,17 @@ def test_stop_now_cuts_a_running_event_short(pool):
         return time.monotonic() - started
 
     assert run(scenario()) < 5
+
+
+def test_a_readiness_event_with_nothing_to_read_does_not_block_the_loop(pool):
+    """Ctrl-C's graceful exit is raised from inside a loop iteration, which can leave one
+    answer's readiness event queued twice: the second must find nothing and return."""
+    async def scenario():
+        await pool.invoke(API_HANDLER, {})  # attached, and the only answer already read
+        (container,) = pool._containers
+        reading = threading.Thread(target=pool._answered, args=(container,), daemon=True)
+        reading.start()
+        reading.join(timeout=5)
+        return reading.is_alive()
+
+    assert run(scenario()) is False
