@@ -67,6 +67,9 @@ class WorkerDied(Exception):
     """The worker running an event exited (or was stopped) before answering."""
 
 
+_READY = "ready"  # a worker's first message: the app is imported
+
+
 def _serve(pipe: Connection, module_name: str) -> None:
     """A worker: import the app, say so, then run each event the pipe brings, one at a time."""
     # Ctrl-C reaches the whole process group; the front process stops the workers itself.
@@ -89,8 +92,6 @@ def _serve(pipe: Connection, module_name: str) -> None:
         except Exception as exc:  # noqa: BLE001 - an answer or exception that cannot pickle
             pipe.send(("raised", RuntimeError(f"unpicklable answer: {exc!r}")))
 
-
-_READY = "ready"
 
 
 class _Container:

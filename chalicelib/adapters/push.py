@@ -71,6 +71,10 @@ class RetryPolicy:
         return random.uniform(0, min(self.backoff_cap_s, self.backoff_base_s * 2 ** retry))
 
 
+# What a kept-alive connection the server has closed meanwhile raises on its next request.
+_STALE_CONNECTION = (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected)
+
+
 class _Retryable(Exception):
     """One attempt failed in a way a later attempt may not."""
 
@@ -190,13 +194,10 @@ class _SignedTransport:
                 connection.request(method, path, body=body, headers=headers)
                 response = connection.getresponse()
                 response.read()  # all of it, or the connection cannot carry the next request
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            except BaseException as error:
                 connection.close()
-                if reused:
+                if reused and isinstance(error, _STALE_CONNECTION):
                     continue
-                raise
-            except BaseException:
-                connection.close()
                 raise
             if response.will_close or len(self._idle) >= POOL_CONNECTIONS:
                 connection.close()

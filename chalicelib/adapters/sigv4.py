@@ -77,14 +77,10 @@ class Signer:
         ))
         signature = hmac.new(self._signing_key(credentials.secret_key, amz_date[:8]),
                              string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-        return {
-            "Host": self._host,
-            "X-Amz-Date": amz_date,
-            **({"Content-Type": content_type} if content_type is not None else {}),
-            **({"X-Amz-Security-Token": credentials.token} if credentials.token else {}),
-            "Authorization": f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
-                             f"SignedHeaders={signed_headers}, Signature={signature}",
-        }
+        sent = {name.title(): value for name, value in headers.items()}  # X-Amz-Date, ...
+        sent["Authorization"] = (f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
+                                 f"SignedHeaders={signed_headers}, Signature={signature}")
+        return sent
 
     def _signing_key(self, secret_key: str, date: str) -> bytes:
         cached_secret, cached_date, key = self._cached_key
