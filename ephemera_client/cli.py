@@ -493,18 +493,34 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ephemera", description="Ephemera from the command line.",
         epilog="exit codes: 0 ok, 1 failed, 2 usage, 3 signed out, 4 refused, "
                "5 unreachable, 6 rate limited, 7 server error, 130 interrupted")
-    parser.add_argument("--url", default=os.environ.get("EPHEMERA_URL"),
-                        help="the server (env EPHEMERA_URL; default: the profile's, else "
-                             f"{DEFAULT_URL})")
-    parser.add_argument("--profile", default=os.environ.get("EPHEMERA_PROFILE", "default"),
-                        help="which signed-in account (env EPHEMERA_PROFILE; default: default)")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _global_flags(parser, url=os.environ.get("EPHEMERA_URL"),
+                  profile=os.environ.get("EPHEMERA_PROFILE", "default"))
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True,
+                                     parser_class=_CommandParser)
     for add in (_account_commands, _conversation_commands, _message_commands,
                 _safety_commands):
         add(commands)
     smoke.register(commands)
     load.register(commands)
     return parser
+
+
+def _global_flags(parser: argparse.ArgumentParser, *, url: Any, profile: Any) -> None:
+    parser.add_argument("--url", default=url,
+                        help="the server (env EPHEMERA_URL; default: the profile's, else "
+                             f"{DEFAULT_URL})")
+    parser.add_argument("--profile", default=profile,
+                        help="which signed-in account (env EPHEMERA_PROFILE; default: default)")
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser, which also takes the global flags after the command's name
+    (`ephemera smoke --url URL`, as operators write it). Their defaults are suppressed here, so
+    a flag given before the name is not overwritten by a command that does not repeat it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _global_flags(self, url=argparse.SUPPRESS, profile=argparse.SUPPRESS)
 
 
 def _command(commands: argparse._SubParsersAction, name: str, run: Command, help_text: str,

@@ -32,7 +32,8 @@ UNREADABLE_CHECK = "10 s TTL message: unreadable after expiry"
 def run_smoke_command(url: str, *flags: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "EPHEMERA_CONFIG_DIR": str(tmp_path)}
     env.pop("EPHEMERA_URL", None)
-    return subprocess.run([EPHEMERA, "--url", url, "smoke", *flags], env=env,
+    # The form the README and DEPLOY.md give operators: the flag after the command's name.
+    return subprocess.run([EPHEMERA, "smoke", "--url", url, *flags], env=env,
                           capture_output=True, text=True, timeout=90)
 
 

@@ -76,3 +76,26 @@ def test_global_flags_come_before_the_command_and_subcommands_pick_their_runner(
     assert (args.profile, args.device, args.run.__name__) == \
         ("work", "D1", "devices_revoke_command")
     assert build_parser().parse_args(["devices"]).run.__name__ == "devices_command"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--url", "http://stage.example", "--profile", "ops", "smoke"],
+    ["smoke", "--url", "http://stage.example", "--profile", "ops"],
+    ["--profile", "ops", "smoke", "--url", "http://stage.example"],
+])
+def test_the_global_flags_may_come_before_or_after_the_command(argv: list[str]) -> None:
+    arguments = build_parser().parse_args(argv)
+    assert (arguments.url, arguments.profile) == ("http://stage.example", "ops")
+
+
+def test_a_flag_before_the_command_survives_a_command_that_does_not_repeat_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EPHEMERA_PROFILE", raising=False)
+    arguments = build_parser().parse_args(["--url", "http://stage.example", "members", "list",
+                                           "general"])
+    assert (arguments.url, arguments.profile) == ("http://stage.example", "default")
+
+
+def test_a_nested_command_takes_the_global_flags_too() -> None:
+    arguments = build_parser().parse_args(["devices", "revoke", "D1", "--url", "http://x"])
+    assert arguments.url == "http://x"
