@@ -19,6 +19,7 @@ from chalicelib import bootstrap
 from chalicelib.errors import EphemeraError, Forbidden
 from chalicelib.phones import normalize_phone
 from chalicelib.storage import outbox
+from local_stack.ledger import SecretLedger
 from local_stack.logtext import printable
 
 log = logging.getLogger("local_stack")
@@ -72,6 +73,8 @@ async def dev_outbox(request: web.Request) -> web.Response:
         return web.json_response({"error": error.to_error()}, status=error.status)
     sent = await asyncio.to_thread(
         bootstrap.get_db().run_read, "dev.outbox", outbox.sms_for_phone, phone)
+    if ledger := SecretLedger.from_env():
+        ledger.note(sms.code for sms in sent)
     return web.json_response({"messages": [
         {"phone": sms.phone, "code": sms.code, "text": sms.text, "sent_at": sms.sent_at}
         for sms in sent

@@ -21,6 +21,8 @@ import uuid
 from multiprocessing.connection import Connection
 from typing import Any
 
+from local_stack.ledger import SecretLedger, secrets_in_event, secrets_in_reply
+
 # Role names, as `.chalice/config.json` calls the functions Chalice makes.
 API_HANDLER = "api_handler"
 WEBSOCKET_ROUTES = {"$connect", "$default", "$disconnect"}
@@ -75,6 +77,7 @@ def _serve(pipe: Connection, module_name: str) -> None:
     # Ctrl-C reaches the whole process group; the front process stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _load_app(module_name)
+    ledger = SecretLedger.from_env()
     pipe.send(_READY)
     while True:
         try:
@@ -87,6 +90,8 @@ def _serve(pipe: Connection, module_name: str) -> None:
             answer: tuple[str, Any] = ("ok", _invoke(*request))
         except Exception as exc:  # noqa: BLE001 - raised again in the front process
             answer = ("raised", exc)
+        if ledger is not None:
+            ledger.note(secrets_in_event(request[1]) + secrets_in_reply(answer[1]))
         try:
             pipe.send(answer)
         except Exception as exc:  # noqa: BLE001 - an answer or exception that cannot pickle

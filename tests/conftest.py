@@ -24,6 +24,13 @@ from chalicelib.config import DatabaseSettings, parse_database_url
 from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
+from tests.support import log_scan
+from tests.support.log_scan import (  # noqa: F401 - hooks of the log scan, run with every run
+    pytest_configure,
+    pytest_runtest_logreport,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)
 from tests.support.management_api import RecordingManagementApi
 
 # Chalice's WebSocket handlers need a region; boto3 clients need (dummy) credentials.
@@ -34,6 +41,7 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 # The server, not a database: each run makes its own database on it and drops it at the end.
 MYSQL_SERVER_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+log_scan.add_secret(TEST_JWT_SECRET)
 KEEP_TABLES = {"schema_migrations"}
 
 
@@ -200,5 +208,6 @@ def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     original = handler.setStream(buffer)
     logger.clear_state()
     yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+    log_scan.add_log_text("the log_lines fixture", buffer.getvalue())
     handler.setStream(original)
     logger.clear_state()

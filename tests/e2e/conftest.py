@@ -25,6 +25,7 @@ from chalicelib.storage.database import Database
 from chalicelib.storage.engines import create_engine
 from chalicelib.storage.migrate import migrate
 from tests.conftest import TEST_JWT_SECRET, empty_tables
+from tests.support import log_scan
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +45,7 @@ class RunningStack:
                "JWT_SECRET": TEST_JWT_SECRET, "LOCAL_WORKERS": "2",
                "POWERTOOLS_LOG_LEVEL": "INFO", **env_overrides}
         self._log = self.log_path.open("w")
+        log_scan.add_log_file(self.log_path)
         self.process = subprocess.Popen([sys.executable, "-m", "local_stack"], cwd=ROOT,
                                         env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
