@@ -99,6 +99,22 @@ def test_a_group_is_managed_from_the_members_panel_and_everyone_sees_it(open_win
     expect(alice.member_rows).to_have_count(2, timeout=WAIT_MS)
 
 
+def keep_typing_until(line, text: str, *composers) -> None:
+    """A typing hint is never queued: one sent while the typist's or the watcher's socket
+    reconnects (this stack closes sockets idle for 3 s) is lost, as on a flaky network, and the
+    next goes out with a later keystroke (at most one every 3 s). So type on, leaving the text
+    as it was, until the watcher shows it."""
+    for _ in range(4):
+        try:
+            expect(line).to_have_text(text, timeout=3_500)
+            return
+        except AssertionError:
+            for composer in composers:
+                composer.press("x")
+                composer.press("Backspace")
+    expect(line).to_have_text(text, timeout=WAIT_MS)
+
+
 def test_typing_shows_in_the_other_windows_until_cleared_or_sent(open_window):
     alice, bob, carol = (open_window(phone).sign_in() for phone in (ALICE, BOB, CAROL))
     for user, name in ((alice, "Alice"), (bob, "Bob"), (carol, "Carol")):
@@ -112,14 +128,15 @@ def test_typing_shows_in_the_other_windows_until_cleared_or_sent(open_window):
     bob_composer = bob.page.get_by_label("Message", exact=True)
     carol_composer = carol.page.get_by_label("Message", exact=True)
     bob_composer.press_sequentially("me", delay=50)
-    expect(alice.typing_line).to_have_text("Bob is typing…", timeout=WAIT_MS)
+    keep_typing_until(alice.typing_line, "Bob is typing…", bob_composer)
     bob_composer.press("!")
-    expect(carol.typing_line).to_have_text("Bob is typing…", timeout=WAIT_MS)
+    keep_typing_until(carol.typing_line, "Bob is typing…", bob_composer)
     expect(bob.typing_line).to_have_text("")  # never myself
 
     bob_composer.press("!")
     carol_composer.press_sequentially("me too", delay=50)
-    expect(alice.typing_line).to_have_text("Bob and Carol are typing…", timeout=WAIT_MS)
+    keep_typing_until(alice.typing_line, "Bob and Carol are typing…", bob_composer,
+                      carol_composer)
 
     carol_composer.press("!")
     bob_composer.fill("")  # cleared: Bob stops at once
