@@ -4,7 +4,8 @@ before every cell, so each cell starts from the same state and can prove it chan
 
     group G   owner, admin, member, plain (another member, a target), blocked (a member),
               requested (added by a stranger and has not accepted), declined (said no),
-              removed (was a member; the owner removed them). The member has sent message 1.
+              removed (was a member, sent message 1, then the owner removed them). The
+              member has sent message 2.
     direct D  member and blocked; the member has blocked them.
     outsider  in nothing. blocks_everyone: in nothing, has blocked every one of the above.
 
@@ -29,7 +30,8 @@ from tests.support.fakes import RecordingPush
 
 # The callers of the matrix's columns, as they stand in group G.
 CALLERS = ("owner", "admin", "member", "requested", "declined", "removed", "outsider", "blocked")
-MEMBER_MESSAGE_ID = "member-msg-0001"
+REMOVED_MESSAGE_ID, REMOVED_BODY = "removed-msg-0001", "before I was removed"  # seq 1
+MEMBER_MESSAGE_ID, MEMBER_BODY = "member-msg-0001", "hello group"  # seq 2
 IGNORED_TABLES = {"schema_migrations"}
 # What a refused call may still change: its own rate-limit counts, and a socket's liveness.
 UNGUARDED = {"rate_limit_windows": None, "connections": {"last_seen_at", "silent"}}
@@ -89,8 +91,9 @@ def build_cast(world: World) -> Cast:
         conversations.accept(people[name].id, group, ctx)
     conversations.decline(people["declined"].id, group, {}, ctx)
     membership.change_role(owner.id, group, people["admin"].id, {"role": "admin"}, ctx)
+    world.send(sockets["removed"], group, body=REMOVED_BODY, client_msg_id=REMOVED_MESSAGE_ID)
     membership.remove_member(owner.id, group, people["removed"].id, ctx)
-    world.send(sockets["member"], group, body="hello group", client_msg_id=MEMBER_MESSAGE_ID)
+    world.send(sockets["member"], group, body=MEMBER_BODY, client_msg_id=MEMBER_MESSAGE_ID)
     direct = world.chat(member, blocked)
     account.block(member.id, {"user_id": blocked.id}, ctx)
     for name in CALLERS:

@@ -36,7 +36,10 @@ from chalicelib.storage import outbox
 from tests.conftest import TEST_JWT_SECRET, empty_tables
 from tests.integration.authorization_cast import (
     CALLERS,
+    MEMBER_BODY,
     MEMBER_MESSAGE_ID,
+    REMOVED_BODY,
+    REMOVED_MESSAGE_ID,
     Cast,
     Snapshot,
     app_world,
@@ -99,7 +102,8 @@ REST = [
     row("POST /ws/ticket", everyone=200),
     row("GET /me", everyone=200),
     row("PATCH /me", {"display_name": "Renamed"}, everyone=200),
-    row("GET /me/export", everyone=200),
+    row("GET /me/export", owner="200 listed", admin="200 listed", member="200 listed",
+        requested="200 listed", blocked="200 listed", outsiders="200 unlisted"),
     row("POST /me/delete-challenge", everyone=202),
     row("DELETE /me", {"challenge_id": "$member_challenge", "code": "$member_code"},
         member=204, others=401),  # the member's deletion code works for the member alone
@@ -125,6 +129,8 @@ REST = [
     row("POST /conversations/$group/members", A_BLOCKER, everyone=403, outsiders=404),
     row("PATCH /conversations/$group/members/$plain", {"role": "admin"},
         owner=200, admin=403, member=403, requested=403, blocked=403, outsiders=404),
+    row("PATCH /conversations/$group/members/$self", {"role": "admin"},
+        owner=400, everyone=403, outsiders=404),  # nobody promotes themself
     row("DELETE /conversations/$group/members/$plain",
         owner=204, admin=204, member=403, requested=403, blocked=403, outsiders=404),
     row("DELETE /conversations/$group/members/$owner",
@@ -144,8 +150,10 @@ BAD_CREDENTIALS: dict[str, Callable[[Cast], str | None]] = {
     "expired token": lambda cast: cast.expired_token(cast.sockets["member"]),
     "forged token": lambda cast: cast.forged_token(cast.sockets["member"]),
     "revoked device": lambda cast: cast.access_token(cast.revoked),
-    "a socket ticket": lambda cast: bootstrap.get_tokens().ticket(
+    "another user's ticket": lambda cast: bootstrap.get_tokens().ticket(
         cast.sockets["outsider"].user_id, cast.sockets["outsider"].device_id),
+    "a deleted account's token": lambda cast: bootstrap.get_tokens().access_token(
+        new_id(), new_id(), 0),  # signed by the server; its user and device are gone
 }
 
 # --- the routes that take no session, and the credentials they take instead ------------------
@@ -243,8 +251,12 @@ FRAMES = [
               everyone="sent", blocked=HIDDEN, outsiders="not_found",
               logged_out="unauthorized"),
     frame_row("send", {"conversation_id": "$group", "client_msg_id": MEMBER_MESSAGE_ID,
-                       "body": "hello group"},  # the member's own id: keys are per sender
+                       "body": MEMBER_BODY},  # the member's own id: keys are per sender
               member="duplicate", everyone="sent", blocked=HIDDEN, outsiders="not_found",
+              logged_out="unauthorized"),
+    frame_row("send", {"conversation_id": "$group", "client_msg_id": REMOVED_MESSAGE_ID,
+                       "body": REMOVED_BODY},  # a retry is answered, never stored again
+              removed="duplicate", everyone="sent", blocked=HIDDEN, outsiders="not_found",
               logged_out="unauthorized"),
     frame_row("send", {"conversation_id": "$direct", "client_msg_id": "$new_id", "body": "hi"},
               member="sent", blocked="forbidden", others="not_found",
@@ -265,9 +277,11 @@ FRAMES = [
     frame_row("typing", {"conversation_id": "$direct", "active": True},
               member="not passed on", blocked="not passed on", others="not_found",
               logged_out="unauthorized"),
-    frame_row("unsend", {"conversation_id": "$group", "seq": 1},  # the member's message
+    frame_row("unsend", {"conversation_id": "$group", "seq": 2},  # the member's message
               member="expired", everyone="forbidden", outsiders="not_found",
               logged_out="unauthorized"),
+    frame_row("unsend", {"conversation_id": "$group", "seq": 1},  # sent before the removal
+              everyone="forbidden", outsiders="not_found", logged_out="unauthorized"),
     frame_row("dance", {"conversation_id": "$group"}, everyone="bad_request"),
 ]
 
@@ -374,7 +388,7 @@ def rest_outcome(r: Row, status: int, reply: Any, cast: Cast) -> str:
     if status >= 400:
         assert reply["error"]["code"] == CODES[status], reply
         return str(status)
-    if r.what == "GET /conversations":
+    if r.what in ("GET /conversations", "GET /me/export"):
         listed = cast.group in {c["id"] for c in reply["conversations"]}
         return f"{status} {'listed' if listed else 'unlisted'}"
     return str(status)
