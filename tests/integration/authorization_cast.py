@@ -1,6 +1,7 @@
 """The cast of the authorization matrix (test_authorization_matrix.py): one small world with a
-person in every position a caller can hold, built once per run and put back, row for row,
-before every cell, so each cell starts from the same state and can prove it changed nothing.
+person in every position a caller can hold, built once for the module; after each cell the
+tables it changed are put back, row for row, so every cell starts from the same state and a
+refused one can prove it changed nothing.
 
     group G   owner, admin, member, plain (another member, a target), blocked (a member),
               requested (added by a stranger and has not accepted), declined (said no),
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chalicelib import bootstrap
-from chalicelib.clock import FixedClock
+from chalicelib.clock import Clock, FixedClock
 from chalicelib.services import account, conversations, membership
 from chalicelib.services.context import Caller
 from chalicelib.services.tokens import Tokens
@@ -59,12 +60,15 @@ class Cast:
             caller.user_id, caller.device_id, 0)
 
     def forged_token(self, caller: Caller) -> str:
-        """Well formed, signed with a key that is not the server's."""
-        config = bootstrap.get_config()
-        return Tokens(key=b"not-the-server-key-" + b"x" * 32, issuer=config.jwt_issuer,
-                      audience=config.jwt_audience,
-                      clock=self.world.ctx.clock).access_token(caller.user_id,
-                                                               caller.device_id, 0)
+        return forged_tokens(self.world.ctx.clock).access_token(caller.user_id,
+                                                                caller.device_id, 0)
+
+
+def forged_tokens(clock: Clock) -> Tokens:
+    """Well-formed tokens and tickets, signed with a key that is not the server's."""
+    config = bootstrap.get_config()
+    return Tokens(key=b"not-the-server-key-" + b"x" * 32, issuer=config.jwt_issuer,
+                  audience=config.jwt_audience, clock=clock)
 
 
 def tokens_at(now_ms: int) -> Tokens:

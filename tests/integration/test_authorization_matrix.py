@@ -45,6 +45,7 @@ from tests.integration.authorization_cast import (
     app_world,
     build_cast,
     checksums,
+    forged_tokens,
     sockets,
     tokens_at,
 )
@@ -221,12 +222,13 @@ CONNECT: dict[str, tuple[Callable[[Cast], str | None], int]] = {
     "no ticket": (lambda cast: None, 401),
     "an expired ticket": (lambda cast: tokens_at(cast.world.ctx.clock.now_ms() - 120_000)
                           .ticket(cast.people["member"].id, cast.sockets["member"].device_id), 401),
-    "another user's ticket, once used": (used_ticket, 401),
+    "another user's ticket, once its owner used it": (used_ticket, 401),
     "a ticket of a revoked device": (lambda cast: bootstrap.get_tokens().ticket(
         cast.people["member"].id, cast.revoked.device_id), 403),
     "a ticket naming another user's device": (lambda cast: bootstrap.get_tokens().ticket(
         cast.people["outsider"].id, cast.sockets["member"].device_id), 403),
-    "a forged ticket": (lambda cast: "eyJhbGciOiJIUzI1NiJ9.e30.forged", 401),
+    "a ticket signed with another key": (lambda cast: forged_tokens(cast.world.ctx.clock).ticket(
+        cast.people["member"].id, cast.sockets["member"].device_id), 401),
     "an access token": (lambda cast: cast.access_token(cast.sockets["member"]), 401),
 }
 
@@ -241,13 +243,13 @@ def frame_row(action: str, body: dict[str, Any] | None = None, **outcomes: int |
 
 HIDDEN = "sent, hidden from member"  # stored and sent on, but not to the one who blocked them
 
+BATCH = [{"client_msg_id": "$new_id", "body": "one"}, {"client_msg_id": "$new_id2", "body": "two"}]
+
 FRAMES = [
     frame_row("send", {"conversation_id": "$group", "client_msg_id": "$new_id", "body": "hi"},
               everyone="sent", blocked=HIDDEN, outsiders="not_found",
               logged_out="unauthorized"),
-    frame_row("send", {"conversation_id": "$group", "messages": [
-        {"client_msg_id": "$new_id", "body": "one"}, {"client_msg_id": "$new_id2",
-                                                      "body": "two"}]},
+    frame_row("send", {"conversation_id": "$group", "messages": BATCH},
               everyone="sent", blocked=HIDDEN, outsiders="not_found",
               logged_out="unauthorized"),
     frame_row("send", {"conversation_id": "$group", "client_msg_id": MEMBER_MESSAGE_ID,
