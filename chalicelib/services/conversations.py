@@ -232,6 +232,8 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
             raise Forbidden("accept this conversation before changing it")
         if conversation.kind == "group" and me.role not in ("owner", "admin"):
             raise Forbidden("only the group's owner and admins can change it")
+        if conversation.kind == "direct" and _blocked_by_the_other(txn, conversation_id, user_id):
+            raise Forbidden("you cannot change this conversation")  # a title would reach them
         conversations.update_settings(txn, conversation_id, title=title, set_title=set_title,
                                       ttl_seconds=ttl, now_ms=now)
         return ((set_title and title != conversation.title)
@@ -240,6 +242,13 @@ def update(user_id: str, conversation_id: str, fields: dict[str, Any],
     if ctx.db.run_transaction("conversations.update", update_txn):
         announce_to_others(conversation_id, "updated", by=user_id, ctx=ctx)
     return view_one(user_id, conversation_id, ctx)
+
+
+def _blocked_by_the_other(txn: Transaction, conversation_id: str, user_id: str) -> bool:
+    """Whether the other member of a direct chat has blocked `user_id`."""
+    others = [p.user_id for p in conversations.list_participants(txn, conversation_id)
+              if p.user_id != user_id]
+    return bool(blocks.blockers_of(txn, user_id, others))
 
 
 def announce_to_others(conversation_id: str, change: str, *, by: str, ctx: Context) -> None:

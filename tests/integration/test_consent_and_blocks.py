@@ -224,6 +224,25 @@ def test_decline_with_block_blocks_the_starter_whose_sends_are_then_forbidden(wo
                              world.ctx)
 
 
+def test_a_blocked_user_cannot_retitle_or_retime_the_direct_chat_to_reach_the_blocker(world):
+    """Found by the authorization matrix: the blocked one's title change reached the blocker
+    as a `conversation` frame, text past the block that no rate limit bounded."""
+    alice, bob = world.person(), world.person()
+    alice_phone = world.device(alice)
+    chat = world.chat(alice, bob)
+    account.block(alice.id, {"user_id": bob.id}, world.ctx)
+    world.forget_frames()
+
+    for change in ({"title": "open me"}, {"ttl_seconds": 10}):
+        with pytest.raises(Forbidden):
+            conversations.update(bob.id, chat, change, world.ctx)
+
+    assert world.received(alice_phone) == []
+    view = conversations.view_one(alice.id, chat, world.ctx)
+    assert (view["title"], view["ttl_seconds"]) == (None, 3600)
+    assert conversations.update(alice.id, chat, {"title": "ours"}, world.ctx)["title"] == "ours"
+
+
 def test_a_retry_of_a_send_stored_before_a_block_is_still_its_duplicate(world):
     alice, bob = world.person(), world.person()
     phone = world.device(alice)
