@@ -43,7 +43,7 @@ schema = schemathesis.openapi.from_path(ROOT / "docs" / "openapi.yaml")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, ignored_auth, negative_data_rejection,
           response_headers_conformance]
-# With the examples and coverage phases, ~45 cases an operation and ~45 s in all.
+# With the examples and coverage phases, ~45 cases an operation (1,167 in all), 45-70 s.
 EXAMPLES_PER_OPERATION = 20
 
 # Operations that end the session they are called with: each case gets a user of its own, so
@@ -64,6 +64,7 @@ class FuzzWorld:
     real_ids: dict[str, list[str]] = field(default_factory=dict)
     cases_run: Counter[str] = field(default_factory=Counter)
     status_classes: Counter[str] = field(default_factory=Counter)
+    succeeded: Counter[str] = field(default_factory=Counter)
 
 
 # The hooks below run inside schemathesis's strategies, which pytest builds before any
@@ -80,17 +81,25 @@ def fuzzed_stack(mysql_server) -> Iterator[RunningStack]:
 
 
 @pytest.fixture(scope="module")
-def world(fuzzed_stack) -> Iterator[FuzzWorld]:
+def world(fuzzed_stack, pytestconfig) -> Iterator[FuzzWorld]:
     client = StackClient(fuzzed_stack)
     fuzz_world = seed_world(client)
     worlds.append(fuzz_world)
     yield fuzz_world
     worlds.remove(fuzz_world)
     client.close_sockets()
-    cases = fuzz_world.cases_run
-    answers = ", ".join(f"{n} {status}" for status, n in sorted(fuzz_world.status_classes.items()))
-    print(f"\nschemathesis {schemathesis.__version__}: {sum(cases.values())} cases over "
-          f"{len(cases)} operations, answered {answers}")
+    # The figure the run is worth, in the output even when pytest captures it.
+    plugins = pytestconfig.pluginmanager
+    with plugins.get_plugin("capturemanager").global_and_fixture_disabled():
+        reporter = plugins.get_plugin("terminalreporter")
+        reporter.ensure_newline()
+        reporter.write_line(summary(fuzz_world))
+
+
+def summary(world: FuzzWorld) -> str:
+    answers = ", ".join(f"{n} {status}" for status, n in sorted(world.status_classes.items()))
+    return (f"schemathesis {schemathesis.__version__}: {sum(world.cases_run.values())} cases "
+            f"over {len(world.cases_run)} operations, answered {answers}")
 
 
 def seed_world(client: StackClient) -> FuzzWorld:
@@ -171,12 +180,17 @@ def test_every_operation_answers_as_documented(case, world):
         base_url=world.client.base_url, checks=CHECKS,
         headers={"Authorization": f"Bearer {session.access_token}"})
     world.status_classes[f"{response.status_code // 100}xx"] += 1
+    if response.status_code < 300 and case.method.upper() == case.operation.method.upper():
+        world.succeeded[case.operation.label] += 1
 
 
 def test_the_fuzzer_called_every_operation_and_reached_real_resources(world):
-    """Runs after the fuzzer (pytest keeps the file's order): a run that only ever met 404s
-    or skipped operations would prove little."""
+    """Runs after the fuzzer (pytest keeps the file's order): a run that skipped operations,
+    or met only 404s on the ones that name a conversation or a user, would prove little."""
+    if not world.cases_run:
+        pytest.skip("the fuzzer was not selected in this run")
     operations = {result.ok().label for result in schema.get_all_operations()}
 
     assert set(world.cases_run) == operations
-    assert world.status_classes["2xx"] > len(operations)
+    on_real_ids = [label for label in world.succeeded if "_id}" in label]
+    assert len(on_real_ids) >= 2, world.succeeded
