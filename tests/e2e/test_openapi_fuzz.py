@@ -1,8 +1,9 @@
 """Schemathesis against `docs/openapi.yaml`: every operation, called with generated and mutated
 input (schemathesis's examples, coverage and fuzzing phases, valid and invalid data) against
 the real local stack on MariaDB, signed in with a real access token. No answer is a 5xx, every
-status is documented, and every body has the documented content type and matches the
-documented schema.
+status is documented, every body has the documented content type and matches the documented
+schema (headers too), input the document forbids is refused with a 4xx, and no authenticated
+operation answers without the token.
 
 Random ids find nothing but 404s, so the fuzz user starts with conversations of each kind
 (direct, a group they own, a request from someone else) holding messages, and about half the
