@@ -80,7 +80,9 @@ def build_app(settings: StackSettings, pool: LambdaPool) -> web.Application:
             return response
         return web_client.serve(request) or rest.not_found(request)
 
-    application.router.add_route("*", "/{tail:.*}", everything_else)
+    # `[\s\S]`, not `.`: a path with a newline (`%0A`) is a path like any other for API
+    # Gateway; with `.` aiohttp's router answered it a plain-text 404 of its own.
+    application.router.add_route("*", r"/{tail:[\s\S]*}", everything_else)
 
     async def background(app_: web.Application) -> AsyncIterator[None]:
         # Each scheduled function runs in a container of its own, as each is a Lambda function

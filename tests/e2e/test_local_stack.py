@@ -206,6 +206,16 @@ def test_a_path_with_no_route_is_api_gateways_403(stack):
     assert reply == {"message": "Missing Authentication Token"}
 
 
+def test_a_path_with_a_newline_is_routed_like_any_other(stack):
+    session = stack.login(ALICE)
+
+    status, reply, _ = stack.request("GET", "/conversations/a%0Ab/messages",
+                                     token=session.access_token)
+    assert status == 404 and reply["error"]["code"] == "not_found"
+    status, reply, _ = stack.request("GET", "/no/such%0Aroute")
+    assert status == 403 and reply == {"message": "Missing Authentication Token"}
+
+
 def test_the_outbox_shows_codes_newest_first(stack):
     stack.request("POST", "/auth/otp", {"phone": ALICE})
     stack.request("POST", "/auth/otp", {"phone": ALICE})
