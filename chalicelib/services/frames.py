@@ -98,6 +98,8 @@ def parse_frame(raw: str | None) -> dict[str, Any]:
         frame = json.loads(raw)
     except ValueError as exc:
         raise InvalidInput("the frame is not valid JSON") from exc
+    except RecursionError as exc:  # arrays or objects nested past the parser's depth
+        raise InvalidInput("the frame is nested too deeply") from exc
     if not isinstance(frame, dict):
         raise InvalidInput("the frame must be a JSON object")
     req = frame.get("req")

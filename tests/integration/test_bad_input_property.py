@@ -138,3 +138,27 @@ def test_frames_with_odd_fields_never_answer_internal(world, action, fields, kee
 
     codes = {reply.get("code") for reply in world.received(phone) if reply["type"] == "error"}
     assert codes <= CLIENT_ERRORS
+
+
+def test_a_body_nested_past_the_parsers_depth_answers_bad_request(client, token):
+    response = client.http.post("/conversations", body='{"members":' + "[" * 5000
+                                + "]" * 5000 + "}", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+
+    assert response.status_code == 400, response.body
+    assert json.loads(response.body)["error"]["code"] == "bad_request"
+
+
+# --- what the frame fuzzer found (tests/integration/test_frame_fuzz.py) -----------------------
+
+
+@pytest.mark.parametrize("raw", ["[" * 5000 + "]" * 5000, '{"a":' * 1200 + "1" + "}" * 1200,
+                                 '{"action":"send","body":' + "[" * 3000 + "]" * 3000 + "}"],
+                         ids=["arrays", "objects", "inside a field"])
+def test_a_frame_nested_deeper_than_the_parser_goes_is_a_bad_request(world, raw):
+    phone = world.device(world.person())
+    world.forget_frames()
+
+    world.raw(phone, raw)
+
+    assert [reply["code"] for reply in world.received(phone)] == ["bad_request"]
