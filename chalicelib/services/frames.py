@@ -57,7 +57,8 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
             frame = parse_frame(raw)
             req = frame.get("req")
             require_utf8(frame)
-            action = ACTIONS.get(frame.get("action"))  # type: ignore[arg-type]
+            asked = frame.get("action")  # any JSON value: a list or an object is no key
+            action = ACTIONS.get(asked) if isinstance(asked, str) else None
             if action is None:
                 raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
         except EphemeraError:

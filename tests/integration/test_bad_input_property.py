@@ -162,3 +162,15 @@ def test_a_frame_nested_deeper_than_the_parser_goes_is_a_bad_request(world, raw)
     world.raw(phone, raw)
 
     assert [reply["code"] for reply in world.received(phone)] == ["bad_request"]
+
+
+@pytest.mark.parametrize("action", [[], ["send"], {}, {"send": 1}], ids=repr)
+def test_an_action_that_is_not_a_string_is_a_bad_request(world, action):
+    phone = world.device(world.person())
+    world.forget_frames()
+
+    world.raw(phone, json.dumps({"action": action, "req": 7}))
+
+    assert world.received(phone) == [
+        {"type": "error", "code": "bad_request", "req": 7,
+         "message": "action must be one of send, ack, read, sync, ping, unsend, typing"}]
