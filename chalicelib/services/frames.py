@@ -109,4 +109,5 @@ def parse_frame(raw: str | None) -> dict[str, Any]:
             or (isinstance(req, int) and not isinstance(req, bool))):
         raise InvalidInput(f"req must be a string of at most {REQ_MAX_LENGTH} characters or a "
                            "number")
+    require_utf8(req)  # echoed in the reply: a lone surrogate could not be pushed as UTF-8
     return frame

@@ -174,3 +174,15 @@ def test_an_action_that_is_not_a_string_is_a_bad_request(world, action):
     assert world.received(phone) == [
         {"type": "error", "code": "bad_request", "req": 7,
          "message": "action must be one of send, ack, read, sync, ping, unsend, typing"}]
+
+
+@pytest.mark.parametrize("action", ["ping", "send", "nope"])
+def test_a_req_that_is_not_text_is_refused_and_the_error_can_be_pushed(world, action):
+    phone = world.device(world.person())
+    world.forget_frames()
+
+    world.raw(phone, json.dumps({"action": action, "req": "r\ud800"}))  # an escape
+
+    replies = world.received(phone)
+    assert [(reply["code"], "req" in reply) for reply in replies] == [("bad_request", False)]
+    json.dumps(replies[0], ensure_ascii=False).encode()  # as the push adapter sends it
