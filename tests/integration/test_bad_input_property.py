@@ -186,3 +186,19 @@ def test_a_req_that_is_not_text_is_refused_and_the_error_can_be_pushed(world, ac
     replies = world.received(phone)
     assert [(reply["code"], "req" in reply) for reply in replies] == [("bad_request", False)]
     json.dumps(replies[0], ensure_ascii=False).encode()  # as the push adapter sends it
+
+
+@pytest.mark.parametrize("client_msg_id", ["abcdefgh\n", "a" * 64 + "\n"])
+def test_a_client_msg_id_ending_in_a_newline_is_a_bad_request(world, client_msg_id):
+    """Python's `$` matches before a final newline: such an id was stored with its newline,
+    or (64 characters and the newline) cut to 64 by MariaDB, so that a later send of the
+    64 characters alone was answered as a duplicate of it."""
+    alice, bob = world.person(), world.person()
+    phone = world.device(alice)
+    chat = world.chat(alice, bob)
+    world.forget_frames()
+
+    world.send(phone, chat, client_msg_id=client_msg_id)
+
+    assert [reply["code"] for reply in world.received(phone)] == ["bad_request"]
+    assert world.count("messages") == world.count("idempotency_keys") == 0
