@@ -209,8 +209,11 @@ CLIENT_MSG_IDS = [f"fuzz-msg-{n:04d}" for n in range(6)]  # reused with any body
 # that the accepted paths run too: sends, duplicates, conflicts, receipts, unsends.
 conversation_ids = st.sampled_from(MINE * 3 + NOT_MINE)
 fresh_client_msg_ids = st.from_regex(r"[A-Za-z0-9_-]{8,64}", fullmatch=True)
+# Just inside and just outside the pattern (^[A-Za-z0-9_-]{8,64}$, where `$` ends the text).
+BOUNDARY_CLIENT_MSG_IDS = ["a" * 8, "Z" * 64, "a" * 7, "a" * 65, "abcdefgh\n", "a" * 64 + "\n",
+                           "abcd efgh", "abcdéfgh", "abcdefgh\x00", "--------", "________"]
 client_msg_ids = st.one_of(fresh_client_msg_ids, fresh_client_msg_ids,
-                           st.sampled_from(CLIENT_MSG_IDS))
+                           st.sampled_from(CLIENT_MSG_IDS + BOUNDARY_CLIENT_MSG_IDS))
 # The same send again and again: stored once, then answered `duplicate` (or `expired` once
 # an unsend took it back).
 RETRIED_SENDS = [{"action": "send", "conversation_id": conversation, "body": f"again {n}",
@@ -412,6 +415,7 @@ def run_case(stage: Stage, case: Case) -> None:
     raw = raw_text(case, stage)
     frame = parsed(raw)
     before = stage.last_checksums or stage.checksums()
+    stage.last_checksums = None  # known again only once this frame is judged to write nothing
     pushed_before = len(stage.world.push.frames)
 
     stage.world.raw(stage.alice, raw)  # an exception out of the handler fails the test
@@ -461,8 +465,6 @@ def check_answered(stage: Stage, raw: str, frame: Any, mine: list[dict[str, Any]
     if action in READ_ONLY_ACTIONS:
         stage.last_checksums = stage.checksums()
         assert stage.last_checksums == before, f"{action} changed the database: {raw[:300]}"
-    else:
-        stage.last_checksums = None  # it may have written: the next frame reads them afresh
     FUZZ[f"answered {action}"] += 1
 
 
