@@ -43,7 +43,7 @@ from chalicelib.services.limits import SlidingWindowLimiter, load_policies
 from chalicelib.storage.database import Database
 from tests.integration.messaging_world import World
 from tests.support.fakes import TEST_KEYS, RecordingPush
-from tests.support.frame_schemas import server_frame_errors
+from tests.support.frame_schemas import is_documented_client_frame, server_frame_errors
 
 CLIENT_ERRORS = {"bad_request", "not_found", "too_large", "conflict", "forbidden", "gone",
                  "rate_limited"}
@@ -448,6 +448,8 @@ def check_rejected(stage: Stage, raw: str, frame: Any, mine: list[dict[str, Any]
     assert code in CLIENT_ERRORS, (raw[:300], mine)
     if names_foreign_conversation(frame, stage):
         assert code in UNKNOWN_CONVERSATION_ERRORS, (raw[:300], mine)
+    if code == "bad_request" and len(raw.encode()) <= MAX_FRAME_BYTES:
+        assert not is_documented_client_frame(frame), f"the document takes it: {raw[:300]}"
     stage.last_checksums = stage.checksums()
     assert stage.last_checksums == before, f"a rejected frame changed the database: {raw[:300]}"
     FUZZ[f"rejected {code}"] += 1
