@@ -490,6 +490,20 @@ def test_every_fuzzed_frame_is_answered_by_the_protocol_and_a_rejected_one_chang
     assert FUZZ["answered send"] and FUZZ["rejected bad_request"], FUZZ
 
 
+def test_the_checksums_see_a_changed_row_but_not_a_frames_count_or_touch(stage):
+    """The instrument itself: a property that compares checksums proves nothing unless
+    they move when a row changes (and stay when only the counters do)."""
+    before = stage.checksums()
+    stage.world.ctx.clock.advance(seconds=60)  # the next frame refreshes the connection
+    stage.world.raw(stage.alice, '{"action":"ping"}')  # counted, touched: nothing else
+    assert stage.checksums() == before
+    assert [row["last_seen_at"] for row in stage.world.rows("connections")
+            if row["id"] == stage.alice.connection_id] == [stage.world.ctx.clock.now_ms()]
+
+    stage.world.sql("UPDATE conversations SET title = 'x' WHERE id = %s", stage.ids["@group"])
+    assert stage.checksums() != before
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report_fuzz_cases(request: pytest.FixtureRequest) -> Iterator[None]:
     """The number of cases run, on the terminal (pytest's capture aside), for
