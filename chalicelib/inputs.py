@@ -24,6 +24,8 @@ def json_object(raw: bytes | str | None) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("the body is not valid JSON") from exc
+    except RecursionError as exc:  # arrays or objects nested past the parser's depth
+        raise InvalidInput("the body is nested too deeply") from exc
     if not isinstance(value, dict):
         raise InvalidInput("the body must be a JSON object")
     require_utf8(value)
@@ -37,6 +39,8 @@ def require_utf8(value: Any) -> None:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput("strings must be valid Unicode text") from exc
+    except RecursionError as exc:  # parsed near the depth limit, called from deeper still
+        raise InvalidInput("the JSON is nested too deeply") from exc
 
 
 def source_ip(request_context: dict[str, Any]) -> str:

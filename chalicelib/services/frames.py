@@ -57,7 +57,8 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
             frame = parse_frame(raw)
             req = frame.get("req")
             require_utf8(frame)
-            action = ACTIONS.get(frame.get("action"))  # type: ignore[arg-type]
+            asked = frame.get("action")  # any JSON value: a list or an object is no key
+            action = ACTIONS.get(asked) if isinstance(asked, str) else None
             if action is None:
                 raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
         except EphemeraError:
@@ -98,6 +99,8 @@ def parse_frame(raw: str | None) -> dict[str, Any]:
         frame = json.loads(raw)
     except ValueError as exc:
         raise InvalidInput("the frame is not valid JSON") from exc
+    except RecursionError as exc:  # arrays or objects nested past the parser's depth
+        raise InvalidInput("the frame is nested too deeply") from exc
     if not isinstance(frame, dict):
         raise InvalidInput("the frame must be a JSON object")
     req = frame.get("req")
@@ -106,4 +109,5 @@ def parse_frame(raw: str | None) -> dict[str, Any]:
             or (isinstance(req, int) and not isinstance(req, bool))):
         raise InvalidInput(f"req must be a string of at most {REQ_MAX_LENGTH} characters or a "
                            "number")
+    require_utf8(req)  # echoed in the reply: a lone surrogate could not be pushed as UTF-8
     return frame

@@ -51,7 +51,7 @@ from chalicelib.wire import Frame, message_frame, receipt_frame, sent_frame, unr
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_BATCH = 20  # messages in one `send` frame (the default burst limit, too)
-CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+CLIENT_MSG_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # fullmatch: Python's `$` passes a final \n
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
 ID_MAX = 64
 
@@ -153,7 +153,7 @@ def _parse_send(frame: dict[str, Any], ctx: Context) -> _Send:
 
 def _draft(fields: dict[str, Any], ctx: Context) -> _Draft:
     client_msg_id = fields.get("client_msg_id")
-    if not isinstance(client_msg_id, str) or not CLIENT_MSG_ID.match(client_msg_id):
+    if not isinstance(client_msg_id, str) or not CLIENT_MSG_ID.fullmatch(client_msg_id):
         raise InvalidInput("client_msg_id must be 8 to 64 of A-Z, a-z, 0-9, _ and -")
     body = fields.get("body")
     if not isinstance(body, str) or not body:

@@ -138,3 +138,67 @@ def test_frames_with_odd_fields_never_answer_internal(world, action, fields, kee
 
     codes = {reply.get("code") for reply in world.received(phone) if reply["type"] == "error"}
     assert codes <= CLIENT_ERRORS
+
+
+def test_a_body_nested_past_the_parsers_depth_answers_bad_request(client, token):
+    response = client.http.post("/conversations", body='{"members":' + "[" * 5000
+                                + "]" * 5000 + "}", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+
+    assert response.status_code == 400, response.body
+    assert json.loads(response.body)["error"]["code"] == "bad_request"
+
+
+# --- what the frame fuzzer found (tests/integration/test_frame_fuzz.py) -----------------------
+
+
+@pytest.mark.parametrize("raw", ["[" * 5000 + "]" * 5000, '{"a":' * 1200 + "1" + "}" * 1200,
+                                 '{"action":"send","body":' + "[" * 3000 + "]" * 3000 + "}"],
+                         ids=["arrays", "objects", "inside a field"])
+def test_a_frame_nested_deeper_than_the_parser_goes_is_a_bad_request(world, raw):
+    phone = world.device(world.person())
+    world.forget_frames()
+
+    world.raw(phone, raw)
+
+    assert [reply["code"] for reply in world.received(phone)] == ["bad_request"]
+
+
+@pytest.mark.parametrize("action", [[], ["send"], {}, {"send": 1}], ids=repr)
+def test_an_action_that_is_not_a_string_is_a_bad_request(world, action):
+    phone = world.device(world.person())
+    world.forget_frames()
+
+    world.raw(phone, json.dumps({"action": action, "req": 7}))
+
+    assert world.received(phone) == [
+        {"type": "error", "code": "bad_request", "req": 7,
+         "message": "action must be one of send, ack, read, sync, ping, unsend, typing"}]
+
+
+@pytest.mark.parametrize("action", ["ping", "send", "nope"])
+def test_a_req_that_is_not_text_is_refused_and_the_error_can_be_pushed(world, action):
+    phone = world.device(world.person())
+    world.forget_frames()
+
+    world.raw(phone, json.dumps({"action": action, "req": "r\ud800"}))  # an escape
+
+    replies = world.received(phone)
+    assert [(reply["code"], "req" in reply) for reply in replies] == [("bad_request", False)]
+    json.dumps(replies[0], ensure_ascii=False).encode()  # as the push adapter sends it
+
+
+@pytest.mark.parametrize("client_msg_id", ["abcdefgh\n", "a" * 64 + "\n"])
+def test_a_client_msg_id_ending_in_a_newline_is_a_bad_request(world, client_msg_id):
+    """Python's `$` matches before a final newline: such an id was stored with its newline,
+    or (64 characters and the newline) cut to 64 by MariaDB, so that a later send of the
+    64 characters alone was answered as a duplicate of it."""
+    alice, bob = world.person(), world.person()
+    phone = world.device(alice)
+    chat = world.chat(alice, bob)
+    world.forget_frames()
+
+    world.send(phone, chat, client_msg_id=client_msg_id)
+
+    assert [reply["code"] for reply in world.received(phone)] == ["bad_request"]
+    assert world.count("messages") == world.count("idempotency_keys") == 0
