@@ -357,7 +357,7 @@ def member_view(member: Member, *, viewer_id: str, blocked: bool,
 def _parse_cursor(raw: object) -> tuple[int, str] | None:
     if raw is None:
         return None
-    match = LIST_CURSOR.match(raw) if isinstance(raw, str) else None
+    match = LIST_CURSOR.fullmatch(raw) if isinstance(raw, str) else None
     if match is None:
         raise InvalidInput("cursor must be a next_cursor this API returned")
     return int(match.group(1)), match.group(2)

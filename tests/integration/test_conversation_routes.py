@@ -151,3 +151,13 @@ def test_bad_history_queries_are_400(api, query):
                              token=alice["access_token"])
 
     assert (status, reply["error"]["code"]) == (400, "bad_request")
+
+
+@pytest.mark.parametrize("cursor", ["1764582000000.01ARZ3NDEKTSV4RRFFQ69G5FAV%0A", "x", "1.2"])
+def test_a_list_cursor_the_server_never_gave_is_400(api, cursor):
+    alice = api.login(ALICE)
+
+    status, reply = api.call("GET", f"/conversations?cursor={cursor}",
+                             token=alice["access_token"])
+
+    assert (status, reply["error"]["code"]) == (400, "bad_request")
