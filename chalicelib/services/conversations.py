@@ -39,7 +39,7 @@ LIST_LIMIT, LIST_MAX = 50, 200
 # A page of `GET /conversations` stops growing past this many bytes (Lambda's reply limit is
 # 6 MB; big groups make big pages), and says where to go on with `next_cursor`.
 LIST_REPLY_BUDGET_BYTES = 1_000_000
-LIST_CURSOR = re.compile(r"^([0-9]{1,16})\.([0-9A-Z]{26})$")
+LIST_CURSOR = re.compile(r"([0-9]{1,16})\.([0-9A-Z]{26})")  # fullmatch, as CLIENT_MSG_ID
 
 
 def create(user_id: str, fields: dict[str, Any], ctx: Context) -> tuple[dict[str, Any], bool]:
