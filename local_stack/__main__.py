@@ -15,7 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
-from local_stack.port import PortUnavailable, address_from_env, bind
+from local_stack.port import PortUnavailable, address_from_env, bind, raise_open_file_limit
 
 STATE_DIR = Path(".ephemera")
 DEBUG_OFF = frozenset({"", "0", "false", "no", "off"})
@@ -85,6 +85,32 @@ def prepare_environment(host: str, port: int, *, debug: bool = False) -> None:
     _default("PYTHONWARNINGS", "default" if debug else "ignore")
 
 
+def trace_memory_if_asked() -> None:
+    """EPHEMERA_TRACEMALLOC=<frames> (a profiling aid, slow): trace every allocation, and on
+    SIGUSR1 print the lines of code holding the most memory now, with the call paths of the
+    biggest (bench/sockets_held.py --tracemalloc sends it while the sockets are held). Sizes and
+    places only: no allocated value is ever printed."""
+    frames = os.environ.get("EPHEMERA_TRACEMALLOC", "").strip()
+    if not frames:
+        return
+    import signal
+    import tracemalloc
+
+    tracemalloc.start(int(frames))
+
+    def report(_signal: int, _frame: object) -> None:
+        snapshot = tracemalloc.take_snapshot()
+        print("tracemalloc: the 30 lines holding the most memory", flush=True)
+        for stat in snapshot.statistics("lineno")[:30]:
+            print(f"tracemalloc: {stat}", flush=True)
+        for stat in snapshot.statistics("traceback")[:5]:
+            print(f"tracemalloc: {stat.size // 1024} KiB in {stat.count} blocks from", flush=True)
+            for line in stat.traceback.format():
+                print(f"tracemalloc:   {line}", flush=True)
+
+    signal.signal(signal.SIGUSR1, report)
+
+
 def take_address() -> tuple[str, int, list[socket.socket]]:
     """HOST:PORT, bound before anything else happens, or the process ends with one sentence."""
     try:
@@ -106,7 +132,9 @@ def set_up_console() -> bool:
 
 def main() -> None:
     started = time.monotonic()
+    trace_memory_if_asked()
     host, port, sockets = take_address()
+    raise_open_file_limit()  # one file per socket held; the workers inherit the limit
     prepare_environment(host, port, debug=set_up_console())
     workers = _env_int("LOCAL_WORKERS", 4)
     log = logging.getLogger("local_stack")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import socket
 import sys
 
@@ -58,6 +59,20 @@ def bind(host: str, port: int) -> list[socket.socket]:
             raise PortUnavailable(_why(error, host, port)) from None
         bound.append(sock)
     return bound
+
+
+def raise_open_file_limit() -> int:
+    """Lift this process's soft limit on open files to its hard limit, and return the limit
+    now. Every socket is a file: at a soft limit of 1,024 (a common default) the stack refuses
+    its thousandth socket while the hard limit would allow far more. A hard limit the kernel
+    will not grant as a soft one (unlimited) leaves the soft limit as it was."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def check(host: str, port: int) -> None:

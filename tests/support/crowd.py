@@ -1,7 +1,9 @@
 """A crowd on a running local stack: one group of many members with several devices each,
 seeded straight into the stack's database (signing up a thousand people through SMS codes
 would measure the login, not the fan-out), each device on a WebSocket of its own opened with a
-ticket signed by the stack's secret. The e2e fan-out tests and bench/fanout.py share it."""
+ticket signed by the stack's secret. The e2e fan-out tests and bench/fanout.py share it;
+bench/sockets_held.py seeds people in no conversation (`seed_devices`) and opens their sockets
+with `open_socket`."""
 
 from __future__ import annotations
 
@@ -72,6 +74,27 @@ def seed_group(database_url: str, *, members: int, devices_each: int,
         db.close()
 
 
+def seed_devices(database_url: str, *, people: int, devices_each: int = 1,
+                 batch: int = 1000) -> list[SeededDevice]:
+    """`people` users with `devices_each` devices each, in no conversation (so no presence
+    frame reaches anyone when they connect), `batch` people a transaction."""
+    db = Database(create_engine(parse_database_url(database_url)))
+    now = int(time.time() * 1000)
+
+    def seed_txn(txn: Transaction, count: int) -> list[SeededDevice]:
+        return [device for _ in range(count)
+                for device in _person(txn, now, devices=devices_each)]
+
+    try:
+        seeded: list[SeededDevice] = []
+        for start in range(0, people, batch):
+            count = min(batch, people - start)
+            seeded += db.run_transaction("crowd.seed", lambda txn, n=count: seed_txn(txn, n))
+        return seeded
+    finally:
+        db.close()
+
+
 def _person(txn: Transaction, now: int, *, devices: int) -> list[SeededDevice]:
     number = next(_phone_numbers) % 10_000_000
     user = User(id=new_id(now), phone=f"+1628{number:07d}", created_at=now,
@@ -123,15 +146,34 @@ class Socket:
         await self.socket.send_str(json.dumps(frame, ensure_ascii=False))
 
 
+def ticket_signer(jwt_secret: str) -> Tokens:
+    """Tickets as the stack's `POST /ws/ticket` signs them, with the stack's secret."""
+    return Tokens(key=Keys.from_secret(jwt_secret).jwt, issuer="ephemera",
+                  audience="ephemera-api", clock=SystemClock())
+
+
+async def open_socket(http: aiohttp.ClientSession, ws_url: str, tokens: Tokens,
+                      device: SeededDevice) -> aiohttp.ClientWebSocketResponse:
+    """`device`'s socket, with a ticket minted just now (a ticket lives 60 s: one minted before
+    a long queue of connects would expire in it). No heartbeat of aiohttp's own: the protocol's
+    `ping` is the heartbeat, and a test sends it when it means to."""
+    ticket = tokens.ticket(device.user_id, device.device_id)
+    return await http.ws_connect(f"{ws_url}?ticket={ticket}", heartbeat=None,
+                                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10))
+
+
+def unlimited_http() -> aiohttp.ClientSession:
+    """No cap on connections: each socket holds one (aiohttp's default cap is 100)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+
+
 class Crowd:
     """Every device of a seeded group connected (`async with Crowd(...) as crowd`)."""
 
     def __init__(self, ws_url: str, group: SeededGroup, jwt_secret: str) -> None:
         self.ws_url, self.group = ws_url, group
-        self._tokens = Tokens(key=Keys.from_secret(jwt_secret).jwt, issuer="ephemera",
-                              audience="ephemera-api", clock=SystemClock())
-        # No cap on connections: each socket holds one (aiohttp's default cap is 100).
-        self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        self._tokens = ticket_signer(jwt_secret)
+        self.http = unlimited_http()
         self.sender: Socket | None = None
         self.members: list[Socket] = []
         self._readers: list[asyncio.Task[None]] = []
@@ -154,11 +196,8 @@ class Crowd:
         await self.close()
 
     async def _connect(self, device: SeededDevice, gate: asyncio.Semaphore) -> Socket:
-        ticket = self._tokens.ticket(device.user_id, device.device_id)
         async with gate:
-            socket = await self.http.ws_connect(
-                f"{self.ws_url}?ticket={ticket}", heartbeat=None,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10))
+            socket = await open_socket(self.http, self.ws_url, self._tokens, device)
         connected = Socket(device, socket)
         self._readers.append(asyncio.create_task(connected.read_forever()))
         return connected
