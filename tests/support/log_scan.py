@@ -106,8 +106,17 @@ def _bodies_in(text: str, bodies: set[str]) -> set[str]:
     for start in range(len(text) - MIN_BODY + 1):
         candidates = by_prefix.get(text[start:start + MIN_BODY])
         if candidates:
-            found.update(body for body in candidates if text.startswith(body, start))
+            found.update(body for body in candidates if text.startswith(body, start)
+                         and not _is_field_name(text, start, body))
     return found
+
+
+def _is_field_name(text: str, start: int, body: str) -> bool:
+    # A fuzzer's body may be a word such as "access_token", which a log line holds as the name
+    # of a (redacted) field: a name is not the value.
+    end = start + len(body)
+    return text[start - 1:start] == '"' and text[end:end + 2] == '":'
+
 
 
 def _line_of(text: str, secret: str) -> str:

@@ -48,6 +48,11 @@ def test_a_body_inside_other_text_is_found_and_a_clean_log_is_clean() -> None:
     assert leaked([BODY, CODE, JWT], "ws 4VQk frame 312 B -> $default ok (2.1 ms)") == []
 
 
+def test_a_body_that_is_only_a_field_name_of_the_line_is_not_a_leak() -> None:
+    assert leaked(["access_token"], '{"access_token":"[redacted]"}') == []
+    assert leaked(["access_token"], '{"note":"access_token"}') == ["access_token"]
+
+
 def test_short_bodies_are_counted_not_searched() -> None:
     report = find_leaks(["hi", "ok", BODY], [("a test", "hi ok")])
     assert report.leaks == [] and report.skipped_short_bodies == 2
