@@ -136,6 +136,7 @@ class Tally:
     restarts: int = 0
     restart_s: float = 0.0  # from the stop to the new stack's health check
     double_send_ids: dict[str, str] = field(default_factory=dict)  # client_msg_id -> message_id
+    double_send_refusals: list[str] = field(default_factory=list)  # codes the second socket got
 
 
 class Chaos:
@@ -294,32 +295,28 @@ class Chaos:
 
     async def double_send(self, device: Device) -> None:
         """One message sent at once by the device's client and by a second socket of the same
-        device, with the same client_msg_id. Only when nothing of that conversation waits in the
-        outbox: the copy must not overtake an earlier message the client has in flight."""
-        idle = [c for c in self._writable(device) if not device.client.outbox.pending(c)]
-        if not idle:
-            return
-        conversation_id = self.rng.choice(idle)
-        client_msg_id = f"dbl-{secrets.token_hex(8)}"
+        device with the same client_msg_id: what a device does that gave up on a socket that is
+        still being served and sends again on a new one. Half the time the client's copy goes
+        in a batch with the next message, as a retry does when more was written meanwhile."""
         try:
             ticket = await device.client.api.ticket()
         except ClientError:
             return  # the stack is down
-        body = self.write(device, conversation_id, client_msg_id)
-        self.tally.double_sends += 1
-        task = asyncio.create_task(self._raw_send(ticket, {
-            "action": "send", "req": "double", "conversation_id": conversation_id,
-            "client_msg_id": client_msg_id, "body": body}))
+        task = asyncio.create_task(self._double_send_on(device, ticket))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    async def _raw_send(self, ticket: dict[str, Any], frame: dict[str, Any]) -> None:
-        """The second socket: sends the frame until a `sent` answers it (or gives up after a
-        while: a cut socket or a stopped stack), and keeps the message id it was given."""
+    async def _double_send_on(self, device: Device, ticket: dict[str, Any]) -> None:
+        """The second socket: once open, the message is written to the client and sent on it in
+        the same instant, again until a `sent` answers (or a cut or the restart ends it); the
+        message id it is given must be the one the client's copy gets."""
         deadline = time.monotonic() + 20
         try:
             async with self._http().ws_connect(f"{ticket['url']}?ticket={ticket['ticket']}") \
                     as socket:
+                frame = self._write_twice(device)
+                if frame is None:
+                    return
                 await socket.send_str(json.dumps(frame))
                 while time.monotonic() < deadline:
                     raw = await socket.receive(timeout=deadline - time.monotonic())
@@ -333,11 +330,28 @@ class Chaos:
                         self.tally.double_send_ids[frame["client_msg_id"]] = reply["message_id"]
                         return
                     if reply.get("code") not in ("internal", "rate_limited"):
-                        return  # refused for good: the client's own copy tells the story
+                        self.tally.double_send_refusals.append(str(reply.get("code")))
+                        return
                     await asyncio.sleep(0.5)
                     await socket.send_str(json.dumps(frame))
         except (aiohttp.ClientError, TimeoutError, ConnectionError):
             return
+
+    def _write_twice(self, device: Device) -> dict[str, Any] | None:
+        """Writes the message (and maybe the next) to the client; the raw socket's frame. Only
+        in a conversation with nothing waiting: the copy must not overtake an earlier message
+        the client has in flight."""
+        idle = [c for c in self._writable(device) if not device.client.outbox.pending(c)]
+        if not idle:
+            return None
+        conversation_id = self.rng.choice(idle)
+        client_msg_id = f"dbl-{secrets.token_hex(8)}"
+        body = self.write(device, conversation_id, client_msg_id)
+        if self.rng.random() < 0.5:
+            self.write(device, conversation_id)
+        self.tally.double_sends += 1
+        return {"action": "send", "req": "double", "conversation_id": conversation_id,
+                "client_msg_id": client_msg_id, "body": body}
 
     async def kill_mysql(self, _device: Device) -> None:
         """KILL some of the stack's connections to MariaDB, mid-transaction or idle."""
@@ -478,6 +492,8 @@ def check(chaos: Chaos, rows: list[dict[str, Any]], short_ttl_history: list[dict
         mine = next((d.sent[cmid] for d in devices if cmid in d.sent), None)
         if mine is not None and mine.message_id != message_id:
             problems.append(f"two sockets got two messages for {cmid}")
+    problems += [f"the second socket's copy was refused: {code}"
+                 for code in chaos.tally.double_send_refusals]
     leftovers = [row for row in rows if row["conversation_id"] == chaos.short_ttl_id]
     if leftovers or short_ttl_history:
         problems.append(f"expired yet readable: {len(leftovers)} rows, "
