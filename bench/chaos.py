@@ -329,6 +329,8 @@ class Chaos:
                         self.tally.double_sends_answered += 1
                         self.tally.double_send_ids[frame["client_msg_id"]] = reply["message_id"]
                         return
+                    if reply.get("code") == "unauthorized":
+                        return  # a 410 fault made the server forget this socket: it is lost
                     if reply.get("code") not in ("internal", "rate_limited"):
                         self.tally.double_send_refusals.append(str(reply.get("code")))
                         return
