@@ -18,8 +18,9 @@ guarantees are checked against what the clients saw and what the database holds:
 every unexpired message reaches every other device of its conversation exactly once, in `seq`
 order; each device's messages to a conversation are stored in the order it wrote them; no
 `client_msg_id` is stored twice; every message written got its `sent`; nothing expired is
-readable. `--seed` replays a run's choices (the timing of a real network and scheduler is not
-replayable, which is why the run is worth repeating).
+readable. `--seed` replays a run's plan of faults and what it writes (not the timing of a real
+network and scheduler, which is why the run is worth repeating); a failed run names the stack's
+logs.
 
     python -m bench.chaos --seed 7 --seconds 120 [--json]
 """
@@ -161,7 +162,7 @@ class Chaos:
         self.background: set[asyncio.Task[None]] = set()
         self.http: aiohttp.ClientSession | None = None
         self.started = 0.0
-        self.stack_outputs: list[str] = []
+        self.stack_logs = [str(stack.log_path)]  # each stack's output, for a failed run
 
     # --- the world -----------------------------------------------------------------------------
 
@@ -400,7 +401,7 @@ class Chaos:
         old, began = self.stack, time.monotonic()
         self.stack = await asyncio.to_thread(old.restarted)
         self.tally.restart_s = round(time.monotonic() - began, 1)
-        self.stack_outputs.append(old.output())
+        self.stack_logs.append(str(self.stack.log_path))
 
     def _http(self) -> aiohttp.ClientSession:
         assert self.http is not None
@@ -591,7 +592,7 @@ async def _chaos_on(database_url: str, seed: int, seconds: float, rate: float,
         rows = chaos.database_rows()
         history = await chaos.short_ttl_history()
         counts, problems = check(chaos, rows, history)
-        return {**counts, **phases}, problems, chaos.stack
+        return {**counts, **phases, "stack_logs": chaos.stack_logs}, problems, chaos.stack
     finally:
         if chaos is not None:
             await chaos.close()
@@ -650,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json:
         print(table(counts))
         print("\n".join(f"  BROKEN  {problem}" for problem in problems[:50]))
+        if problems:
+            print(f"  the stack's logs: {', '.join(counts['stack_logs'])}")
     print(json.dumps({"bench": "chaos", "rows": [counts], "problems": problems[:50]}))
     return 1 if problems else 0
 

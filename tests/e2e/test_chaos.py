@@ -16,7 +16,7 @@ from tests.conftest import MYSQL_SERVER_URL
 
 SEED = 1  # at 25 s: 7 cuts, 7 double sends, 5 KILL rounds, 3 + 2 push faults, 1 restart
 SECONDS = 25
-RATE = 20.0  # messages written a second: ~600 written, ~2,000 deliveries
+RATE = 20.0  # messages written a second: ~550 written (and bursts), ~2,000 deliveries
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def test_under_chaos_every_message_arrives_once_in_order_and_nothing_expired_is_
         chaos_report):
     exit_code, counts, problems = chaos_report
 
-    assert problems == []  # each a broken guarantee, in words (`lost`, `got ... 2 times`, ...)
+    # Each problem is a broken guarantee in words (`lost ...`, `got ... 2 times`, ...).
+    assert problems == [], f"seed {SEED}; the stack's logs: {counts['stack_logs']}"
     assert exit_code == 0
     assert counts["lost"] == 0
     assert counts["sent"] == counts["written"] > 300  # every message kept trying got its sent
