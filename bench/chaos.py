@@ -472,6 +472,9 @@ def check(chaos: Chaos, rows: list[dict[str, Any]], short_ttl_history: list[dict
     for device in devices:
         problems += [f"{device.name}: refused for good ({f.code}): {f.client_msg_id}"
                      for f in device.failed]
+        if len(device.client.outbox):  # the rest of its "no sent" problems say which
+            problems.append(f"{device.name}: {len(device.client.outbox)} messages still in the "
+                            f"outbox after the drain ({device.client.reconnects} reconnects)")
         for conversation_id, written in device.written.items():
             written_total += len(written)
             problems += [f"{device.name}: no sent for {cmid}" for cmid in written
