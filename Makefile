@@ -13,12 +13,12 @@ export POWERTOOLS_METRICS_NAMESPACE ?= Ephemera
 
 # Offline targets: Chalice's WebSocket handlers need a region, moto needs credentials. Never for
 # the deploy targets, where dummy keys would shadow the operator's own profile.
-OFFLINE_TARGETS := run test migrate expire bench screenshots
+OFFLINE_TARGETS := run test migrate expire bench chaos screenshots
 $(OFFLINE_TARGETS): export AWS_DEFAULT_REGION ?= us-east-1
 $(OFFLINE_TARGETS): export AWS_ACCESS_KEY_ID ?= testing
 $(OFFLINE_TARGETS): export AWS_SECRET_ACCESS_KEY ?= testing
 
-.PHONY: install install-run check-port run test lint migrate expire bench clean infra deploy destroy screenshots
+.PHONY: install install-run check-port run test lint migrate expire bench chaos clean infra deploy destroy screenshots
 # Prerequisites in the order written (run checks its port before installing anything).
 .NOTPARALLEL:
 
@@ -114,6 +114,13 @@ bench: install
 	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.sockets_held
 	$(BIN)/python -m bench.ladder
+
+# The chaos run (bench/chaos.py): clients on MariaDB under cut sockets, double sends, killed
+# database connections, failing pushes, a restart and expiry, then every guarantee checked.
+# It prints its seed first; SEED=<n> replays that run's choices, CHAOS_SECONDS its length.
+CHAOS_SECONDS ?= 120
+chaos: install
+	$(BIN)/python -m bench.chaos --seconds $(CHAOS_SECONDS) $(if $(SEED),--seed $(SEED))
 
 # AWS (docs/DEPLOY.md): `make infra` once per stage, then `make deploy` for every release.
 # They use your own AWS credentials and region (profile or environment).

@@ -42,6 +42,8 @@ from ephemera_client.outbox import MAX_FRAME_BYTES, Outbox, PendingSend
 from ephemera_client.session import SessionStore, merged_cursors
 
 _CLOSED = object()  # ends events()
+HELLO = "hello"  # the `req` of a send-only client's first ping
+CATCH_UP_RETRY_S = 1.0  # a refused catch-up is asked again this soon, unless told otherwise
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class Client:
         self._sends: dict[str, asyncio.Future[Sent]] = {}
         self._reads: dict[str, int] = {}
         self._sync_req: str | None = None
+        self._catch_up_at: float | None = None  # when to ask again for a refused catch-up
         self._failure: BaseException | None = None
         self.reconnects = 0
         credentials = self.api.session.load()
@@ -208,10 +211,8 @@ class Client:
         try:
             self._last_ping_at = time.monotonic()
             self._awaiting_since: float | None = time.monotonic()
-            if self.receives:
-                await self._sync()
-            else:
-                await self._put({"action": "ping", "req": "hello"})
+            self._catch_up_at = None
+            await self._catch_up()
             async for raw in self._socket:
                 if raw.type != aiohttp.WSMsgType.TEXT:
                     break
@@ -224,6 +225,14 @@ class Client:
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         return answered
+
+    async def _catch_up(self) -> None:
+        """What a fresh socket asks first; its answer makes the link connected: `sync` to the
+        end, or for a client that only sends, a ping."""
+        if self.receives:
+            await self._sync()
+        else:
+            await self._put({"action": "ping", "req": HELLO})
 
     async def _drop(self) -> None:
         socket, self._socket = self._socket, None
@@ -259,6 +268,10 @@ class Client:
             if self.outbox.overdue(now):
                 await self._drop()
                 return
+            if self._catch_up_at is not None and now >= self._catch_up_at:
+                self._catch_up_at = None  # the catch-up was refused: ask again
+                self._awaiting_since = self._awaiting_since or now
+                await self._catch_up()
             if now - self._last_ping_at >= self.timing.ping_every_s:
                 self._awaiting_since = self._awaiting_since or now
                 self._last_ping_at = now
@@ -305,7 +318,7 @@ class Client:
         if kind == "message":
             if self.receives:
                 self._emit_all(self.inbox.receive(frame, time.monotonic()))
-        elif kind == "pong" and frame.get("req") == "hello":
+        elif kind == "pong" and frame.get("req") == HELLO:
             self._now_connected(frame)
         elif kind == "sent":
             self._on_sent(frame)
@@ -359,7 +372,14 @@ class Client:
             self._emit(Connected(raw=frame, server_time=frame.get("server_time", 0)))
 
     async def _on_error(self, frame: dict[str, Any]) -> None:
-        if frame.get("req") is not None and frame.get("req") == self._sync_req:
+        req = frame.get("req")
+        if req is not None and req in (self._sync_req, HELLO) and not self._connected.is_set():
+            # The catch-up was refused (`internal` when the server lost its database): nothing
+            # else would ask again while the socket lives, and until it is answered nothing is
+            # sent. So it is asked again, after `retry_after_ms` or a second.
+            self._catch_up_at = time.monotonic() + (
+                _seconds(frame.get("retry_after_ms")) or CATCH_UP_RETRY_S)
+        if req is not None and req == self._sync_req:
             self._sync_req = None  # the next gap or link asks again
         if self.outbox.is_send_error(frame):
             for refusal in self.outbox.refused(frame, time.monotonic()):

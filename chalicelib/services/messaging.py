@@ -53,6 +53,8 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_BATCH = 20  # messages in one `send` frame (the default burst limit, too)
 CLIENT_MSG_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")  # fullmatch: Python's `$` passes a final \n
 IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
+# Transactions of one send frame that lose to concurrent copies before it gives up.
+CONCURRENT_COPY_ATTEMPTS = 3
 ID_MAX = 64
 
 
@@ -92,8 +94,9 @@ def send(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     (`duplicate`), whatever came since (a block, a departure): a retry is not a new send.
     The new ones of one frame are one transaction: their limits (each message counts), the
     next seqs as a member (no row updated: `not_found`), the keys, the messages. A concurrent
-    copy of the same send loses on a key: it rolls back (seqs included, so no gap) and is
-    answered from what the winner stored. Pushes happen after the commit; a failed push
+    copy of the same send loses on a key: it rolls back (seqs included, so no gap), is
+    answered from what the winner stored, and stores what the winner did not have (a retry
+    batched with messages written since). Pushes happen after the commit; a failed push
     loses nothing, since the device catches up with `sync`.
     """
     now = ctx.clock.now_ms()
@@ -106,24 +109,24 @@ def send(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
         count_frame(caller.connection_id, ctx, touch=caller.touch_due)
         raise
     req = frame.get("req")
-    limits = _send_limits(caller, request, fresh, now)
-    if not fresh:  # only retries
-        _answer_retries(caller, retried, limits, req, now, ctx)
-        return
-    try:
-        stored, audience = ctx.db.run_transaction("messaging.send", _send_txn, caller, request,
-                                                 fresh, limits, now, ctx)
-    except Conflict:  # a concurrent copy stored some of them first
-        prior = ctx.db.run_read("messaging.retry", messages.idempotency_keys_of,
-                               caller.user_id, [d.client_msg_id for d in request.drafts])
-        retried, fresh = _split_retries(request, prior)
-        if fresh:  # the key's holder rolled back meanwhile: rare, and safe to say so
-            raise Conflict("that send is still in progress; retry it") from None
-        _answer_retries(caller, retried, limits, req, now, ctx)
-        return
-    except NotFound:  # left or removed since the caller's read
-        count_frame(caller.connection_id, ctx)
-        raise
+    for _attempt in range(CONCURRENT_COPY_ATTEMPTS):
+        limits = _send_limits(caller, request, fresh, now)
+        if not fresh:  # only retries
+            _answer_retries(caller, retried, limits, req, now, ctx)
+            return
+        try:
+            stored, audience = ctx.db.run_transaction("messaging.send", _send_txn, caller,
+                                                     request, fresh, limits, now, ctx)
+            break
+        except Conflict:  # a concurrent copy stored some of them first: store the rest
+            prior = ctx.db.run_read("messaging.retry", messages.idempotency_keys_of,
+                                   caller.user_id, [d.client_msg_id for d in request.drafts])
+            retried, fresh = _split_retries(request, prior)
+        except NotFound:  # left or removed since the caller's read
+            count_frame(caller.connection_id, ctx)
+            raise
+    else:  # copies kept racing it: `internal` is retried by clients, `conflict` is final
+        raise EphemeraError("that send is still in progress; retry it")
     _answer(caller, stored, retried, audience.value.listeners, req, now, ctx)
     if not audience.value.complete:
         _fan_out_to_group(request.conversation_id, caller, [m for m, _ in stored], ctx)

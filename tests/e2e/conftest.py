@@ -37,8 +37,9 @@ EXPIRY_INTERVAL_S = 1
 class RunningStack:
     """`python -m local_stack` in a subprocess; its output goes to a file shown on failure."""
 
-    def __init__(self, env_overrides: dict[str, str]) -> None:
-        self.port = free_port()
+    def __init__(self, env_overrides: dict[str, str], port: int | None = None) -> None:
+        self.env_overrides = env_overrides
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(tempfile.mkstemp(prefix="local-stack-", suffix=".log")[1])
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port),
@@ -56,7 +57,7 @@ class RunningStack:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the local stack exited early:\n{self.output()}")
             try:
-                reply = http.request("GET", f"{self.base_url}/health", timeout=1, retries=False)
+                reply = http.request("GET", f"{self.base_url}/health", timeout=5, retries=False)
                 if reply.status == 200:
                     return
             except urllib3.exceptions.HTTPError:
@@ -74,6 +75,14 @@ class RunningStack:
                 self.process.wait()
         self._log.close()
         return self.process.returncode
+
+    def restarted(self) -> RunningStack:
+        """Stops this stack and starts another on the same port and environment (so on the same
+        database), ready: what a client sees of a redeploy."""
+        self.stop()
+        again = RunningStack(self.env_overrides, port=self.port)
+        again.wait_until_ready()
+        return again
 
     def output(self) -> str:
         if not self._log.closed:

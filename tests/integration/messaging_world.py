@@ -95,6 +95,14 @@ class World:
             presence.announce(person.id, online=True, last_seen_at=now, ctx=self.ctx)
         return Caller(connection_id, person.id, device.id)
 
+    def another_socket(self, caller: Caller) -> Caller:
+        """A second live connection of the caller's device."""
+        now = self.ctx.clock.now_ms()
+        connection_id = new_id()[-15:] + "="
+        self.ctx.db.run_transaction("t", presence.connection_opened_txn, ConnectionRow(
+            connection_id, caller.user_id, caller.device_id, now, now))
+        return Caller(connection_id, caller.user_id, caller.device_id)
+
     def disconnect(self, caller: Caller) -> None:
         presence.close_connection(caller.connection_id, self.ctx)
 

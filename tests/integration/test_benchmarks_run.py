@@ -23,6 +23,8 @@ BENCH = ROOT / "bench"
 TIMEOUT_S = 180
 # Figures that count what went wrong: a benchmark that reports them reports none.
 MUST_BE_ZERO = ("lost", "duplicated", "stored_out_of_order", "errors")
+# Run by a test of their own, which checks more than "runs to the end" (no quick mode to repeat).
+RUN_ELSEWHERE = {"chaos": "tests/e2e/test_chaos.py"}
 
 
 def benchmark_modules() -> list[str]:
@@ -30,7 +32,8 @@ def benchmark_modules() -> list[str]:
     names = []
     for path in sorted(BENCH.glob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
-        if any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body):
+        if any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body) \
+                and path.stem not in RUN_ELSEWHERE:
             names.append(path.stem)
     return names
 

@@ -5,6 +5,9 @@ read), counted on the wire to MariaDB."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from chalicelib.ids import new_id
@@ -160,6 +163,66 @@ def test_concurrent_copies_of_one_batch_store_it_once_in_order(world):
     answers = world.received(phone, "sent")
     assert len(answers) == 32 and {a["seq"] for a in answers} == set(range(1, 9))
     assert [m["seq"] for m in world.received(bob_phone, "message")] == list(range(1, 9))
+
+
+def waiting_on_the_row(mysql_server, database: str, count: int) -> None:
+    """Until `count` sends of the database are stuck on the conversation's row (held by the
+    test) allocating their seqs: no timing assumed."""
+    watcher = mysql_server.connect(database)
+    try:
+        with watcher.cursor() as cur:
+            for _ in range(1000):
+                cur.execute("SELECT COUNT(*) AS n FROM information_schema.processlist "
+                            "WHERE db = %s AND info LIKE 'UPDATE conversations%%'", (database,))
+                if cur.fetchone()["n"] >= count:
+                    return
+                time.sleep(0.01)
+        raise AssertionError(f"{count} sends never waited for the conversation's row")
+    finally:
+        watcher.close()
+
+
+def test_a_retry_batch_racing_its_first_copy_stores_the_new_message_too(
+        mysql_db, mysql_server, mysql_database, clock, push):
+    """A device gave up on a socket whose `send` of x was still being served, and sends x
+    again on a new one, batched with y written meanwhile. The first copy wins x; the batch
+    must still store y (after x, as written) and answer x as a duplicate, not refuse both."""
+    world = World(Context(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+                          keys=TEST_KEYS), push)
+    alice, bob = world.person(), world.person()
+    old_socket = world.device(alice)
+    new_socket = world.another_socket(old_socket)
+    chat = world.chat(alice, bob)
+    world.forget_frames()
+    x, y = batch("x", "y")
+    holder = mysql_server.connect(mysql_database)  # holds the conversation's row: both wait
+    copies = [threading.Thread(target=world.frame, args=(old_socket, "send"),
+                               kwargs={"conversation_id": chat, "req": "old", **x}),
+              threading.Thread(target=world.frame, args=(new_socket, "send"),
+                               kwargs={"conversation_id": chat, "req": "new",
+                                       "messages": [x, y]})]
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("SELECT last_seq FROM conversations WHERE id = %s FOR UPDATE", (chat,))
+        for waiting, copy in enumerate(copies, start=1):
+            copy.start()  # the first copy queues first for the row, so it goes first
+            waiting_on_the_row(mysql_server, mysql_database, waiting)
+    finally:
+        holder.commit()
+        holder.close()
+        for copy in copies:
+            if copy.is_alive():
+                copy.join()
+
+    assert world.received(new_socket, "error") == []
+    assert stored_bodies(world, chat) == ["x", "y"]
+    (original,) = world.received(old_socket, "sent")
+    again_x, again_y = world.received(new_socket, "sent")
+    assert (original["seq"], original["duplicate"]) == (1, False)
+    assert (again_x["message_id"], again_x["duplicate"]) == (original["message_id"], True)
+    assert (again_y["client_msg_id"], again_y["seq"], again_y["duplicate"]) == \
+        (y["client_msg_id"], 2, False)
 
 
 def test_a_batch_over_the_burst_limit_is_rate_limited_and_stores_nothing(db, clock, push):
