@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,7 +32,8 @@ from local_stack.ledger import LEDGER_ENV, SecretLedger, read_ledger, secrets_in
 
 MIN_BODY = 8
 MIN_TOKEN_PART = 20
-_DIGIT_RUNS = re.compile(r"(?<![0-9])[0-9]{4,10}(?![0-9])")
+# A code stands alone: digits inside a hex id ("…86ceb272296f") or a longer number are not one.
+_DIGIT_RUNS = re.compile(r"(?<![0-9A-Za-z])[0-9]{4,10}(?![0-9A-Za-z])")
 _TOKEN_RUNS = re.compile(r"[A-Za-z0-9_\-]{" + str(MIN_TOKEN_PART) + ",}")
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-.]+")
 
@@ -107,8 +109,17 @@ def _bodies_in(text: str, bodies: set[str]) -> set[str]:
         candidates = by_prefix.get(text[start:start + MIN_BODY])
         if candidates:
             found.update(body for body in candidates if text.startswith(body, start)
+                         and _stands_alone(text, start, body)
                          and not _is_field_name(text, start, body))
     return found
+
+
+def _stands_alone(text: str, start: int, body: str) -> bool:
+    # A body that begins (ends) with a letter or digit is not one inside a longer word: random
+    # ids in log lines would otherwise hold a fuzzer's short random bodies by chance.
+    before, after = text[start - 1:start], text[start + len(body):start + len(body) + 1]
+    return not (body[0].isalnum() and before.isalnum()) and not (body[-1].isalnum()
+                                                                 and after.isalnum())
 
 
 def _is_field_name(text: str, start: int, body: str) -> bool:
@@ -217,6 +228,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _scan.report = _scan.scan()
     if _scan.report.leaks:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    else:
+        shutil.rmtree(_scan.ledger_path.parent, ignore_errors=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -39,13 +39,22 @@ def test_the_header_every_jwt_shares_is_not_taken_for_a_leak() -> None:
     assert leaked([JWT], "alg header " + JWT.split(".")[0]) == []
 
 
-def test_a_code_inside_a_longer_number_is_not_a_leak() -> None:
+def test_a_code_inside_a_longer_number_or_a_hex_id_is_not_a_leak() -> None:
     assert leaked([CODE], '{"timestamp": 17645493817112, "took_ms": 4938170}') == []
+    assert leaked([CODE], '{"request_id": "df77b95b-b308-4d80-8b0b-86ceb493817f"}') == []
+    assert leaked([CODE], '{"request_id": "493817d8-b37e-48a2-8ebd-52ef396edf17"}') == []
+    assert leaked([CODE], "code=493817") == [CODE]
 
 
 def test_a_body_inside_other_text_is_found_and_a_clean_log_is_clean() -> None:
     assert leaked([BODY], "ws frame: meet me at the usual place!") == [BODY]
     assert leaked([BODY, CODE, JWT], "ws 4VQk frame 312 B -> $default ok (2.1 ms)") == []
+
+
+def test_a_body_inside_a_longer_word_such_as_a_random_id_is_not_a_leak() -> None:
+    assert leaked(["Zq0wTvA9"], '{"connection_id": "MJ5Zq0wTvA9GKV4="}') == []
+    assert leaked(["Zq0wTvA9"], '{"text": "Zq0wTvA9"}') == ["Zq0wTvA9"]
+    assert leaked(["!!hey you!!"], "x!!hey you!!x") == ["!!hey you!!"]
 
 
 def test_a_body_that_is_only_a_field_name_of_the_line_is_not_a_leak() -> None:
