@@ -4,6 +4,8 @@ kept-alive connections, GoneException as False, throttling, 5xx and timeouts ret
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -154,3 +156,77 @@ def test_the_endpoint_is_resolved_once_on_the_first_push(management_api):
 def test_pushing_without_an_endpoint_names_the_missing_variable():
     with pytest.raises(ConfigError, match="WS_MANAGEMENT_ENDPOINT"):
         ApiGatewayPush(None).send(CONNECTION_ID, {"type": "pong"})
+
+
+# --- the response's framing, read without the `email` parser ---------------------------
+
+
+class CannedServer:
+    """A raw HTTP/1.1 server on a real port that answers each request with the next of its
+    canned responses, byte for byte, and counts the connections it was reached on."""
+
+    def __init__(self, responses: list[bytes]) -> None:
+        self.responses = list(responses)
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}/local"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self.responses:
+            conn, _ = self._listener.accept()
+            self.connections += 1
+            with conn, conn.makefile("rb") as requests:
+                while self.responses and self._read_request(requests):
+                    response = self.responses.pop(0)
+                    conn.sendall(response)
+                    if b"Connection: close" in response:
+                        break
+
+    @staticmethod
+    def _read_request(requests) -> bool:
+        length = 0
+        while (line := requests.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+        if not line:
+            return False
+        requests.read(length)
+        return True
+
+
+def test_a_chunked_gone_answer_is_read_whole_and_its_connection_kept():
+    server = CannedServer([
+        b"HTTP/1.1 410 Gone\r\nx-amzn-ErrorType: GoneException:http://internal/\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n10\r\n{\"message\":null}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ])
+    push = ApiGatewayPush(server.endpoint, policy=QUICK)
+
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is False
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is True
+    assert server.connections == 1
+
+
+def test_an_answer_framed_by_its_close_is_read_to_the_end_and_not_reused():
+    server = CannedServer([
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+    ])
+    push = ApiGatewayPush(server.endpoint, policy=QUICK)
+
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is True
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is True
+    assert server.connections == 2
+
+
+def test_a_refusal_names_its_error_type_whatever_the_header_case():
+    server = CannedServer([
+        b"HTTP/1.1 403 Forbidden\r\nX-Amzn-ErrorType: ForbiddenException\r\n"
+        b"Content-Length: 2\r\n\r\n{}",
+    ])
+    push = ApiGatewayPush(server.endpoint, policy=QUICK)
+
+    with pytest.raises(PushFailed, match="HTTP 403 ForbiddenException"):
+        push.send(CONNECTION_ID, {"type": "pong"})
