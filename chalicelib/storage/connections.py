@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.storage.conversations import MEMBER_BEYOND
-from chalicelib.storage.database import Later, Transaction, placeholders
-from chalicelib.storage.engines import StatementResult
-from chalicelib.storage.messages import IdempotencyKey
+from chalicelib.storage.database import Transaction, placeholders
+from chalicelib.storage.messages import IdempotencyKey, idempotency_keys_of
 
 
 @dataclass(frozen=True)
@@ -235,22 +234,27 @@ def load_sender(txn: Transaction, connection_id: str, conversation_id: str,
                 client_msg_ids: Sequence[str]) -> CallerRow | None:
     """`load_caller` for a send, in the same one round trip: also the account's age, how the
     caller stands in the conversation the send names, and their earlier sends under its
-    client_msg_ids (a retry is answered from this read, without a locking transaction)."""
-    keys = _prior_sends_later(txn, connection_id, client_msg_ids) if client_msg_ids else None
+    client_msg_ids (a retry is answered from this read, without a locking transaction). The
+    row only counts those: a fresh send, the usual one, reads no key's nine columns; a retry
+    reads its keys in a second round trip."""
+    prior_count = ("(SELECT COUNT(*) FROM idempotency_keys ik"  # noqa: S608 - placeholders
+                   " WHERE ik.sender_id = k.user_id"
+                   f" AND ik.client_msg_id IN ({placeholders(client_msg_ids)}))"
+                   if client_msg_ids else "0")
     txn.execute(
-        "SELECT k.user_id, k.device_id, k.last_seen_at, k.silent,"
+        "SELECT k.user_id, k.device_id, k.last_seen_at, k.silent,"  # noqa: S608 - placeholders
         " COALESCE(u.activated_at, u.created_at) AS account_since,"
         " c.ttl_seconds, c.kind, p.consent,"
         " EXISTS (SELECT 1 FROM participants o JOIN blocks b ON b.blocker_id = o.user_id"
         "   AND b.blocked_user_id = k.user_id"
         "   WHERE c.kind = 'direct' AND o.conversation_id = c.id AND o.user_id <> k.user_id)"
-        "  AS blocked"
+        f"  AS blocked, {prior_count} AS prior_sends"
         " FROM connections k JOIN users u ON u.id = k.user_id"
         " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL"
         " LEFT JOIN conversations c ON c.id = %s"
         " LEFT JOIN participants p ON p.conversation_id = c.id AND p.user_id = k.user_id"
         " WHERE k.id = %s",
-        (conversation_id, connection_id),
+        (*client_msg_ids, conversation_id, connection_id),
     )
     row = txn.fetchone()
     if row is None:
@@ -259,19 +263,8 @@ def load_sender(txn: Transaction, connection_id: str, conversation_id: str,
     if row["ttl_seconds"] is not None:
         named = NamedConversation(int(row["ttl_seconds"]), row["kind"], row["consent"],
                                   bool(row["blocked"]))
+    prior_sends = {}
+    if row["prior_sends"]:
+        prior_sends = idempotency_keys_of(txn, row["user_id"], list(client_msg_ids))
     return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]),
-                     bool(row["silent"]), int(row["account_since"]), named,
-                     keys.value if keys is not None else {})
-
-
-def _prior_sends_later(txn: Transaction, connection_id: str,
-                       client_msg_ids: Sequence[str]) -> Later[dict[str, IdempotencyKey]]:
-    def by_id(result: StatementResult) -> dict[str, IdempotencyKey]:
-        return {row["client_msg_id"]: IdempotencyKey(**row) for row in result.rows}
-
-    return txn.later(
-        "SELECT ik.sender_id, ik.client_msg_id, ik.conversation_id, ik.message_id, ik.seq,"  # noqa: S608
-        " ik.body_hash, ik.created_at, ik.message_expires_at, ik.keep_until"
-        " FROM connections k JOIN idempotency_keys ik ON ik.sender_id = k.user_id"
-        f" WHERE k.id = %s AND ik.client_msg_id IN ({placeholders(client_msg_ids)})",
-        (connection_id, *client_msg_ids), read=by_id)
+                     bool(row["silent"]), int(row["account_since"]), named, prior_sends)

@@ -288,6 +288,27 @@ def test_a_batch_of_ten_costs_no_more_round_trips_than_one_send(limited_world):
     assert ten <= one <= 5
 
 
+def test_a_fresh_send_costs_three_round_trips_and_a_retry_at_most_five(limited_world):
+    """A fresh send's read only counts earlier sends under its ids; a retry reads their keys
+    in a round trip of its own, and stays within the bound."""
+    world = limited_world
+    alice, bob = world.person(), world.person()
+    phone, _ = world.device(alice), world.device(bob)
+    chat = world.chat(alice, bob)
+    world.send(phone, chat)
+
+    fresh = round_trips_of(world, lambda: world.frame(phone, "send", conversation_id=chat,
+                                                      client_msg_id="retried-0001", body="x"))
+    retry = round_trips_of(world, lambda: world.frame(phone, "send", conversation_id=chat,
+                                                      client_msg_id="retried-0001", body="x"))
+
+    first, again = world.received(phone, "sent")[-2:]
+    assert (first["duplicate"], again["duplicate"]) == (False, True)
+    assert again["message_id"] == first["message_id"] and again["seq"] == first["seq"]
+    assert fresh == 3
+    assert retry <= 5
+
+
 @pytest.mark.parametrize("action", ["ack", "read"])
 def test_an_ack_or_a_read_costs_at_most_three_round_trips(limited_world, action):
     world = limited_world
