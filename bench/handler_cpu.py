@@ -33,7 +33,10 @@ from tests.integration.messaging_world import World
 from tests.support.fakes import RecordingPush
 from tests.support.management_api import RecordingManagementApi
 
-MESSAGES = sized(2_000, 50)
+# Rounds spread over a minute or so, judged by their median: this machine's speed drifts by
+# 10-20% from one minute to the next, more than one run of 2,000 messages can average out.
+ROUNDS = sized(7, 1)
+MESSAGES = sized(1_000, 50)  # per round
 WARM_UP = sized(200, 10)
 PROFILED = sized(500, 20)
 TARGET_MS = 2.5
@@ -150,6 +153,15 @@ def cpu_per_message(chat: OneToOneChat, api: ManagementProcess,
             "target_ms": TARGET_MS, "met": per_message_ms <= TARGET_MS}
 
 
+def median_of(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round with the median CPU per message, with the range of all rounds beside it."""
+    ordered = sorted(rounds, key=lambda r: r["cpu_ms_per_message"])
+    median = ordered[len(ordered) // 2]
+    return {"rounds": len(rounds), **median,
+            "messages": sum(r["messages"] for r in rounds),
+            "range_ms": f"{ordered[0]['cpu_ms_per_message']}-{ordered[-1]['cpu_ms_per_message']}"}
+
+
 def profile(chat: OneToOneChat, messages: int) -> pstats.Stats:
     profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
@@ -200,14 +212,14 @@ def main() -> None:
             for _ in range(WARM_UP):
                 chat.send()
                 chat.ack()
-            result = cpu_per_message(chat, api, MESSAGES)
+            result = median_of([cpu_per_message(chat, api, MESSAGES) for _ in range(ROUNDS)])
             profiled = None if result["met"] else where_time_goes(profile(chat, PROFILED),
                                                                   PROFILED)
             ctx.db.close()
     finally:
         api.stop()
-    emit("handler CPU per 1:1 message (send + ack, $default in-process, MariaDB, pushes to a "
-         "live local management endpoint)", [result])
+    emit(f"handler CPU per 1:1 message (send + ack, $default in-process, MariaDB, pushes to a "
+         f"live local management endpoint; the median of {ROUNDS} rounds)", [result])
     if profiled is not None:
         packages, top = profiled
         # cProfile's own cost inflates every figure several times over: read the shares.
