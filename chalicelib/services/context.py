@@ -16,7 +16,7 @@ from chalicelib.observability import set_user
 from chalicelib.services.fanout import ASYNC_ABOVE
 from chalicelib.services.limits import Limiter, Verdict
 from chalicelib.storage import connections
-from chalicelib.storage.connections import NamedConversation
+from chalicelib.storage.connections import CallerRow, NamedConversation
 from chalicelib.storage.database import Database, Transaction
 from chalicelib.storage.messages import IdempotencyKey
 
@@ -93,19 +93,26 @@ def caller_of(connection_id: str, ctx: Context, *, sending_to: str | None = None
     """Who sent a frame, from the connection row stored at `$connect` (one read; for a send,
     `sending_to` names the conversation, whose standing the same read brings). A connection
     with no row (revoked, swept), or whose device has been revoked since, is refused."""
-    now = ctx.clock.now_ms()
     if sending_to is None:
         row = ctx.db.run_read("frames.caller", connections.load_caller, connection_id)
     else:
         row = ctx.db.run_read("frames.sender", connections.load_sender, connection_id,
                              sending_to, client_msg_ids)
+    return caller_from(connection_id, row, ctx, force_touch=force_touch)
+
+
+def caller_from(connection_id: str, row: CallerRow | None, ctx: Context, *,
+                force_touch: bool = False) -> Caller:
+    """The caller a read of the connection found (`caller_of`'s, or one an action made in its
+    own transaction); `unauthorized` when it found none."""
     if row is None:
         raise Unauthorized("this connection is not logged in; open a new one with a ticket")
     set_user(row.user_id)
     return Caller(connection_id, row.user_id, row.device_id, row.conversation,
                   row.account_since, row.prior_sends,
                   touch_due=force_touch or row.silent
-                  or now - row.last_seen_at >= ctx.touch_every_ms, was_silent=row.silent)
+                  or ctx.clock.now_ms() - row.last_seen_at >= ctx.touch_every_ms,
+                  was_silent=row.silent)
 
 
 def count_frame_txn(txn: Transaction, connection_id: str, now_ms: int, ctx: Context, *,

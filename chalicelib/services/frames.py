@@ -27,6 +27,9 @@ MAX_FRAME_BYTES = 32 * 1024
 REQ_MAX_LENGTH = 64
 
 Action = Callable[[Caller, dict[str, Any], Context], None]
+# An action that reads its caller in its own transaction, with its first statements (one
+# round trip fewer), and returns who it found.
+CursorAction = Callable[[str, dict[str, Any], Context], Caller]
 
 
 def ping(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
@@ -36,16 +39,17 @@ def ping(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
 
 ACTIONS: dict[str, Action] = {
     "send": messaging.send,
-    "ack": messaging.ack,
-    "read": messaging.read,
     "sync": reading.sync,
     "ping": ping,
     "unsend": unsending.unsend,
     "typing": typing_service.typing,
 }
-# These count their frame against the connection's budget (and refresh its activity) inside
-# their own transaction, saving one of their own; the others do it first, in one of its own.
-COUNT_OWN_FRAME = frozenset({messaging.send, messaging.ack, messaging.read})
+CURSOR_ACTIONS: dict[str, CursorAction] = {"ack": messaging.ack, "read": messaging.read}
+ACTION_NAMES = ("send", "ack", "read", "sync", "ping", "unsend", "typing")
+# A send, like the cursor actions, counts its frame against the connection's budget (and
+# refreshes its activity) inside its own transaction, saving one; the others do it first, in
+# one of its own.
+COUNT_OWN_FRAME = frozenset({messaging.send})
 
 
 def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
@@ -58,27 +62,15 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
             req = frame.get("req")
             require_utf8(frame)
             asked = frame.get("action")  # any JSON value: a list or an object is no key
-            action = ACTIONS.get(asked) if isinstance(asked, str) else None
-            if action is None:
-                raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
+            if not isinstance(asked, str) or asked not in ACTION_NAMES:
+                raise InvalidInput(f"action must be one of {', '.join(ACTION_NAMES)}")
         except EphemeraError:
             count_frame(connection_id, ctx)
             raise
-        if action is typing_service.typing:  # writes nothing, not even the frame's count:
-            typing_service.spend_budget(connection_id, ctx)  # an in-memory budget instead
-            action(caller_of(connection_id, ctx), frame, ctx)  # a read, and no revival
-            return
-        named = frame.get("conversation_id")
-        sending = action is messaging.send and isinstance(named, str)
-        caller = caller_of(connection_id, ctx, force_touch=frame["action"] == "ping",
-                           sending_to=named if sending else None,
-                           client_msg_ids=messaging.client_msg_ids_of(frame) if sending else ())
-        logger.append_keys(action=frame["action"])
-        if action not in COUNT_OWN_FRAME:
-            count_frame(connection_id, ctx, touch=caller.touch_due)
-        action(caller, frame, ctx)
-        if caller.was_silent:  # it shows life again: others learn now, not at the next sweep
-            presence.revive(caller.user_id, ctx)
+        logger.append_keys(action=asked)
+        caller = _act(asked, frame, connection_id, ctx)
+        if caller is not None and caller.was_silent:  # it shows life again: others learn now,
+            presence.revive(caller.user_id, ctx)  # not at the next sweep
     except EphemeraError as error:
         deliver(ctx.push, [(connection_id, error_frame(error, req))])
     except Exception:  # noqa: BLE001 - see internal_failure
@@ -86,6 +78,26 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
         # sees no 5xx: the frame counts its own server error, for the alarm on their rate.
         metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
         deliver(ctx.push, [(connection_id, error_frame(internal_failure("frame failed"), req))])
+
+
+def _act(asked: str, frame: dict[str, Any], connection_id: str, ctx: Context) -> Caller | None:
+    """Run the action; the caller it acted for (None for `typing`, which revives nothing)."""
+    if asked in CURSOR_ACTIONS:
+        return CURSOR_ACTIONS[asked](connection_id, frame, ctx)
+    action = ACTIONS[asked]
+    if action is typing_service.typing:  # writes nothing, not even the frame's count:
+        typing_service.spend_budget(connection_id, ctx)  # an in-memory budget instead
+        action(caller_of(connection_id, ctx), frame, ctx)  # a read
+        return None
+    named = frame.get("conversation_id")
+    sending = action is messaging.send and isinstance(named, str)
+    caller = caller_of(connection_id, ctx, force_touch=asked == "ping",
+                       sending_to=named if sending else None,
+                       client_msg_ids=messaging.client_msg_ids_of(frame) if sending else ())
+    if action not in COUNT_OWN_FRAME:
+        count_frame(connection_id, ctx, touch=caller.touch_due)
+    action(caller, frame, ctx)
+    return caller
 
 
 def parse_frame(raw: str | None) -> dict[str, Any]:

@@ -28,7 +28,14 @@ from chalicelib.ids import new_id
 from chalicelib.inputs import int_field, string_field
 from chalicelib.observability import metrics
 from chalicelib.services import fanout
-from chalicelib.services.context import Caller, Context, count_frame, count_frame_txn
+from chalicelib.services.context import (
+    Caller,
+    Context,
+    caller_from,
+    caller_of,
+    count_frame,
+    count_frame_txn,
+)
 from chalicelib.services.delivery import (
     drop_connections,
     group_send_pushes,
@@ -293,38 +300,42 @@ def _fan_out_to_group(conversation_id: str, caller: Caller, stored: list[Message
 # --- receipts -----------------------------------------------------------------------------
 
 
-def ack(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
+def ack(connection_id: str, frame: dict[str, Any], ctx: Context) -> Caller:
     """"This device holds everything up to seq": the user's delivered cursor moves forward
-    (any device's ack counts), and the other participants get a `delivered` receipt."""
-    _move_cursors(caller, frame, ("delivered",), ctx)
+    (any device's ack counts), and the other participants get a `delivered` receipt. Returns
+    the caller, read in the cursors' own transaction."""
+    return _move_cursors(connection_id, frame, ("delivered",), ctx)
 
 
-def read(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
+def read(connection_id: str, frame: dict[str, Any], ctx: Context) -> Caller:
     """"I have read up to seq": the read cursor (and delivered, which reading implies) moves
     forward; others get receipts, my own devices the new unread count."""
-    _move_cursors(caller, frame, ("read", "delivered"), ctx)
+    return _move_cursors(connection_id, frame, ("read", "delivered"), ctx)
 
 
 @dataclass(frozen=True)
 class _Moved:
+    caller: Caller
     cursors: dict[str, int]  # the cursors that moved, to their new values
     audience: Later[Audience] | None = None
     unread: Later[int] | None = None
 
 
-def _move_cursors(caller: Caller, frame: dict[str, Any], names: tuple[str, ...],
-                  ctx: Context) -> None:
+def _move_cursors(connection_id: str, frame: dict[str, Any], names: tuple[str, ...],
+                  ctx: Context) -> Caller:
     try:
         conversation_id = string_field(frame, "conversation_id", max_length=ID_MAX)
         seq = int_field(frame, "seq", minimum=0)
     except EphemeraError:
-        count_frame(caller.connection_id, ctx, touch=caller.touch_due)
+        caller = caller_of(connection_id, ctx)  # a connection nobody is behind: unauthorized
+        count_frame(connection_id, ctx, touch=caller.touch_due)
         raise
     now = ctx.clock.now_ms()
-    moved = ctx.db.run_transaction(f"messaging.{names[0]}", _move_txn, caller, conversation_id,
-                                  dict.fromkeys(names, seq), now, ctx)
+    moved = ctx.db.run_transaction(f"messaging.{names[0]}", _move_txn, connection_id,
+                                  conversation_id, dict.fromkeys(names, seq), now, ctx)
+    caller = moved.caller
     if not moved.cursors:
-        return
+        return caller
     audience = moved.audience.value.listeners if moved.audience is not None else []
     frames = _receipts(caller, conversation_id, moved.cursors, audience)  # my own too
     if moved.unread is not None:
@@ -332,28 +343,35 @@ def _move_cursors(caller: Caller, frame: dict[str, Any], names: tuple[str, ...],
         frames += [(listener.connection_id, unread) for listener in audience
                    if listener.user_id == caller.user_id]
     push_frames(frames, ctx)
+    return caller
 
 
-def _move_txn(txn: Transaction, caller: Caller, conversation_id: str,
+def _move_txn(txn: Transaction, connection_id: str, conversation_id: str,
               targets: dict[str, int], now: int, ctx: Context) -> _Moved:
-    """The frame's count and the cursors' lock in one round trip; the update, the audience
-    and the unread count with the COMMIT. Cursors only move forward, capped at the last seq."""
-    verdict = count_frame_txn(txn, caller.connection_id, now, ctx, touch=caller.touch_due)
-    before = conversations.lock_cursors(txn, conversation_id, caller.user_id)
+    """Two round trips: the frame's count, who the caller is and the cursors' lock; then the
+    update, the audience and the unread count with the COMMIT. A connection nobody is behind
+    rolls it all back, its count included. Cursors only move forward, capped at the last
+    seq."""
+    verdict = count_frame_txn(txn, connection_id, now, ctx, touch=False)  # not known yet
+    found = connections.caller_later(txn, connection_id)
+    before = conversations.lock_cursors(txn, conversation_id, connection_id)
+    caller = caller_from(connection_id, found.value, ctx)
     verdict.enforce()
+    if caller.touch_due:
+        connections.touch_connection(txn, connection_id, now)  # goes with the next statement
     if before is None:
         raise NotFound("no such conversation")
     current = {"read": before.read, "delivered": before.delivered}
     moved = {name: min(seq, before.last_seq) for name, seq in targets.items()
              if min(seq, before.last_seq) > current[name]}
     if not moved:
-        return _Moved({})
+        return _Moved(caller, {})
     conversations.set_cursors(txn, conversation_id, caller.user_id, moved)
     unread = None
     if "read" in moved:
         unread = messages.unread_count_later(txn, conversation_id, caller.user_id,
                                              read_seq=moved["read"], now_ms=now)
-    return _Moved(moved, conversations.audience_later(
+    return _Moved(caller, moved, conversations.audience_later(
         txn, conversation_id, caller.user_id, all_up_to_members=ctx.presence_push_max_members),
         unread)
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.storage.conversations import MEMBER_BEYOND
-from chalicelib.storage.database import Transaction, placeholders
+from chalicelib.storage.database import Later, Transaction, placeholders
+from chalicelib.storage.engines import Row
 from chalicelib.storage.messages import IdempotencyKey, idempotency_keys_of
 
 
@@ -214,16 +215,25 @@ class CallerRow:
     prior_sends: dict[str, IdempotencyKey] = field(default_factory=dict)  # under its ids
 
 
+_CALLER_SQL = ("SELECT k.user_id, k.device_id, k.last_seen_at, k.silent FROM connections k"
+               " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL WHERE k.id = %s")
+
+
 def load_caller(txn: Transaction, connection_id: str) -> CallerRow | None:
     """The connection's user and device, if the device is still live (a revoked device's
     connection reads as none). As few columns as will do: every frame pays for this read,
     and decoding a column's description is most of a small query's cost in PyMySQL."""
-    txn.execute(
-        "SELECT k.user_id, k.device_id, k.last_seen_at, k.silent FROM connections k"
-        " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL WHERE k.id = %s",
-        (connection_id,),
-    )
-    row = txn.fetchone()
+    txn.execute(_CALLER_SQL, (connection_id,))
+    return _caller_row(txn.fetchone())
+
+
+def caller_later(txn: Transaction, connection_id: str) -> Later[CallerRow | None]:
+    """Queue `load_caller`'s read, to travel with the transaction's next statement."""
+    return txn.later(_CALLER_SQL, (connection_id,),
+                     read=lambda result: _caller_row(result.rows[0] if result.rows else None))
+
+
+def _caller_row(row: Row | None) -> CallerRow | None:
     if row is None:
         return None
     return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]),

@@ -188,15 +188,17 @@ class Cursors:
     last_seq: int
 
 
-def lock_cursors(txn: Transaction, conversation_id: str, user_id: str) -> Cursors | None:
-    """A member's cursors, locked until the transaction ends (so two devices moving them at
-    once take turns); None unless they are a member who has not declined."""
+def lock_cursors(txn: Transaction, conversation_id: str, connection_id: str) -> Cursors | None:
+    """The cursors of the member behind a connection, locked until the transaction ends (so
+    two devices moving them at once take turns); None unless that user is a member who has
+    not declined. The connection is read by a subquery, which locks nothing of its row."""
     txn.execute(
         "SELECT p.read_seq, p.delivered_seq, c.last_seq FROM participants p"  # noqa: S608
         " JOIN conversations c ON c.id = p.conversation_id"
-        " WHERE p.conversation_id = %s AND p.user_id = %s AND p.consent <> 'declined'"
-        f"{txn.engine.for_update()}",
-        (conversation_id, user_id),
+        " WHERE p.conversation_id = %s"
+        "  AND p.user_id = (SELECT k.user_id FROM connections k WHERE k.id = %s)"
+        f"  AND p.consent <> 'declined'{txn.engine.for_update()}",
+        (conversation_id, connection_id),
     )
     row = txn.fetchone()
     if row is None:

@@ -155,6 +155,24 @@ def test_a_frame_on_a_silent_socket_announces_online_at_once_and_the_next_sweep_
     assert presence_of(world, bob_phone, alice) == [(True, clock.now_ms())]
 
 
+def test_an_ack_on_a_silent_socket_announces_online_at_once_and_marks_it_live(world, clock):
+    """An ack reads its caller inside its own transaction: it must still revive a silent
+    connection, and the sweep after it finds nothing to announce."""
+    alice, bob = world.person(), world.person()
+    chat = world.chat(alice, bob)
+    bob_phone, alice_phone = world.device(bob), world.device(alice)
+    world.send(bob_phone, chat, body="are you there?")
+    live_through(world, clock, 90, pings={bob_phone.connection_id: [60]})
+    world.forget_frames()
+
+    world.frame(alice_phone, "ack", conversation_id=chat, seq=1)
+
+    assert presence_of(world, bob_phone, alice) == [(True, clock.now_ms())]
+    assert world.last(bob_phone, "receipt")["seq"] == 1
+    presence.sweep_presence(LIVENESS, world.ctx)
+    assert presence_of(world, bob_phone, alice) == [(True, clock.now_ms())]
+
+
 def test_revoking_a_device_while_the_other_is_silent_announces_nothing_twice(world, clock):
     """Offline was announced when the last counted socket fell silent; revoking a device
     whose socket is already silent must not say it again."""
