@@ -28,12 +28,16 @@ from typing import Any
 
 import pytest
 
+from chalicelib.services.auth import OTP_LENGTH
 from local_stack.ledger import LEDGER_ENV, SecretLedger, read_ledger, secrets_in_text
 
 MIN_BODY = 8
 MIN_TOKEN_PART = 20
 # A code stands alone: digits inside a hex id ("…86ceb272296f") or a longer number are not one.
 _DIGIT_RUNS = re.compile(r"(?<![0-9A-Za-z])[0-9]{4,10}(?![0-9A-Za-z])")
+# Shorter all-digit secrets (a fuzzer's body "4813") are short bodies: counted, not searched.
+# Searched as codes, they were found in a request id's group ("…-8df9-4813-a0b7-…").
+MIN_CODE = OTP_LENGTH
 _TOKEN_RUNS = re.compile(r"[A-Za-z0-9_\-]{" + str(MIN_TOKEN_PART) + ",}")
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-.]+")
 
@@ -72,7 +76,7 @@ def _classify(secrets: Iterable[str]) -> tuple[set[str], dict[str, str], set[str
     bodies: set[str] = set()
     short = 0
     for secret in set(secrets):
-        if secret.isdigit() and len(secret) >= 4:
+        if secret.isdigit() and len(secret) >= MIN_CODE:
             codes.add(secret)
         elif len(secret) >= MIN_TOKEN_PART and _TOKEN_SHAPE.fullmatch(secret):
             # A JWT's first part is the same header for every token: its later parts are its own.

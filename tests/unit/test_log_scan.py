@@ -46,6 +46,12 @@ def test_a_code_inside_a_longer_number_or_a_hex_id_is_not_a_leak() -> None:
     assert leaked([CODE], "code=493817") == [CODE]
 
 
+def test_a_short_all_digit_body_is_not_searched_as_a_code() -> None:
+    line = '{"request_id": "ebc76d3a-8df9-4813-a0b7-bd65f99df814"}'
+    report = find_leaks(["4813"], [("a test", line)])
+    assert report.leaks == [] and report.skipped_short_bodies == 1
+
+
 def test_a_body_inside_other_text_is_found_and_a_clean_log_is_clean() -> None:
     assert leaked([BODY], "ws frame: meet me at the usual place!") == [BODY]
     assert leaked([BODY, CODE, JWT], "ws 4VQk frame 312 B -> $default ok (2.1 ms)") == []
