@@ -37,19 +37,16 @@ def ping(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
     push_frames([(caller.connection_id, pong_frame(ctx.clock.now_ms(), frame.get("req")))], ctx)
 
 
-ACTIONS: dict[str, Action] = {
+ACTIONS: dict[str, Action | CursorAction] = {
     "send": messaging.send,
+    "ack": messaging.ack,
+    "read": messaging.read,
     "sync": reading.sync,
     "ping": ping,
     "unsend": unsending.unsend,
     "typing": typing_service.typing,
 }
-CURSOR_ACTIONS: dict[str, CursorAction] = {"ack": messaging.ack, "read": messaging.read}
-ACTION_NAMES = ("send", "ack", "read", "sync", "ping", "unsend", "typing")
-# A send, like the cursor actions, counts its frame against the connection's budget (and
-# refreshes its activity) inside its own transaction, saving one; the others do it first, in
-# one of its own.
-COUNT_OWN_FRAME = frozenset({messaging.send})
+CURSOR_ACTIONS = frozenset({messaging.ack, messaging.read})
 
 
 def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
@@ -62,13 +59,14 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
             req = frame.get("req")
             require_utf8(frame)
             asked = frame.get("action")  # any JSON value: a list or an object is no key
-            if not isinstance(asked, str) or asked not in ACTION_NAMES:
-                raise InvalidInput(f"action must be one of {', '.join(ACTION_NAMES)}")
+            action = ACTIONS.get(asked) if isinstance(asked, str) else None
+            if action is None:
+                raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}")
         except EphemeraError:
             count_frame(connection_id, ctx)
             raise
         logger.append_keys(action=asked)
-        caller = _act(asked, frame, connection_id, ctx)
+        caller = _act(action, frame, connection_id, ctx)
         if caller is not None and caller.was_silent:  # it shows life again: others learn now,
             presence.revive(caller.user_id, ctx)  # not at the next sweep
     except EphemeraError as error:
@@ -80,23 +78,23 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
         deliver(ctx.push, [(connection_id, error_frame(internal_failure("frame failed"), req))])
 
 
-def _act(asked: str, frame: dict[str, Any], connection_id: str, ctx: Context) -> Caller | None:
+def _act(action: Action | CursorAction, frame: dict[str, Any], connection_id: str,
+         ctx: Context) -> Caller | None:
     """Run the action; the caller it acted for (None for `typing`, which revives nothing)."""
-    if asked in CURSOR_ACTIONS:
-        return CURSOR_ACTIONS[asked](connection_id, frame, ctx)
-    action = ACTIONS[asked]
+    if action in CURSOR_ACTIONS:
+        return action(connection_id, frame, ctx)  # type: ignore[arg-type,return-value]
     if action is typing_service.typing:  # writes nothing, not even the frame's count:
         typing_service.spend_budget(connection_id, ctx)  # an in-memory budget instead
         action(caller_of(connection_id, ctx), frame, ctx)  # a read
         return None
     named = frame.get("conversation_id")
     sending = action is messaging.send and isinstance(named, str)
-    caller = caller_of(connection_id, ctx, force_touch=asked == "ping",
+    caller = caller_of(connection_id, ctx, force_touch=frame["action"] == "ping",
                        sending_to=named if sending else None,
                        client_msg_ids=messaging.client_msg_ids_of(frame) if sending else ())
-    if action not in COUNT_OWN_FRAME:
-        count_frame(connection_id, ctx, touch=caller.touch_due)
-    action(caller, frame, ctx)
+    if action is not messaging.send:  # a send counts its frame (and refreshes its activity)
+        count_frame(connection_id, ctx, touch=caller.touch_due)  # in its own transaction
+    action(caller, frame, ctx)  # type: ignore[arg-type]
     return caller
 
 
