@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.storage.conversations import MEMBER_BEYOND
-from chalicelib.storage.database import Later, Transaction, placeholders
+from chalicelib.storage.database import Later, Packed, Transaction, placeholders
 from chalicelib.storage.engines import Row
 from chalicelib.storage.messages import IdempotencyKey, idempotency_keys_of
 
@@ -215,14 +215,15 @@ class CallerRow:
     prior_sends: dict[str, IdempotencyKey] = field(default_factory=dict)  # under its ids
 
 
-_CALLER_SQL = ("SELECT k.user_id, k.device_id, k.last_seen_at, k.silent FROM connections k"
+_CALLER = Packed(user_id="k.user_id", device_id="k.device_id", last_seen_at="k.last_seen_at",
+                 silent="k.silent", flags=["silent"])
+_CALLER_SQL = (f"SELECT {_CALLER.sql} FROM connections k"  # noqa: S608 - fixed columns
                " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL WHERE k.id = %s")
 
 
 def load_caller(txn: Transaction, connection_id: str) -> CallerRow | None:
     """The connection's user and device, if the device is still live (a revoked device's
-    connection reads as none). As few columns as will do: every frame pays for this read,
-    and decoding a column's description is most of a small query's cost in PyMySQL."""
+    connection reads as none). Every frame pays for this read: its columns come packed."""
     txn.execute(_CALLER_SQL, (connection_id,))
     return _caller_row(txn.fetchone())
 
@@ -233,11 +234,24 @@ def caller_later(txn: Transaction, connection_id: str) -> Later[CallerRow | None
                      read=lambda result: _caller_row(result.rows[0] if result.rows else None))
 
 
-def _caller_row(row: Row | None) -> CallerRow | None:
-    if row is None:
+def _caller_row(packed: Row | None) -> CallerRow | None:
+    if packed is None:
         return None
+    row = _CALLER.row(packed)
     return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]),
                      bool(row["silent"]))
+
+
+def _sender_columns(prior_sends: str) -> Packed:
+    return Packed(
+        user_id="k.user_id", device_id="k.device_id", last_seen_at="k.last_seen_at",
+        silent="k.silent", account_since="COALESCE(u.activated_at, u.created_at)",
+        ttl_seconds="c.ttl_seconds", kind="c.kind", consent="p.consent",
+        blocked="EXISTS (SELECT 1 FROM participants o JOIN blocks b"
+                "  ON b.blocker_id = o.user_id AND b.blocked_user_id = k.user_id"
+                "  WHERE c.kind = 'direct' AND o.conversation_id = c.id"
+                "  AND o.user_id <> k.user_id)",
+        prior_sends=prior_sends, flags=["silent", "blocked"])
 
 
 def load_sender(txn: Transaction, connection_id: str, conversation_id: str,
@@ -251,14 +265,9 @@ def load_sender(txn: Transaction, connection_id: str, conversation_id: str,
                    " WHERE ik.sender_id = k.user_id"
                    f" AND ik.client_msg_id IN ({placeholders(client_msg_ids)}))"
                    if client_msg_ids else "0")
+    columns = _sender_columns(prior_count)
     txn.execute(
-        "SELECT k.user_id, k.device_id, k.last_seen_at, k.silent,"  # noqa: S608 - placeholders
-        " COALESCE(u.activated_at, u.created_at) AS account_since,"
-        " c.ttl_seconds, c.kind, p.consent,"
-        " EXISTS (SELECT 1 FROM participants o JOIN blocks b ON b.blocker_id = o.user_id"
-        "   AND b.blocked_user_id = k.user_id"
-        "   WHERE c.kind = 'direct' AND o.conversation_id = c.id AND o.user_id <> k.user_id)"
-        f"  AS blocked, {prior_count} AS prior_sends"
+        f"SELECT {columns.sql}"  # noqa: S608 - fixed columns and placeholders
         " FROM connections k JOIN users u ON u.id = k.user_id"
         " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL"
         " LEFT JOIN conversations c ON c.id = %s"
@@ -266,9 +275,10 @@ def load_sender(txn: Transaction, connection_id: str, conversation_id: str,
         " WHERE k.id = %s",
         (*client_msg_ids, conversation_id, connection_id),
     )
-    row = txn.fetchone()
-    if row is None:
+    packed = txn.fetchone()
+    if packed is None:
         return None
+    row = columns.row(packed)
     named = None
     if row["ttl_seconds"] is not None:
         named = NamedConversation(int(row["ttl_seconds"]), row["kind"], row["consent"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.storage.database import Later, Transaction, placeholders
+from chalicelib.storage.database import Later, Packed, Transaction, placeholders
 
 
 @dataclass(frozen=True)
@@ -188,21 +188,25 @@ class Cursors:
     last_seq: int
 
 
+_CURSORS = Packed(read_seq="p.read_seq", delivered_seq="p.delivered_seq", last_seq="c.last_seq")
+
+
 def lock_cursors(txn: Transaction, conversation_id: str, connection_id: str) -> Cursors | None:
     """The cursors of the member behind a connection, locked until the transaction ends (so
     two devices moving them at once take turns); None unless that user is a member who has
     not declined. The connection is read by a subquery, which locks nothing of its row."""
     txn.execute(
-        "SELECT p.read_seq, p.delivered_seq, c.last_seq FROM participants p"  # noqa: S608
+        f"SELECT {_CURSORS.sql} FROM participants p"  # noqa: S608 - fixed columns
         " JOIN conversations c ON c.id = p.conversation_id"
         " WHERE p.conversation_id = %s"
         "  AND p.user_id = (SELECT k.user_id FROM connections k WHERE k.id = %s)"
         f"  AND p.consent <> 'declined'{txn.engine.for_update()}",
         (conversation_id, connection_id),
     )
-    row = txn.fetchone()
-    if row is None:
+    packed = txn.fetchone()
+    if packed is None:
         return None
+    row = _CURSORS.row(packed)
     return Cursors(int(row["read_seq"]), int(row["delivered_seq"]), int(row["last_seq"]))
 
 
@@ -411,6 +415,13 @@ def audience_later(txn: Transaction, conversation_id: str, user_id: str, *,
                                      complete=not any(row["big"] for row in result.rows)))
 
 
+_LISTENER = Packed(
+    id="k.id", user_id="k.user_id", consent="p.consent", read_receipts="u.read_receipts",
+    blocks_sender="EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
+                  "  AND b.blocked_user_id = %s)",
+    flags=["read_receipts", "blocks_sender"])
+
+
 def _listeners_sql(*, bounded: bool) -> str:
     """Every live connection of every member who has not declined, with whether that member
     blocked the sender; `bounded`: only one user's when the conversation is bigger than a bound.
@@ -418,15 +429,14 @@ def _listeners_sql(*, bounded: bool) -> str:
     beyond = MEMBER_BEYOND.format("%s")
     big = f", {beyond} IS NOT NULL AS big" if bounded else ""
     only_small = f" AND (p.user_id = %s OR {beyond} IS NULL)" if bounded else ""
-    return ("SELECT k.id, k.user_id, p.consent, u.read_receipts,"  # noqa: S608 - fixed
-            " EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
-            f"  AND b.blocked_user_id = %s) AS blocks_sender{big}"
+    return (f"SELECT {_LISTENER.sql}{big}"  # noqa: S608 - fixed columns
             " FROM participants p"
             " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
             f" WHERE p.conversation_id = %s AND p.consent <> 'declined'{only_small}"
             " ORDER BY k.id")
 
 
-def _listener(row: dict) -> Listener:
+def _listener(packed: dict) -> Listener:
+    row = _LISTENER.row(packed)
     return Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
                     bool(row["blocks_sender"]))

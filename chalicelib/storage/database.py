@@ -8,6 +8,7 @@ thing it does.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -66,6 +67,31 @@ def placeholders(values: Sequence[Any]) -> str:
     """`%s, %s, ...`, one per value, for an `IN (...)` list: only placeholders are formatted
     into SQL, never the values."""
     return ", ".join(["%s"] * len(values))
+
+
+class Packed:
+    """A select list read back as one column, for the reads every frame pays for. PyMySQL
+    parses each column's description (a packet of six strings) in Python for every result: on
+    a message's ten results that was a fifth of the handlers' CPU. Packed, a result has one
+    column, a JSON array (MySQL, MariaDB and SQLite all have JSON_ARRAY), unpacked here into a
+    row under the names given: `Packed(user_id="k.user_id", ...).sql` goes in the SELECT.
+
+    `flags` names the columns that are truth values, returned as bool: in a JSON array the
+    server may render one as true, 1 or even "0" (MariaDB does, for some EXISTS)."""
+
+    def __init__(self, *, flags: Sequence[str] = (), **columns: str) -> None:
+        self.names = tuple(columns)
+        self.sql = f"JSON_ARRAY({', '.join(columns.values())}) AS packed"
+        self._flags = [self.names.index(name) for name in flags]
+
+    def row(self, row: Row) -> Row:
+        values = json.loads(row["packed"])
+        for index in self._flags:
+            values[index] = bool(int(values[index]))
+        return dict(zip(self.names, values, strict=True))
+
+    def rows(self, rows: Sequence[Row]) -> list[Row]:
+        return [self.row(row) for row in rows]
 
 
 class Transaction:

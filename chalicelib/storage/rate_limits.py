@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.storage.database import Later, Transaction, placeholders
+from chalicelib.storage.database import Later, Packed, Transaction, placeholders
 from chalicelib.storage.engines import StatementResult
 
 Counts = dict[tuple[str, int], int]
@@ -15,6 +15,9 @@ def count_hits(txn: Transaction, windows: list[tuple[str, int, int, int]]) -> No
     txn.engine.increment_counters(txn, sorted(set(windows)))
 
 
+_WINDOW = Packed(bucket="bucket", window_start="window_start", hits="hits")
+
+
 def read_counts(txn: Transaction, windows: list[tuple[str, int]]) -> Later[Counts]:
     """Queue: hits per (bucket, window_start), for the windows that have any."""
     buckets = sorted({bucket for bucket, _ in windows})
@@ -24,9 +27,10 @@ def read_counts(txn: Transaction, windows: list[tuple[str, int]]) -> Later[Count
 
     def counts(result: StatementResult) -> Counts:
         return {(row["bucket"], int(row["window_start"])): int(row["hits"])
-                for row in result.rows if (row["bucket"], int(row["window_start"])) in wanted}
+                for row in _WINDOW.rows(result.rows)
+                if (row["bucket"], int(row["window_start"])) in wanted}
 
     return txn.later(
-        "SELECT bucket, window_start, hits FROM rate_limit_windows"  # noqa: S608
+        f"SELECT {_WINDOW.sql} FROM rate_limit_windows"  # noqa: S608 - fixed columns
         f" WHERE bucket IN ({in_list}) AND window_start BETWEEN %s AND %s",
         [*buckets, min(starts), max(starts)], read=counts)

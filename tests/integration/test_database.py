@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from chalicelib.errors import Conflict
 from chalicelib.ids import new_id
 from chalicelib.storage import conversations, users
 from chalicelib.storage.conversations import Conversation, Participant
+from chalicelib.storage.database import Packed
 from chalicelib.storage.users import User
 from tests.support.concurrency import run_in_threads
 from tests.support.round_trips import counting_round_trips
@@ -161,3 +164,28 @@ def test_queued_values_are_escaped_not_formatted_into_the_sql(db):
 
     assert text == hostile
     assert db.run_read("t", echo)[1] == users_before  # the table is still there
+
+
+def test_a_packed_select_list_reads_back_under_its_names_with_flags_as_booleans(db):
+    columns = Packed(text="%s", number="%s", nothing="NULL",
+                     exists="EXISTS (SELECT 1)",
+                     missing="EXISTS (SELECT 1 FROM users WHERE 1 = 0)",
+                     stored_zero="%s", flags=["exists", "missing", "stored_zero"])
+
+    def read(txn):
+        txn.execute(f"SELECT {columns.sql}", ("it's \"quoted\" ✓", 1_767_225_600_000, 0))
+        return columns.row(txn.fetchone())
+
+    assert db.run_read("t", read) == {"text": "it's \"quoted\" ✓", "number": 1_767_225_600_000,
+                                      "nothing": None, "exists": True, "missing": False,
+                                      "stored_zero": False}
+
+
+@pytest.mark.parametrize("rendered", [False, 0, "0", True, 1, "1"])
+def test_a_packed_flag_is_a_boolean_however_the_server_rendered_it(rendered):
+    # MariaDB renders some EXISTS inside JSON_ARRAY as the string "0", which is truthy.
+    columns = Packed(flag="f", flags=["flag"])
+
+    row = columns.row({"packed": json.dumps([rendered])})
+
+    assert row == {"flag": rendered in (True, 1, "1")}
