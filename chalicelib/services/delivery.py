@@ -175,7 +175,7 @@ def group_send_pushes(conversation_id: str, sender_id: str, frames: list[Frame],
     listeners = ctx.db.run_read("fanout.audience", conversations.connections_of_conversation,
                                 conversation_id, sender_id)
     return [(listener.connection_id, frame) for listener in listeners
-            if listener.user_id != sender_id and not listener.blocks_sender
+            if listener.user_id != sender_id and not listener.blocked
             for frame in frames]
 
 

@@ -277,7 +277,7 @@ def _answer(caller: Caller, stored: list[tuple[Message, IdempotencyKey]],
                                        for _, frame in sorted(answers, key=lambda a: a[0])]
     receivers = [listener.connection_id for listener in audience
                  if listener.connection_id != caller.connection_id
-                 and not listener.blocks_sender]
+                 and not listener.blocked]
     pushed = [message_frame(message) for message, _ in stored]  # one frame for every receiver
     frames += [(connection_id, frame) for connection_id in receivers for frame in pushed]
     if stored:
@@ -372,8 +372,8 @@ def _move_txn(txn: Transaction, connection_id: str, conversation_id: str,
         unread = messages.unread_count_later(txn, conversation_id, caller.user_id,
                                              read_seq=moved["read"], now_ms=now)
     return _Moved(caller, moved, conversations.audience_later(
-        txn, conversation_id, caller.user_id, all_up_to_members=ctx.presence_push_max_members),
-        unread)
+        txn, conversation_id, caller.user_id, all_up_to_members=ctx.presence_push_max_members,
+        sender_id=caller.user_id, either_way=True), unread)
 
 
 def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
@@ -381,8 +381,9 @@ def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
     """A receipt per moved cursor, for the other participants' connections (in a group of
     more than PRESENCE_PUSH_MAX_MEMBERS members the audience holds only the caller's own:
     everyone's receipts to everyone would cost n² pushes per message). Nothing while the
-    caller has not accepted the conversation (a request reveals nothing), and `read` receipts
-    only between people who both have read receipts on."""
+    caller has not accepted the conversation (a request reveals nothing), none between people
+    of whom one blocked the other (as for presence and typing), and `read` receipts only
+    between people who both have read receipts on."""
     mine = next((listener for listener in audience if listener.user_id == caller.user_id),
                 None)
     if mine is None or mine.consent != ACCEPTED:
@@ -390,6 +391,6 @@ def _receipts(caller: Caller, conversation_id: str, moved: dict[str, int],
     return [
         (listener.connection_id, receipt_frame(conversation_id, caller.user_id, kind, seq))
         for kind, seq in sorted(moved.items()) for listener in audience
-        if listener.user_id != caller.user_id
+        if listener.user_id != caller.user_id and not listener.blocked
         and (kind != "read" or (mine.read_receipts and listener.read_receipts))
     ]

@@ -21,7 +21,7 @@ from chalicelib.errors import InvalidInput, NotFound, RateLimited
 from chalicelib.inputs import string_field
 from chalicelib.services.context import Caller, Context
 from chalicelib.services.delivery import deliver
-from chalicelib.storage import blocks, conversations
+from chalicelib.storage import conversations
 from chalicelib.storage.conversations import ACCEPTED, DECLINED
 from chalicelib.storage.database import Transaction
 from chalicelib.wire import typing_frame
@@ -118,14 +118,12 @@ def typing(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
 def _audience_txn(txn: Transaction, conversation_id: str, typist: str) -> list[str] | None:
     """The connection ids to tell, or None when the typist is not a participant. Reads
     only."""
-    listeners = conversations.listeners_later(txn, conversation_id, typist)
+    listeners = conversations.listeners_later(txn, conversation_id, typist, either_way=True)
     me = conversations.get_participant(txn, conversation_id, typist)  # sends both
     if me is None or me.consent == DECLINED:
         return None
     if me.consent != ACCEPTED:
         return []
-    others = [listener for listener in listeners.value
-              if listener.user_id != typist and listener.consent == ACCEPTED
-              and not listener.blocks_sender]
-    blocked = blocks.blocked_between(txn, typist, sorted({lst.user_id for lst in others}))
-    return [listener.connection_id for listener in others if listener.user_id not in blocked]
+    return [listener.connection_id for listener in listeners.value
+            if listener.user_id != typist and listener.consent == ACCEPTED
+            and not listener.blocked]

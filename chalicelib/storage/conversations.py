@@ -366,7 +366,9 @@ class Listener:
     user_id: str
     consent: str
     read_receipts: bool
-    blocks_sender: bool = False  # this member blocked the sender named in the query
+    # A block stands between this member and the user the query named: the member blocked
+    # them (a sender), or, asked `either_way`, one of the two blocked the other.
+    blocked: bool = False
 
 
 def connections_of_conversation(txn: Transaction, conversation_id: str,
@@ -390,53 +392,71 @@ class Audience:
     complete: bool
 
 
-def listeners_later(txn: Transaction, conversation_id: str,
-                    sender_id: str | None = None) -> Later[list[Listener]]:
-    """Queue `connections_of_conversation`'s query (e.g. to go with a send's COMMIT)."""
-    return txn.later(_listeners_sql(bounded=False), (sender_id, conversation_id),
-                     read=lambda result: [_listener(row) for row in result.rows])
+def listeners_later(txn: Transaction, conversation_id: str, sender_id: str | None = None,
+                    *, either_way: bool = False) -> Later[list[Listener]]:
+    """Queue `connections_of_conversation`'s query (e.g. to go with a send's COMMIT);
+    `either_way`: `blocked` also when `sender_id` blocked the member."""
+    columns = _BLOCKED_EITHER_WAY if either_way else _BLOCKS_SENDER
+    return txn.later(_listeners_sql(columns, bounded=False),
+                     (*[sender_id] * columns.user_params, conversation_id),
+                     read=lambda result: [_listener(columns, row) for row in result.rows])
 
 
 def audience_later(txn: Transaction, conversation_id: str, user_id: str, *,
                    all_up_to_members: int | None, sender_id: str | None = None,
-                   ) -> Later[Audience]:
+                   either_way: bool = False) -> Later[Audience]:
     """`listeners_later`, but in a conversation of more than `all_up_to_members` members
     (None: no bound) only `user_id`'s own connections: a send or a cursor in a big group must
     not read (and decode) a thousand rows, and its members learn another way (the fan-out
     worker reads them; the conversation list carries cursors)."""
+    columns = _BLOCKED_EITHER_WAY if either_way else _BLOCKS_SENDER
+    named = [sender_id] * columns.user_params
     if all_up_to_members is None:
-        return txn.later(_listeners_sql(bounded=False), (sender_id, conversation_id),
-                         read=lambda result: Audience([_listener(r) for r in result.rows], True))
+        return txn.later(_listeners_sql(columns, bounded=False), (*named, conversation_id),
+                         read=lambda result: Audience(
+                             [_listener(columns, row) for row in result.rows], True))
     return txn.later(
-        _listeners_sql(bounded=True),
-        (sender_id, conversation_id, all_up_to_members, conversation_id, user_id,
+        _listeners_sql(columns, bounded=True),
+        (*named, conversation_id, all_up_to_members, conversation_id, user_id,
          conversation_id, all_up_to_members),
-        read=lambda result: Audience([_listener(row) for row in result.rows],
+        read=lambda result: Audience([_listener(columns, row) for row in result.rows],
                                      complete=not any(row["big"] for row in result.rows)))
 
 
-_LISTENER = Packed(
-    id="k.id", user_id="k.user_id", consent="p.consent", read_receipts="u.read_receipts",
-    blocks_sender="EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id"
-                  "  AND b.blocked_user_id = %s)",
-    flags=["read_receipts", "blocks_sender"])
+class _ListenerColumns(Packed):
+    """A listener's columns, with `blocked` as one of two subqueries on the named user."""
+
+    def __init__(self, blocked: str) -> None:
+        super().__init__(id="k.id", user_id="k.user_id", consent="p.consent",
+                         read_receipts="u.read_receipts", blocked=blocked,
+                         flags=["read_receipts", "blocked"])
+        self.user_params = blocked.count("%s")  # placeholders for the named user
 
 
-def _listeners_sql(*, bounded: bool) -> str:
-    """Every live connection of every member who has not declined, with whether that member
-    blocked the sender; `bounded`: only one user's when the conversation is bigger than a bound.
-    Params: sender, [conversation, bound,] conversation[, user, conversation, bound]."""
+_BLOCKS_SENDER = _ListenerColumns(
+    "EXISTS (SELECT 1 FROM blocks b WHERE b.blocker_id = p.user_id AND b.blocked_user_id = %s)")
+_BLOCKED_EITHER_WAY = _ListenerColumns(
+    "EXISTS (SELECT 1 FROM blocks b"
+    " WHERE (b.blocker_id = p.user_id AND b.blocked_user_id = %s)"
+    " OR (b.blocker_id = %s AND b.blocked_user_id = p.user_id))")
+
+
+def _listeners_sql(columns: Packed, *, bounded: bool) -> str:
+    """Every live connection of every member who has not declined, with whether a block
+    stands between that member and a named user; `bounded`: only one user's when the
+    conversation is bigger than a bound. Params: the named user (once or twice),
+    [conversation, bound,] conversation[, user, conversation, bound]."""
     beyond = MEMBER_BEYOND.format("%s")
     big = f", {beyond} IS NOT NULL AS big" if bounded else ""
     only_small = f" AND (p.user_id = %s OR {beyond} IS NULL)" if bounded else ""
-    return (f"SELECT {_LISTENER.sql}{big}"  # noqa: S608 - fixed columns
+    return (f"SELECT {columns.sql}{big}"  # noqa: S608 - fixed columns
             " FROM participants p"
             " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
             f" WHERE p.conversation_id = %s AND p.consent <> 'declined'{only_small}"
             " ORDER BY k.id")
 
 
-def _listener(packed: dict) -> Listener:
-    row = _LISTENER.row(packed)
-    return Listener(row["id"], row["user_id"], row["consent"], bool(row["read_receipts"]),
-                    bool(row["blocks_sender"]))
+def _listener(columns: Packed, packed: dict) -> Listener:
+    row = columns.row(packed)
+    return Listener(row["id"], row["user_id"], row["consent"], row["read_receipts"],
+                    row["blocked"])

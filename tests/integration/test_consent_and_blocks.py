@@ -293,6 +293,24 @@ def test_in_a_shared_group_a_blockers_devices_are_not_pushed_the_blocked_ones_me
     assert world.last(bob_phone, "sent")["duplicate"] is False
 
 
+@pytest.mark.parametrize("who_blocks", ["the reader", "the other"])
+def test_no_receipts_across_a_block_either_way(world, who_blocks):
+    alice, bob, carol = world.person(), world.person(), world.person()
+    alice_phone, bob_phone, carol_phone = (world.device(p) for p in (alice, bob, carol))
+    group = world.chat(alice, bob, carol)
+    world.send(alice_phone, group, body="hello both")
+    blocker, blocked = (bob, carol) if who_blocks == "the reader" else (carol, bob)
+    account.block(blocker.id, {"user_id": blocked.id}, world.ctx)
+    world.forget_frames()
+
+    world.frame(bob_phone, "ack", conversation_id=group, seq=1)
+    world.frame(bob_phone, "read", conversation_id=group, seq=1)
+
+    assert sorted(r["kind"] for r in world.received(alice_phone, "receipt")) == [
+        "delivered", "read"]
+    assert world.received(carol_phone, "receipt") == []
+
+
 def test_a_block_survives_the_blocked_phone_signing_up_again_as_a_new_user(world):
     owner, pest = world.person(), world.person()
     account.block(owner.id, {"user_id": pest.id}, world.ctx)
