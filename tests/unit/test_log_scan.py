@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from local_stack.ledger import SecretLedger, read_ledger, secrets_in_event, secrets_in_reply
-from tests.support.log_scan import find_leaks
+from tests.support.log_scan import code_literals, find_leaks
 
 JWT = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwMUhZWFpCREZHIiwiZXhwIjoxNzY0NTgyMDAwfQ"
        ".q8y2VkOQpZ5rB6m9qk8t1xB3fJx0nY2hT4cL7wEaR1s")
@@ -71,6 +71,21 @@ def test_a_body_that_is_only_a_field_name_of_the_line_is_not_a_leak() -> None:
 def test_short_bodies_are_counted_not_searched() -> None:
     report = find_leaks(["hi", "ok", BODY], [("a test", "hi ok")])
     assert report.leaks == [] and report.skipped_short_bodies == 2
+
+
+def test_a_body_that_is_one_of_the_codes_own_strings_is_counted_not_searched() -> None:
+    # Hypothesis draws string literals of the code under test: a fuzzed body "push failed" is
+    # in the log because the code logs it, not because a body leaked.
+    line = json.dumps({"level": "WARNING", "message": "push failed", "text": BODY})
+    report = find_leaks(["push failed", BODY], [("a test", line)],
+                        literals=frozenset({"push failed"}))
+    assert [leak.secret for leak in report.leaks] == [BODY]
+    assert report.skipped_short_bodies == 1
+
+
+def test_the_codes_own_strings_are_read_from_the_code_that_logs() -> None:
+    assert {"push failed", "presence watch"} <= code_literals()
+    assert BODY not in code_literals()
 
 
 def test_the_stack_notes_the_secrets_of_events_and_replies(tmp_path) -> None:
