@@ -3,9 +3,8 @@ a Lambda builds it (bootstrap: the push adapter, the limiter with every limit li
 MariaDB, pushing to a live local management endpoint. A message costs its `send` and the
 receiver's `ack`. Where the target is missed, cProfile says where the time goes.
 
-CPU is this process's (`time.process_time`), as Lambda bills it: the handler's thread and the
-delivery pool's threads that push a fan-out. The management endpoint runs in a process of its
-own, so its work is not counted."""
+CPU is this process's (`time.process_time`), as Lambda bills it: every thread's. The management
+endpoint runs in a process of its own, so its work is not counted."""
 
 from __future__ import annotations
 

@@ -32,13 +32,23 @@ from chalicelib.errors import ConfigError
 # deploy tests read this constant, since no boto3 client call names it any more).
 MANAGE_CONNECTIONS_ACTION = "execute-api:ManageConnections"
 SIGNING_SERVICE = "execute-api"
-# Sized for delivery.py's pool of 8 push threads: each keeps its own connection alive.
+# Sized for delivery.py's rounds of at most 8 pushes in flight: each on a connection of its own.
 POOL_CONNECTIONS = 8
 
 
+class InFlight(Protocol):
+    def finish(self) -> bool:
+        """Wait for the push's answer: False when the connection is gone (its row should go
+        too); `PushFailed` when it could not be delivered."""
+
+
 class Push(Protocol):
+    def start(self, connection_id: str, frame: dict[str, Any]) -> InFlight:
+        """Put one frame on its way and return at once. Frames started to several connections
+        before any is finished travel concurrently, from one thread: no hand-off to another."""
+
     def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
-        """Deliver one frame; False when the connection is gone (its row should go too)."""
+        """`start(...).finish()`: one frame, waiting for its answer."""
 
     def disconnect(self, connection_id: str) -> bool:
         """Close a connection; False when it was already gone."""
@@ -156,15 +166,18 @@ class ApiGatewayPush:
         self._endpoint_url = endpoint_url
         self._resolve_endpoint = resolve_endpoint
         self._policy = policy
-        self._first_use = threading.Lock()  # delivery pushes from several threads at once
+        self._first_use = threading.Lock()  # handlers may push from several threads at once
         self._transport: _SignedTransport | None = None
 
-    def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
+    def start(self, connection_id: str, frame: dict[str, Any]) -> InFlight:
         data = json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode()
-        return self._management_api().request("POST", connection_id, data)
+        return self._management_api().start("POST", connection_id, data)
+
+    def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
+        return self.start(connection_id, frame).finish()
 
     def disconnect(self, connection_id: str) -> bool:
-        return self._management_api().request("DELETE", connection_id, b"")
+        return self._management_api().start("DELETE", connection_id, b"").finish()
 
     def _management_api(self) -> _SignedTransport:
         if self._transport is None:
@@ -191,7 +204,7 @@ class _SignedTransport:
         # Imported here, not at the top: a handler that never pushes never pays for it.
         import botocore.session
 
-        self._policy = policy
+        self.policy = policy
         parts = urlsplit(endpoint_url)
         self._tls = ssl.create_default_context() if parts.scheme == "https" else None
         self._hostname, self._port = parts.hostname or "", parts.port
@@ -200,74 +213,52 @@ class _SignedTransport:
         credentials = botocore.session.get_session().get_credentials()
         if credentials is None:
             raise ConfigError("no AWS credentials found to sign pushes with")
-        self._signer = Signer(credentials, region=region_of(endpoint_url),
-                              service=SIGNING_SERVICE,
-                              host=host_header(parts.scheme, self._hostname, parts.port))
-        self._path_prefix = parts.path + "/@connections/"
+        self.signer = Signer(credentials, region=region_of(endpoint_url),
+                             service=SIGNING_SERVICE,
+                             host=host_header(parts.scheme, self._hostname, parts.port))
+        self.path_prefix = parts.path + "/@connections/"
         self._idle: list[http.client.HTTPConnection] = []  # append and pop are atomic
 
-    def request(self, method: str, connection_id: str, body: bytes) -> bool:
-        path = self._path_prefix + quote(connection_id, safe="")
-        policy = self._policy
-        deadline = time.monotonic() + policy.deadline_s
-        for attempt in range(policy.attempts):
-            try:
-                return self._attempt(method, connection_id, path, body, deadline)
-            except _Retryable as failure:
-                reason = str(failure)
-            if attempt + 1 == policy.attempts:
-                break
-            pause = policy.backoff_s(attempt)
-            if time.monotonic() + pause >= deadline:
-                break
-            time.sleep(pause)
-        raise PushFailed(method, connection_id, f"{reason} (gave up after {attempt + 1} "
-                                                "attempt(s))")
+    def start(self, method: str, connection_id: str, body: bytes) -> _Request:
+        """Send a request now; its answer is read by `finish()`."""
+        return _Request(self, method, connection_id, body)
 
-    def _attempt(self, method: str, connection_id: str, path: str, body: bytes,
-                 deadline: float) -> bool:
-        headers = self._signer.headers(method, path, body,
-                                       content_type="application/json" if body else None)
-        try:
-            status, error_type = self._exchange(method, path, body, headers, deadline)
-        except (OSError, http.client.HTTPException) as error:  # refused, timeout, reset
-            raise _Retryable(type(error).__name__) from None
-        if status < 300:
-            return True
-        if status == 410:
-            return False
-        if status == 429 or status >= 500 or "Throttl" in error_type:
-            raise _Retryable(f"HTTP {status} {error_type}".rstrip())
-        raise PushFailed(method, connection_id, f"HTTP {status} {error_type}".rstrip())
-
-    def _exchange(self, method: str, path: str, body: bytes, headers: dict[str, str],
-                  deadline: float) -> tuple[int, str]:
-        """One request and its answer: (status, x-amzn-ErrorType). A kept-alive connection
-        the server closed meanwhile is replaced at once, without spending an attempt."""
+    def send_request(self, method: str, path: str, body: bytes, headers: dict[str, str],
+                     deadline: float) -> tuple[http.client.HTTPConnection, bool]:
+        """Write one request: (its connection, whether that was kept alive from before). A
+        kept-alive connection the server closed meanwhile is replaced at once."""
         while True:
             connection, reused = self._take(deadline)
             try:
                 connection.request(method, path, body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()  # all of it, or the connection cannot carry the next request
             except BaseException as error:
                 connection.close()
                 if reused and isinstance(error, _STALE_CONNECTION):
                     continue
                 raise
-            if response.will_close or len(self._idle) >= POOL_CONNECTIONS:
-                connection.close()
-            else:
-                self._idle.append(connection)
-            error_type = (response.getheader("x-amzn-ErrorType") or "").split(":")[0]
-            return response.status, error_type
+            return connection, reused
+
+    def read_answer(self, connection: http.client.HTTPConnection) -> tuple[int, str]:
+        """The answer to the request on `connection`: (status, x-amzn-ErrorType); the
+        connection then goes back to the idle pool, unless the server is closing it."""
+        try:
+            response = connection.getresponse()
+            response.read()  # all of it, or the connection cannot carry the next request
+        except BaseException:
+            connection.close()
+            raise
+        if response.will_close or len(self._idle) >= POOL_CONNECTIONS:
+            connection.close()
+        else:
+            self._idle.append(connection)
+        return response.status, (response.getheader("x-amzn-ErrorType") or "").split(":")[0]
 
     def _take(self, deadline: float) -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection (reused: True) or a new one, with this attempt's timeouts."""
         left = deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("out of time")
-        read_timeout = min(self._policy.read_timeout_s, left)
+        read_timeout = min(self.policy.read_timeout_s, left)
         try:
             connection = self._idle.pop()
         except IndexError:
@@ -276,7 +267,7 @@ class _SignedTransport:
             if connection.sock is not None:
                 connection.sock.settimeout(read_timeout)
                 return connection, True
-        connect_timeout = min(self._policy.connect_timeout_s, left)
+        connect_timeout = min(self.policy.connect_timeout_s, left)
         if self._tls is not None:
             connection = http.client.HTTPSConnection(self._hostname, self._port,
                                                      timeout=connect_timeout,
@@ -288,3 +279,70 @@ class _SignedTransport:
         connection.connect()
         connection.sock.settimeout(read_timeout)
         return connection, False
+
+
+class _Request:
+    """One management-API request: its first attempt is sent when it is made, its answer read
+    by `finish`, which makes the further attempts (after a backoff) when that one failed in a
+    way a later one may not. Each attempt is signed anew (a fresh X-Amz-Date)."""
+
+    def __init__(self, transport: _SignedTransport, method: str, connection_id: str,
+                 body: bytes) -> None:
+        self._transport = transport
+        self._method, self._connection_id, self._body = method, connection_id, body
+        self._path = transport.path_prefix + quote(connection_id, safe="")
+        self._deadline = time.monotonic() + transport.policy.deadline_s
+        self._sent: tuple[http.client.HTTPConnection, bool] | None = None
+        self._failure = ""
+        self._send()
+
+    def finish(self) -> bool:
+        policy = self._transport.policy
+        for attempt in range(policy.attempts):
+            try:
+                return self._answer()
+            except _Retryable as failure:
+                reason = str(failure)
+            if attempt + 1 == policy.attempts:
+                break
+            pause = policy.backoff_s(attempt)
+            if time.monotonic() + pause >= self._deadline:
+                break
+            time.sleep(pause)
+            self._send()
+        raise PushFailed(self._method, self._connection_id,
+                         f"{reason} (gave up after {attempt + 1} attempt(s))")
+
+    def _send(self) -> None:
+        headers = self._transport.signer.headers(
+            self._method, self._path, self._body,
+            content_type="application/json" if self._body else None)
+        try:
+            self._sent = self._transport.send_request(self._method, self._path, self._body,
+                                                      headers, self._deadline)
+        except (OSError, http.client.HTTPException) as error:  # refused, timeout, reset
+            self._sent, self._failure = None, type(error).__name__
+
+    def _answer(self) -> bool:
+        """This attempt's verdict: True (2xx), False (410 gone), or `_Retryable`/`PushFailed`."""
+        while True:
+            if self._sent is None:
+                raise _Retryable(self._failure)
+            connection, reused = self._sent
+            try:
+                status, error_type = self._transport.read_answer(connection)
+            except _STALE_CONNECTION as error:
+                if not reused:
+                    raise _Retryable(type(error).__name__) from None
+                self._send()  # the server had closed it before our request: again, at once
+                continue
+            except (OSError, http.client.HTTPException) as error:
+                raise _Retryable(type(error).__name__) from None
+            break
+        if status < 300:
+            return True
+        if status == 410:
+            return False
+        if status == 429 or status >= 500 or "Throttl" in error_type:
+            raise _Retryable(f"HTTP {status} {error_type}".rstrip())
+        raise PushFailed(self._method, self._connection_id, f"HTTP {status} {error_type}".rstrip())

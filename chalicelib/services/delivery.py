@@ -1,23 +1,23 @@
 """Pushing: frames to connections, concurrently, and what to do with the ones that are gone.
 
-Each push is a network round trip in AWS, so a fan-out's pushes go out concurrently on a
-small pool kept per container, instead of one after another. A connection API Gateway calls
-gone is forgotten the way a clean disconnect is (presence announces offline if it was the
-user's last), so no dead connection is ever counted. Fan-outs to more connections than
-`ctx.fanout_async_above` go through the fan-out queue (services/fanout.py) when the function
-has one, and `work_fanout` is the queue's worker.
+Each push is a network round trip in AWS, so a fan-out's pushes go out concurrently instead
+of one after another: a few requests are sent before any answer is read, from the handler's
+own thread (a hand-off to a pool of threads cost about a tenth of a message's CPU). A
+connection API Gateway calls gone is forgotten the way a clean disconnect is (presence
+announces offline if it was the user's last), so no dead connection is ever counted.
+Fan-outs to more connections than `ctx.fanout_async_above` go through the fan-out queue
+(services/fanout.py) when the function has one, and `work_fanout` is the queue's worker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from chalicelib.adapters.push import Push
+from chalicelib.adapters.push import InFlight, Push
 from chalicelib.observability import logger, metrics
 from chalicelib.services import fanout, presence
 from chalicelib.storage import conversations
@@ -26,8 +26,7 @@ from chalicelib.wire import Frame
 if TYPE_CHECKING:
     from chalicelib.services.context import Context
 
-PUSH_CONCURRENCY = 8
-_pool = ThreadPoolExecutor(max_workers=PUSH_CONCURRENCY, thread_name_prefix="push")
+PUSH_CONCURRENCY = 8  # requests in flight at once (the push adapter keeps 8 connections alive)
 
 
 @dataclass
@@ -83,19 +82,27 @@ def drop_connections(connection_ids: Iterable[str], ctx: Context) -> None:
 
 def deliver(push: Push, frames: list[tuple[str, Frame]]) -> Delivery:
     """Send each (connection id, frame). Connections are served concurrently, each one's
-    frames in the order given (a batch's messages arrive in seq order). A push that fails
-    otherwise than gone is logged and reported: the device catches up with `sync`."""
-    by_connection: dict[str, list[Frame]] = {}
+    frames in the order given (a batch's messages arrive in seq order): a round starts the next
+    frame of every connection still waiting, PUSH_CONCURRENCY at a time, before it reads their
+    answers, so the requests travel together from this one thread. A push that fails otherwise
+    than gone is logged and reported (the connection's later frames are still tried): the
+    device catches up with `sync`. A gone connection gets nothing more."""
+    queues: dict[str, list[Frame]] = {}
     for connection_id, frame in frames:
-        by_connection.setdefault(connection_id, []).append(frame)
-    queues = list(by_connection.items())
-    # The first connection's frames go from this thread while the pool pushes the others'
-    # (one thread hand-off fewer: a 1:1 send pushes to two connections).
-    futures = [(cid, _pool.submit(_send_all, push, cid, queue)) for cid, queue in queues[1:]]
-    outcomes = [(cid, _send_all(push, cid, queue)) for cid, queue in queues[:1]]
-    outcomes += [(cid, future.result()) for cid, future in futures]
-    delivery = Delivery(gone=[cid for cid, outcome in outcomes if outcome == GONE],
-                        failed=[cid for cid, outcome in outcomes if outcome == FAILED])
+        queues.setdefault(connection_id, []).append(frame)
+    outcomes = dict.fromkeys(queues, DELIVERED)
+    waiting, position = list(queues), 0
+    while waiting:
+        for at in range(0, len(waiting), PUSH_CONCURRENCY):
+            wave = [(cid, queues[cid][position]) for cid in waiting[at:at + PUSH_CONCURRENCY]]
+            for (cid, _), outcome in zip(wave, _push_wave(push, wave), strict=True):
+                if outcome != DELIVERED:  # FAILED stays unless GONE follows
+                    outcomes[cid] = outcome
+        position += 1
+        waiting = [cid for cid in waiting
+                   if outcomes[cid] != GONE and position < len(queues[cid])]
+    delivery = Delivery(gone=[cid for cid, outcome in outcomes.items() if outcome == GONE],
+                        failed=[cid for cid, outcome in outcomes.items() if outcome == FAILED])
     if frames:
         metrics.add_metric(name="Pushes", unit=MetricUnit.Count, value=len(frames))
     if delivery.gone:
@@ -106,19 +113,26 @@ def deliver(push: Push, frames: list[tuple[str, Frame]]) -> Delivery:
 DELIVERED, GONE, FAILED = "delivered", "gone", "failed"
 
 
-def _send_all(push: Push, connection_id: str, queue: list[Frame]) -> str:
-    """One connection's frames in order; GONE (and the rest dropped) once it is gone, FAILED
-    when a push failed otherwise (the others are still tried)."""
-    outcome = DELIVERED
-    for frame in queue:
+def _push_wave(push: Push, wave: list[tuple[str, Frame]]) -> list[str]:
+    """One frame to each of a few connections: every request is sent before any answer is
+    read. The outcome of each, in order."""
+    flights: list[InFlight | Exception] = []
+    for connection_id, frame in wave:
         try:
-            if not push.send(connection_id, frame):
-                return GONE
+            flights.append(push.start(connection_id, frame))
+        except Exception as error:  # noqa: BLE001 - reported with the others' outcomes below
+            flights.append(error)
+    outcomes = []
+    for (connection_id, frame), flight in zip(wave, flights, strict=True):
+        try:
+            if isinstance(flight, Exception):
+                raise flight
+            outcomes.append(DELIVERED if flight.finish() else GONE)
         except Exception:  # noqa: BLE001 - one failed push must not stop the others
             logger.warning("push failed", exc_info=True, extra={
                 "connection_id": connection_id, "frame_type": frame.get("type")})
-            outcome = FAILED
-    return outcome
+            outcomes.append(FAILED)
+    return outcomes
 
 
 # --- the fan-out queue's worker -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.crypto import Keys
@@ -25,6 +26,16 @@ class RecordingSms:
         return next(code for to, code in reversed(self.sent) if to == phone)
 
 
+class Deferred:
+    """A fake push in flight: `finish` does the push."""
+
+    def __init__(self, push: Callable[[], bool]) -> None:
+        self._push = push
+
+    def finish(self) -> bool:
+        return self._push()
+
+
 class RecordingPush:
     """Records frames and disconnects; ids in `gone` answer as API Gateway does for dead ones."""
 
@@ -32,6 +43,11 @@ class RecordingPush:
         self.frames: list[tuple[str, dict[str, Any]]] = []
         self.disconnected: list[str] = []
         self.gone: set[str] = set()
+
+    def start(self, connection_id: str, frame: dict[str, Any]) -> Deferred:
+        """As the adapter's: the outcome (`send`'s, which subclasses may change) comes from
+        `finish()`."""
+        return Deferred(lambda: self.send(connection_id, frame))
 
     def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
         if connection_id in self.gone:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -137,6 +138,38 @@ def test_concurrent_pushes_use_at_most_one_connection_per_delivery_thread(
     assert 1 <= len(management_api.client_ports()) <= 8
 
 
+def test_pushes_started_together_are_in_flight_at_once_from_one_thread(management_api, push):
+    connections = [f"Conn{i}AAAAAAAAA=" for i in range(4)]
+    for connection_id in connections:
+        management_api.live.add(connection_id)
+        management_api.fail(connection_id, status=None, delay_s=0.3)  # answers held back
+
+    flights = [push.start(connection_id, {"type": "pong"}) for connection_id in connections]
+    all_arrived = wait_until(lambda: len(management_api.attempts) == len(connections))
+
+    assert all_arrived  # every request reached the server before any answer was read
+    assert [flight.finish() for flight in flights] == [True] * 4
+    assert len(management_api.client_ports()) == 4
+
+
+def test_a_started_push_refused_for_a_while_is_retried_when_finished(management_api, push):
+    management_api.fail(CONNECTION_ID, status=500, times=2)
+
+    flight = push.start(CONNECTION_ID, {"type": "pong"})
+
+    assert flight.finish() is True
+    assert [a.status for a in management_api.attempts_to(CONNECTION_ID)] == [500, 500, 200]
+
+
+def wait_until(condition, timeout_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def test_the_endpoint_is_resolved_once_on_the_first_push(management_api):
     management_api.live.add(CONNECTION_ID)
     asked = []
@@ -161,6 +194,11 @@ def test_pushing_without_an_endpoint_names_the_missing_variable():
 # --- the response's framing, read without the `email` parser ---------------------------
 
 
+# Among a CannedServer's responses: read the request, then close the connection unanswered (a
+# kept-alive connection the server dropped just as our request went out on it).
+HANG_UP = b""
+
+
 class CannedServer:
     """A raw HTTP/1.1 server on a real port that answers each request with the next of its
     canned responses, byte for byte, and counts the connections it was reached on."""
@@ -179,6 +217,8 @@ class CannedServer:
             with conn, conn.makefile("rb") as requests:
                 while self.responses and self._read_request(requests):
                     response = self.responses.pop(0)
+                    if response == HANG_UP:
+                        break  # the request read, the connection closed without a word
                     conn.sendall(response)
                     if b"Connection: close" in response:
                         break
@@ -218,6 +258,18 @@ def test_an_answer_framed_by_its_close_is_read_to_the_end_and_not_reused():
 
     assert push.send(CONNECTION_ID, {"type": "pong"}) is True
     assert push.send(CONNECTION_ID, {"type": "pong"}) is True
+    assert server.connections == 2
+
+
+def test_a_kept_alive_connection_the_server_closed_is_replaced_at_once():
+    server = CannedServer([
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", HANG_UP,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ])
+    push = ApiGatewayPush(server.endpoint, policy=RetryPolicy(attempts=1))
+
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is True
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is True  # sent again, on a new one
     assert server.connections == 2
 
 
