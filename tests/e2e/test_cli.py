@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from ephemera_client.exits import REFUSED, SIGNED_OUT
+from tests.support.polling import eventually
 
 EPHEMERA = str(Path(sys.executable).parent / "ephemera")
 Run = Callable[..., subprocess.CompletedProcess]
@@ -60,17 +61,6 @@ def chat(ephemera: Run, alice_and_bob: tuple[str, str]) -> str:
     created = ephemera("alice", "new", alice_and_bob[1])
     assert created.returncode == 0, created.stderr
     return created.stdout.strip()
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 5) -> bool:
-    """The server handles each frame on its own: a read sent just before a socket closed is
-    stored a moment later."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 class Tail:
@@ -144,6 +134,8 @@ def test_a_stopped_tail_keeps_its_cursors_and_reads_so_the_next_shows_only_what_
     first_tail.wait_for("message", body="first")
     assert first_tail.stop(signal.SIGINT) == 0  # at once: within the second reads coalesce
     assert json.loads((tmp_path / "bob.json").read_text())["cursors"] == {chat: 1}
+    # The server handles each frame on its own: a read sent just before the socket closed is
+    # stored a moment later.
     assert eventually(lambda: json.loads(
         ephemera("bob", "conversations", "--json").stdout)["unread_count"] == 0)
     ephemera("alice", "send", chat, "second")

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from chalicelib.adapters.push import ApiGatewayPush, PushFailed, RetryPolicy, region_of
 from chalicelib.errors import ConfigError
+from tests.support.polling import eventually
 
 # Shaped like API Gateway's ids: base64-ish, with '=' (and case that matters).
 CONNECTION_ID = "L0SM9cOFvHcCIhw="
@@ -145,7 +145,8 @@ def test_pushes_started_together_are_in_flight_at_once_from_one_thread(managemen
         management_api.fail(connection_id, status=None, delay_s=0.3)  # answers held back
 
     flights = [push.start(connection_id, {"type": "pong"}) for connection_id in connections]
-    all_arrived = wait_until(lambda: len(management_api.attempts) == len(connections))
+    all_arrived = eventually(lambda: len(management_api.attempts) == len(connections),
+                             timeout_s=2, interval_s=0.005)
 
     assert all_arrived  # every request reached the server before any answer was read
     assert [flight.finish() for flight in flights] == [True] * 4
@@ -159,15 +160,6 @@ def test_a_started_push_refused_for_a_while_is_retried_when_finished(management_
 
     assert flight.finish() is True
     assert [a.status for a in management_api.attempts_to(CONNECTION_ID)] == [500, 500, 200]
-
-
-def wait_until(condition, timeout_s: float = 2.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_the_endpoint_is_resolved_once_on_the_first_push(management_api):
