@@ -238,8 +238,7 @@ def _caller_row(packed: Row | None) -> CallerRow | None:
     if packed is None:
         return None
     row = _CALLER.row(packed)
-    return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]),
-                     bool(row["silent"]))
+    return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]), row["silent"])
 
 
 def _sender_columns(prior_sends: str) -> Packed:
@@ -282,9 +281,9 @@ def load_sender(txn: Transaction, connection_id: str, conversation_id: str,
     named = None
     if row["ttl_seconds"] is not None:
         named = NamedConversation(int(row["ttl_seconds"]), row["kind"], row["consent"],
-                                  bool(row["blocked"]))
+                                  row["blocked"])
     prior_sends = {}
     if row["prior_sends"]:
         prior_sends = idempotency_keys_of(txn, row["user_id"], list(client_msg_ids))
     return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]),
-                     bool(row["silent"]), int(row["account_since"]), named, prior_sends)
+                     row["silent"], int(row["account_since"]), named, prior_sends)

@@ -396,10 +396,10 @@ def listeners_later(txn: Transaction, conversation_id: str, sender_id: str | Non
                     *, either_way: bool = False) -> Later[list[Listener]]:
     """Queue `connections_of_conversation`'s query (e.g. to go with a send's COMMIT);
     `either_way`: `blocked` also when `sender_id` blocked the member."""
-    columns = _BLOCKED_EITHER_WAY if either_way else _BLOCKS_SENDER
+    columns = _listener_columns(either_way)
     return txn.later(_listeners_sql(columns, bounded=False),
-                     (*[sender_id] * columns.user_params, conversation_id),
-                     read=lambda result: [_listener(columns, row) for row in result.rows])
+                     (*columns.named(sender_id), conversation_id),
+                     read=lambda result: columns.listeners(result.rows))
 
 
 def audience_later(txn: Transaction, conversation_id: str, user_id: str, *,
@@ -409,28 +409,34 @@ def audience_later(txn: Transaction, conversation_id: str, user_id: str, *,
     (None: no bound) only `user_id`'s own connections: a send or a cursor in a big group must
     not read (and decode) a thousand rows, and its members learn another way (the fan-out
     worker reads them; the conversation list carries cursors)."""
-    columns = _BLOCKED_EITHER_WAY if either_way else _BLOCKS_SENDER
-    named = [sender_id] * columns.user_params
+    columns = _listener_columns(either_way)
+    named = columns.named(sender_id)
     if all_up_to_members is None:
         return txn.later(_listeners_sql(columns, bounded=False), (*named, conversation_id),
-                         read=lambda result: Audience(
-                             [_listener(columns, row) for row in result.rows], True))
+                         read=lambda result: Audience(columns.listeners(result.rows), True))
     return txn.later(
         _listeners_sql(columns, bounded=True),
         (*named, conversation_id, all_up_to_members, conversation_id, user_id,
          conversation_id, all_up_to_members),
-        read=lambda result: Audience([_listener(columns, row) for row in result.rows],
+        read=lambda result: Audience(columns.listeners(result.rows),
                                      complete=not any(row["big"] for row in result.rows)))
 
 
 class _ListenerColumns(Packed):
-    """A listener's columns, with `blocked` as one of two subqueries on the named user."""
+    """A listener's columns, with `blocked` as one of two subqueries on a named user."""
 
     def __init__(self, blocked: str) -> None:
-        super().__init__(id="k.id", user_id="k.user_id", consent="p.consent",
+        super().__init__(connection_id="k.id", user_id="k.user_id", consent="p.consent",
                          read_receipts="u.read_receipts", blocked=blocked,
                          flags=["read_receipts", "blocked"])
-        self.user_params = blocked.count("%s")  # placeholders for the named user
+        self._user_params = blocked.count("%s")
+
+    def named(self, user_id: str | None) -> list[str | None]:
+        """The named user's parameters, one per placeholder of `blocked`."""
+        return [user_id] * self._user_params
+
+    def listeners(self, rows: list[dict]) -> list[Listener]:
+        return [Listener(**row) for row in self.rows(rows)]
 
 
 _BLOCKS_SENDER = _ListenerColumns(
@@ -439,6 +445,10 @@ _BLOCKED_EITHER_WAY = _ListenerColumns(
     "EXISTS (SELECT 1 FROM blocks b"
     " WHERE (b.blocker_id = p.user_id AND b.blocked_user_id = %s)"
     " OR (b.blocker_id = %s AND b.blocked_user_id = p.user_id))")
+
+
+def _listener_columns(either_way: bool) -> _ListenerColumns:
+    return _BLOCKED_EITHER_WAY if either_way else _BLOCKS_SENDER
 
 
 def _listeners_sql(columns: Packed, *, bounded: bool) -> str:
@@ -454,9 +464,3 @@ def _listeners_sql(columns: Packed, *, bounded: bool) -> str:
             " JOIN connections k ON k.user_id = p.user_id JOIN users u ON u.id = p.user_id"
             f" WHERE p.conversation_id = %s AND p.consent <> 'declined'{only_small}"
             " ORDER BY k.id")
-
-
-def _listener(columns: Packed, packed: dict) -> Listener:
-    row = columns.row(packed)
-    return Listener(row["id"], row["user_id"], row["consent"], row["read_receipts"],
-                    row["blocked"])
