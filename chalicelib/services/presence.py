@@ -133,8 +133,8 @@ def presence_pushed(kind: str, member_count: int, max_group_members: int) -> boo
 def reveal(user_id: str, conversation_id: str, ctx: Context) -> None:
     """The user just accepted a conversation: its members learn at once what they may now
     see, the user's presence (unless it is a group too big for presence pushes) and how far
-    the user has got (`receipt`s for the cursors, `read` only between people who both share
-    reads)."""
+    the user has got (`receipt`s for the cursors, never across a block, `read` only between
+    people who both share reads)."""
 
     def reveal_txn(txn: Transaction) -> list[tuple[str, dict[str, object]]]:
         me = next((member for member in conversations.members_of(txn, [conversation_id])
@@ -144,11 +144,12 @@ def reveal(user_id: str, conversation_id: str, ctx: Context) -> None:
         presence = presence_frame(user_id, online=me.online, last_seen_at=me.last_seen_at)
         frames = [(cid, presence) for cid in connections.connection_ids_of_contacts(
             txn, user_id, conversation_id, max_group_members=ctx.presence_push_max_members)]
-        listeners = conversations.connections_of_conversation(txn, conversation_id)
+        listeners = conversations.listeners_later(txn, conversation_id, user_id,
+                                                  either_way=True).value
         for kind, seq in (("delivered", me.delivered_seq), ("read", me.read_seq)):
             receipt = receipt_frame(conversation_id, user_id, kind, seq)
             frames += [(listener.connection_id, receipt) for listener in listeners
-                       if seq > 0 and listener.user_id != user_id
+                       if seq > 0 and listener.user_id != user_id and not listener.blocked
                        and (kind == "delivered" or (me.read_receipts
                                                      and listener.read_receipts))]
         return frames

@@ -311,6 +311,24 @@ def test_no_receipts_across_a_block_either_way(world, who_blocks):
     assert world.received(carol_phone, "receipt") == []
 
 
+@pytest.mark.parametrize("who_blocks", ["the one accepting", "the other"])
+def test_accepting_tells_nobody_across_a_block_how_far_the_member_has_read(world, who_blocks):
+    stranger, owner, carol = world.person(), world.person(), world.person()
+    stranger_phone, owner_phone, carol_phone = (world.device(p) for p in (stranger, owner, carol))
+    group = world.chat(stranger, owner, carol, accepted=False)
+    world.send(stranger_phone, group, body="hello both")
+    world.frame(owner_phone, "read", conversation_id=group, seq=1)
+    blocker, blocked = (owner, carol) if who_blocks == "the one accepting" else (carol, owner)
+    account.block(blocker.id, {"user_id": blocked.id}, world.ctx)
+    world.forget_frames()
+
+    conversations.accept(owner.id, group, world.ctx)
+
+    assert sorted(r["kind"] for r in world.received(stranger_phone, "receipt")) == [
+        "delivered", "read"]
+    assert world.received(carol_phone, "receipt") == []
+
+
 def test_a_block_survives_the_blocked_phone_signing_up_again_as_a_new_user(world):
     owner, pest = world.person(), world.person()
     account.block(owner.id, {"user_id": pest.id}, world.ctx)
