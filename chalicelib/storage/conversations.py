@@ -188,16 +188,21 @@ class Cursors:
     last_seq: int
 
 
-_CURSORS = Packed(read_seq="p.read_seq", delivered_seq="p.delivered_seq", last_seq="c.last_seq")
+# The conversation and the connection are read by subqueries: a locking read locks the rows
+# of its FROM, not those of its subqueries, so a receipt never holds the conversation's row
+# (which every send to it updates) nor the connection's.
+_CURSORS = Packed(read_seq="p.read_seq", delivered_seq="p.delivered_seq",
+                  last_seq="(SELECT c.last_seq FROM conversations c"
+                           " WHERE c.id = p.conversation_id)")
 
 
 def lock_cursors(txn: Transaction, conversation_id: str, connection_id: str) -> Cursors | None:
     """The cursors of the member behind a connection, locked until the transaction ends (so
     two devices moving them at once take turns); None unless that user is a member who has
-    not declined. The connection is read by a subquery, which locks nothing of its row."""
+    not declined. Only the member's row is locked: `last_seq`, which caps the cursors, is the
+    last committed one, as high as any seq the member can have been sent."""
     txn.execute(
         f"SELECT {_CURSORS.sql} FROM participants p"  # noqa: S608 - fixed columns
-        " JOIN conversations c ON c.id = p.conversation_id"
         " WHERE p.conversation_id = %s"
         "  AND p.user_id = (SELECT k.user_id FROM connections k WHERE k.id = %s)"
         f"  AND p.consent <> 'declined'{txn.engine.for_update()}",

@@ -225,6 +225,38 @@ def test_a_retry_batch_racing_its_first_copy_stores_the_new_message_too(
         (y["client_msg_id"], 2, False)
 
 
+@pytest.mark.parametrize("action", ["ack", "read"])
+def test_a_receipt_does_not_wait_for_a_send_holding_the_conversation(
+        mysql_db, mysql_server, mysql_database, clock, push, action):
+    """A send holds its conversation's row from its seq until its COMMIT; the receiver's
+    cursors are the receiver's own row, so an `ack` or `read` meanwhile goes through."""
+    world = World(Context(db=mysql_db, push=push, clock=clock, limiter=NoLimits(),
+                          keys=TEST_KEYS), push)
+    alice, bob = world.person(), world.person()
+    phone, bob_phone = world.device(alice), world.device(bob)
+    chat = world.chat(alice, bob)
+    world.send(phone, chat, body="one")
+    world.forget_frames()
+    holder = mysql_server.connect(mysql_database)
+    receipt = threading.Thread(target=world.frame, args=(bob_phone, action),
+                               kwargs={"conversation_id": chat, "seq": 1})
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute("UPDATE conversations SET activity_at = activity_at + 1 WHERE id = %s",
+                        (chat,))
+        receipt.start()
+        receipt.join(timeout=10)
+        finished_while_held = not receipt.is_alive()
+    finally:
+        holder.rollback()
+        holder.close()
+        receipt.join()
+
+    assert finished_while_held
+    assert world.last(phone, "receipt")["seq"] == 1
+
+
 def test_a_batch_over_the_burst_limit_is_rate_limited_and_stores_nothing(db, clock, push):
     limiter = SlidingWindowLimiter(db=db, clock=clock, policies=load_policies(
         {"RATE_SEND_BURST_PER_USER": "5/10"}))
