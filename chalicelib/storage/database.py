@@ -76,22 +76,37 @@ class Packed:
     column, a JSON array (MySQL, MariaDB and SQLite all have JSON_ARRAY), unpacked here into a
     row under the names given: `Packed(user_id="k.user_id", ...).sql` goes in the SELECT.
 
+    A read of many rows can come back as one: `aggregated(engine)` goes in the SELECT, an
+    array of the rows' arrays, and `aggregated_rows` unpacks it (one packet and one JSON
+    document instead of one per row).
+
     `flags` names the columns that are truth values, returned as bool: in a JSON array the
     server may render one as true, 1 or even "0" (MariaDB does, for some EXISTS)."""
 
     def __init__(self, *, flags: Sequence[str] = (), **columns: str) -> None:
         self.names = tuple(columns)
-        self.sql = f"JSON_ARRAY({', '.join(columns.values())}) AS packed"
+        self.array = f"JSON_ARRAY({', '.join(columns.values())})"
+        self.sql = f"{self.array} AS packed"
         self._flags = [self.names.index(name) for name in flags]
 
+    def aggregated(self, engine: Engine) -> str:
+        return f"{engine.json_array_agg(self.array)} AS packed"
+
     def row(self, row: Row) -> Row:
-        values = json.loads(row["packed"])
-        for index in self._flags:
-            values[index] = bool(int(values[index]))
-        return dict(zip(self.names, values, strict=True))
+        return self._named(json.loads(row["packed"]))
 
     def rows(self, rows: Sequence[Row]) -> list[Row]:
         return [self.row(row) for row in rows]
+
+    def aggregated_rows(self, rows: Sequence[Row]) -> list[Row]:
+        """The rows of an `aggregated` read (which has none when nothing matched)."""
+        packed = rows[0]["packed"] if rows else None
+        return [self._named(values) for values in json.loads(packed)] if packed else []
+
+    def _named(self, values: list[Any]) -> Row:
+        for index in self._flags:
+            values[index] = bool(int(values[index]))
+        return dict(zip(self.names, values, strict=True))
 
 
 class Transaction:

@@ -93,6 +93,10 @@ class Engine(ABC):
         return " FOR UPDATE"
 
     @abstractmethod
+    def json_array_agg(self, expression: str) -> str:
+        """An aggregate: a JSON array of `expression` over the rows (NULL or [] for none)."""
+
+    @abstractmethod
     def octet_length(self, column: str) -> str:
         """An SQL expression for the size of a text column in bytes of UTF-8."""
 

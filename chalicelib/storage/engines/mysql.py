@@ -113,6 +113,9 @@ class MysqlEngine(Engine):
         # VALUES(col), not MySQL 8's `AS new` alias: MariaDB has no such alias.
         return f"ON DUPLICATE KEY UPDATE {column} = {column} + VALUES({column})"
 
+    def json_array_agg(self, expression: str) -> str:
+        return f"JSON_ARRAYAGG({expression})"  # MariaDB 10.5+, MySQL 8.0.14+
+
     def octet_length(self, column: str) -> str:
         return f"LENGTH({column})"
 

@@ -116,6 +116,9 @@ class SqliteEngine(Engine):
     def upsert_add(self, key: str, column: str) -> str:
         return f"ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + excluded.{column}"
 
+    def json_array_agg(self, expression: str) -> str:
+        return f"json_group_array({expression})"
+
     def octet_length(self, column: str) -> str:
         return f"LENGTH(CAST({column} AS BLOB))"  # LENGTH of text counts characters
 
