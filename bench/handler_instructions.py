@@ -112,8 +112,8 @@ def main() -> None:
         send, ack = (instructions_counted(directory, dump) / MESSAGES for dump in (1, 2))
     version = re.sub(r"^valgrind-", "", subprocess.run(
         ["valgrind", "--version"], capture_output=True, text=True).stdout.strip())
-    emit("handler instructions per 1:1 message (send + ack, $default in-process, MariaDB, "
-         "pushes to a live local management endpoint; callgrind)",
+    emit("handler instructions per 1:1 message (send + ack, $default invoked as Lambda "
+         "invokes it, MariaDB, pushes to a live local management endpoint; callgrind)",
          [{"messages": MESSAGES, "million_per_message": round((send + ack) / 1e6, 3),
            "send_million": round(send / 1e6, 3), "ack_million": round(ack / 1e6, 3),
            "valgrind": version}])
