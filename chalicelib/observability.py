@@ -33,15 +33,20 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
 def redact(value: Any) -> Any:
     """A copy of `value` with every sensitive key's value replaced by a marker."""
     if isinstance(value, dict):
-        return {
-            key: REDACTED if str(key).lower() in SENSITIVE_KEYS else redact(item)
-            for key, item in value.items()
-        }
+        return {key: REDACTED if str(key).lower() in SENSITIVE_KEYS else _redact_inside(item)
+                for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [redact(item) for item in value]
+        return [_redact_inside(item) for item in value]
     return value
 
 
+def _redact_inside(item: Any) -> Any:
+    # Most values of a log line are plain: only containers need a look inside.
+    return redact(item) if isinstance(item, dict | list | tuple) else item
+
+
+# (Powertools parses a message that is JSON text into an object, which is then redacted like
+# any other: that costs a failed parse on every plain line, and is kept for the lines it saves.)
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
 # Flushing without a namespace raises, so there is always one.
 metrics = Metrics(

@@ -62,3 +62,11 @@ def test_websocket_events_are_described_by_route_key_and_connection():
     assert describe_event(event) == {
         "request_id": "req-1", "route": "$default", "connection_id": "L0SM9cOFvHcCIhw=",
     }
+
+
+def test_a_message_written_as_json_text_is_redacted_too(log_lines):
+    logger.info(json.dumps({"action": "send", "body": "words never logged"}))
+
+    (line,) = log_lines()
+    assert "words never logged" not in json.dumps(line)
+    assert line["message"] == {"action": "send", "body": REDACTED}
