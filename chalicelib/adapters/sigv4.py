@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import quote
 
@@ -32,7 +33,20 @@ class CredentialSource(Protocol):
 
 
 def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
+    # hmac.digest: OpenSSL's one-shot HMAC, without hmac.new's Python-level object.
+    return hmac.digest(key, message.encode("utf-8"), "sha256")
+
+
+@lru_cache(maxsize=1024)
+def _canonical_path(path: str) -> str:
+    # Every service but S3 signs the path encoded once more (botocore does the same). A
+    # connection's path is signed on every push to it.
+    return quote(path, safe="/~")
+
+
+@lru_cache(maxsize=2)
+def _amz_date(epoch_s: int) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(epoch_s))
 
 
 class Signer:
@@ -53,7 +67,7 @@ class Signer:
         """The request's headers, Authorization included. `path` is the request's path as
         sent (already percent-encoded); `now` (epoch seconds) is for tests."""
         credentials = self._credentials.get_frozen_credentials()
-        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        amz_date = _amz_date(int(time.time() if now is None else now))
         headers = {"host": self._host, "x-amz-date": amz_date}
         if content_type is not None:
             headers["content-type"] = content_type
@@ -63,8 +77,7 @@ class Signer:
         signed_headers = ";".join(names)
         canonical_request = "\n".join((
             method,
-            # Every service but S3 signs the path encoded once more (botocore does the same).
-            quote(path, safe="/~"),
+            _canonical_path(path),
             "",  # no query string
             "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names),
             signed_headers,
@@ -75,8 +88,8 @@ class Signer:
             ALGORITHM, amz_date, scope,
             hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
         ))
-        signature = hmac.new(self._signing_key(credentials.secret_key, amz_date[:8]),
-                             string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+        signature = _hmac(self._signing_key(credentials.secret_key, amz_date[:8]),
+                          string_to_sign).hex()
         sent = {name.title(): value for name, value in headers.items()}  # X-Amz-Date, ...
         sent["Authorization"] = (f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
                                  f"SignedHeaders={signed_headers}, Signature={signature}")
