@@ -100,8 +100,13 @@ class Packed:
 
     def aggregated_rows(self, rows: Sequence[Row]) -> list[Row]:
         """The rows of an `aggregated` read (which has none when nothing matched)."""
+        return [self._named(values) for values in self.aggregated_values(rows)]
+
+    def aggregated_values(self, rows: Sequence[Row]) -> list[list[Any]]:
+        """The same rows as bare lists of values in the columns' order, flags as the server
+        wrote them: for a hot read that unpacks them itself."""
         packed = rows[0]["packed"] if rows else None
-        return [self._named(values) for values in json.loads(packed)] if packed else []
+        return json.loads(packed) if packed else []
 
     def _named(self, values: list[Any]) -> Row:
         for index in self._flags:

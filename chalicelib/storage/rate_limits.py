@@ -19,20 +19,16 @@ _WINDOW = Packed(bucket="bucket", window_start="window_start", hits="hits")
 
 
 def read_counts(txn: Transaction, windows: list[tuple[str, int]]) -> Later[Counts]:
-    """Queue: hits per (bucket, window_start), for the windows that have any (a send's ten
-    windows come back as one row)."""
+    """Queue: hits per (bucket, window_start) for these windows, and maybe a few others of
+    the same buckets (a send's ten windows come back as one row)."""
     buckets = sorted({bucket for bucket, _ in windows})
-    in_list = placeholders(buckets)
     starts = [start for _, start in windows]
-    wanted = set(windows)
 
     def counts(result: StatementResult) -> Counts:
-        found = ((row["bucket"], int(row["window_start"]), int(row["hits"]))
-                 for row in _WINDOW.aggregated_rows(result.rows))
-        return {(bucket, start): hits for bucket, start, hits in found
-                if (bucket, start) in wanted}
+        return {(bucket, int(start)): int(hits)
+                for bucket, start, hits in _WINDOW.aggregated_values(result.rows)}
 
     return txn.later(
         f"SELECT {_WINDOW.aggregated(txn.engine)} FROM rate_limit_windows"  # noqa: S608
-        f" WHERE bucket IN ({in_list}) AND window_start BETWEEN %s AND %s",
+        f" WHERE bucket IN ({placeholders(buckets)}) AND window_start BETWEEN %s AND %s",
         [*buckets, min(starts), max(starts)], read=counts)
