@@ -36,7 +36,10 @@ def require_utf8(value: Any) -> None:
     """`bad_request` for JSON whose strings hold a lone surrogate (`"\\ud800"` is valid JSON
     but no text: it cannot be stored, pushed or logged as UTF-8)."""
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        if isinstance(value, str):
+            value.encode("utf-8")
+        elif isinstance(value, dict | list):  # numbers, booleans and null hold no text
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInput("strings must be valid Unicode text") from exc
     except RecursionError as exc:  # parsed near the depth limit, called from deeper still

@@ -34,6 +34,9 @@ MANAGE_CONNECTIONS_ACTION = "execute-api:ManageConnections"
 SIGNING_SERVICE = "execute-api"
 # Sized for delivery.py's rounds of at most 8 pushes in flight: each on a connection of its own.
 POOL_CONNECTIONS = 8
+# Frames as compact UTF-8 JSON. One encoder for every push: json.dumps with options makes a
+# new one on each call.
+_FRAME_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class InFlight(Protocol):
@@ -170,7 +173,7 @@ class ApiGatewayPush:
         self._transport: _SignedTransport | None = None
 
     def start(self, connection_id: str, frame: dict[str, Any]) -> InFlight:
-        data = json.dumps(frame, ensure_ascii=False, separators=(",", ":")).encode()
+        data = _FRAME_ENCODER.encode(frame).encode()
         return self._management_api().start("POST", connection_id, data)
 
     def send(self, connection_id: str, frame: dict[str, Any]) -> bool:
