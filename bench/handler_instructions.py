@@ -2,10 +2,11 @@
 counted by valgrind's callgrind instead of timed.
 
 CPU milliseconds follow the machine as much as the code: the same commit measured 2.5 ms per
-message one day and 5.9 ms on another machine of this kind the next. Instructions follow only
-the code (callgrind gives the same count twice, whatever else the machine is doing), so this is
-the figure to compare across days; milliseconds are instructions times the machine's pace,
-which handler_cpu.py's figure on the same day gives.
+message one day and 5.6-6.2 ms on another machine of this kind the next. Instructions follow only
+the code (callgrind gives the same count twice, whatever else the machine is doing), so a
+change that adds work shows here on any day. They are not time: the kernel's share (sockets)
+is not counted, and instructions differ in cost (session 14 cut 8% of them and 2% of the CPU
+time, measured side by side), so judge time by handler_cpu.py, run beside the code compared.
 
 The measured process runs under callgrind with instrumentation off (about five times slower
 than native, not fifty) until the warm-up is done; a few lines of C, compiled here with the
