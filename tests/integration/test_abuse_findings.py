@@ -246,7 +246,9 @@ def _store(txn: Transaction, chat: str, stored: list[Message]) -> None:
 
 def test_a_connect_racing_a_revocation_stores_no_connection(mysql_db, clock):
     """MariaDB, with the revocation paused while it holds the user's lock: the handshake that
-    arrives meanwhile must wait for it and then see the device revoked."""
+    arrives meanwhile must wait for it and then see the device revoked. The steps wait on
+    what the server says (the lock taken, a transaction waiting for it), never on the clock:
+    a slow machine only makes the test slower."""
     world = fix_world(World(Context(db=mysql_db, push=RecordingPush(), clock=clock,
                                      limiter=NoLimits(), keys=TEST_KEYS), RecordingPush()))
     alice = world.person()
@@ -255,23 +257,50 @@ def test_a_connect_racing_a_revocation_stores_no_connection(mysql_db, clock):
     tokens = Tokens(key=TEST_KEYS.jwt, issuer="ephemera", audience="ephemera-api", clock=clock)
     ticket = tokens.ticket(alice.id, caller.device_id)
     revoker = Database(mysql_db.engine)
+    locked, handshake_waits = threading.Event(), threading.Event()
 
     def revoke_slowly(txn: Transaction) -> None:
         txn.execute("UPDATE users SET last_seen_at = %s WHERE id = %s", (1, alice.id))
-        time.sleep(0.5)  # the injected pause: a handshake arrives now
+        locked.set()  # the user's row is held: the handshake starts now
+        handshake_waits.wait(timeout=10)  # the injected pause, until it queues behind us
         txn.execute("UPDATE devices SET revoked_at = %s, token_version = token_version + 1"
                     " WHERE id = %s", (clock.now_ms(), caller.device_id))
 
     revocation = threading.Thread(target=revoker.run_transaction,
                                   args=("t", revoke_slowly))
+    watcher = threading.Thread(target=signal_a_lock_wait, args=(mysql_db, handshake_waits))
     revocation.start()
-    time.sleep(0.1)
-    with pytest.raises(Forbidden):
-        sockets.open_connection(ticket, "RACING-CONN=", replace(world.ctx, tokens=tokens))
-    revocation.join()
-    revoker.close()
+    try:
+        assert locked.wait(timeout=10)
+        watcher.start()
+        with pytest.raises(Forbidden):
+            sockets.open_connection(ticket, "RACING-CONN=", replace(world.ctx, tokens=tokens))
+    finally:
+        handshake_waits.set()
+        revocation.join()
+        if watcher.is_alive():
+            watcher.join()
+        revoker.close()
 
     assert world.count("connections") == 0
+
+
+def signal_a_lock_wait(db: Database, waiting: threading.Event, timeout_s: float = 10) -> None:
+    """Set `waiting` once some transaction waits for a row lock (or after `timeout_s`: a
+    handshake that never waits is then caught by the test's own assertion)."""
+    connection = db.engine.connect(autocommit=True)
+    deadline = time.monotonic() + timeout_s
+    try:
+        with connection.cursor() as cur:
+            while not waiting.is_set() and time.monotonic() < deadline:
+                cur.execute("SELECT COUNT(*) AS n FROM information_schema.INNODB_TRX"
+                            " WHERE trx_state = 'LOCK WAIT'")
+                if cur.fetchone()["n"]:
+                    break
+                time.sleep(0.01)
+    finally:
+        connection.close()
+        waiting.set()
 
 
 def test_frames_on_a_connection_of_a_revoked_device_are_refused(world):
