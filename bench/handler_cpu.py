@@ -15,7 +15,6 @@ import json
 import multiprocessing
 import os
 import pstats
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -60,11 +59,11 @@ def lambda_environment(database_url: str, management_endpoint: str) -> Iterator[
         migrate(bootstrap.get_db().engine)
         with open(os.devnull, "w") as devnull, redirect_stdout(devnull):  # EMF metrics
             handler = logger.registered_handler
-            handler.setStream(devnull)  # the invocation's log line
+            previous = handler.setStream(devnull)  # the invocation's log line
             try:
                 yield bootstrap.get_context()
             finally:
-                handler.setStream(sys.stdout)
+                handler.setStream(previous)
     finally:
         bootstrap.reset()
         for name, value in saved.items():
@@ -222,20 +221,30 @@ def _package_of(filename: str) -> str:
     return "stdlib:" + os.path.basename(filename).removesuffix(".py")
 
 
-def main() -> None:
+@contextmanager
+def warmed_up_chat(warm_up: int) -> Iterator[tuple[OneToOneChat, ManagementProcess]]:
+    """The chat on a throwaway MariaDB database, `warm_up` messages sent and acked, with the
+    management endpoint it pushes to."""
     api = ManagementProcess()
     try:
         with mysql_database() as url, lambda_environment(url, api.endpoint) as ctx:
             chat = OneToOneChat(ctx, api)
-            for _ in range(WARM_UP):
+            for _ in range(warm_up):
                 chat.send()
                 chat.ack()
-            result = median_of([cpu_per_message(chat, api, MESSAGES) for _ in range(ROUNDS)])
-            profiled = None if result["met"] else where_time_goes(profile(chat, PROFILED),
-                                                                  PROFILED)
-            ctx.db.close()
+            try:
+                yield chat, api
+            finally:
+                ctx.db.close()
     finally:
         api.stop()
+
+
+def main() -> None:
+    with warmed_up_chat(WARM_UP) as (chat, api):
+        result = median_of([cpu_per_message(chat, api, MESSAGES) for _ in range(ROUNDS)])
+        profiled = None if result["met"] else where_time_goes(profile(chat, PROFILED),
+                                                              PROFILED)
     emit(f"handler CPU per 1:1 message (send + ack, $default invoked as Lambda invokes it, "
          f"MariaDB, pushes to a live local management endpoint; the median of {ROUNDS} "
          "rounds)", [result])

@@ -26,10 +26,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.handler_cpu import ManagementProcess, OneToOneChat, lambda_environment
+from bench.handler_cpu import warmed_up_chat
 from bench.quick import sized
 from bench.report import emit
-from bench.storage import mysql_database
 
 MESSAGES = sized(400, 20)
 WARM_UP = sized(100, 5)
@@ -56,31 +55,22 @@ def measured(library: str, messages: int) -> None:
     """In the process callgrind runs: warm up uncounted, then count the sends of `messages`
     send + ack (dump 1), then the acks of as many more (dump 2)."""
     control = ctypes.CDLL(library)
-    api = ManagementProcess()
-    try:
-        with mysql_database() as url, lambda_environment(url, api.endpoint) as ctx:
-            chat = OneToOneChat(ctx, api)
-            for _ in range(WARM_UP):
-                chat.send()
-                chat.ack()
-            control.instrument()  # counting stays off but for the spans `counted` toggles
+    with warmed_up_chat(WARM_UP) as (chat, _):
+        control.instrument()  # counting stays off but for the spans `counted` toggles
 
-            def counted(action: Callable[[], None]) -> None:
-                control.toggle_counting()
-                action()
-                control.toggle_counting()
+        def counted(action: Callable[[], None]) -> None:
+            control.toggle_counting()
+            action()
+            control.toggle_counting()
 
-            for _ in range(messages):
-                counted(chat.send)
-                chat.ack()
-            control.dump()
-            for _ in range(messages):
-                chat.send()
-                counted(chat.ack)
-            control.dump()
-            ctx.db.close()
-    finally:
-        api.stop()
+        for _ in range(messages):
+            counted(chat.send)
+            chat.ack()
+        control.dump()
+        for _ in range(messages):
+            chat.send()
+            counted(chat.ack)
+        control.dump()
 
 
 def instructions_counted(directory: Path, dump: int) -> int:
