@@ -77,7 +77,7 @@ class Packed:
     row under the names given: `Packed(user_id="k.user_id", ...).sql` goes in the SELECT.
 
     A read of many rows can come back as one: `aggregated(engine)` goes in the SELECT, an
-    array of the rows' arrays, and `aggregated_rows` unpacks it (one packet and one JSON
+    array of the rows' arrays, which `aggregated_values` returns (one packet and one JSON
     document instead of one per row).
 
     `flags` names the columns that are truth values, returned as bool: in a JSON array the
@@ -93,25 +93,19 @@ class Packed:
         return f"{engine.json_array_agg(self.array)} AS packed"
 
     def row(self, row: Row) -> Row:
-        return self._named(json.loads(row["packed"]))
+        values = json.loads(row["packed"])
+        for index in self._flags:
+            values[index] = bool(int(values[index]))
+        return dict(zip(self.names, values, strict=True))
 
     def rows(self, rows: Sequence[Row]) -> list[Row]:
         return [self.row(row) for row in rows]
 
-    def aggregated_rows(self, rows: Sequence[Row]) -> list[Row]:
-        """The rows of an `aggregated` read (which has none when nothing matched)."""
-        return [self._named(values) for values in self.aggregated_values(rows)]
-
     def aggregated_values(self, rows: Sequence[Row]) -> list[list[Any]]:
-        """The same rows as bare lists of values in the columns' order, flags as the server
-        wrote them: for a hot read that unpacks them itself."""
+        """The rows of an `aggregated` read (none when nothing matched), each a list of its
+        values in the columns' order, flags as the server wrote them."""
         packed = rows[0]["packed"] if rows else None
         return json.loads(packed) if packed else []
-
-    def _named(self, values: list[Any]) -> Row:
-        for index in self._flags:
-            values[index] = bool(int(values[index]))
-        return dict(zip(self.names, values, strict=True))
 
 
 class Transaction:
