@@ -279,3 +279,28 @@ def test_the_last_one_out_deletes_the_conversation_and_everything_in_it(db):
     for table, column in (("messages", "conversation_id"), ("idempotency_keys", "conversation_id"),
                           ("participants", "conversation_id"), ("conversations", "id")):
         assert db.run_read("test.count", count, table, column) == 0, table
+
+
+def test_a_conversations_listeners_come_in_connection_order(db):
+    # Sorted by the storage layer, not by the server (no ORDER BY on the hot read): the order
+    # pushes go out in stays the same on both engines whatever order rows come back in.
+    from chalicelib.storage import connections
+
+    alice, bob = make_user(db, "+14155550101"), make_user(db, "+14155550102")
+    conversation = make_conversation(db, alice, bob)
+    connection_ids = ["m-last", "A-first", "b-middle", "Z-second"]
+
+    def connect(txn):
+        for index, connection_id in enumerate(connection_ids):
+            owner = (alice, bob)[index % 2]
+            device = Device(new_id(), owner.id, "phone", 1, NOW, NOW, None)
+            users.insert_device(txn, device)
+            connections.insert_connection(txn, connections.ConnectionRow(
+                connection_id, owner.id, device.id, NOW, NOW))
+
+    db.run_transaction("test.connect", connect)
+    listeners = db.run_read("test.listeners", conversations.connections_of_conversation,
+                            conversation.id)
+
+    assert [listener.connection_id for listener in listeners] == sorted(connection_ids)
+    assert {listener.user_id for listener in listeners} == {alice.id, bob.id}
