@@ -103,6 +103,7 @@ bench: install
 	$(BIN)/python -m bench.round_trips
 	$(BIN)/python -m bench.handler_cpu
 	$(BIN)/python -m bench.handler_instructions
+	$(BIN)/python -m bench.database_cpu
 	$(BIN)/python -m bench.push_adapter
 	$(BIN)/python -m bench.front_process
 	$(BIN)/python -m bench.presence
