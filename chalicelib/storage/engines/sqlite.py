@@ -23,10 +23,10 @@ class WriterQueue:
     taken before BEGIN IMMEDIATE and given back after COMMIT or ROLLBACK.
 
     Why: SQLite's own wait for its write lock (busy_timeout) sleeps in steps that grow to
-    100 ms, whenever the lock came free meanwhile. With the local stack's workers writing at
-    once, those sleeps were the tail of its latency (lock waits measured at p99 54 ms, up to
-    333 ms; on flock, p99 5 ms). Polled here in short steps, so that a writer that never lets
-    go makes the others fail after BUSY_TIMEOUT_MS, as SQLite's own wait does, never hang."""
+    100 ms, however soon the lock comes free. With four processes writing at once, those
+    sleeps made the tail (lock waits measured at p99 54 ms, up to 333 ms; on the flock, p99
+    5 ms). Polled here in short steps, so that a writer that never lets go makes the others
+    fail after BUSY_TIMEOUT_MS, as SQLite's own wait does, and never hang them."""
 
     FIRST_POLL_S = 0.0001
     LONGEST_POLL_S = 0.001
