@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,16 @@ def statement_label(sql: str) -> str:
     return f"{verb} {table.group(1)}" if table else verb
 
 
+@dataclass
+class Trip:
+    """One round trip of an action, over all the messages measured."""
+
+    variants: list[str] = field(default_factory=list)  # its statements' labels, as they varied
+    times: int = 0
+    statements: int = 0
+    server_ns: int = 0
+
+
 class RoundTrips:
     """Server CPU per (action, its n-th round trip), while `timing()` is on."""
 
@@ -69,7 +80,7 @@ class RoundTrips:
         self.threads = threads
         self.action = ""
         self._index = 0
-        self.spent: dict[tuple[str, int], list[Any]] = {}  # -> [labels, count, ns]
+        self.trips: dict[tuple[str, int], Trip] = {}
 
     def begin(self, action: str) -> None:
         self.action, self._index = action, 0
@@ -94,12 +105,13 @@ class RoundTrips:
 
     def _record(self, statements: Sequence[tuple[str, Any]], spent_ns: int) -> None:
         self._index += 1
+        trip = self.trips.setdefault((self.action, self._index), Trip())
         labels = " + ".join(statement_label(sql) for sql, _ in statements)
-        entry = self.spent.setdefault((self.action, self._index), [labels, 0, 0])
-        if labels not in entry[0].split(" | "):  # a round trip that varies (a touch due)
-            entry[0] += f" | {labels}"
-        entry[1] += 1
-        entry[2] += spent_ns
+        if labels not in trip.variants:  # a round trip that varies (a touch due)
+            trip.variants.append(labels)
+        trip.times += 1
+        trip.statements += len(statements)
+        trip.server_ns += spent_ns
 
 
 def measure(chat: OneToOneChat, trips: RoundTrips, server_pid: int,
@@ -112,18 +124,17 @@ def measure(chat: OneToOneChat, trips: RoundTrips, server_pid: int,
                 trips.begin(action)
                 act()
     whole_server_ms = (cpu_seconds(server_pid) - server_before) * 1000 / messages
-    threads_total_ns = sum(ns for _, _, ns in trips.spent.values()) or 1
-    rows = [{"action": action, "round_trip": index, "statements": labels,
-             "times": count,
-             "server_us_per_message": round(ns / 1000 / messages, 1),
-             "share_pct": round(100 * ns / threads_total_ns, 1)}
-            for (action, index), (labels, count, ns) in trips.spent.items()]
+    threads_total_ns = sum(trip.server_ns for trip in trips.trips.values()) or 1
+    rows = [{"action": action, "round_trip": index, "statements": " | ".join(trip.variants),
+             "times": trip.times,
+             "server_us_per_message": round(trip.server_ns / 1000 / messages, 1),
+             "share_pct": round(100 * trip.server_ns / threads_total_ns, 1)}
+            for (action, index), trip in trips.trips.items()]
     summary = {"messages": messages,
                "connection_threads_ms_per_message": round(threads_total_ns / 1e6 / messages, 3),
                "whole_server_ms_per_message": round(whole_server_ms, 3),
-               "statements_per_message": sum(
-                   len(labels.split(" | ")[0].split(" + ")) * count
-                   for labels, count, _ in trips.spent.values()) / messages}
+               "statements_per_message": round(
+                   sum(trip.statements for trip in trips.trips.values()) / messages, 2)}
     return rows, summary
 
 

@@ -26,17 +26,35 @@ def queue_is_free(sqlite_db) -> bool:
     return True
 
 
+def queue_free_while(run, sqlite_db, sql: str) -> bool:
+    """Whether the queue was free while `run` (the database's run_transaction or run_read)
+    ran `sql` in its transaction."""
+    seen = []
+
+    def work(txn):
+        txn.execute(sql)
+        seen.append(queue_is_free(sqlite_db))
+
+    run("test.work", work)
+    return seen[0]
+
+
+def user_count(sqlite_db) -> int:
+    def count(txn):
+        txn.execute("SELECT COUNT(*) AS n FROM users")
+        return txn.fetchone()["n"]
+
+    return sqlite_db.run_read("test.count", count)
+
+
 def test_a_write_transaction_holds_the_queue_until_its_commit(sqlite_db):
-    seen_inside = []
+    held_inside = not queue_free_while(
+        sqlite_db.run_transaction, sqlite_db,
+        "INSERT INTO users (id, phone, created_at) VALUES ('u1', '+1415', 1)")
 
-    def write(txn):
-        txn.execute("INSERT INTO users (id, phone, created_at) VALUES ('u1', '+1415', 1)")
-        seen_inside.append(queue_is_free(sqlite_db))
-
-    sqlite_db.run_transaction("test.write", write)
-
-    assert seen_inside == [False]
+    assert held_inside
     assert queue_is_free(sqlite_db)
+    assert user_count(sqlite_db) == 1
 
 
 def test_a_failed_write_transaction_gives_the_queue_back(sqlite_db):
@@ -48,20 +66,11 @@ def test_a_failed_write_transaction_gives_the_queue_back(sqlite_db):
         sqlite_db.run_transaction("test.fail", fail)
 
     assert queue_is_free(sqlite_db)
-    assert sqlite_db.run_read("test.count", lambda txn: (
-        txn.execute("SELECT COUNT(*) AS n FROM users"), txn.fetchone()["n"])[1]) == 0
+    assert user_count(sqlite_db) == 0
 
 
 def test_reads_never_take_the_queue(sqlite_db):
-    seen_inside = []
-
-    def read(txn):
-        txn.execute("SELECT COUNT(*) AS n FROM users")
-        seen_inside.append(queue_is_free(sqlite_db))
-
-    sqlite_db.run_read("test.read", read)
-
-    assert seen_inside == [True]
+    assert queue_free_while(sqlite_db.run_read, sqlite_db, "SELECT COUNT(*) AS n FROM users")
 
 
 def test_a_waiting_writer_goes_in_once_the_holder_commits(sqlite_db):
