@@ -11,6 +11,7 @@ import io
 import json
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -199,15 +200,34 @@ def management_api() -> Iterator[RecordingManagementApi]:
 
 
 @pytest.fixture
-def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """What the real powertools handler writes, parsed: call it to get the lines so far."""
+def log_lines(capsys) -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """What the process writes as JSON lines, parsed, in order: the powertools logger's lines
+    and the invocation records metrics print (observability.log_invocation), both sent to
+    stdout as in Lambda. Call it to get the lines so far."""
     from chalicelib.observability import logger
 
     handler = logger.registered_handler
-    buffer = io.StringIO()
-    original = handler.setStream(buffer)
+    original = handler.setStream(_CurrentStdout())
     logger.clear_state()
-    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
-    log_scan.add_log_text("the log_lines fixture", buffer.getvalue())
+    written = io.StringIO()
+
+    def lines() -> list[dict[str, Any]]:
+        written.write(capsys.readouterr().out)
+        return [json.loads(line) for line in written.getvalue().splitlines()
+                if line.startswith("{")]
+
+    yield lines
+    lines()
+    log_scan.add_log_text("the log_lines fixture", written.getvalue())
     handler.setStream(original)
     logger.clear_state()
+
+
+class _CurrentStdout(io.TextIOBase):
+    """Whatever `sys.stdout` is at each write (pytest swaps it between a test's phases)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()

@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.errors import EphemeraError, InvalidInput, TooLarge
 from chalicelib.inputs import require_utf8
-from chalicelib.observability import internal_failure, logger, metrics
+from chalicelib.observability import internal_failure, metrics, tag
 from chalicelib.services import messaging, presence, reading, unsending
 from chalicelib.services import typing as typing_service
 from chalicelib.services.context import Caller, Context, caller_of, count_frame
@@ -65,7 +65,7 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context) -> None:
         except EphemeraError:
             count_frame(connection_id, ctx)
             raise
-        logger.append_keys(action=asked)
+        tag(action=asked)
         caller = _act(action, frame, connection_id, ctx)
         if caller is not None and caller.was_silent:  # it shows life again: others learn now,
             presence.revive(caller.user_id, ctx)  # not at the next sweep

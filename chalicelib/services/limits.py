@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from chalicelib.clock import Clock
 from chalicelib.errors import ConfigError, RateLimited
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import metrics, tag
 from chalicelib.storage import rate_limits
 from chalicelib.storage.database import Database, Later, Transaction
 from chalicelib.storage.rate_limits import Counts
@@ -205,7 +205,7 @@ def count_denial(policies: list[str]) -> None:
     service's: every user or policy as a dimension would be a metric of its own, each billed.
     Which policies said no goes on the invocation's log line instead."""
     metrics.add_metric(name="RateLimitDenials", unit=MetricUnit.Count, value=1)
-    logger.append_keys(rate_limited=policies)
+    tag(rate_limited=policies)
 
 
 class NoLimits:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib.errors import RateLimited
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import log_invocation, metrics
 from chalicelib.services.limits import Policy, SlidingWindowLimiter
 
 
@@ -67,14 +67,17 @@ def test_the_denial_metric_carries_no_user_or_policy_dimension(db, clock, pendin
     assert "send_burst_per_user" not in json.dumps(document)
 
 
-def test_the_refusing_policies_are_named_on_the_invocations_log_line(db, clock, log_lines,
-                                                                     pending_metrics):
+def test_the_refusing_policies_are_named_on_the_invocations_record(db, clock, log_lines,
+                                                                   pending_metrics):
     limiter = two_policies(db, clock)
     limiter.check([("send_burst_per_user", "01ALICE"), ("send_per_user", "01ALICE")])
-    with pytest.raises(RateLimited):
-        limiter.check([("send_burst_per_user", "01ALICE"), ("send_per_user", "01ALICE")])
 
-    logger.info("invocation")
+    def refused(event: object) -> None:
+        with pytest.raises(RateLimited):
+            limiter.check([("send_burst_per_user", "01ALICE"), ("send_per_user", "01ALICE")])
 
-    (line,) = log_lines()
-    assert line["rate_limited"] == ["send_burst_per_user"]
+    log_invocation(None, refused)
+
+    (record,) = [line for line in log_lines() if line["message"] == "invocation"]
+    assert record["rate_limited"] == ["send_burst_per_user"]
+    assert record["RateLimitDenials"] == [1.0]

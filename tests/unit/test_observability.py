@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from chalicelib.observability import REDACTED, describe_event, logger, redact, set_user
+from chalicelib.observability import (
+    REDACTED,
+    describe_event,
+    log_invocation,
+    logger,
+    redact,
+    set_user,
+    tag,
+)
 
 
 def test_sensitive_keys_are_redacted_at_any_depth():
@@ -47,6 +55,26 @@ def test_set_user_tags_the_following_lines(log_lines):
     first, second = log_lines()
     assert first["user_id"] == "01USER"
     assert "user_id" not in second
+
+
+def test_each_invocation_writes_one_record_of_its_metrics_and_its_tags(log_lines):
+    def tagged(event: object) -> dict:
+        set_user("01USER")
+        tag(action="send", token="t0p-s3cret")
+        return {"statusCode": 201}
+
+    log_invocation(None, tagged)
+    log_invocation(None, lambda event: None)
+
+    first, second = log_lines()
+    assert (first["message"], first["level"], first["route"]) == ("invocation", "INFO", "unknown")
+    assert (first["user_id"], first["action"], first["status"]) == ("01USER", "send", 201)
+    assert first["token"] == REDACTED
+    assert first["Invocations"] == [1.0]
+    (directive,) = first["_aws"]["CloudWatchMetrics"]
+    assert {"Invocations", "Latency"} <= {metric["Name"] for metric in directive["Metrics"]}
+    assert "user_id" not in second and "action" not in second
+    assert second["status"] is None
 
 
 def test_websocket_events_are_described_by_route_key_and_connection():
