@@ -274,3 +274,23 @@ def test_a_refusal_names_its_error_type_whatever_the_header_case():
 
     with pytest.raises(PushFailed, match="HTTP 403 ForbiddenException"):
         push.send(CONNECTION_ID, {"type": "pong"})
+
+
+def test_an_interim_continue_is_skipped_for_the_answer_after_it():
+    server = CannedServer([
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 410 Gone\r\nContent-Length: 0\r\n\r\n",
+    ])
+    push = ApiGatewayPush(server.endpoint, policy=QUICK)
+
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is False
+
+
+def test_an_answer_that_is_not_http_is_retried_on_a_new_connection():
+    server = CannedServer([
+        b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    ])
+    push = ApiGatewayPush(server.endpoint, policy=QUICK)
+
+    assert push.send(CONNECTION_ID, {"type": "pong"}) is True
+    assert server.connections == 2
