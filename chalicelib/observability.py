@@ -96,11 +96,11 @@ def log_invocation(event: Any, get_response: Callable[[Any], Any]) -> Any:
         raise
     finally:
         _write_invocation_record(status, round((time.perf_counter() - started) * 1000, 3))
-        _start_invocation()
 
 
 def _start_invocation() -> None:
-    # Tags are shared state: each invocation starts clean, and leaves nothing behind.
+    # Tags are shared state: each invocation starts clean (a container runs nothing between
+    # invocations that logs).
     logger.clear_state()
     _invocation_keys.clear()
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 Row = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class StatementResult:
+class StatementResult(NamedTuple):
     """What one statement returned: its rows (none for a write), rows affected, and the id
-    the server handed back (`LAST_INSERT_ID(expr)` on MySQL)."""
+    the server handed back (`LAST_INSERT_ID(expr)` on MySQL). A tuple: a message makes
+    fifteen, and a frozen dataclass is three times slower to make."""
 
     rows: list[Row]
     rowcount: int
