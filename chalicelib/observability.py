@@ -114,10 +114,10 @@ def _write_invocation_record(status: int | None, duration_ms: float) -> None:
     metrics.add_metric(name="Latency", unit=MetricUnit.Milliseconds, value=duration_ms)
     if status is not None and status >= 500:
         metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
-    record = redact({"level": "INFO", "message": "invocation", **_invocation_keys,
-                     "status": status, "duration_ms": duration_ms})
-    for key, value in record.items():
-        metrics.add_metadata(key=key, value=value)
+    # All the keys at once: `add_metadata` takes one at a time, formatting a debug line each.
+    metrics.metadata_set.update(redact({"level": "INFO", "message": "invocation",
+                                        **_invocation_keys, "status": status,
+                                        "duration_ms": duration_ms}))
     metrics.flush_metrics()
     # Flushing clears them, except when metrics are disabled (the local stack): then
     # powertools keeps them and prints the lot once a metric has 100 values.
