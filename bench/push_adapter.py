@@ -1,6 +1,6 @@
 """CPU per push: boto3's `apigatewaymanagementapi` client (the adapter before issue 20),
 botocore's SigV4Auth on a keep-alive urllib3 pool (the adapter until 2026-12-01) and the
-adapter as it is (`sigv4.Signer` on keep-alive `http.client` connections), all posting the same
+adapter as it is (`sigv4.Signer` and its own HTTP/1.1 on kept-alive sockets), all posting the same
 frame to a local management API in another process. CPU is the pushing thread's own
 (`time.thread_time`), so the server's work is not counted. BENCH_QUICK=1: a few seconds."""
 
@@ -107,7 +107,7 @@ def main() -> None:
         endpoint = ready.get(timeout=30)
         rows = [measure("boto3 client", boto3_push(endpoint)),
                 measure("SigV4Auth + urllib3 pool", sigv4auth_urllib3_push(endpoint)),
-                measure("sigv4.Signer + http.client (now)", lean_push(endpoint))]
+                measure("sigv4.Signer + own HTTP/1.1 (now)", lean_push(endpoint))]
     finally:
         server.terminate()
         server.join()
