@@ -110,9 +110,9 @@ REGISTERED_USER_BYTES = 2_048
 # assumption, one GET /conversations; then `sync` (docs/client.md: after every connect).
 REST_REQUESTS_PER_CONNECT = 2
 # The scheduled job deletes expired messages 2,000 to a transaction and ended idempotency keys
-# 5,000 to one (chalicelib/services/expiry.py DEFAULT_BATCH_SIZE, HOUSEKEEPING_BATCH).
+# 1,000 to one (chalicelib/services/expiry.py DEFAULT_BATCH_SIZE, HOUSEKEEPING_BATCH).
 EXPIRY_BATCH = 2_000
-HOUSEKEEPING_BATCH = 5_000
+HOUSEKEEPING_BATCH = 1_000
 # Assumption: the expiry job's `expired` frame covers about 4 messages of one conversation
 # (messages come in bursts that expire in the same minute's run).
 EXPIRED_MESSAGES_PER_FRAME = 4.0

@@ -184,6 +184,34 @@ def test_housekeeping_clears_what_has_ended_and_keeps_what_has_not(world, db, cl
         assert count(db, table) == 1
 
 
+def plant_windows(db, *, ended: int, live: int, now: int) -> None:
+    def plant(txn):
+        for index in range(ended + live):
+            txn.execute("INSERT INTO rate_limit_windows VALUES (%s, 0, 1, %s)",
+                        (f"bucket-{index}", now - 1 if index < ended else now + 60_000))
+
+    db.run_transaction("t", plant)
+
+
+def test_housekeeping_goes_on_batch_by_batch_until_nothing_ended_is_left(world, db, clock):
+    plant_windows(db, ended=5, live=1, now=clock.now_ms())
+
+    cleared = clear_ended_rows(world.ctx, batch_size=2, rest_ratio=0)
+
+    assert cleared["rate_limit_windows"] == 5
+    assert count(db, "rate_limit_windows") == 1
+
+
+def test_housekeeping_stops_at_its_budget_and_the_next_run_goes_on(world, db, clock):
+    plant_windows(db, ended=5, live=1, now=clock.now_ms())
+
+    first = clear_ended_rows(world.ctx, batch_size=2, time_budget_s=0, rest_ratio=0)
+    second = clear_ended_rows(world.ctx, batch_size=2, time_budget_s=0, rest_ratio=0)
+
+    assert (first["rate_limit_windows"], second["rate_limit_windows"]) == (2, 2)
+    assert count(db, "rate_limit_windows") == 2
+
+
 def test_a_scheduled_run_sweeps_dead_connections_and_announces_offline(world, clock):
     alice, bob = world.person(), world.person()
     world.chat(alice, bob)

@@ -85,14 +85,14 @@ def test_one_direct_message_costs_what_the_hand_count_says():
     # The receiver's ack: 1 frame, 1 invocation, 1 transaction, 1 `delivered` receipt push.
     # Half a read (0.5 a receiving user): each a frame, invocation and transaction, a `read`
     # receipt to the sender and `unread` to the reader's own connection: 2 pushes.
-    # A quarter of an `expired` frame to 2 connections: 0.5 push; deletes 1/2,000 + 1/5,000.
+    # A quarter of an `expired` frame to 2 connections: 0.5 push; deletes 1/2,000 + 1/1,000.
     parts = message_work(Audience(members=2, devices=1, online=1.0), SIMPLE, Design())
     total = sum(parts.values(), capacity.Work())
 
     assert total.frames_in == pytest.approx(2.5)
     assert total.pushes == pytest.approx(2 + 1 + 0.5 * 2 + 0.5)
     assert total.invocations == pytest.approx(2.5)
-    assert total.write_tx == pytest.approx(2.5 + 1 / 2_000 + 1 / 5_000)
+    assert total.write_tx == pytest.approx(2.5 + 1 / 2_000 + 1 / 1_000)
     # 0.0325 (send) + 0.03125 (ack) + 0.5 x 0.0325 (read) + 0.5 x 0.00125 (expired) = 0.080625 s
     assert total.lambda_s == pytest.approx(0.080625)
     assert total.sqs_requests == 0
@@ -105,8 +105,8 @@ def test_the_peak_of_a_simple_world_adds_up_by_hand():
     peak = load_at(SIMPLE, Design(), 3.0)
 
     assert peak.work.pushes == pytest.approx(415.625, abs=0.01)
-    # writes: 17.361 x 2.5007 + 4.167 x 4 (ticket, $connect, sync, $disconnect) + 166.67 pings
-    assert peak.work.write_tx == pytest.approx(226.748, abs=0.01)
+    # writes: 17.361 x 2.5015 + 4.167 x 4 (ticket, $connect, sync, $disconnect) + 166.67 pings
+    assert peak.work.write_tx == pytest.approx(226.762, abs=0.01)
     # Lambda concurrency = billed s per s: 17.361 x 0.080625 + 4.167 x (5 x 0.030 + 41 x
     # 0.00125) + 166.67 x 0.03125 = 1.400 + 0.839 + 5.208 = 7.447
     assert peak.lambda_concurrency == pytest.approx(7.4466, abs=1e-3)
@@ -171,7 +171,7 @@ def test_big_group_members_ack_and_read_without_pushing_receipts_to_each_other()
     assert total.pushes == pytest.approx(500 + 249.5 + 125)  # 874.5
     assert total.frames_in == pytest.approx(1 + 499 + 249.5)
     assert total.invocations == pytest.approx(4 + 499 + 249.5 + 0.75)  # 753.25
-    assert total.write_tx == pytest.approx(1 + 499 + 249.5 + 1 / 2_000 + 1 / 5_000)
+    assert total.write_tx == pytest.approx(1 + 499 + 249.5 + 1 / 2_000 + 1 / 1_000)
     assert total.sqs_requests == pytest.approx(7 + 1.75)
 
 
