@@ -82,11 +82,17 @@ def purge_expired(
         if len(batch) < batch_size:
             report.finished = True
             break
-        time.sleep((time.monotonic() - started) * rest_ratio)
+        rest_after(started, rest_ratio)
     now = ctx.clock.now_ms()
     report.backlog, oldest = ctx.db.run_read("expiry.backlog", messages.expired_backlog, now)
     report.lag_ms = max(0, now - oldest) if oldest is not None else 0
     return report
+
+
+def rest_after(started: float, rest_ratio: float) -> None:
+    """Leave the database to live traffic for `rest_ratio` times as long as the batch begun at
+    `started` (time.monotonic) took: the purge's and the housekeeping's pace."""
+    time.sleep((time.monotonic() - started) * rest_ratio)
 
 
 def announce(report: PurgeReport, ctx: Context) -> int:
@@ -166,7 +172,7 @@ def clear_ended_rows(ctx: Context, *, batch_size: int = HOUSEKEEPING_BATCH,
             cleared[spec.table] += deleted
             if deleted < batch_size or time.monotonic() >= deadline:
                 break
-            time.sleep((time.monotonic() - started) * rest_ratio)
+            rest_after(started, rest_ratio)
     return cleared
 
 
