@@ -7,7 +7,8 @@ this one serves every handler, route and the schedule, with the endpoint from co
 Pushes are the hot path of a send (DESIGN.md, "Where a message's time goes"), so this adapter
 uses neither boto3's client (1.4 ms of CPU a push here) nor botocore's `SigV4Auth` on urllib3
 (0.75 ms): it signs with `sigv4.Signer` (botocore's signature, byte for byte, tested side by
-side) and speaks HTTP/1.1 on kept-alive sockets itself (`_KeepAliveConnection`), ≈ 0.07 ms.
+side) and speaks HTTP/1.1 on kept-alive sockets itself (`_KeepAliveConnection`), ≈ 0.15 ms
+(`bench/push_adapter.py`).
 Credentials still come from botocore's chain.
 """
 

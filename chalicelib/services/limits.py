@@ -203,7 +203,7 @@ class _Counted:
 def count_denial(policies: list[str]) -> None:
     """One RateLimitDenials per denied request (docs/OPERATE.md). Its only dimension is the
     service's: every user or policy as a dimension would be a metric of its own, each billed.
-    Which policies said no goes on the invocation's log line instead."""
+    Which policies said no goes on the invocation's record instead."""
     metrics.add_metric(name="RateLimitDenials", unit=MetricUnit.Count, value=1)
     tag(rate_limited=policies)
 
