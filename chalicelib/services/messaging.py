@@ -317,6 +317,7 @@ def read(connection_id: str, frame: dict[str, Any], ctx: Context) -> Caller:
 class _Moved:
     caller: Caller
     cursors: dict[str, int]  # the cursors that moved, to their new values
+    went: Later[bool] | None = None  # False: another device moved them further first
     audience: Later[Audience] | None = None
     unread: Later[int] | None = None
 
@@ -334,7 +335,7 @@ def _move_cursors(connection_id: str, frame: dict[str, Any], names: tuple[str, .
     moved = ctx.db.run_transaction(f"messaging.{names[0]}", _move_txn, connection_id,
                                   conversation_id, dict.fromkeys(names, seq), now, ctx)
     caller = moved.caller
-    if not moved.cursors:
+    if moved.went is None or not moved.went.value:
         return caller
     audience = moved.audience.value.listeners if moved.audience is not None else []
     frames = _receipts(caller, conversation_id, moved.cursors, audience)  # my own too
@@ -348,14 +349,13 @@ def _move_cursors(connection_id: str, frame: dict[str, Any], names: tuple[str, .
 
 def _move_txn(txn: Transaction, connection_id: str, conversation_id: str,
               targets: dict[str, int], now: int, ctx: Context) -> _Moved:
-    """Two round trips: the frame's count, who the caller is and the cursors' lock; then the
+    """Two round trips: the frame's count with who the caller is and their cursors; then the
     update, the audience and the unread count with the COMMIT. A connection nobody is behind
     rolls it all back, its count included. Cursors only move forward, capped at the last
-    seq."""
+    seq; if another device moved them further in between, this one moves nothing."""
     verdict = count_frame_txn(txn, connection_id, now, ctx, touch=False)  # not known yet
-    found = connections.caller_later(txn, connection_id)
-    before = conversations.lock_cursors(txn, conversation_id, connection_id)
-    caller = caller_from(connection_id, found.value, ctx)
+    found, before = connections.load_member(txn, connection_id, conversation_id)
+    caller = caller_from(connection_id, found, ctx)
     verdict.enforce()
     if caller.touch_due:
         connections.touch_connection(txn, connection_id, now)  # goes with the next statement
@@ -366,12 +366,12 @@ def _move_txn(txn: Transaction, connection_id: str, conversation_id: str,
              if min(seq, before.last_seq) > current[name]}
     if not moved:
         return _Moved(caller, {})
-    conversations.set_cursors(txn, conversation_id, caller.user_id, moved)
+    went = conversations.move_cursors(txn, conversation_id, caller.user_id, moved)
     unread = None
     if "read" in moved:
         unread = messages.unread_count_later(txn, conversation_id, caller.user_id,
                                              read_seq=moved["read"], now_ms=now)
-    return _Moved(caller, moved, conversations.audience_later(
+    return _Moved(caller, moved, went, conversations.audience_later(
         txn, conversation_id, caller.user_id, all_up_to_members=ctx.presence_push_max_members,
         sender_id=caller.user_id, either_way=True), unread)
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.storage.conversations import MEMBER_BEYOND
+from chalicelib.storage.conversations import MEMBER_BEYOND, Cursors
 from chalicelib.storage.database import Later, Packed, Transaction, placeholders
 from chalicelib.storage.engines import Row
 from chalicelib.storage.messages import IdempotencyKey, idempotency_keys_of
@@ -239,6 +239,36 @@ def _caller_row(packed: Row | None) -> CallerRow | None:
         return None
     row = _CALLER.row(packed)
     return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]), row["silent"])
+
+
+_MEMBER = Packed(user_id="k.user_id", device_id="k.device_id", last_seen_at="k.last_seen_at",
+                 silent="k.silent", read_seq="p.read_seq", delivered_seq="p.delivered_seq",
+                 last_seq="(SELECT c.last_seq FROM conversations c"
+                          " WHERE c.id = p.conversation_id)", flags=["silent"])
+
+
+def load_member(txn: Transaction, connection_id: str,
+                conversation_id: str) -> tuple[CallerRow | None, Cursors | None]:
+    """`load_caller` for an ack or a read, in the same statement: the caller's cursors in the
+    conversation and its last seq, which caps them (None unless a member who has not
+    declined). Nothing is locked: `conversations.move_cursors` moves them only forward."""
+    txn.execute(
+        f"SELECT {_MEMBER.sql} FROM connections k"  # noqa: S608 - fixed columns
+        " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL"
+        " LEFT JOIN participants p ON p.conversation_id = %s AND p.user_id = k.user_id"
+        "  AND p.consent <> 'declined'"
+        " WHERE k.id = %s",
+        (conversation_id, connection_id),
+    )
+    packed = txn.fetchone()
+    if packed is None:
+        return None, None
+    row = _MEMBER.row(packed)
+    caller = CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]), row["silent"])
+    if row["read_seq"] is None:
+        return caller, None
+    return caller, Cursors(int(row["read_seq"]), int(row["delivered_seq"]),
+                           int(row["last_seq"]))
 
 
 def _sender_columns(prior_sends: str) -> Packed:

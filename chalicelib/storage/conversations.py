@@ -188,42 +188,23 @@ class Cursors:
     last_seq: int
 
 
-# The conversation and the connection are read by subqueries: a locking read locks the rows
-# of its FROM, not those of its subqueries, so a receipt never holds the conversation's row
-# (which every send to it updates) nor the connection's.
-_CURSORS = Packed(read_seq="p.read_seq", delivered_seq="p.delivered_seq",
-                  last_seq="(SELECT c.last_seq FROM conversations c"
-                           " WHERE c.id = p.conversation_id)")
-
-
-def lock_cursors(txn: Transaction, conversation_id: str, connection_id: str) -> Cursors | None:
-    """The cursors of the member behind a connection, locked until the transaction ends (so
-    two devices moving them at once take turns); None unless that user is a member who has
-    not declined. Only the member's row is locked: `last_seq`, which caps the cursors, is the
-    last committed one, as high as any seq the member can have been sent."""
-    txn.execute(
-        f"SELECT {_CURSORS.sql} FROM participants p"  # noqa: S608 - fixed columns
-        " WHERE p.conversation_id = %s"
-        "  AND p.user_id = (SELECT k.user_id FROM connections k WHERE k.id = %s)"
-        f"  AND p.consent <> 'declined'{txn.engine.for_update()}",
-        (conversation_id, connection_id),
-    )
-    packed = txn.fetchone()
-    if packed is None:
-        return None
-    row = _CURSORS.row(packed)
-    return Cursors(int(row["read_seq"]), int(row["delivered_seq"]), int(row["last_seq"]))
-
-
-def set_cursors(txn: Transaction, conversation_id: str, user_id: str,
-                moved: dict[str, int]) -> None:
-    """Queue: set the cursors named in `moved` ("read", "delivered") to their values (the
-    caller holds them locked and moves them only forward)."""
-    columns = {"read": "read_seq", "delivered": "delivered_seq"}
-    assignments = ", ".join(f"{columns[name]} = %s" for name in moved)  # names from a fixed map
-    txn.later(f"UPDATE participants SET {assignments}"  # noqa: S608
-              " WHERE conversation_id = %s AND user_id = %s",
-              (*moved.values(), conversation_id, user_id))
+def move_cursors(txn: Transaction, conversation_id: str, user_id: str,
+                 moved: dict[str, int]) -> Later[bool]:
+    """Queue: move the member's cursors named in `moved` ("read", "delivered") forward to
+    their values, none of them back. Nothing is locked before: the first one named leads,
+    and the row is only updated if it is still behind, so of two devices moving it at once
+    the one that goes second finds it moved (False) and says nothing."""
+    columns = {"read": "read_seq", "delivered": "delivered_seq"}  # names from a fixed map
+    assignments = ", ".join(f"{columns[name]} = CASE WHEN {columns[name]} < %s THEN %s"
+                            f" ELSE {columns[name]} END" for name in moved)
+    lead, lead_seq = next(iter(moved.items()))
+    return txn.later(
+        f"UPDATE participants SET {assignments}"  # noqa: S608
+        " WHERE conversation_id = %s AND user_id = %s AND consent <> 'declined'"
+        f" AND {columns[lead]} < %s",
+        (*(seq for value in moved.values() for seq in (value, value)), conversation_id,
+         user_id, lead_seq),
+        read=lambda result: result.rowcount == 1)
 
 
 def get_participant(txn: Transaction, conversation_id: str, user_id: str) -> Participant | None:

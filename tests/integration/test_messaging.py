@@ -9,6 +9,7 @@ from chalicelib.services import conversations, reading
 from chalicelib.services.context import Context
 from chalicelib.services.limits import NoLimits
 from chalicelib.services.presence import CONNECTING_MS
+from chalicelib.storage import conversations as storage_conversations
 from tests.integration.messaging_world import World
 from tests.support.concurrency import run_in_threads
 from tests.support.fakes import TEST_KEYS, RecordingPush
@@ -334,6 +335,31 @@ def test_twenty_concurrent_senders_get_seqs_without_gap_or_duplicate(mysql_world
 
     seqs = sorted(r["seq"] for d in devices for r in world.received(d, "sent"))
     assert seqs == list(range(1, 61))
+
+
+def test_concurrent_reads_from_many_devices_move_the_cursors_once_each_and_only_forward(
+        mysql_world):
+    world = mysql_world
+    alice, bob = world.person(), world.person()
+    alice_phone = world.device(alice)
+    bob_devices = [world.device(bob) for _ in range(4)]
+    chat = world.chat(alice, bob)
+    for _ in range(10):
+        world.send(alice_phone, chat)
+    world.forget_frames()
+
+    run_in_threads(8, lambda i: world.frame(bob_devices[i % 4], "read", conversation_id=chat,
+                                            seq=i + 1))
+
+    row = world.ctx.db.run_read("test", storage_conversations.get_participant, chat, bob.id)
+    assert (row.read_seq, row.delivered_seq) == (8, 8)
+    read_receipts = [r["seq"] for r in world.received(alice_phone, "receipt")
+                     if r["kind"] == "read"]
+    assert 8 in read_receipts and len(set(read_receipts)) == len(read_receipts)
+    # Each unread count pushed is the one its own move left: 10 messages less those read.
+    counts = sorted({u["count"] for d in bob_devices for u in world.received(d, "unread")})
+    assert counts == sorted(10 - seq for seq in read_receipts)
+    assert not any(world.received(d, "error") for d in bob_devices)
 
 
 def test_history_pages_forward_and_hides_expired_messages(world, clock):
