@@ -354,7 +354,7 @@ def _move_txn(txn: Transaction, connection_id: str, conversation_id: str,
     rolls it all back, its count included. Cursors only move forward, capped at the last
     seq; if another device moved them further in between, this one moves nothing."""
     verdict = count_frame_txn(txn, connection_id, now, ctx, touch=False)  # not known yet
-    found, before = connections.load_member(txn, connection_id, conversation_id)
+    found, before = connections.member_later(txn, connection_id, conversation_id).value
     caller = caller_from(connection_id, found, ctx)
     verdict.enforce()
     if caller.touch_due:

@@ -247,23 +247,25 @@ _MEMBER = Packed(user_id="k.user_id", device_id="k.device_id", last_seen_at="k.l
                           " WHERE c.id = p.conversation_id)", flags=["silent"])
 
 
-def load_member(txn: Transaction, connection_id: str,
-                conversation_id: str) -> tuple[CallerRow | None, Cursors | None]:
-    """`load_caller` for an ack or a read, in the same statement: the caller's cursors in the
+def member_later(txn: Transaction, connection_id: str, conversation_id: str,
+                 ) -> Later[tuple[CallerRow | None, Cursors | None]]:
+    """Queue `load_caller` for an ack or a read, with the caller's cursors in the
     conversation and its last seq, which caps them (None unless a member who has not
-    declined). Nothing is locked: `conversations.move_cursors` moves them only forward."""
-    txn.execute(
+    declined): one value, so it goes with the frame's rate-limit read as one statement.
+    Nothing is locked: `conversations.move_cursors` moves them only forward."""
+    return txn.later_value(
         f"SELECT {_MEMBER.sql} FROM connections k"  # noqa: S608 - fixed columns
         " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL"
         " LEFT JOIN participants p ON p.conversation_id = %s AND p.user_id = k.user_id"
         "  AND p.consent <> 'declined'"
         " WHERE k.id = %s",
-        (conversation_id, connection_id),
-    )
-    packed = txn.fetchone()
+        (conversation_id, connection_id), read=_member)
+
+
+def _member(packed: str | None) -> tuple[CallerRow | None, Cursors | None]:
     if packed is None:
         return None, None
-    row = _MEMBER.row(packed)
+    row = _MEMBER.unpack(packed)
     caller = CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]), row["silent"])
     if row["read_seq"] is None:
         return caller, None

@@ -78,7 +78,7 @@ class Packed:
 
     A read of many rows can come back as one: `aggregated(engine)` goes in the SELECT, an
     array of the rows' arrays, which `aggregated_values` returns (one packet and one JSON
-    document instead of one per row).
+    document instead of one per row). Either is one value, so it can be a `later_value` read.
 
     `flags` names the columns that are truth values, returned as bool: in a JSON array the
     server may render one as true, 1 or even "0" (MariaDB does, for some EXISTS)."""
@@ -93,7 +93,11 @@ class Packed:
         return f"{engine.json_array_agg(self.array)} AS packed"
 
     def row(self, row: Row) -> Row:
-        values = json.loads(row["packed"])
+        return self.unpack(row["packed"])
+
+    def unpack(self, packed: str) -> Row:
+        """One packed row (a `later_value` read's value) under its names."""
+        values = json.loads(packed)
         for index in self._flags:
             values[index] = bool(int(values[index]))
         return dict(zip(self.names, values, strict=True))
@@ -101,10 +105,9 @@ class Packed:
     def rows(self, rows: Sequence[Row]) -> list[Row]:
         return [self.row(row) for row in rows]
 
-    def aggregated_values(self, rows: Sequence[Row]) -> list[list[Any]]:
-        """The rows of an `aggregated` read (none when nothing matched), each a list of its
-        values in the columns' order, flags as the server wrote them."""
-        packed = rows[0]["packed"] if rows else None
+    def aggregated_values(self, packed: str | None) -> list[list[Any]]:
+        """The rows of an `aggregated` read, from its one value (None when nothing matched),
+        each a list of its values in the columns' order, flags as the server wrote them."""
         return json.loads(packed) if packed else []
 
 
@@ -112,7 +115,8 @@ class Transaction:
     """The cursor of one named transaction, with its engine at hand for dialect hooks.
 
     `execute` runs a statement now (with whatever was queued before it, in the same round
-    trip) and its rows are then read with `fetchone` / `fetchall`; `later` queues one.
+    trip) and its rows are then read with `fetchone` / `fetchall`; `later` queues one, and
+    `later_value` queues a read of one value.
     """
 
     def __init__(self, name: str, cursor: Cursor, engine: Engine) -> None:
@@ -120,6 +124,7 @@ class Transaction:
         self.engine = engine
         self._cursor = cursor
         self._queued: list[tuple[str, Sequence[Any]]] = []
+        self._one_value: list[bool] = []  # per queued statement: a `later_value` read
         self._waiting: list[Later[Any]] = []
         self._last = StatementResult([], 0, None)
         self._read_at = 0
@@ -142,8 +147,20 @@ class Transaction:
         """Queue a statement to go with the next `execute`, `flush` or the COMMIT; `read`
         turns its result into the `value` of what is returned."""
         self._queued.append((sql, params))
+        self._one_value.append(False)
         pending: Later[Any] = Later(self, read)
         self._waiting.append(pending)
+        return pending
+
+    def later_value(self, sql: str, params: Sequence[Any] = (),
+                    read: Callable[[Any], Any] = lambda value: value) -> Later[Any]:
+        """Queue a SELECT of one value (one column of at most one row: an aggregate, a row
+        packed by `Packed`, read by its key); `read` gets the value, None if no row. Such
+        reads queued one after another are sent as one statement, `SELECT (first) AS v0,
+        (second) AS v1`: one result for the server to plan and the driver to decode instead
+        of one each (PyMySQL parses every result's descriptions in Python)."""
+        pending = self.later(sql, params, read=lambda result: read(result.rows[0][_VALUE]))
+        self._one_value[-1] = True
         return pending
 
     def flush(self) -> None:
@@ -187,15 +204,68 @@ class Transaction:
         """The queue plus `statements`, in one round trip; each queued answer gets its result
         (the ones before a failing statement too)."""
         batch, waiting = self._queued + statements, self._waiting
-        self._queued, self._waiting = [], []
-        results: list[StatementResult] = []
+        one_value = self._one_value + [False] * len(statements)
+        self._queued, self._waiting, self._one_value = [], [], []
+        sent, merged = _merge_value_reads(batch, one_value)
+        answers: list[StatementResult] = []
         try:
-            self.engine.run_statements(self._cursor, batch, results)
+            self.engine.run_statements(self._cursor, sent, answers)
         finally:
+            results = _split_value_reads(answers, merged)
             self._sent_count = len(results)
             for pending, result in zip(waiting, results, strict=False):
                 pending.result = result
         return results
+
+
+_VALUE = "value"
+
+
+def _merge_value_reads(batch: list[tuple[str, Sequence[Any]]], one_value: list[bool],
+                       ) -> tuple[list[tuple[str, Sequence[Any]]], list[int]]:
+    """The statements to send, each run of one-value reads as one SELECT; and, per statement
+    sent, how many one-value reads it carries (0: an ordinary statement)."""
+    sent: list[tuple[str, Sequence[Any]]] = []
+    merged: list[int] = []
+    run: list[tuple[str, Sequence[Any]]] = []
+
+    def end_run() -> None:
+        if len(run) == 1:
+            sent.append(run[0])  # alone: as it is
+        elif run:
+            columns = ", ".join(f"({sql}) AS v{index}" for index, (sql, _) in enumerate(run))
+            sent.append((f"SELECT {columns}", [p for _, params in run for p in params]))
+        if run:
+            merged.append(len(run))
+            run.clear()
+
+    for statement, is_value in zip(batch, one_value, strict=True):
+        if is_value:
+            run.append(statement)
+        else:
+            end_run()
+            sent.append(statement)
+            merged.append(0)
+    end_run()
+    return sent, merged
+
+
+def _split_value_reads(answers: list[StatementResult], merged: list[int],
+                       ) -> list[StatementResult]:
+    """One result per statement queued: a merged read's row split into its values."""
+    results = []
+    for answer, values in zip(answers, merged, strict=False):
+        if not values:
+            results.append(answer)
+        elif values == 1:  # sent as it was: its first column, if it found a row
+            row = answer.rows[0] if answer.rows else None
+            value = row[next(iter(row.keys()))] if row is not None else None
+            results.append(StatementResult([{_VALUE: value}], 1, None))
+        else:
+            row = answer.rows[0]
+            results += [StatementResult([{_VALUE: row[f"v{index}"]}], 1, None)
+                        for index in range(values)]
+    return results
 
 
 class Database:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from chalicelib.storage.database import Later, Packed, Transaction, placeholders
-from chalicelib.storage.engines import StatementResult
 
 Counts = dict[tuple[str, int], int]
 
@@ -24,11 +23,11 @@ def read_counts(txn: Transaction, windows: list[tuple[str, int]]) -> Later[Count
     buckets = sorted({bucket for bucket, _ in windows})
     starts = [start for _, start in windows]
 
-    def counts(result: StatementResult) -> Counts:
+    def counts(packed: str | None) -> Counts:
         return {(bucket, int(start)): int(hits)
-                for bucket, start, hits in _WINDOW.aggregated_values(result.rows)}
+                for bucket, start, hits in _WINDOW.aggregated_values(packed)}
 
-    return txn.later(
+    return txn.later_value(
         f"SELECT {_WINDOW.aggregated(txn.engine)} FROM rate_limit_windows"  # noqa: S608
         f" WHERE bucket IN ({placeholders(buckets)}) AND window_start BETWEEN %s AND %s",
         [*buckets, min(starts), max(starts)], read=counts)

@@ -201,10 +201,53 @@ def test_an_aggregated_packed_read_returns_every_row_in_one(db, kept):
                     " UNION ALL SELECT 2, 'two' UNION ALL SELECT 3, 'three') t"
                     f" WHERE t.n IN ({in_list})", kept)
         rows = txn.fetchall()
-        return len(rows), columns.aggregated_values(rows)
+        return len(rows), columns.aggregated_values(rows[0]["packed"])
 
     result_rows, values = db.run_read("t", read)
 
     words = {1: "one", 2: "two", 3: "three"}
     assert result_rows == 1
     assert sorted(values) == [[n, words[n]] for n in kept]
+
+
+def statements_sent(db, func):
+    """What `func(txn)` returned, and the statements the engine was given to run."""
+    sent = []
+    run_statements = db.engine.run_statements
+
+    def recording(cur, statements, results):
+        sent.extend(sql for sql, _ in statements)
+        return run_statements(cur, statements, results)
+
+    db.engine.run_statements = recording
+    try:
+        return db.run_read("t", func), sent
+    finally:
+        del db.engine.run_statements
+
+
+def test_one_value_reads_queued_together_go_as_one_statement_and_each_gets_its_value(db):
+    def three_values(txn):
+        first = txn.later_value("SELECT %s AS a", ("one",))
+        missing = txn.later_value("SELECT 2 AS b FROM users WHERE id = %s", ("nobody",))
+        third = txn.later_value("SELECT %s + 1 AS c", (2,))
+        return first.value, missing.value, third.value
+
+    values, sent = statements_sent(db, three_values)
+
+    assert values == ("one", None, 3)
+    assert len(sent) == 1 and sent[0].startswith("SELECT (SELECT")
+
+
+def test_a_one_value_read_alone_or_between_other_statements_is_sent_as_it_is(db):
+    def interleaved(txn):
+        alone = txn.later_value("SELECT %s AS a", ("alone",))
+        other = txn.later("SELECT 5 AS five")
+        missing = txn.later_value("SELECT 2 AS b FROM users WHERE id = %s", ("nobody",))
+        txn.execute("SELECT 6 AS six")
+        return alone.value, other.value.rows, missing.value, txn.fetchone()
+
+    values, sent = statements_sent(db, interleaved)
+
+    assert values == ("alone", [{"five": 5}], None, {"six": 6})
+    assert len(sent) == 4 and not any(sql.startswith("SELECT (") for sql in sent)
