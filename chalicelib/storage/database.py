@@ -203,15 +203,16 @@ class Transaction:
     def _send(self, statements: list[tuple[str, Sequence[Any]]]) -> list[StatementResult]:
         """The queue plus `statements`, in one round trip; each queued answer gets its result
         (the ones before a failing statement too)."""
-        batch, waiting = self._queued + statements, self._waiting
-        one_value = self._one_value + [False] * len(statements)
+        batch, waiting, one_value = self._queued + statements, self._waiting, self._one_value
         self._queued, self._waiting, self._one_value = [], [], []
-        sent, merged = _merge_value_reads(batch, one_value)
+        merged = None
+        if True in one_value:
+            batch, merged = _merge_value_reads(batch, one_value + [False] * len(statements))
         answers: list[StatementResult] = []
         try:
-            self.engine.run_statements(self._cursor, sent, answers)
+            self.engine.run_statements(self._cursor, batch, answers)
         finally:
-            results = _split_value_reads(answers, merged)
+            results = answers if merged is None else _split_value_reads(answers, merged)
             self._sent_count = len(results)
             for pending, result in zip(waiting, results, strict=False):
                 pending.result = result
