@@ -52,15 +52,20 @@ class ServerThreads:
 
 def statement_label(sql: str) -> str:
     """`SELECT connections`, `INSERT rate_limit_windows`, `COMMIT`: the verb and the table of
-    the statement itself (a subquery's FROM inside the select list does not count)."""
+    the statement itself (a subquery's FROM inside the select list does not count). One-value
+    reads sent as one (`SELECT (...) AS v0, (...) AS v1`) read as `SELECT (t0, t1)`."""
     verb = sql.split(None, 1)[0].upper()
-    depth, top_level = 0, []
+    depth, top_level, first_level = 0, [], []
     for character in sql:
         depth += character == "("
-        depth -= character == ")"
         top_level.append(character if depth == 0 else " ")
+        first_level.append(character if depth == 1 else " ")
+        depth -= character == ")"
     table = _TABLE.search("".join(top_level))
-    return f"{verb} {table.group(1)}" if table else verb
+    if table:
+        return f"{verb} {table.group(1)}"
+    merged = _TABLE.findall("".join(first_level))
+    return f"{verb} ({', '.join(merged)})" if merged else verb
 
 
 @dataclass

@@ -9,6 +9,7 @@ thing it does.
 from __future__ import annotations
 
 import json
+import operator
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -159,7 +160,7 @@ class Transaction:
         reads queued one after another are sent as one statement, `SELECT (first) AS v0,
         (second) AS v1`: one result for the server to plan and the driver to decode instead
         of one each (PyMySQL parses every result's descriptions in Python)."""
-        pending = self.later(sql, params, read=lambda result: read(result.rows[0][_VALUE]))
+        pending = self.later(sql, params, read=lambda result: read(_first_value(result)))
         self._one_value[-1] = True
         return pending
 
@@ -206,7 +207,7 @@ class Transaction:
         batch, waiting, one_value = self._queued + statements, self._waiting, self._one_value
         self._queued, self._waiting, self._one_value = [], [], []
         merged = None
-        if True in one_value:
+        if any(map(operator.and_, one_value, one_value[1:])):  # two in a row, at least
             batch, merged = _merge_value_reads(batch, one_value + [False] * len(statements))
         answers: list[StatementResult] = []
         try:
@@ -219,13 +220,10 @@ class Transaction:
         return results
 
 
-_VALUE = "value"
-
-
 def _merge_value_reads(batch: list[tuple[str, Sequence[Any]]], one_value: list[bool],
                        ) -> tuple[list[tuple[str, Sequence[Any]]], list[int]]:
     """The statements to send, each run of one-value reads as one SELECT; and, per statement
-    sent, how many one-value reads it carries (0: an ordinary statement)."""
+    sent, how many one-value reads it carries (0: a statement sent as it was queued)."""
     sent: list[tuple[str, Sequence[Any]]] = []
     merged: list[int] = []
     run: list[tuple[str, Sequence[Any]]] = []
@@ -233,12 +231,12 @@ def _merge_value_reads(batch: list[tuple[str, Sequence[Any]]], one_value: list[b
     def end_run() -> None:
         if len(run) == 1:
             sent.append(run[0])  # alone: as it is
+            merged.append(0)
         elif run:
             columns = ", ".join(f"({sql}) AS v{index}" for index, (sql, _) in enumerate(run))
             sent.append((f"SELECT {columns}", [p for _, params in run for p in params]))
-        if run:
             merged.append(len(run))
-            run.clear()
+        run.clear()
 
     for statement, is_value in zip(batch, one_value, strict=True):
         if is_value:
@@ -258,15 +256,19 @@ def _split_value_reads(answers: list[StatementResult], merged: list[int],
     for answer, values in zip(answers, merged, strict=False):
         if not values:
             results.append(answer)
-        elif values == 1:  # sent as it was: its first column, if it found a row
-            row = answer.rows[0] if answer.rows else None
-            value = row[next(iter(row.keys()))] if row is not None else None
-            results.append(StatementResult([{_VALUE: value}], 1, None))
-        else:
-            row = answer.rows[0]
-            results += [StatementResult([{_VALUE: row[f"v{index}"]}], 1, None)
-                        for index in range(values)]
+            continue
+        row = answer.rows[0]
+        results += [StatementResult([{"value": row[f"v{index}"]}], 1, None)
+                    for index in range(values)]
     return results
+
+
+def _first_value(result: StatementResult) -> Any:
+    """A one-value read's value: its first column, None if it found no row."""
+    if not result.rows:
+        return None
+    row = result.rows[0]
+    return row[next(iter(row.keys()))]
 
 
 class Database:

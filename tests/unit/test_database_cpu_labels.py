@@ -20,3 +20,11 @@ def test_writes_are_named_by_the_table_they_write():
 
 def test_a_statement_without_a_table_is_its_verb():
     assert statement_label("COMMIT") == "COMMIT"
+
+
+def test_one_value_reads_sent_as_one_are_labelled_by_each_reads_table():
+    sql = ("SELECT (SELECT JSON_ARRAYAGG(hits) FROM rate_limit_windows WHERE bucket IN (%s))"
+           " AS v0, (SELECT JSON_ARRAY(k.id, (SELECT 1 FROM blocks b)) FROM connections k"
+           " JOIN devices d ON d.id = k.device_id WHERE k.id = %s) AS v1")
+
+    assert statement_label(sql) == "SELECT (rate_limit_windows, connections)"
