@@ -3,8 +3,8 @@ fan-out, receipts, unread counts. (History and offline sync are in `reading.py`.
 
 Each path keeps its database round trips few by queueing what it does not need to read yet
 (`Transaction.later`): a send is the caller's read, then the limits with the seq, then the
-rows with the COMMIT; an ack or a read is the caller's read, the limits with the cursors'
-lock, then the update with the COMMIT.
+rows with the COMMIT; an ack or a read is the limits with the caller's read (one statement),
+then the update with the COMMIT.
 """
 
 from __future__ import annotations
