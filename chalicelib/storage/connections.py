@@ -215,34 +215,28 @@ class CallerRow:
     prior_sends: dict[str, IdempotencyKey] = field(default_factory=dict)  # under its ids
 
 
-_CALLER = Packed(user_id="k.user_id", device_id="k.device_id", last_seen_at="k.last_seen_at",
-                 silent="k.silent", flags=["silent"])
-_CALLER_SQL = (f"SELECT {_CALLER.sql} FROM connections k"  # noqa: S608 - fixed columns
-               " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL WHERE k.id = %s")
+# Who is behind a connection: its user and device, if the device is still live (a revoked
+# device's connection reads as none). Every frame pays for this read: its columns come packed.
+_CALLER_COLUMNS = {"user_id": "k.user_id", "device_id": "k.device_id",
+                   "last_seen_at": "k.last_seen_at", "silent": "k.silent"}
+_LIVE_CONNECTION = (" FROM connections k"
+                    " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL")
+_CALLER = Packed(**_CALLER_COLUMNS, flags=["silent"])
 
 
 def load_caller(txn: Transaction, connection_id: str) -> CallerRow | None:
-    """The connection's user and device, if the device is still live (a revoked device's
-    connection reads as none). Every frame pays for this read: its columns come packed."""
-    txn.execute(_CALLER_SQL, (connection_id,))
-    return _caller_row(txn.fetchone())
+    """The connection's user and device, if the device is still live."""
+    txn.execute(f"SELECT {_CALLER.sql}{_LIVE_CONNECTION} WHERE k.id = %s",
+                (connection_id,))
+    packed = txn.fetchone()
+    return None if packed is None else _caller_of(_CALLER.row(packed))
 
 
-def caller_later(txn: Transaction, connection_id: str) -> Later[CallerRow | None]:
-    """Queue `load_caller`'s read, to travel with the transaction's next statement."""
-    return txn.later(_CALLER_SQL, (connection_id,),
-                     read=lambda result: _caller_row(result.rows[0] if result.rows else None))
-
-
-def _caller_row(packed: Row | None) -> CallerRow | None:
-    if packed is None:
-        return None
-    row = _CALLER.row(packed)
+def _caller_of(row: Row) -> CallerRow:
     return CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]), row["silent"])
 
 
-_MEMBER = Packed(user_id="k.user_id", device_id="k.device_id", last_seen_at="k.last_seen_at",
-                 silent="k.silent", read_seq="p.read_seq", delivered_seq="p.delivered_seq",
+_MEMBER = Packed(**_CALLER_COLUMNS, read_seq="p.read_seq", delivered_seq="p.delivered_seq",
                  last_seq="(SELECT c.last_seq FROM conversations c"
                           " WHERE c.id = p.conversation_id)", flags=["silent"])
 
@@ -254,8 +248,7 @@ def member_later(txn: Transaction, connection_id: str, conversation_id: str,
     declined): one value, so it goes with the frame's rate-limit read as one statement.
     Nothing is locked: `conversations.move_cursors` moves them only forward."""
     return txn.later_value(
-        f"SELECT {_MEMBER.sql} FROM connections k"  # noqa: S608 - fixed columns
-        " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL"
+        f"SELECT {_MEMBER.sql}{_LIVE_CONNECTION}"
         " LEFT JOIN participants p ON p.conversation_id = %s AND p.user_id = k.user_id"
         "  AND p.consent <> 'declined'"
         " WHERE k.id = %s",
@@ -266,17 +259,15 @@ def _member(packed: str | None) -> tuple[CallerRow | None, Cursors | None]:
     if packed is None:
         return None, None
     row = _MEMBER.unpack(packed)
-    caller = CallerRow(row["user_id"], row["device_id"], int(row["last_seen_at"]), row["silent"])
     if row["read_seq"] is None:
-        return caller, None
-    return caller, Cursors(int(row["read_seq"]), int(row["delivered_seq"]),
-                           int(row["last_seq"]))
+        return _caller_of(row), None
+    return _caller_of(row), Cursors(int(row["read_seq"]), int(row["delivered_seq"]),
+                                    int(row["last_seq"]))
 
 
 def _sender_columns(prior_sends: str) -> Packed:
     return Packed(
-        user_id="k.user_id", device_id="k.device_id", last_seen_at="k.last_seen_at",
-        silent="k.silent", account_since="COALESCE(u.activated_at, u.created_at)",
+        **_CALLER_COLUMNS, account_since="COALESCE(u.activated_at, u.created_at)",
         ttl_seconds="c.ttl_seconds", kind="c.kind", consent="p.consent",
         blocked="EXISTS (SELECT 1 FROM participants o JOIN blocks b"
                 "  ON b.blocker_id = o.user_id AND b.blocked_user_id = k.user_id"
@@ -298,9 +289,8 @@ def load_sender(txn: Transaction, connection_id: str, conversation_id: str,
                    if client_msg_ids else "0")
     columns = _sender_columns(prior_count)
     txn.execute(
-        f"SELECT {columns.sql}"  # noqa: S608 - fixed columns and placeholders
-        " FROM connections k JOIN users u ON u.id = k.user_id"
-        " JOIN devices d ON d.id = k.device_id AND d.revoked_at IS NULL"
+        f"SELECT {columns.sql}{_LIVE_CONNECTION}"
+        " JOIN users u ON u.id = k.user_id"
         " LEFT JOIN conversations c ON c.id = %s"
         " LEFT JOIN participants p ON p.conversation_id = c.id AND p.user_id = k.user_id"
         " WHERE k.id = %s",
