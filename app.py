@@ -246,8 +246,9 @@ def ws_connect(event: WebsocketEvent) -> Response:
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
     # The raw body, not event.body: Chalice turns a missing body into the string "None".
-    frames.handle_frame(event.to_dict().get("body"), event.connection_id,
-                        bootstrap.get_context())
+    raw_event = event.to_dict()
+    frames.handle_frame(raw_event.get("body"), event.connection_id, bootstrap.get_context(),
+                        raw_event["requestContext"].get("requestTimeEpoch"))
 
 
 @app.on_ws_disconnect()

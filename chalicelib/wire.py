@@ -88,6 +88,7 @@ def conversation_frame(conversation: Frame, change: str, *, by: str) -> Frame:
     return {"type": "conversation", "conversation": conversation, "change": change, "by": by}
 
 
-def typing_frame(conversation_id: str, user_id: str, *, active: bool) -> Frame:
+def typing_frame(conversation_id: str, user_id: str, *, active: bool, at: int) -> Frame:
+    """`at`: when the typist's frame reached the server, for receivers to keep the newest."""
     return {"type": "typing", "conversation_id": conversation_id, "user_id": user_id,
-            "active": active}
+            "active": active, "at": at}

@@ -88,9 +88,13 @@ class Expired(Event):
 
 @dataclass(frozen=True)
 class Typing(Event):
+    """Someone is typing, or stopped. `at`: when their frame reached the server; one socket's
+    frames are handled concurrently, so keep the newest per person (a stop wins a tie)."""
+
     conversation_id: str = ""
     user_id: str = ""
     active: bool = False
+    at: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ def event_of(frame: dict[str, Any]) -> Event | None:
     if kind == "expired":
         return expired_of(frame)
     if kind == "typing":
-        return Typing(raw=frame, **_fields(frame, "conversation_id", "user_id", "active"))
+        return Typing(raw=frame, **_fields(frame, "conversation_id", "user_id", "active", "at"))
     if kind == "member":
         return MemberChanged(raw=frame, **_fields(frame, "conversation_id", "user_id", "change",
                                                   "role", "by"))

@@ -9,6 +9,11 @@ frames and the connection gets `rate_limited`), and a throttle per connection an
 conversation that passes on at most one `active: true` per window (`active: false` always
 passes, and lets the next `true` through). Each container keeps its own memory, so both are a
 cost bound, not an exact count.
+
+Frames of one connection are handled concurrently, so a stop can overtake the start typed
+just before it. Each pushed frame carries `at`, when the frame reached the server, and
+receivers keep the newest per person (a stop wins a tie). The memory drops what it already
+knows to be overtaken, which saves the push.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ class _Memory:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.passed: OrderedDict[tuple[str, str], int] = OrderedDict()  # last `true` passed on
+        # the newest frame passed on: (when it reached the server, active)
+        self.passed: OrderedDict[tuple[str, str], tuple[int, bool]] = OrderedDict()
         self.budgets: OrderedDict[str, tuple[int, int]] = OrderedDict()  # (window start, used)
 
     def spend(self, connection_id: str, now: int) -> int | None:
@@ -53,18 +59,31 @@ class _Memory:
             _bound(self.budgets)
             return start + BUDGET_WINDOW_MS - now if used >= BUDGET_FRAMES else None
 
-    def throttled(self, key: tuple[str, str], now: int) -> bool:
+    def held_back(self, key: tuple[str, str], active: bool, at: int) -> bool:
+        """Whether a frame that reached the server at `at` is not to be passed on: an
+        `active: true` while the last one passed on is still fresh, or any frame older than
+        the newest passed on (a start and a stop of the same instant: the stop is newer)."""
         with self.lock:
             last = self.passed.get(key)
-            return last is not None and 0 <= now - last < ACTIVE_EVERY_MS
+            if last is None:
+                return False
+            last_at, last_active = last
+            if at < last_at or (at == last_at and active and not last_active):
+                return True
+            return active and last_active and at - last_at < ACTIVE_EVERY_MS
 
-    def record(self, key: tuple[str, str], active: bool, now: int) -> None:
+    def record(self, key: tuple[str, str], active: bool, at: int) -> bool:
+        """Remember a frame passed on; False (and nothing remembered) when a newer one was
+        passed on meanwhile, by a frame handled concurrently."""
         with self.lock:
-            _forget(self.passed, now - ACTIVE_EVERY_MS, lambda last: last)
+            _forget(self.passed, at - ACTIVE_EVERY_MS, lambda last: last[0])
+            last = self.passed.get(key)
+            if last is not None and (last[0] > at or (last[0] == at and active and not last[1])):
+                return False
             self.passed.pop(key, None)
-            if active:
-                self.passed[key] = now
-                _bound(self.passed)
+            self.passed[key] = (at, active)
+            _bound(self.passed)
+            return True
 
 
 def _forget(table: OrderedDict, before: int, time_of: Any) -> None:
@@ -92,26 +111,29 @@ def spend_budget(connection_id: str, ctx: Context) -> None:
         raise RateLimited("too many typing frames; slow down", retry_after_ms=max(1, wait))
 
 
-def typing(caller: Caller, frame: dict[str, Any], ctx: Context) -> None:
-    """Pass `typing {conversation_id, user_id, active}` on to the other participants' live
-    connections: those who accepted the conversation, and not between people of whom one
-    blocked the other. Nothing at all while the typist has not accepted it themself (a
+def typing(caller: Caller, frame: dict[str, Any], ctx: Context,
+           received_at: int | None = None) -> None:
+    """Pass `typing {conversation_id, user_id, active, at}` on to the other participants'
+    live connections: those who accepted the conversation, and not between people of whom
+    one blocked the other. Nothing at all while the typist has not accepted it themself (a
     request reveals nothing). A connection found gone is left to the sweep (dropping it
-    would be a write)."""
+    would be a write). `received_at`: when the frame reached the server (API Gateway's
+    request time), else now."""
     conversation_id = string_field(frame, "conversation_id", max_length=ID_MAX)
     active = frame.get("active")
     if not isinstance(active, bool):
         raise InvalidInput("active must be true or false")
     key = (caller.connection_id, conversation_id)
-    now = ctx.clock.now_ms()
-    if active and _memory.throttled(key, now):
-        return  # the last one passed on is still fresh on the others' screens
+    at = received_at if isinstance(received_at, int) else ctx.clock.now_ms()
+    if _memory.held_back(key, active, at):
+        return  # still fresh on the others' screens, or overtaken by a newer frame
     audience = ctx.db.run_read("typing.audience", _audience_txn, conversation_id,
                                caller.user_id)
     if audience is None:
         raise NotFound("no such conversation")
-    _memory.record(key, active, now)
-    pushed = typing_frame(conversation_id, caller.user_id, active=active)
+    if not _memory.record(key, active, at):
+        return  # a newer frame of this connection was passed on while this one read
+    pushed = typing_frame(conversation_id, caller.user_id, active=active, at=at)
     deliver(ctx.push, [(connection_id, pushed) for connection_id in audience])
 
 

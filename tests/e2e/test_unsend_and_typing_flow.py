@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.e2e.test_messaging_flow import Socket
@@ -73,12 +75,15 @@ def test_typing_reaches_the_other_user_and_writes_nothing(stack, stack_db, three
     before = stack_db.run_read("t", lambda txn: (txn.execute(
         "SELECT id, last_seen_at, silent FROM connections ORDER BY id"), txn.fetchall())[1])
 
+    sent_at = time.time() * 1000
     a1.send(action="typing", conversation_id=chat, active=True)
 
     typing = b1.wait_for("typing", conversation_id=chat)
     assert (typing["user_id"], typing["active"]) == (alice.user_id, True)
+    assert sent_at - 1 <= typing["at"] <= time.time() * 1000  # when the stack received it
     a1.send(action="typing", conversation_id=chat, active=False)
-    assert b1.wait_for("typing", conversation_id=chat)["active"] is False
+    stopped = b1.wait_for("typing", conversation_id=chat)
+    assert stopped["active"] is False and stopped["at"] >= typing["at"]
     assert [f for f in a2.drain() if f["type"] == "typing"] == []
     assert [f for f in a1.drain(0.1) if f["type"] in ("typing", "error")] == []
     after = stack_db.run_read("t", lambda txn: (txn.execute(
@@ -87,3 +92,24 @@ def test_typing_reaches_the_other_user_and_writes_nothing(stack, stack_db, three
 
     a1.send(action="typing", conversation_id=chat, active="yes", req="bad")
     assert a1.wait_for("error", req="bad")["code"] == "bad_request"
+
+
+def newest_typing(frames: list[dict]) -> dict:
+    """What a receiver keeps (asyncapi `typing`): the newest `at`, a stop winning a tie."""
+    return max(frames, key=lambda frame: (frame["at"], not frame["active"]))
+
+
+def test_a_stop_sent_just_after_a_start_is_the_newest_for_the_receiver(stack, three_sockets):
+    # The stack, like API Gateway, handles one socket's frames concurrently: the stop may be
+    # pushed before its start. `at` still orders them as they were sent.
+    (alice, bob), (a1, a2, b1), chat = three_sockets
+    for socket in (a1, b1):
+        socket.send(action="ping", req="fresh")
+        socket.wait_for("pong", req="fresh")
+    for _ in range(5):  # two frames a round: the typing budget is 10 per connection
+        a1.send(action="typing", conversation_id=chat, active=True)
+        a1.send(action="typing", conversation_id=chat, active=False)
+        stop = b1.wait_for("typing", conversation_id=chat, active=False)
+        late = [f for f in b1.drain(0.2) if f["type"] == "typing"]
+        assert newest_typing([stop, *late])["active"] is False
+    assert [f for f in a1.drain(0.1) if f["type"] == "error"] == []

@@ -122,10 +122,11 @@ class World:
 
     # --- frames -----------------------------------------------------------------------------
 
-    def frame(self, caller: Caller, action: str, **fields: Any) -> None:
+    def frame(self, caller: Caller, action: str, *, received_at: int | None = None,
+              **fields: Any) -> None:
         # Raw UTF-8, as clients send it (PROTOCOL.md): \u escapes would triple a body.
         raw = json.dumps({"action": action, **fields}, ensure_ascii=False)
-        frames.handle_frame(raw, caller.connection_id, self.ctx)
+        frames.handle_frame(raw, caller.connection_id, self.ctx, received_at)
 
     def raw(self, caller: Caller, raw: str | None) -> None:
         frames.handle_frame(raw, caller.connection_id, self.ctx)

@@ -56,13 +56,13 @@ def pair(world):
     return alice, bob, alice_phone, alice_laptop, bob_phone, bob_laptop, chat
 
 
-def test_the_others_connections_get_typing_and_the_typists_own_do_not(world, pair):
+def test_the_others_connections_get_typing_and_the_typists_own_do_not(world, pair, clock):
     alice, bob, alice_phone, alice_laptop, bob_phone, bob_laptop, chat = pair
 
     world.frame(alice_phone, "typing", conversation_id=chat, active=True, req="t")
 
     expected = {"type": "typing", "conversation_id": chat, "user_id": alice.id,
-                "active": True}
+                "active": True, "at": clock.now_ms()}
     assert typing_frames(world, bob_phone) == [expected]
     assert typing_frames(world, bob_laptop) == [expected]
     assert world.received(alice_phone) == [] and world.received(alice_laptop) == []
@@ -150,12 +150,52 @@ def test_the_throttle_passes_one_active_per_window(world, pair, clock):
     world.frame(alice_phone, "typing", conversation_id=chat, active=True)
     world.frame(alice_phone, "typing", conversation_id=chat, active=False)
     world.frame(alice_phone, "typing", conversation_id=chat, active=False)
+    clock.advance(ms=1)
     world.frame(alice_phone, "typing", conversation_id=chat, active=True)  # after a stop
     assert [f["active"] for f in typing_frames(world, bob_phone)] == [
         True, True, False, False, True]
     # Another device of the typist has its own window.
     world.frame(alice_laptop, "typing", conversation_id=chat, active=True)
     assert len(typing_frames(world, bob_phone)) == 6
+
+
+def test_each_typing_carries_when_it_reached_the_server(world, pair):
+    alice, bob, alice_phone, alice_laptop, bob_phone, bob_laptop, chat = pair
+
+    world.frame(alice_phone, "typing", conversation_id=chat, active=True,
+                received_at=1_800_000_000_123)
+
+    assert typing_frames(world, bob_phone)[0]["at"] == 1_800_000_000_123
+
+
+def test_a_start_overtaken_by_its_stop_is_not_passed_on(world, pair, clock):
+    # API Gateway handles one connection's frames concurrently: the stop typed just after a
+    # start can be handled first. The start, older, must not bring "typing…" back.
+    alice, bob, alice_phone, alice_laptop, bob_phone, bob_laptop, chat = pair
+    started, stopped = clock.now_ms(), clock.now_ms() + 40
+
+    world.frame(alice_phone, "typing", conversation_id=chat, active=False,
+                received_at=stopped)
+    world.frame(alice_phone, "typing", conversation_id=chat, active=True,
+                received_at=started)
+    world.frame(alice_phone, "typing", conversation_id=chat, active=True,
+                received_at=stopped)  # the same instant as the stop: the stop is newer
+
+    assert [(f["active"], f["at"]) for f in typing_frames(world, bob_phone)] == [
+        (False, stopped)]
+    world.frame(alice_phone, "typing", conversation_id=chat, active=True,
+                received_at=stopped + 1)  # typing again after the stop
+    assert [f["active"] for f in typing_frames(world, bob_phone)] == [False, True]
+
+
+def test_a_start_whose_stop_passed_on_while_it_read_is_dropped(clock):
+    memory = typing_service._Memory()
+    key = ("c1", "chat")
+    now = clock.now_ms()
+    assert not memory.held_back(key, True, now)  # the start checks, then reads...
+    assert not memory.held_back(key, False, now + 5)  # ...while its stop checks,
+    assert memory.record(key, False, now + 5)  # reads and is passed on first
+    assert not memory.record(key, True, now)  # so the start is not
 
 
 def test_too_many_typing_frames_are_rate_limited_in_memory(world, pair, clock):

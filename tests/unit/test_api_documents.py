@@ -89,6 +89,9 @@ SERVER_FRAMES |= {
     "conversation": {"conversation", "change", "by"},
 }
 SERVER_FRAMES["expired"] = SERVER_FRAMES["expired"] | {"req"}  # an unsend's answer
+# Ours, beyond the protocol (added, so a client that ignores it loses nothing): when the
+# typist's frame reached the server, for receivers to tell a stop from the start it overtook.
+SERVER_FRAMES["typing"] = SERVER_FRAMES["typing"] | {"at"}
 SYNC_CONVERSATION_FIELDS = {"conversation_id", "last_seq", "read_seq", "unread_count",
                             "messages", "has_more", "first_seq"}
 # REST bodies (PROTOCOL v1 and v1.1): schema name -> (every field, those that may be null).

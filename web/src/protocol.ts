@@ -134,7 +134,8 @@ export type ServerFrame =
       role?: string;
       by: string;
     }
-  | { type: "typing"; conversation_id: string; user_id: string; active: boolean };
+  /** `at`: when the typist's frame reached the server (ms). */
+  | { type: "typing"; conversation_id: string; user_id: string; active: boolean; at: number };
 
 /** One message of a batch `send`. */
 export interface BatchEntry {

@@ -73,8 +73,18 @@ export interface ChatState {
   /** Membership and settings changes seen while this page is open, per conversation (the
    * server keeps none: they are shown among the messages, then forgotten with the page). */
   notices: Record<string, Notice[]>;
-  /** Who is typing, per conversation: user id → local time their `typing` goes stale. */
-  typing: Record<string, Record<string, number>>;
+  /** Everyone's latest typing hint, per conversation and user id. */
+  typing: Record<string, Record<string, TypingHint>>;
+}
+
+/** Someone's latest `typing` in a conversation. Frames of one socket are handled
+ * concurrently, so a stop can arrive before the start typed just ahead of it: `at` tells. */
+export interface TypingHint {
+  active: boolean;
+  /** When their frame reached the server: a hint older than the one held is ignored. */
+  at: number;
+  /** Local time the hint is forgotten (PROTOCOL: a start is stale after 6 s). */
+  until: number;
 }
 
 export type Action =
@@ -780,25 +790,37 @@ function addNotice(
 
 function applyTyping(state: ChatState, frame: Extract<ServerFrame, { type: "typing" }>, now: number): ChatState {
   if (frame.user_id === state.me || frame.user_id in state.blocked) return state;
-  if (!frame.active) return stopTyping(state, frame.conversation_id, frame.user_id);
   if (!state.conversations[frame.conversation_id]) return state;
-  const typing = { ...state.typing[frame.conversation_id], [frame.user_id]: now + TYPING_STALE_MS };
-  return { ...state, typing: { ...state.typing, [frame.conversation_id]: typing } };
+  const held = state.typing[frame.conversation_id]?.[frame.user_id];
+  if (held && overtaken(held, frame.active, frame.at)) return state;
+  return setTyping(state, frame.conversation_id, frame.user_id, { active: frame.active, at: frame.at, until: now + TYPING_STALE_MS });
 }
 
+/** A hint that reached the server before the one held (a start and a stop of the same
+ * instant: the stop is the newer). */
+function overtaken(held: TypingHint, active: boolean, at: number): boolean {
+  return at < held.at || (at === held.at && active && !held.active);
+}
+
+/** Their message arrived, or they left: not typing, and a start older than that stays out. */
 function stopTyping(state: ChatState, conversationId: string, userId: string): ChatState {
-  const typing = state.typing[conversationId];
-  if (!typing || !(userId in typing)) return state;
-  const { [userId]: _stopped, ...rest } = typing;
-  return { ...state, typing: { ...state.typing, [conversationId]: rest } };
+  const held = state.typing[conversationId]?.[userId];
+  if (!held?.active) return state;
+  return setTyping(state, conversationId, userId, { ...held, active: false });
 }
 
-/** Typing nobody refreshed in time is forgotten (the views also hide it the moment it is due). */
+function setTyping(state: ChatState, conversationId: string, userId: string, hint: TypingHint): ChatState {
+  const typing = { ...state.typing[conversationId], [userId]: hint };
+  return { ...state, typing: { ...state.typing, [conversationId]: typing } };
+}
+
+/** Hints nobody refreshed in time are forgotten (the views also hide a start the moment it
+ * is due). */
 function dropStaleTyping(state: ChatState, now: number): ChatState {
   let changed = false;
-  const typing: Record<string, Record<string, number>> = {};
+  const typing: Record<string, Record<string, TypingHint>> = {};
   for (const [id, people] of Object.entries(state.typing)) {
-    const fresh = Object.entries(people).filter(([, until]) => until > now);
+    const fresh = Object.entries(people).filter(([, hint]) => hint.until > now);
     changed ||= fresh.length !== Object.keys(people).length;
     if (fresh.length) typing[id] = Object.fromEntries(fresh);
   }
@@ -809,7 +831,7 @@ function dropStaleTyping(state: ChatState, now: number): ChatState {
 export function typingNames(state: ChatState, c: ConversationState, now: number): string[] {
   const people = state.typing[c.id] ?? {};
   return Object.entries(people)
-    .filter(([id, until]) => until > now && id !== state.me && !(id in state.blocked))
+    .filter(([id, hint]) => hint.active && hint.until > now && id !== state.me && !(id in state.blocked))
     .map(([id]) => {
       const member = c.members.find((m) => m.user_id === id);
       return member ? memberName(member) : "Someone";

@@ -135,7 +135,7 @@ describe("showing who is typing", () => {
       type: "conversations_loaded", list: { server_time: NOW, conversations: [group()] }, now: NOW,
     });
   }
-  const typingOf = (user_id: string, active = true): ServerFrame => ({ type: "typing", conversation_id: "g1", user_id, active });
+  const typingOf = (user_id: string, active = true, at = NOW): ServerFrame => ({ type: "typing", conversation_id: "g1", user_id, active, at });
   const at = (state: ChatState, frame: ServerFrame, now: number) => reduce(state, { type: "frame", frame, now });
   const line = (state: ChatState, now: number) => typingLine(typingNames(state, state.conversations.g1, now));
 
@@ -150,7 +150,7 @@ describe("showing who is typing", () => {
 
   it("goes stale 6 s after the last refresh, and a refresh keeps it", () => {
     let state = at(loaded(), typingOf("u-bob"), NOW);
-    state = at(state, typingOf("u-bob"), NOW + 3_000);
+    state = at(state, typingOf("u-bob", true, NOW + 3_000), NOW + 3_000);
     expect(line(state, NOW + 8_999)).toBe("Bob is typing…");
     expect(line(state, NOW + 9_000)).toBe("");
     const swept = reduce(state, { type: "expire_due", now: NOW + 9_000 });
@@ -168,6 +168,33 @@ describe("showing who is typing", () => {
       client_msg_id: "x-1", body: "hi", created_at: NOW, expires_at: NOW + 60_000,
     }, NOW + 1);
     expect(line(state, NOW + 1)).toBe("");
+  });
+
+  it("a start that reached the server before the stop shown is ignored", () => {
+    // The server handles one socket's frames concurrently: Bob's stop can overtake his start.
+    let state = at(loaded(), typingOf("u-bob", false, NOW + 40), NOW + 50);
+    state = at(state, typingOf("u-bob", true, NOW), NOW + 51);
+    expect(line(state, NOW + 51)).toBe("");
+    state = at(state, typingOf("u-bob", true, NOW + 40), NOW + 52); // the same instant: the stop wins
+    expect(line(state, NOW + 52)).toBe("");
+    state = at(state, typingOf("u-bob", true, NOW + 2_000), NOW + 2_010); // typing again
+    expect(line(state, NOW + 2_010)).toBe("Bob is typing…");
+  });
+
+  it("an older refresh does not put the stale time back", () => {
+    let state = at(loaded(), typingOf("u-bob", true, NOW + 3_000), NOW + 3_000);
+    state = at(state, typingOf("u-bob", true, NOW), NOW + 3_010);
+    expect(line(state, NOW + 9_005)).toBe("");
+  });
+
+  it("after their message, a start older than it stays out", () => {
+    const message: ServerFrame = {
+      type: "message", conversation_id: "g1", message_id: "m1", seq: 1, sender_id: "u-bob", sender_device_id: "d",
+      client_msg_id: "x-1", body: "hi", created_at: NOW, expires_at: NOW + 60_000,
+    };
+    let state = at(at(loaded(), typingOf("u-bob", true, NOW + 10), NOW + 10), message, NOW + 20);
+    state = at(state, typingOf("u-bob", true, NOW + 5), NOW + 21);
+    expect(line(state, NOW + 21)).toBe("");
   });
 
   it("a sweep with nobody stale changes nothing", () => {
