@@ -398,6 +398,7 @@ export class ChatClient {
     this.readSent.clear();
     this.syncing = false;
     this.requestSync();
+    this.typingSender.linkOpened();
     // sync brings back missed messages, not missed presence or receipts: after a gap, the list
     if (this.linkOpenedBefore) void this.reloadConversations();
     this.linkOpenedBefore = true;

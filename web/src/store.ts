@@ -184,7 +184,7 @@ export function reduce(state: ChatState, action: Action): ChatState {
     case "older_loaded":
       return addOlder(state, action);
     case "link_changed":
-      return action.link === state.link ? state : unsendsCutOff({ ...state, link: action.link });
+      return action.link === state.link ? state : typingCutOff(unsendsCutOff({ ...state, link: action.link }));
     case "gap_sync_sent":
       return { ...state, gap_syncs: state.gap_syncs + 1 };
   }
@@ -812,6 +812,13 @@ function stopTyping(state: ChatState, conversationId: string, userId: string): C
 function setTyping(state: ChatState, conversationId: string, userId: string, hint: TypingHint): ChatState {
   const typing = { ...state.typing[conversationId], [userId]: hint };
   return { ...state, typing: { ...state.typing, [conversationId]: typing } };
+}
+
+/** The link dropped: a stop sent meanwhile never comes, so the hints shown go now rather than
+ * when stale. Whoever is still typing says so again at their next refresh (every 3 s while they type). */
+function typingCutOff(state: ChatState): ChatState {
+  if (state.link === "online" || Object.keys(state.typing).length === 0) return state;
+  return { ...state, typing: {} };
 }
 
 /** Hints nobody refreshed in time are forgotten (the views also hide a start the moment it

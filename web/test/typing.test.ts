@@ -83,6 +83,37 @@ describe("sending typing hints", () => {
     expect(sent).toEqual(["g1 true", "g1 false"]);
   });
 
+  it("a stop owed while the link was down goes when it is back", () => {
+    typing.changed("g1", "hi", Date.now());
+    linkUp = false;
+    typing.changed("g1", "", Date.now());
+    vi.advanceTimersByTime(2_000);
+    linkUp = true;
+    typing.linkOpened(Date.now());
+    typing.linkOpened(Date.now()); // owed once
+    expect(sent).toEqual(["g1 true", "g1 false"]);
+  });
+
+  it("a stop owed for longer than the others show a start is dropped", () => {
+    typing.changed("g1", "hi", Date.now());
+    linkUp = false;
+    typing.stopped("g1", Date.now());
+    vi.advanceTimersByTime(6_000);
+    linkUp = true;
+    typing.linkOpened(Date.now());
+    expect(sent).toEqual(["g1 true"]);
+  });
+
+  it("typing again while the link is down cancels the owed stop", () => {
+    typing.changed("g1", "hi", Date.now());
+    linkUp = false;
+    typing.changed("g1", "", Date.now());
+    typing.changed("g1", "hi again", Date.now());
+    linkUp = true;
+    typing.linkOpened(Date.now());
+    expect(sent).toEqual(["g1 true"]);
+  });
+
   it("nothing goes while the link is down, and nothing is kept for later", () => {
     linkUp = false;
     typing.changed("g1", "hi", Date.now());
@@ -119,6 +150,18 @@ describe("the client sends typing on the link only", () => {
       { action: "typing", conversation_id: "g1", active: false },
     ]);
     expect(client.getState().outbox).toEqual([]);
+  });
+
+  it("a stop owed while the link was down goes on the next link", () => {
+    link.open();
+    client.typing("g1", "hi");
+    link.drop();
+    client.typingStopped("g1");
+    link.open();
+    expect(link.of("typing")).toEqual([
+      { action: "typing", conversation_id: "g1", active: true },
+      { action: "typing", conversation_id: "g1", active: false },
+    ]);
   });
 
   it("typing while the link is down sends nothing, then or later", () => {
@@ -195,6 +238,16 @@ describe("showing who is typing", () => {
     let state = at(at(loaded(), typingOf("u-bob", true, NOW + 10), NOW + 10), message, NOW + 20);
     state = at(state, typingOf("u-bob", true, NOW + 5), NOW + 21);
     expect(line(state, NOW + 21)).toBe("");
+  });
+
+  it("the link dropping forgets who is typing: a stop sent meanwhile would never come", () => {
+    let state = reduce(at(loaded(), typingOf("u-bob"), NOW), { type: "link_changed", link: "online" });
+    state = at(state, typingOf("u-alice"), NOW);
+    state = reduce(state, { type: "link_changed", link: "connecting" });
+    expect(line(state, NOW + 1)).toBe("");
+    state = reduce(state, { type: "link_changed", link: "online" });
+    state = at(state, typingOf("u-bob", true, NOW + 3_000), NOW + 3_000); // Bob's next refresh
+    expect(line(state, NOW + 3_000)).toBe("Bob is typing…");
   });
 
   it("a sweep with nobody stale changes nothing", () => {
