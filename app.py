@@ -248,7 +248,7 @@ def ws_message(event: WebsocketEvent) -> None:
     # The raw body, not event.body: Chalice turns a missing body into the string "None".
     raw_event = event.to_dict()
     frames.handle_frame(raw_event.get("body"), event.connection_id, bootstrap.get_context(),
-                        raw_event["requestContext"].get("requestTimeEpoch"))
+                        received_at=raw_event["requestContext"].get("requestTimeEpoch"))
 
 
 @app.on_ws_disconnect()

@@ -49,7 +49,7 @@ ACTIONS: dict[str, Action | CursorAction] = {
 CURSOR_ACTIONS = frozenset({messaging.ack, messaging.read})
 
 
-def handle_frame(raw: str | None, connection_id: str, ctx: Context,
+def handle_frame(raw: str | None, connection_id: str, ctx: Context, *,
                  received_at: int | None = None) -> None:
     """Every frame, bad ones included, passes the connection's frame limit before it costs
     more than that. `received_at`: when the frame reached API Gateway (ms), if known."""
@@ -67,7 +67,7 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context,
             count_frame(connection_id, ctx)
             raise
         tag(action=asked)
-        caller = _act(action, frame, connection_id, ctx, received_at)
+        caller = _act(action, frame, connection_id, ctx, received_at=received_at)
         if caller is not None and caller.was_silent:  # it shows life again: others learn now,
             presence.revive(caller.user_id, ctx)  # not at the next sweep
     except EphemeraError as error:
@@ -80,13 +80,14 @@ def handle_frame(raw: str | None, connection_id: str, ctx: Context,
 
 
 def _act(action: Action | CursorAction, frame: dict[str, Any], connection_id: str,
-         ctx: Context, received_at: int | None) -> Caller | None:
+         ctx: Context, *, received_at: int | None) -> Caller | None:
     """Run the action; the caller it acted for (None for `typing`, which revives nothing)."""
     if action in CURSOR_ACTIONS:
         return action(connection_id, frame, ctx)  # type: ignore[arg-type,return-value]
     if action is typing_service.typing:  # writes nothing, not even the frame's count:
         typing_service.spend_budget(connection_id, ctx)  # an in-memory budget instead
-        typing_service.typing(caller_of(connection_id, ctx), frame, ctx, received_at)  # a read
+        typing_service.typing(caller_of(connection_id, ctx), frame, ctx,  # a read
+                              received_at=received_at)
         return None
     named = frame.get("conversation_id")
     sending = action is messaging.send and isinstance(named, str)

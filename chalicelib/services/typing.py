@@ -67,9 +67,9 @@ class _Memory:
             last = self.passed.get(key)
             if last is None:
                 return False
-            last_at, last_active = last
-            if at < last_at or (at == last_at and active and not last_active):
+            if _overtaken(last, active, at):
                 return True
+            last_at, last_active = last
             return active and last_active and at - last_at < ACTIVE_EVERY_MS
 
     def record(self, key: tuple[str, str], active: bool, at: int) -> bool:
@@ -78,12 +78,19 @@ class _Memory:
         with self.lock:
             _forget(self.passed, at - ACTIVE_EVERY_MS, lambda last: last[0])
             last = self.passed.get(key)
-            if last is not None and (last[0] > at or (last[0] == at and active and not last[1])):
+            if last is not None and _overtaken(last, active, at):
                 return False
             self.passed.pop(key, None)
             self.passed[key] = (at, active)
             _bound(self.passed)
             return True
+
+
+def _overtaken(last: tuple[int, bool], active: bool, at: int) -> bool:
+    """Whether a frame that reached the server at `at` is older than the `last` passed on (a
+    start and a stop of the same instant: the stop is the newer)."""
+    last_at, last_active = last
+    return at < last_at or (at == last_at and active and not last_active)
 
 
 def _forget(table: OrderedDict, before: int, time_of: Any) -> None:
@@ -111,7 +118,7 @@ def spend_budget(connection_id: str, ctx: Context) -> None:
         raise RateLimited("too many typing frames; slow down", retry_after_ms=max(1, wait))
 
 
-def typing(caller: Caller, frame: dict[str, Any], ctx: Context,
+def typing(caller: Caller, frame: dict[str, Any], ctx: Context, *,
            received_at: int | None = None) -> None:
     """Pass `typing {conversation_id, user_id, active, at}` on to the other participants'
     live connections: those who accepted the conversation, and not between people of whom

@@ -126,7 +126,7 @@ class World:
               **fields: Any) -> None:
         # Raw UTF-8, as clients send it (PROTOCOL.md): \u escapes would triple a body.
         raw = json.dumps({"action": action, **fields}, ensure_ascii=False)
-        frames.handle_frame(raw, caller.connection_id, self.ctx, received_at)
+        frames.handle_frame(raw, caller.connection_id, self.ctx, received_at=received_at)
 
     def raw(self, caller: Caller, raw: str | None) -> None:
         frames.handle_frame(raw, caller.connection_id, self.ctx)
